@@ -1,0 +1,214 @@
+//! Client-visible failures. Every one has a status and a message and renders itself in the
+//! client's dialect: OpenAI `{"error":{message,type,param,code}}` or Gemini
+//! `{"error":{code,message,status}}`.
+
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use crate::generate::GenerateError;
+use crate::pool::{NoAccount, PoolError};
+
+use super::body::Body;
+
+/// Which error shape the client expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI `{"error":{message,type,param,code}}`.
+    OpenAi,
+    /// Gemini `{"error":{code,message,status}}`.
+    Gemini,
+}
+
+/// A failure to show a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable message (never a secret).
+    pub message: String,
+    /// OpenAI `code`, e.g. `model_not_found`.
+    pub code: Option<&'static str>,
+    /// OpenAI `param`, when one field is at fault.
+    pub param: Option<String>,
+    /// Seconds for `Retry-After`.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    /// An error with a status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            code: None,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    /// Sets the OpenAI `code`.
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Sets the OpenAI `param`.
+    pub fn param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// Sets `Retry-After`.
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// 400 `invalid_request_error`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 401 for a missing or wrong API key.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message).code("invalid_api_key")
+    }
+
+    /// 404 `model_not_found`.
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("The model `{model}` does not exist."))
+            .code("model_not_found")
+            .param("model")
+    }
+
+    /// 404 for an unknown route or record.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message).code("not_found")
+    }
+
+    /// 500 with a generic message; the detail is for logs only.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error; see the server log.")
+    }
+
+    /// OpenAI `type` for the status.
+    pub fn openai_type(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "invalid_request_error",
+            429 => "rate_limit_error",
+            s if s >= 500 => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// Gemini `status` for the HTTP code (client-apis §1.7).
+    pub fn gemini_status(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            409 => "ABORTED",
+            429 => "RESOURCE_EXHAUSTED",
+            500 => "INTERNAL",
+            502 | 503 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// The JSON body in `dialect`.
+    pub fn body_json(&self, dialect: Dialect) -> serde_json::Value {
+        match dialect {
+            Dialect::OpenAi => json!({"error": {
+                "message": self.message,
+                "type": self.openai_type(),
+                "param": self.param,
+                "code": self.code,
+            }}),
+            Dialect::Gemini => json!({"error": {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "status": self.gemini_status(),
+            }}),
+        }
+    }
+
+    /// The whole response in `dialect`.
+    pub fn into_response(self, dialect: Dialect) -> Response<Body> {
+        let body = self.body_json(dialect).to_string();
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(s) = self.retry_after {
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+impl From<NoAccount> for ApiError {
+    fn from(n: NoAccount) -> Self {
+        match n {
+            NoAccount::TierTooLow { .. } => Self::new(StatusCode::FORBIDDEN, n.to_string()).code("tier_required"),
+            _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, n.to_string())
+                .code("no_account_available")
+                .retry_after(30),
+        }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Unavailable(n) => n.into(),
+            PoolError::Duplicate(_) => Self::new(StatusCode::CONFLICT, e.to_string()).code("duplicate"),
+            PoolError::Rejected(_) => Self::bad_request(e.to_string()).code("session_token_rejected"),
+            PoolError::NotFound(_) => Self::not_found(e.to_string()),
+            PoolError::Storage(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Storage is unavailable; retry shortly.")
+                .code("storage_unavailable")
+                .retry_after(5),
+        }
+    }
+}
+
+impl From<GenerateError> for ApiError {
+    fn from(e: GenerateError) -> Self {
+        match &e {
+            GenerateError::Captcha(c) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Could not obtain a reCAPTCHA token: {}", c.message),
+            )
+            .code("captcha_failed")
+            .retry_after(10),
+            GenerateError::Upstream(f) if f.is_content_policy() => Self::bad_request(format!(
+                "Google refused the content ({}): {}",
+                f.reason().unwrap_or("content policy"),
+                f.message()
+            ))
+            .code("content_policy_violation"),
+            GenerateError::Upstream(f) if f.is_timeout() => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, format!("Upstream timed out: {f}")).code("upstream_timeout")
+            }
+            GenerateError::Upstream(f) if f.is_quota_exhausted() => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, format!("Upstream quota exhausted: {f}"))
+                    .code("insufficient_quota")
+                    .retry_after(60)
+            }
+            GenerateError::Upstream(f) if f.is_captcha_rejected() => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("reCAPTCHA kept failing: {f}"))
+                    .code("upstream_captcha_rejected")
+                    .retry_after(10)
+            }
+            GenerateError::Upstream(f) => {
+                Self::new(StatusCode::BAD_GATEWAY, format!("Upstream failed: {f}")).code("upstream_error")
+            }
+            GenerateError::NoProject => {
+                Self::new(StatusCode::BAD_GATEWAY, e.to_string()).code("upstream_error")
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Client image inputs (§5.6): `data:` URLs and http(s) URLs, fetched only from public
+//! addresses unless `ALLOW_PRIVATE_IMAGE_URLS` is set, with size limits. Our own
+//! `/media/{id}` links are read from the media store directly.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use base64::Engine as _;
+use http::Method;
+
+use crate::flow::{send_with_timeout, timeouts};
+use crate::memory::is_media_id;
+use crate::seams::Bytes;
+
+use super::error::ApiError;
+use super::AppInner;
+
+const MAX_REDIRECTS: usize = 3;
+
+fn is_private_v4(ip: Ipv4Addr) -> bool {
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.octets()[0] == 0
+        // 100.64.0.0/10 carrier-grade NAT
+        || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xC0) == 64)
+}
+
+fn is_private_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_private_v4(v4);
+    }
+    let seg0 = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || (seg0 & 0xfe00) == 0xfc00 // unique local
+        || (seg0 & 0xffc0) == 0xfe80 // link local
+}
+
+/// Whether `url` points at loopback, private or link-local space (by literal address or by a
+/// name that always means the local machine or cloud metadata).
+pub fn is_private_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => is_private_v4(ip),
+        Some(url::Host::Ipv6(ip)) => is_private_v6(ip),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost"
+                || d.ends_with(".localhost")
+                || d.ends_with(".local")
+                || d.ends_with(".internal")
+                || d.parse::<IpAddr>().is_ok_and(|ip| match ip {
+                    IpAddr::V4(v4) => is_private_v4(v4),
+                    IpAddr::V6(v6) => is_private_v6(v6),
+                })
+        }
+        None => true,
+    }
+}
+
+/// Decodes a `data:<mime>;base64,<data>` URL.
+///
+/// # Errors
+/// 400 for anything else, or bytes over `max_bytes`.
+pub fn decode_data_url(uri: &str, max_bytes: usize) -> Result<Bytes, ApiError> {
+    let invalid = || ApiError::bad_request("Invalid data URL: expected data:<mime>;base64,<data>").param("messages");
+    let rest = uri.strip_prefix("data:").ok_or_else(invalid)?;
+    let (meta, data) = rest.split_once(',').ok_or_else(invalid)?;
+    let mime = meta.strip_suffix(";base64").ok_or_else(invalid)?;
+    if !mime.starts_with("image/") {
+        return Err(ApiError::bad_request(format!("Unsupported data URL type: {mime}")).param("messages"));
+    }
+    // base64 expands by 4/3: refuse before decoding what cannot fit.
+    if data.len() / 4 * 3 > max_bytes + 3 {
+        return Err(too_large(max_bytes));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|_| invalid())?;
+    if bytes.is_empty() {
+        return Err(invalid());
+    }
+    if bytes.len() > max_bytes {
+        return Err(too_large(max_bytes));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::bad_request(format!("Image is larger than {} bytes.", max)).param("messages")
+}
+
+impl AppInner {
+    /// Loads one client image URI: a data URL, our own media link, or an http(s) URL.
+    ///
+    /// # Errors
+    /// 400 with the reason.
+    pub(crate) async fn load_image(&self, uri: &str) -> Result<Bytes, ApiError> {
+        let uri = uri.trim();
+        if uri.starts_with("data:") {
+            return decode_data_url(uri, self.config.max_image_bytes);
+        }
+        let Ok(url) = url::Url::parse(uri) else {
+            return Err(ApiError::bad_request(format!("Unsupported image URI: {}", shorten(uri))).param("messages"));
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ApiError::bad_request(format!("Unsupported image URI scheme: {}", url.scheme())).param("messages"));
+        }
+        if let Some(bytes) = self.own_media(&url).await {
+            return Ok(bytes);
+        }
+        self.fetch_image(url).await
+    }
+
+    async fn own_media(&self, url: &url::Url) -> Option<Bytes> {
+        let id = url.path().strip_prefix("/media/")?;
+        if !is_media_id(id) {
+            return None;
+        }
+        self.deps.media.get(id).await.ok().flatten().map(|m| m.bytes)
+    }
+
+    async fn fetch_image(&self, mut url: url::Url) -> Result<Bytes, ApiError> {
+        let failed = |u: &url::Url, why: &str| {
+            ApiError::bad_request(format!("Failed to load image from {}: {why}", shorten(u.as_str()))).param("messages")
+        };
+        for _ in 0..=MAX_REDIRECTS {
+            if !self.config.allow_private_image_urls && is_private_url(&url) {
+                return Err(ApiError::bad_request(format!(
+                    "Image URL {} points at a private, loopback or link-local address, which is not allowed.",
+                    shorten(url.as_str())
+                ))
+                .param("messages"));
+            }
+            let req = http::Request::builder()
+                .method(Method::GET)
+                .uri(url.as_str())
+                .header("accept", "image/avif,image/webp,image/apng,image/*,*/*;q=0.8")
+                .header("user-agent", crate::flow::headers::FALLBACK_USER_AGENT)
+                .body(Bytes::new())
+                .map_err(|_| failed(&url, "invalid URL"))?;
+            let resp = send_with_timeout(&*self.deps.http, &*self.deps.clock, req, timeouts::FETCH_IMAGE)
+                .await
+                .map_err(|e| failed(&url, &e.to_string()))?;
+            let status = resp.status();
+            if status.is_redirection() {
+                let next = resp
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| url.join(l).ok())
+                    .ok_or_else(|| failed(&url, "redirect without a location"))?;
+                url = next;
+                continue;
+            }
+            if status != http::StatusCode::OK {
+                return Err(failed(&url, &format!("HTTP {}", status.as_u16())));
+            }
+            let body = resp.into_body();
+            if body.is_empty() {
+                return Err(failed(&url, "empty body"));
+            }
+            if body.len() > self.config.max_image_bytes {
+                return Err(too_large(self.config.max_image_bytes));
+            }
+            return Ok(body);
+        }
+        Err(failed(&url, "too many redirects"))
+    }
+}
+
+/// Keeps URIs in messages short (data URLs can be megabytes).
+fn shorten(s: &str) -> String {
+    if s.len() <= 120 {
+        return s.to_owned();
+    }
+    let mut end = 120;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for u in [
+            "http://127.0.0.1/x",
+            "http://10.1.2.3/",
+            "http://192.168.0.1/",
+            "http://169.254.169.254/latest",
+            "http://[::1]/",
+            "http://[fe80::1]/",
+            "http://localhost:8080/",
+            "http://metadata.google.internal/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+        ] {
+            assert!(is_private_url(&url::Url::parse(u).unwrap()), "{u}");
+        }
+        for u in ["https://example.com/a.png", "http://8.8.8.8/"] {
+            assert!(!is_private_url(&url::Url::parse(u).unwrap()), "{u}");
+        }
+    }
+
+    #[test]
+    fn data_urls() {
+        assert_eq!(&decode_data_url("data:image/png;base64,aGVsbG8=", 100).unwrap()[..], b"hello");
+        assert!(decode_data_url("data:image/png;base64/aGVsbG8=", 100).is_err());
+        assert!(decode_data_url("data:image/png;base64,!!!", 100).is_err());
+        assert!(decode_data_url("data:text/plain;base64,aGVsbG8=", 100).is_err());
+        assert!(decode_data_url("data:image/png;base64,aGVsbG8=", 3).is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! The HTTP surface: one function of `http::Request` to `http::Response`, the same on every
+//! host. [`App::handle`] routes, authenticates, parses into typed requests, runs the pipeline
+//! and renders errors in the client's dialect.
+
+mod admin;
+pub mod body;
+pub mod error;
+pub mod inputs;
+mod openai;
+mod sse;
+
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+
+use crate::captcha::{YesCaptcha, YesCaptchaConfig};
+use crate::config::Config;
+use crate::flow::FlowClient;
+use crate::generate::Generator;
+use crate::pool::AccountPool;
+use crate::seams::{Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Storage};
+
+pub use body::Body;
+pub use error::{ApiError, Dialect};
+
+/// The seams a host provides.
+#[derive(Clone)]
+pub struct Deps {
+    /// Outgoing HTTP (Flow, captcha provider, client image URLs).
+    pub http: Arc<dyn HttpClient>,
+    /// Durable records (accounts). KV at the edge.
+    pub storage: Arc<dyn Storage>,
+    /// Strongly consistent records every instance sees at once (admin sessions). A Durable
+    /// Object at the edge; memory natively.
+    pub sessions: Arc<dyn Storage>,
+    /// Per-account concurrency slots.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Generated media served at `/media/{id}`.
+    pub media: Arc<dyn MediaStore>,
+    /// A captcha solver; `None` builds the one `CAPTCHA_METHOD` names over `http`.
+    pub captcha: Option<Arc<dyn CaptchaSolver>>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct AppInner {
+    pub(crate) config: Config,
+    pub(crate) deps: Deps,
+    pub(crate) pool: AccountPool,
+    pub(crate) generator: Generator,
+}
+
+/// The gateway. Cheap to clone; build one per process (or per Worker invocation).
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// Captcha failures get their own, larger budget (they never count against an account).
+pub const CAPTCHA_MAX_RETRIES: u32 = 6;
+
+impl App {
+    /// Builds the gateway from its configuration and seams.
+    pub fn new(config: Config, deps: Deps) -> Self {
+        let flow = FlowClient::new(
+            deps.http.clone(),
+            deps.clock.clone(),
+            &config.labs_base_url,
+            &config.api_base_url,
+        );
+        let captcha = deps.captcha.clone().unwrap_or_else(|| {
+            Arc::new(YesCaptcha::new(
+                deps.http.clone(),
+                deps.clock.clone(),
+                YesCaptchaConfig {
+                    base_url: config.yescaptcha_base_url.clone(),
+                    api_key: config.yescaptcha_api_key.clone(),
+                    task_type: config.yescaptcha_task_type.clone(),
+                    poll_interval: config.captcha_poll_interval,
+                    max_polls: config.captcha_max_polls,
+                },
+            ))
+        });
+        let pool = AccountPool::new(deps.storage.clone(), deps.coordinator.clone(), flow.clone());
+        let generator = Generator::new(
+            flow,
+            captcha,
+            deps.media.clone(),
+            config.max_retries,
+            CAPTCHA_MAX_RETRIES,
+        );
+        Self {
+            inner: Arc::new(AppInner {
+                config,
+                deps,
+                pool,
+                generator,
+            }),
+        }
+    }
+
+    /// The account pool, for hosts that run background refreshes.
+    pub fn pool(&self) -> &AccountPool {
+        &self.inner.pool
+    }
+
+    /// Answers one request. Never panics on client input; every failure is a response.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
+        let mut resp = self.route(req).await;
+        add_cors(&mut resp);
+        resp
+    }
+
+    async fn route(&self, req: Request<Bytes>) -> Response<Body> {
+        let inner = &self.inner;
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        if method == Method::OPTIONS {
+            return Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty()));
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let result = match (&method, segments.as_slice()) {
+            (&Method::GET, ["health"]) => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())),
+            (&Method::GET, ["media", id]) => inner.serve_media(id).await,
+            (&Method::GET, ["v1", "models"]) => inner.require_api_key(&req).map(|_| openai::models_response()),
+            (&Method::POST, ["v1", "chat", "completions"]) => match inner.require_api_key(&req) {
+                Ok(()) => openai::chat_completions(inner.clone(), req).await,
+                Err(e) => Err(e),
+            },
+            (&Method::POST, ["api", "login"] | ["api", "admin", "login"]) => inner.login(&req).await,
+            (_, ["api", ..]) => inner.admin_route(&method, &segments[1..], &req).await,
+            (_, ["v1", "models"] | ["v1", "chat", "completions"]) => {
+                Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed here")))
+            }
+            _ => Err(ApiError::not_found(format!("No route for {method} {path}"))),
+        };
+        result.unwrap_or_else(|e| e.into_response(Dialect::OpenAi))
+    }
+}
+
+impl AppInner {
+    /// API-key check: `Authorization: Bearer` (alone when present), `x-goog-api-key`, `?key=`.
+    fn require_api_key(&self, req: &Request<Bytes>) -> Result<(), ApiError> {
+        let Some(expected) = &self.config.api_key else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "API_KEY is not configured on this server; set it to enable the API.",
+            )
+            .code("api_key_not_configured"));
+        };
+        let h = req.headers();
+        let given = if let Some(auth) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).map(str::trim).map(str::to_owned)
+        } else if let Some(k) = h.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
+            Some(k.trim().to_owned())
+        } else {
+            req.uri().query().and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "key")
+                    .map(|(_, v)| v.into_owned())
+            })
+        };
+        match given {
+            Some(k) if expected.ct_eq(&k) => Ok(()),
+            Some(_) => Err(ApiError::unauthorized("Incorrect API key provided.")),
+            None => Err(ApiError::unauthorized(
+                "Missing API key: send Authorization: Bearer <key>, x-goog-api-key, or ?key=.",
+            )),
+        }
+    }
+
+    async fn serve_media(&self, id: &str) -> Result<Response<Body>, ApiError> {
+        match self.deps.media.get(id).await {
+            Ok(Some(m)) => Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, m.content_type)
+                .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
+                .body(Body::Full(m.bytes))
+                .unwrap_or_else(|_| Response::new(Body::empty()))),
+            Ok(None) => Err(ApiError::not_found("No such media (it may have expired).")),
+            Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Media storage is unavailable.").retry_after(5)),
+        }
+    }
+
+    /// Base URL for links to `/media/{id}`: `PUBLIC_BASE_URL`, else the request's forwarded
+    /// or direct host.
+    fn public_base(&self, req: &Request<Bytes>) -> String {
+        if let Some(b) = &self.config.public_base_url {
+            return b.clone();
+        }
+        let h = req.headers();
+        let first = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let host = first("x-forwarded-host")
+            .or_else(|| first("host"))
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "localhost".to_owned());
+        let scheme = first("x-forwarded-proto")
+            .or_else(|| req.uri().scheme_str().map(str::to_owned))
+            .unwrap_or_else(|| "http".to_owned());
+        format!("{scheme}://{host}")
+    }
+}
+
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut resp = Response::new(Body::Full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn add_cors(resp: &mut Response<Body>) {
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("authorization, content-type, x-goog-api-key, x-stainless-retry-count"),
+    );
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+}

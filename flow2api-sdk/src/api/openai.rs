@@ -1,0 +1,394 @@
+//! OpenAI dialect: `GET /v1/models` and `POST /v1/chat/completions`.
+
+use std::sync::{Arc, OnceLock};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::generate::{ImageRequest, Output, Progress};
+use crate::models;
+use crate::pool::Lease;
+use crate::seams::{boxed, Bytes, SlotKind};
+use crate::util;
+
+use super::error::{ApiError, Dialect};
+use super::sse::{data, Encoder, EventStream};
+use super::{json_response, AppInner, Body};
+
+/// `GET /v1/models`: built once, since the catalogue is static.
+pub(crate) fn models_response() -> Response<Body> {
+    static BODY: OnceLock<Bytes> = OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let data: Vec<Value> = models::image_models()
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id,
+                    "object": "model",
+                    "created": 1_764_140_000,
+                    "owned_by": "flow2api",
+                    "description": models::model_description(m.id),
+                })
+            })
+            .collect();
+        Bytes::from(json!({"object": "list", "data": data}).to_string())
+    });
+    json_response(StatusCode::OK, body.clone())
+}
+
+/// A chat completion request, checked and typed.
+struct ChatRequest {
+    model_name: String,
+    stream: bool,
+    include_usage: bool,
+    prompt: String,
+    image_uris: Vec<String>,
+    history_image_uris: Vec<String>,
+    hints: models::ResolveHints,
+}
+
+fn field_error(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message).param(param)
+}
+
+fn parse_chat(body: &[u8], max_prompt_chars: usize) -> Result<ChatRequest, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("The request body must be a JSON object."))?;
+    let model_name = match obj.get("model") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+        Some(Value::String(_)) | None => return Err(field_error("model", "`model` is required.")),
+        Some(_) => return Err(field_error("model", "`model` must be a string.")),
+    };
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(field_error("stream", "`stream` must be a boolean.")),
+    };
+    let include_usage = obj
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let messages = match obj.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => m,
+        Some(Value::Array(_)) | None => {
+            return Err(field_error("messages", "`messages` must be a non-empty array."))
+        }
+        Some(_) => return Err(field_error("messages", "`messages` must be an array.")),
+    };
+    let (last, earlier) = messages.split_last().ok_or_else(|| field_error("messages", "`messages` is empty."))?;
+    let (prompt, mut image_uris) = read_message(last)?;
+    if image_uris.is_empty() {
+        // Deprecated top-level `image`.
+        if let Some(Value::String(s)) = obj.get("image") {
+            image_uris.push(s.clone());
+        }
+    }
+    if prompt.is_empty() {
+        return Err(field_error("messages", "The prompt is empty: the last message has no text."));
+    }
+    if prompt.chars().count() > max_prompt_chars {
+        return Err(field_error(
+            "messages",
+            format!("The prompt is longer than {max_prompt_chars} characters."),
+        ));
+    }
+    // Continuous conversation (§5.7): markdown images of earlier assistant messages, newest
+    // first, last image of a message first.
+    let mut history_image_uris = Vec::new();
+    for m in earlier.iter().rev() {
+        if m.get("role").and_then(Value::as_str) != Some("assistant") {
+            continue;
+        }
+        if let Some(Value::String(text)) = m.get("content") {
+            let mut found = markdown_images(text);
+            found.reverse();
+            history_image_uris.extend(found);
+        }
+    }
+    Ok(ChatRequest {
+        model_name,
+        stream,
+        include_usage,
+        prompt,
+        image_uris,
+        history_image_uris,
+        hints: models::hints_from_body(&v),
+    })
+}
+
+/// Text and image URIs of one message.
+fn read_message(m: &Value) -> Result<(String, Vec<String>), ApiError> {
+    let Some(m) = m.as_object() else {
+        return Err(field_error("messages", "Each message must be an object."));
+    };
+    match m.get("content") {
+        Some(Value::String(s)) => Ok((s.trim().to_owned(), Vec::new())),
+        Some(Value::Array(parts)) => {
+            let mut texts = Vec::new();
+            let mut images = Vec::new();
+            for part in parts {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => match part.get("text") {
+                        Some(Value::String(t)) => {
+                            let t = t.trim();
+                            if !t.is_empty() {
+                                texts.push(t.to_owned());
+                            }
+                        }
+                        _ => return Err(field_error("messages", "A text part needs a string `text`.")),
+                    },
+                    Some("image_url") => {
+                        let url = match part.get("image_url") {
+                            Some(Value::String(s)) => Some(s.as_str()),
+                            Some(Value::Object(o)) => o.get("url").and_then(Value::as_str),
+                            _ => None,
+                        };
+                        match url {
+                            Some(u) if !u.trim().is_empty() => images.push(u.trim().to_owned()),
+                            _ => {
+                                return Err(field_error(
+                                    "messages",
+                                    "An image_url part needs `image_url.url` as a string.",
+                                ))
+                            }
+                        }
+                    }
+                    _ => return Err(field_error("messages", "Content parts must be of type `text` or `image_url`.")),
+                }
+            }
+            Ok((texts.join("\n"), images))
+        }
+        Some(Value::Null) | None => Ok((String::new(), Vec::new())),
+        Some(_) => Err(field_error("messages", "Message `content` must be a string or an array of parts.")),
+    }
+}
+
+/// `![alt](url)` targets in order.
+fn markdown_images(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("![") {
+        rest = &rest[i + 2..];
+        let Some(close) = rest.find("](") else { break };
+        rest = &rest[close + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let url = rest[..end].trim();
+        if url.starts_with("http") || url.starts_with("data:image") {
+            out.push(url.to_owned());
+        }
+        rest = &rest[end + 1..];
+    }
+    out
+}
+
+/// `POST /v1/chat/completions`. Everything that can fail before generation (parsing, model,
+/// images, account) fails here as a plain error response; later failures go in the stream.
+pub(crate) async fn chat_completions(inner: Arc<AppInner>, req: Request<Bytes>) -> Result<Response<Body>, ApiError> {
+    let chat = parse_chat(req.body(), inner.config.max_prompt_chars)?;
+    // Unknown names fail before any image is fetched.
+    let mut model = models::resolve_image(&chat.model_name, &chat.hints, None)
+        .ok_or_else(|| ApiError::model_not_found(&chat.model_name))?;
+    if chat.image_uris.len() > inner.config.max_images {
+        return Err(field_error(
+            "messages",
+            format!("At most {} images per request.", inner.config.max_images),
+        ));
+    }
+    let mut images = Vec::with_capacity(chat.image_uris.len() + 1);
+    for uri in &chat.image_uris {
+        images.push(inner.load_image(uri).await?);
+    }
+    for uri in &chat.history_image_uris {
+        if images.len() >= inner.config.max_images {
+            break;
+        }
+        if let Ok(b) = inner.load_image(uri).await {
+            images.insert(0, b);
+            break;
+        }
+    }
+    if let Some(first) = images.first() {
+        if let Some(m) = models::resolve_image(&chat.model_name, &chat.hints, Some(first)) {
+            model = m;
+        }
+    }
+    let lease = inner
+        .pool
+        .acquire(SlotKind::Image, model.min_tier(), model.id)
+        .await?;
+    let media_base = inner.public_base(&req);
+    let job = ImageRequest {
+        model,
+        prompt: chat.prompt,
+        images,
+    };
+    let id = format!("chatcmpl-{}", util::random_hex(12));
+    let created = inner.deps.clock.now_ms() / 1000;
+    let meta = Meta {
+        id,
+        created,
+        model: chat.model_name,
+    };
+    if chat.stream {
+        let (progress, lines) = Progress::channel();
+        let clock = inner.deps.clock.clone();
+        let interval = inner.config.keepalive_interval;
+        let pipeline = boxed(run(inner, lease, job, media_base, progress));
+        let encoder = ChatEncoder {
+            meta,
+            include_usage: chat.include_usage,
+        };
+        let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
+        let mut resp = Response::new(Body::Stream(crate::seams::boxed_stream(stream)));
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(resp)
+    } else {
+        let output = run(inner, lease, job, media_base, Progress::discard()).await?;
+        let body = json!({
+            "id": meta.id,
+            "object": "chat.completion",
+            "created": meta.created,
+            "model": meta.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": final_content(&output)},
+                "finish_reason": "stop",
+            }],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        });
+        Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
+    }
+}
+
+async fn run(
+    inner: Arc<AppInner>,
+    lease: Lease,
+    job: ImageRequest,
+    media_base: String,
+    progress: Progress,
+) -> Result<Output, ApiError> {
+    progress.line(format!("Image generation started on account {}.", mask_email(&lease.account.email)));
+    let result = inner
+        .generator
+        .generate_image(&lease.account, &job, &media_base, &progress)
+        .await;
+    inner.pool.release(&lease).await;
+    result.map_err(|e| {
+        let err = ApiError::from(e);
+        progress.line(format!("Error: {}", err.message));
+        err
+    })
+}
+
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((user, domain)) if !user.is_empty() => {
+            format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
+        }
+        _ => "***".to_owned(),
+    }
+}
+
+fn final_content(output: &Output) -> String {
+    format!("![Generated Image]({})", output.url)
+}
+
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+struct ChatEncoder {
+    meta: Meta,
+    include_usage: bool,
+}
+
+impl ChatEncoder {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+        let v = json!({
+            "id": self.meta.id,
+            "object": "chat.completion.chunk",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        data(&v.to_string())
+    }
+}
+
+impl Encoder for ChatEncoder {
+    type Outcome = Result<Output, ApiError>;
+
+    fn start(&mut self) -> Option<String> {
+        Some(self.chunk(json!({"role": "assistant", "content": ""}), None))
+    }
+
+    fn progress(&mut self, line: &str) -> String {
+        self.chunk(json!({"reasoning_content": line}), None)
+    }
+
+    fn finish(&mut self, outcome: Self::Outcome) -> String {
+        let mut out = match outcome {
+            Ok(o) => self.chunk(json!({"content": final_content(&o)}), Some("stop")),
+            Err(e) => data(&e.body_json(Dialect::OpenAi).to_string()),
+        };
+        if self.include_usage {
+            let v = json!({
+                "id": self.meta.id,
+                "object": "chat.completion.chunk",
+                "created": self.meta.created,
+                "model": self.meta.model,
+                "choices": [],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            });
+            out.push_str(&data(&v.to_string()));
+        }
+        out.push_str("data: [DONE]\n\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates() {
+        let ok = parse_chat(
+            br#"{"model":"m","stream":true,"messages":[{"role":"assistant","content":"![x](https://a/1.png) ![y](https://a/2.png)"},{"role":"user","content":[{"type":"text","text":" a cat "},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}"#,
+            100,
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(ok.prompt, "a cat");
+        assert!(ok.stream);
+        assert_eq!(ok.image_uris.len(), 1);
+        assert_eq!(ok.history_image_uris, vec!["https://a/2.png", "https://a/1.png"]);
+
+        for (body, param) in [
+            (&b"{not json"[..], None),
+            (br#"[]"#, None),
+            (br#"{"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
+            (br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
+            (br#"{"model":"m","messages":[]}"#, Some("messages")),
+            (br#"{"model":"m","messages":"hi"}"#, Some("messages")),
+            (br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#, Some("stream")),
+            (br#"{"model":"m","messages":[{"role":"user","content":"   "}]}"#, Some("messages")),
+            (br#"{"model":"m","messages":[{"role":"user","content":[{"type":"audio"}]}]}"#, Some("messages")),
+        ] {
+            let e = parse_chat(body, 100).err().unwrap();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(body));
+            assert_eq!(e.param.as_deref(), param);
+        }
+        let e = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"aaaa"}]}"#, 3).err().unwrap();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,249 @@
+//! The image pipeline (§5.2): upload references, generate with retries, upsample, store.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::flow::{
+    headers::project_page, session_id, FlowError, ImageGeneration, ImageUpsample, RECAPTCHA_SITE_KEY,
+};
+use crate::models::ImageModel;
+use crate::pool::Account;
+use crate::seams::{Bytes, CaptchaAction, CaptchaError, CaptchaRequest, CaptchaSolution, Media};
+use crate::secret::Secret;
+use crate::util;
+
+use super::{GenerateError, Generator, Output, Progress};
+
+/// One image generation.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    /// The resolved model.
+    pub model: &'static ImageModel,
+    /// The prompt.
+    pub prompt: String,
+    /// Reference images, already loaded and checked.
+    pub images: Vec<Bytes>,
+}
+
+/// Attempts left in the two budgets of one retried call.
+struct Budget {
+    upstream: u32,
+    captcha: u32,
+}
+
+enum Step<T> {
+    Done(T),
+    Retry(String),
+    Fail(GenerateError),
+}
+
+impl Generator {
+    async fn solve(&self, project_id: &str) -> Result<CaptchaSolution, CaptchaError> {
+        let request = CaptchaRequest {
+            site_key: RECAPTCHA_SITE_KEY.to_owned(),
+            page_url: project_page(project_id),
+            action: CaptchaAction::ImageGeneration,
+        };
+        self.captcha.solve(&request).await
+    }
+
+    /// Classifies one failed attempt against the budgets.
+    fn judge<T>(&self, budget: &mut Budget, err: Result<FlowError, CaptchaError>) -> Step<T> {
+        match err {
+            Err(c) => {
+                budget.captcha = budget.captcha.saturating_sub(1);
+                if budget.captcha == 0 {
+                    Step::Fail(GenerateError::Captcha(c))
+                } else {
+                    Step::Retry(format!("captcha not solved ({}), retrying", c.message))
+                }
+            }
+            Ok(e) if e.is_captcha_rejected() => {
+                budget.captcha = budget.captcha.saturating_sub(1);
+                if budget.captcha == 0 {
+                    Step::Fail(GenerateError::Upstream(e))
+                } else {
+                    Step::Retry("reCAPTCHA evaluation failed, retrying with a new token".to_owned())
+                }
+            }
+            Ok(e) if e.is_retryable() => {
+                budget.upstream = budget.upstream.saturating_sub(1);
+                if budget.upstream == 0 {
+                    Step::Fail(GenerateError::Upstream(e))
+                } else {
+                    Step::Retry(format!("upstream error ({e}), retrying"))
+                }
+            }
+            Ok(e) => Step::Fail(GenerateError::Upstream(e)),
+        }
+    }
+
+    /// Runs the image pipeline on `account` and returns the image URL. `media_base` is the
+    /// public base URL under which `/media/{id}` is served.
+    ///
+    /// # Errors
+    /// [`GenerateError`] once the retry budgets are spent or on a final upstream refusal.
+    pub async fn generate_image(
+        &self,
+        account: &Account,
+        request: &ImageRequest,
+        media_base: &str,
+        progress: &Progress,
+    ) -> Result<Output, GenerateError> {
+        let project_id = account.pick_project().ok_or(GenerateError::NoProject)?.to_owned();
+        let at = account.at.clone().unwrap_or_default();
+
+        let mut inputs = Vec::with_capacity(request.images.len());
+        if !request.images.is_empty() {
+            let n = request.images.len();
+            progress.line(format!("Uploading {n} reference image(s)..."));
+            for (i, image) in request.images.iter().enumerate() {
+                let id = self.upload_with_retry(&at, &project_id, image).await?;
+                inputs.push(id);
+                progress.line(format!("Uploaded image {}/{n}", i + 1));
+            }
+            progress.line("Reference images uploaded; solving the captcha...");
+        } else {
+            progress.line("Solving the captcha and submitting the image request...");
+        }
+
+        let mut budget = Budget {
+            upstream: self.max_retries,
+            captcha: self.captcha_max_retries,
+        };
+        let (generated, sid) = loop {
+            let sid = session_id(self.clock.now_ms());
+            let step = match self.solve(&project_id).await {
+                Err(c) => self.judge(&mut budget, Err(c)),
+                Ok(solution) => {
+                    let g = ImageGeneration {
+                        project_id: &project_id,
+                        model: request.model.upstream,
+                        aspect: request.model.aspect,
+                        prompt: &request.prompt,
+                        image_inputs: &inputs,
+                        captcha_token: &solution.token,
+                        user_agent: &solution.user_agent,
+                        session_id: &sid,
+                        seed: (util::random_u64() % 999_999) as u32 + 1,
+                    };
+                    match self.flow.generate_image(&at, &g).await {
+                        Ok(img) => Step::Done(img),
+                        Err(e) => self.judge(&mut budget, Ok(e)),
+                    }
+                }
+            };
+            match step {
+                Step::Done(img) => break (img, sid),
+                Step::Fail(e) => return Err(e),
+                Step::Retry(why) => {
+                    progress.line(format!("{why}..."));
+                    self.clock.sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        progress.line("Image generated.");
+
+        if let (Some(target), Some(media_id)) = (request.model.upsample, generated.media_id.as_deref()) {
+            let label = target.label();
+            progress.line(format!("Upscaling the image to {label}..."));
+            match self
+                .upsample_with_retry(account, &at, &project_id, media_id, target.wire(), &sid)
+                .await
+            {
+                Ok(bytes) => {
+                    progress.line(format!("Image upscaled to {label}; storing it..."));
+                    let url = self.store_image(bytes, media_base, progress).await;
+                    return Ok(Output { url, kind: "image" });
+                }
+                Err(e) => {
+                    progress.line(format!("Upscale failed ({e}); returning the original image."));
+                }
+            }
+        }
+        progress.line("Returning the upstream image link...");
+        Ok(Output {
+            url: generated.url,
+            kind: "image",
+        })
+    }
+
+    async fn upload_with_retry(&self, at: &Secret, project_id: &str, image: &[u8]) -> Result<String, GenerateError> {
+        let mut attempts = self.max_retries;
+        loop {
+            match self.flow.upload_image(at, project_id, image).await {
+                Ok(id) => return Ok(id),
+                Err(e) if e.is_retryable() && attempts > 1 => {
+                    attempts -= 1;
+                    self.clock.sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(GenerateError::Upstream(e)),
+            }
+        }
+    }
+
+    async fn upsample_with_retry(
+        &self,
+        account: &Account,
+        at: &Secret,
+        project_id: &str,
+        media_id: &str,
+        target: &str,
+        sid: &str,
+    ) -> Result<Bytes, GenerateError> {
+        let mut budget = Budget {
+            upstream: self.max_retries,
+            captcha: self.captcha_max_retries,
+        };
+        loop {
+            let step = match self.solve(project_id).await {
+                Err(c) => self.judge(&mut budget, Err(c)),
+                Ok(solution) => {
+                    let u = ImageUpsample {
+                        project_id,
+                        media_id,
+                        target,
+                        captcha_token: &solution.token,
+                        user_agent: &solution.user_agent,
+                        session_id: sid,
+                        tier: account.tier,
+                    };
+                    match self.flow.upsample_image(at, &u).await {
+                        Ok(bytes) => Step::Done(bytes),
+                        // An empty image is final (§5.2): not retried.
+                        Err(e) if e.is_parse() => Step::Fail(GenerateError::Upstream(e)),
+                        Err(e) => self.judge(&mut budget, Ok(e)),
+                    }
+                }
+            };
+            match step {
+                Step::Done(b) => return Ok(b),
+                Step::Fail(e) => return Err(e),
+                Step::Retry(_) => self.clock.sleep(Duration::from_secs(1)).await,
+            }
+        }
+    }
+
+    /// Puts upsampled bytes in the media store; if that fails, inlines them as a `data:` URL.
+    async fn store_image(&self, bytes: Bytes, media_base: &str, progress: &Progress) -> String {
+        let content_type = crate::flow::sniff_mime(&bytes).to_owned();
+        match self
+            .media
+            .put(Media {
+                content_type: content_type.clone(),
+                bytes: bytes.clone(),
+            })
+            .await
+        {
+            Ok(id) => format!("{}/media/{id}", media_base.trim_end_matches('/')),
+            Err(e) => {
+                progress.line(format!("Storing failed ({e}); returning the image inline..."));
+                format!(
+                    "data:{content_type};base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The generation pipeline. It runs once per request, whatever the client's dialect, and
+//! reports progress as English lines through a [`Progress`] sink; the API layer encodes those
+//! lines and the final result for each dialect.
+
+mod image;
+
+use std::sync::Arc;
+
+use futures::channel::mpsc;
+
+use crate::flow::{FlowClient, FlowError};
+use crate::seams::{CaptchaError, CaptchaSolver, Clock, MediaStore};
+
+pub use image::ImageRequest;
+
+/// Where progress lines go. Cloning is cheap; a sink whose receiver is gone drops lines.
+#[derive(Debug, Clone)]
+pub struct Progress(Option<mpsc::UnboundedSender<String>>);
+
+impl Progress {
+    /// A sink and the receiving end of its lines.
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded();
+        (Self(Some(tx)), rx)
+    }
+
+    /// A sink that discards everything (non-streaming requests).
+    pub fn discard() -> Self {
+        Self(None)
+    }
+
+    /// Reports one line (a trailing newline is added).
+    pub fn line(&self, text: impl Into<String>) {
+        if let Some(tx) = &self.0 {
+            let mut t = text.into();
+            t.push('\n');
+            let _ = tx.unbounded_send(t);
+        }
+    }
+}
+
+/// Why a generation failed after it started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError {
+    /// Upstream kept failing, or failed in a way that is not retried.
+    #[error("{0}")]
+    Upstream(FlowError),
+    /// No captcha token could be had within the budget.
+    #[error("{0}")]
+    Captcha(CaptchaError),
+    /// The account has no Flow project.
+    #[error("the account has no Flow project")]
+    NoProject,
+}
+
+impl GenerateError {
+    /// Whether the failure says something about the account (and so may count against it):
+    /// captcha trouble and client-side refusals do not.
+    pub fn is_account_fault(&self) -> bool {
+        match self {
+            Self::Upstream(e) => !(e.is_captcha_rejected() || e.is_content_policy() || e.is_timeout()),
+            Self::Captcha(_) => false,
+            Self::NoProject => true,
+        }
+    }
+}
+
+/// What a finished generation produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The URL the client receives (upstream, `/media/{id}`, or a `data:` URL).
+    pub url: String,
+    /// `image` or `video`.
+    pub kind: &'static str,
+}
+
+/// Runs generations: the Flow client, the captcha solver and the media store, with the retry
+/// budgets.
+#[derive(Clone)]
+pub struct Generator {
+    pub(crate) flow: FlowClient,
+    pub(crate) captcha: Arc<dyn CaptchaSolver>,
+    pub(crate) media: Arc<dyn MediaStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) max_retries: u32,
+    pub(crate) captcha_max_retries: u32,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("max_retries", &self.max_retries)
+            .field("captcha_max_retries", &self.captcha_max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Generator {
+    /// A generator. `max_retries` bounds attempts on upstream errors, `captcha_max_retries`
+    /// attempts on captcha failures (which never count against an account).
+    pub fn new(
+        flow: FlowClient,
+        captcha: Arc<dyn CaptchaSolver>,
+        media: Arc<dyn MediaStore>,
+        max_retries: u32,
+        captcha_max_retries: u32,
+    ) -> Self {
+        let clock = flow.clock().clone();
+        Self {
+            flow,
+            captcha,
+            media,
+            clock,
+            max_retries: max_retries.max(1),
+            captcha_max_retries: captcha_max_retries.max(1),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! # flow2api-sdk
+//!
+//! A runtime-agnostic gateway to Google Labs Flow (Imagen 4, Gemini image, Veo 3.1) behind
+//! OpenAI- and Gemini-compatible HTTP APIs, fed by a pool of Google accounts.
+//!
+//! The SDK holds all the behaviour and reaches the world only through the traits in [`seams`]:
+//! [`HttpClient`], [`Storage`], [`Coordinator`], [`Clock`], [`CaptchaSolver`] and
+//! [`MediaStore`]. A host (the Cloudflare Worker in `edge-worker`, the native server in
+//! `flow2api-examples`) implements them and calls [`App::handle`] with each `http::Request`.
+//!
+//! Contents:
+//! - [`api`]: the HTTP surface (OpenAI chat completions and models, admin routes, media).
+//! - [`flow`]: the typed upstream client, one function per endpoint, build → send → parse.
+//! - [`models`]: the model catalogue, tiers and name resolution.
+//! - [`captcha`]: reCAPTCHA solvers over [`HttpClient`].
+//! - [`pool`]: accounts, their tokens and their concurrency slots.
+//! - [`generate`]: the generation pipeline, emitting progress events.
+//! - [`memory`]: in-memory reference implementations of the seams.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod captcha;
+pub mod config;
+pub mod flow;
+pub mod generate;
+pub mod memory;
+pub mod models;
+pub mod pool;
+pub mod seams;
+pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod util;
+
+pub use http;
+
+#[doc(inline)]
+pub use api::{App, Body, Deps};
+#[doc(inline)]
+pub use config::Config;
+#[doc(inline)]
+pub use flow::FlowClient;
+#[doc(inline)]
+pub use seams::{CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Storage};
+#[doc(inline)]
+pub use secret::Secret;

@@ -1,0 +1,244 @@
+//! In-memory reference implementations of the seams, and a [`MediaStore`] over any
+//! [`Storage`]. Natively these back the server; in tests they back everything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::pool::slots::SlotTable;
+use crate::seams::{
+    boxed, BoxFuture, Bytes, Clock, Coordinator, Media, MediaStore, SlotLease, SlotRequest,
+    Storage, StorageError,
+};
+use crate::util;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take every later request down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A [`Storage`] in a `BTreeMap`, with TTLs measured by a [`Clock`].
+pub struct MemoryStorage {
+    clock: Arc<dyn Clock>,
+    map: Mutex<BTreeMap<String, (Bytes, Option<u64>)>>,
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            map: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every live entry, for hosts that persist the store to a file.
+    pub fn snapshot(&self) -> Vec<(String, Bytes, Option<u64>)> {
+        let now = self.clock.now_ms();
+        lock(&self.map)
+            .iter()
+            .filter(|(_, (_, exp))| exp.is_none_or(|e| e > now))
+            .map(|(k, (v, e))| (k.clone(), v.clone(), *e))
+            .collect()
+    }
+
+    /// Loads entries saved by [`MemoryStorage::snapshot`].
+    pub fn restore(&self, entries: impl IntoIterator<Item = (String, Bytes, Option<u64>)>) {
+        let mut map = lock(&self.map);
+        for (k, v, e) in entries {
+            map.insert(k, (v, e));
+        }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
+        let now = self.clock.now_ms();
+        let v = lock(&self.map)
+            .get(key)
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(v, _)| v.clone());
+        boxed(async move { Ok(v) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        let exp = ttl.map(|t| self.clock.now_ms() + t.as_millis() as u64);
+        lock(&self.map).insert(key.to_owned(), (value, exp));
+        boxed(async { Ok(()) })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        lock(&self.map).remove(key);
+        boxed(async { Ok(()) })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        let now = self.clock.now_ms();
+        let keys = lock(&self.map)
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, (_, exp))| exp.is_none_or(|e| e > now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        boxed(async move { Ok(keys) })
+    }
+}
+
+/// A [`Coordinator`] for one process: a [`SlotTable`] per account behind a mutex.
+pub struct MemoryCoordinator {
+    clock: Arc<dyn Clock>,
+    tables: Mutex<HashMap<String, SlotTable>>,
+}
+
+impl std::fmt::Debug for MemoryCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCoordinator").finish_non_exhaustive()
+    }
+}
+
+impl MemoryCoordinator {
+    /// An empty coordinator.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            tables: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Coordinator for MemoryCoordinator {
+    fn acquire<'a>(
+        &'a self,
+        account_id: &'a str,
+        request: SlotRequest,
+    ) -> BoxFuture<'a, Result<Option<SlotLease>, StorageError>> {
+        let now = self.clock.now_ms();
+        let got = lock(&self.tables)
+            .entry(account_id.to_owned())
+            .or_default()
+            .acquire(request, now, util::random_hex(8))
+            .map(|lease_id| SlotLease {
+                account_id: account_id.to_owned(),
+                lease_id,
+            });
+        boxed(async move { Ok(got) })
+    }
+
+    fn release<'a>(&'a self, lease: &'a SlotLease) -> BoxFuture<'a, Result<(), StorageError>> {
+        if let Some(t) = lock(&self.tables).get_mut(&lease.account_id) {
+            t.release(&lease.lease_id);
+        }
+        boxed(async { Ok(()) })
+    }
+
+    fn in_flight<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<u32, StorageError>> {
+        let now = self.clock.now_ms();
+        let n = lock(&self.tables)
+            .get(account_id)
+            .map_or(0, |t| t.held_total(now));
+        boxed(async move { Ok(n) })
+    }
+}
+
+/// A [`MediaStore`] over any [`Storage`]: the bytes under `media:{id}`, the content type under
+/// `media-type:{id}`, both with a TTL.
+pub struct StorageMediaStore {
+    storage: Arc<dyn Storage>,
+    ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for StorageMediaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageMediaStore").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl StorageMediaStore {
+    /// Stores media in `storage`, each item kept for `ttl` (`None` = forever).
+    pub fn new(storage: Arc<dyn Storage>, ttl: Option<Duration>) -> Self {
+        Self { storage, ttl }
+    }
+}
+
+/// Media ids are 32 hex characters: unguessable, and safe to use as keys and in paths.
+pub fn is_media_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl MediaStore for StorageMediaStore {
+    fn put(&self, media: Media) -> BoxFuture<'_, Result<String, StorageError>> {
+        boxed(async move {
+            let id = util::random_hex(16);
+            self.storage
+                .put(&format!("media-type:{id}"), Bytes::from(media.content_type), self.ttl)
+                .await?;
+            self.storage.put(&format!("media:{id}"), media.bytes, self.ttl).await?;
+            Ok(id)
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Media>, StorageError>> {
+        boxed(async move {
+            if !is_media_id(id) {
+                return Ok(None);
+            }
+            let Some(bytes) = self.storage.get(&format!("media:{id}")).await? else {
+                return Ok(None);
+            };
+            let content_type = self
+                .storage
+                .get(&format!("media-type:{id}"))
+                .await?
+                .and_then(|b| String::from_utf8(b.to_vec()).ok())
+                .unwrap_or_else(|| "application/octet-stream".to_owned());
+            Ok(Some(Media {
+                content_type,
+                bytes,
+            }))
+        })
+    }
+}
+
+/// A [`Clock`] whose time only moves when told to, and whose sleeps return at once after
+/// advancing it. For deterministic tests.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock at `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            now: now_ms.into(),
+        }
+    }
+
+    /// Moves time forward.
+    pub fn advance(&self, d: Duration) {
+        self.now
+            .fetch_add(d.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        self.advance(duration);
+        boxed(futures::future::ready(()))
+    }
+}

@@ -1,0 +1,302 @@
+//! The traits through which the SDK reaches the outside world, and the one place that decides
+//! whether their futures are `Send`.
+//!
+//! Every seam method returns a [`BoxFuture`]. On the host that alias is a `Send` boxed future, so
+//! the SDK runs on multi-threaded executors; on `wasm32` it is a local boxed future, so Workers
+//! bindings (which are `!Send`) implement the same traits without wrappers. This module is the
+//! only one in the SDK that names the wasm target.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+pub use bytes::Bytes;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod send {
+    /// `Send` on the host, nothing on wasm32.
+    pub trait MaybeSend: Send {}
+    impl<T: Send + ?Sized> MaybeSend for T {}
+    /// `Sync` on the host, nothing on wasm32.
+    pub trait MaybeSync: Sync {}
+    impl<T: Sync + ?Sized> MaybeSync for T {}
+    /// A boxed future: `Send` on the host, local on wasm32.
+    pub type BoxFuture<'a, T> = futures::future::BoxFuture<'a, T>;
+    /// A boxed stream: `Send` on the host, local on wasm32.
+    pub type BoxStream<'a, T> = futures::stream::BoxStream<'a, T>;
+}
+
+#[cfg(target_arch = "wasm32")]
+mod send {
+    /// `Send` on the host, nothing on wasm32.
+    pub trait MaybeSend {}
+    impl<T: ?Sized> MaybeSend for T {}
+    /// `Sync` on the host, nothing on wasm32.
+    pub trait MaybeSync {}
+    impl<T: ?Sized> MaybeSync for T {}
+    /// A boxed future: `Send` on the host, local on wasm32.
+    pub type BoxFuture<'a, T> = futures::future::LocalBoxFuture<'a, T>;
+    /// A boxed stream: `Send` on the host, local on wasm32.
+    pub type BoxStream<'a, T> = futures::stream::LocalBoxStream<'a, T>;
+}
+
+pub use send::{BoxFuture, BoxStream, MaybeSend, MaybeSync};
+
+/// Boxes a future into a [`BoxFuture`] on either target.
+pub fn boxed<'a, F>(future: F) -> BoxFuture<'a, F::Output>
+where
+    F: Future + MaybeSend + 'a,
+{
+    Box::pin(future)
+}
+
+/// Boxes a stream into a [`BoxStream`] on either target.
+pub fn boxed_stream<'a, S>(stream: S) -> BoxStream<'a, S::Item>
+where
+    S: futures::Stream + MaybeSend + 'a,
+{
+    Box::pin(stream)
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// One outgoing HTTP request: `http` types with a byte body.
+pub type HttpRequest = http::Request<Bytes>;
+/// One HTTP response: `http` types with a byte body.
+pub type HttpResponse = http::Response<Bytes>;
+
+/// A failure to complete an HTTP exchange (no response was received).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TransportError {
+    /// What went wrong.
+    pub kind: TransportErrorKind,
+    /// Details from the backend, free of credentials.
+    pub message: String,
+}
+
+/// The class of a [`TransportError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The exchange took longer than allowed.
+    Timeout,
+    /// The connection could not be made or broke.
+    Connect,
+    /// Anything else (invalid request, body read failure…).
+    Other,
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connection failed",
+            Self::Other => "transport error",
+        })
+    }
+}
+
+impl TransportError {
+    /// Builds an error of `kind` with a message.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// One HTTP exchange. Implementations must not follow redirects (the SDK decides, so that an
+/// image URL cannot redirect to a private address) and need not apply timeouts (the SDK races
+/// every call against [`Clock::sleep`]).
+///
+/// Any `Fn(HttpRequest) -> impl Future<Output = Result<HttpResponse, TransportError>>` is a client,
+/// so a test fake is just a closure.
+pub trait HttpClient: MaybeSend + MaybeSync {
+    /// Sends `request` and returns the whole response.
+    fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
+}
+
+impl<F, Fut> HttpClient for F
+where
+    F: Fn(HttpRequest) -> Fut + MaybeSend + MaybeSync,
+    Fut: Future<Output = Result<HttpResponse, TransportError>> + MaybeSend + 'static,
+{
+    fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        boxed(self(request))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+// ---------------------------------------------------------------------------------------------
+
+/// A failure of a storage or coordination backend.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("storage backend: {0}")]
+pub struct StorageError(pub String);
+
+/// Durable records under string keys. Values are opaque bytes (the SDK stores JSON).
+///
+/// Backends: memory or files natively, KV or Durable Object storage at the edge.
+pub trait Storage: MaybeSend + MaybeSync {
+    /// Reads a value, `None` when absent or expired.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>>;
+    /// Writes a value; with `ttl` it disappears after that long.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Deletes a value (absent keys are not an error).
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Lists the keys that start with `prefix`, in key order.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Media
+// ---------------------------------------------------------------------------------------------
+
+/// A stored media object.
+#[derive(Debug, Clone)]
+pub struct Media {
+    /// MIME type, e.g. `image/jpeg`.
+    pub content_type: String,
+    /// The bytes.
+    pub bytes: Bytes,
+}
+
+/// Bytes in → id, id → bytes. Serves generated media at `GET /media/{id}`.
+pub trait MediaStore: MaybeSend + MaybeSync {
+    /// Stores `media` and returns its id (URL-safe, unguessable).
+    fn put(&self, media: Media) -> BoxFuture<'_, Result<String, StorageError>>;
+    /// Reads media by id.
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Media>, StorageError>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coordination
+// ---------------------------------------------------------------------------------------------
+
+/// What a generation asks of an account's coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKind {
+    /// An image generation.
+    Image,
+    /// A video generation.
+    Video,
+}
+
+/// A request for a concurrency slot on one account.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct SlotRequest {
+    /// Image or video.
+    pub kind: SlotKind,
+    /// The account's limit for that kind; `None` = unlimited.
+    pub limit: Option<u32>,
+    /// How long the slot is held at most unless renewed, in milliseconds.
+    pub lease_ms: u64,
+}
+
+/// A held slot; release it when the generation ends.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SlotLease {
+    /// The account that holds it.
+    pub account_id: String,
+    /// The lease id within that account.
+    pub lease_id: String,
+}
+
+/// Strongly consistent per-account state: concurrency slots held as leases.
+///
+/// Natively an in-process table; at the edge one Durable Object per account.
+pub trait Coordinator: MaybeSend + MaybeSync {
+    /// Takes a slot if the account has one free; `None` when it is full.
+    fn acquire<'a>(
+        &'a self,
+        account_id: &'a str,
+        request: SlotRequest,
+    ) -> BoxFuture<'a, Result<Option<SlotLease>, StorageError>>;
+    /// Gives a slot back (releasing twice is harmless).
+    fn release<'a>(&'a self, lease: &'a SlotLease) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Slots currently held on the account, all kinds.
+    fn in_flight<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<u32, StorageError>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clock
+// ---------------------------------------------------------------------------------------------
+
+/// Wall-clock time and sleeping, injected so the SDK needs no runtime and tests control time.
+pub trait Clock: MaybeSend + MaybeSync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Resolves after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Captcha
+// ---------------------------------------------------------------------------------------------
+
+/// The reCAPTCHA action a token is solved for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaAction {
+    /// Image generation and image upsample.
+    ImageGeneration,
+    /// Every video submit.
+    VideoGeneration,
+}
+
+impl CaptchaAction {
+    /// The action name Google expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ImageGeneration => "IMAGE_GENERATION",
+            Self::VideoGeneration => "VIDEO_GENERATION",
+        }
+    }
+}
+
+/// What to solve: one reCAPTCHA Enterprise token for (site key, page URL, action).
+#[derive(Debug, Clone)]
+pub struct CaptchaRequest {
+    /// reCAPTCHA site key.
+    pub site_key: String,
+    /// The page the token is for (the Flow project page).
+    pub page_url: String,
+    /// The action.
+    pub action: CaptchaAction,
+}
+
+/// A solved token and the browser identity that solved it, which the submit must reuse.
+#[derive(Debug, Clone)]
+pub struct CaptchaSolution {
+    /// The reCAPTCHA token.
+    pub token: crate::secret::Secret,
+    /// The User-Agent the solver used; the submit sends the same one.
+    pub user_agent: String,
+}
+
+/// A captcha provider failure. Never counted against an account.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("captcha solver: {message}")]
+pub struct CaptchaError {
+    /// What happened, free of the solver key.
+    pub message: String,
+}
+
+/// Produces reCAPTCHA tokens.
+pub trait CaptchaSolver: MaybeSend + MaybeSync {
+    /// Solves one token.
+    fn solve<'a>(
+        &'a self,
+        request: &'a CaptchaRequest,
+    ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>>;
+}

@@ -1,0 +1,189 @@
+//! The control API under `/_fake/`, so that the loopback server needs no logic of its own.
+
+use std::time::Duration;
+
+use http::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::reply::{self, json as reply_json};
+use super::{Endpoint, FakeAccount, FakeFlow, Fault};
+use crate::seams::{Bytes, HttpResponse};
+
+/// The part of `path` after `/_fake/`, when it is a control path.
+pub(super) fn control_path(path: &str) -> Option<&str> {
+    path.find("/_fake/").map(|i| &path[i + "/_fake/".len()..])
+}
+
+/// Answers one control call.
+pub(super) fn handle(fake: &FakeFlow, method: &Method, rest: &str, body: &Bytes) -> HttpResponse {
+    let post = method == Method::POST;
+    let get = method == Method::GET;
+    let result = match rest.trim_end_matches('/') {
+        "accounts" if post => parse(body).and_then(|v| add_account(fake, v)),
+        "faults" if post => parse(body).and_then(|v| add_fault(fake, &v)),
+        "captcha" if post => parse(body).and_then(|v| {
+            let polls = u32_field(&v, "polls_before_ready")?
+                .ok_or("polls_before_ready is required")?;
+            fake.set_captcha_polls_before_ready(polls);
+            Ok(ok())
+        }),
+        "config" if post => parse(body).and_then(|v| configure(fake, &v)),
+        "expire_st" if post => parse(body).and_then(|v| {
+            let st = v.get("st").and_then(Value::as_str).ok_or("st is required")?;
+            fake.expire_st(st);
+            Ok(ok())
+        }),
+        "reset" if post => {
+            fake.reset();
+            Ok(ok())
+        }
+        "requests" if get => serde_json::to_value(fake.requests()).map_err(|e| e.to_string()),
+        "stats" if get => Ok(json!({
+            "max_in_flight": fake.max_in_flight(),
+            "generated": fake.lock().generated.len(),
+            "rejections": fake.rejections(),
+        })),
+        _ => return reply::not_found(),
+    };
+    match result {
+        Ok(value) => reply_json(200, &value),
+        Err(message) => reply::invalid_argument(&message),
+    }
+}
+
+fn ok() -> Value {
+    json!({"ok": true})
+}
+
+fn parse(body: &Bytes) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|_| "Invalid JSON payload received.".to_owned())
+}
+
+fn u32_field(v: &Value, name: &str) -> Result<Option<u32>, String> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be a non-negative integer")),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountBody {
+    st: String,
+    email: String,
+    name: Option<String>,
+    tier: Option<String>,
+    credits: Option<i64>,
+}
+
+fn add_account(fake: &FakeFlow, v: Value) -> Result<Value, String> {
+    let body: AccountBody = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    if body.st.is_empty() || body.email.is_empty() {
+        return Err("st and email must not be empty".to_owned());
+    }
+    let mut account = FakeAccount::new(body.st, body.email);
+    if let Some(name) = body.name {
+        account.name = name;
+    }
+    if let Some(tier) = body.tier {
+        account.tier = tier;
+    }
+    if let Some(credits) = body.credits {
+        account.credits = credits;
+    }
+    fake.add_account(account);
+    Ok(ok())
+}
+
+fn add_fault(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
+    let endpoint: Endpoint = serde_json::from_value(v.get("endpoint").cloned().unwrap_or_default())
+        .map_err(|_| "endpoint must be one of session, credits, create_project, upload_image, generate_image, upsample_image, create_task, get_task_result, fife, unknown".to_owned())?;
+    let fault = match v.get("kind").and_then(Value::as_str) {
+        None | Some("status") => {
+            let status = v
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| (100..=999).contains(s))
+                .ok_or("status (100..=999) is required without kind")?;
+            let message = v
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| default_message(status).to_owned());
+            Fault::Status {
+                status,
+                reason: v.get("reason").and_then(Value::as_str).map(str::to_owned),
+                message,
+            }
+        }
+        Some("quota") => Fault::quota(),
+        Some("unusual_activity") => Fault::unusual_activity(),
+        Some("unsafe_generation") => Fault::unsafe_generation(),
+        Some("internal") => Fault::internal(),
+        Some("malformed_json") => Fault::MalformedJson,
+        Some("captcha_unsolvable") => Fault::CaptchaUnsolvable,
+        Some("captcha_error") => Fault::CaptchaError,
+        Some("latency") => {
+            let ms = v
+                .get("latency_ms")
+                .and_then(Value::as_u64)
+                .ok_or("latency_ms is required for kind latency")?;
+            Fault::Latency(Duration::from_millis(ms))
+        }
+        Some(other) => return Err(format!("unknown fault kind {other:?}")),
+    };
+    match v.get("percent") {
+        None | Some(Value::Null) => {
+            let times = u32_field(v, "times")?.unwrap_or(1);
+            fake.inject(endpoint, fault, times);
+        }
+        Some(p) => {
+            let percent = p
+                .as_u64()
+                .filter(|p| *p <= 100)
+                .ok_or("percent must be an integer 0..=100")?;
+            fake.inject_rate(endpoint, fault, percent as u8);
+        }
+    }
+    Ok(ok())
+}
+
+/// Google's usual message for a status.
+fn default_message(status: u16) -> &'static str {
+    match status {
+        400 => "Request contains an invalid argument.",
+        401 => "Request had invalid authentication credentials.",
+        403 => "The caller does not have permission",
+        404 => "Requested entity was not found.",
+        429 => "Resource has been exhausted (e.g. check quota).",
+        503 => "The service is currently unavailable.",
+        504 => "Deadline expired before operation could complete.",
+        _ => "Internal error encountered.",
+    }
+}
+
+fn configure(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
+    if let Some(polls) = u32_field(v, "polls_before_ready")? {
+        fake.set_captcha_polls_before_ready(polls);
+    }
+    if let Some(ms) = v.get("at_lifetime_ms") {
+        let ms = ms.as_u64().ok_or("at_lifetime_ms must be an integer")?;
+        fake.set_at_lifetime(Duration::from_millis(ms));
+    }
+    if let Some(key) = v.get("yescaptcha_key") {
+        fake.set_yescaptcha_key(key.as_str().ok_or("yescaptcha_key must be a string")?);
+    }
+    if let Some(array) = v.get("upload_response_array") {
+        fake.set_upload_response_array(
+            array
+                .as_bool()
+                .ok_or("upload_response_array must be a boolean")?,
+        );
+    }
+    Ok(ok())
+}

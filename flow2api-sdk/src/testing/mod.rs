@@ -1,0 +1,572 @@
+//! [`FakeFlow`]: an in-process fake of the Google Flow upstream and of the YesCaptcha task API.
+//!
+//! `FakeFlow` implements [`HttpClient`], so a test hands it to the SDK in place of the real
+//! network; the `flow2api-fake-upstream` binary in `flow2api-examples` serves the same fake over
+//! loopback HTTP for end-to-end tests. It answers in exactly the shapes of
+//! `spec/flow-protocol.md` (§1.3–§1.9, §1.18, §10.2), records every request, and injects faults.
+//!
+//! # Base URLs
+//!
+//! Requests are routed by the end of their path, whatever the host, so one fake answers for every
+//! base URL. With `base` the public base given to [`FakeFlow::new`], point the real client at:
+//!
+//! | Setting | Value | Accessor |
+//! |---|---|---|
+//! | `FLOW_LABS_BASE_URL` | `<base>/fx/api` | [`FakeFlow::labs_base`] |
+//! | `FLOW_API_BASE_URL` | `<base>/v1` | [`FakeFlow::api_base`] |
+//! | `YESCAPTCHA_BASE_URL` | `<base>/yescaptcha` | [`FakeFlow::yescaptcha_base`] |
+//!
+//! Generated images get `fifeUrl`s `<base>/fife/<mediaId>.png`, which the fake also serves.
+//!
+//! # Endpoints
+//!
+//! | [`Endpoint`] | Request | Checks |
+//! |---|---|---|
+//! | `Session` (E1) | `GET …/auth/session` | ST cookie `__Secure-next-auth.session-token`; unknown or expired ST → 200 `{}` |
+//! | `Credits` (E2) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT → 401 |
+//! | `CreateProject` (E3) | `POST …/trpc/project.createProject` | ST cookie, `toolName` `PINHOLE` |
+//! | `UploadImage` (E5) | `POST …/flow/uploadImage` | AT, base64 `imageBytes`, `mimeType`, own project |
+//! | `GenerateImage` (E7) | `POST …/projects/{PID}/flowMedia:batchGenerateImages` | AT, own project, captcha token, User-Agent, inputs |
+//! | `UpsampleImage` (E8) | `POST …/flow/upsampleImage` | AT, own project, captcha token, User-Agent, own generated media |
+//! | `CreateTask` | `POST …/createTask` | YesCaptcha `clientKey` |
+//! | `GetTaskResult` | `POST …/getTaskResult` | YesCaptcha `clientKey`, known task |
+//! | `Fife` | `GET …/fife/{id}.png` | generated id, else 404 |
+//!
+//! A captcha token is accepted once, only if this fake's solver issued it for `IMAGE_GENERATION`,
+//! and only with the `User-Agent` the solver returned with it ([`SOLVER_USER_AGENT`], which
+//! differs from the UA the client sends to `createTask`, as Google's real solvers do). Rejections
+//! are the spec's 403 `PUBLIC_ERROR_UNUSUAL_ACTIVITY: reCAPTCHA evaluation failed`; the reason
+//! the fake refused a request is kept in [`FakeFlow::rejections`].
+//!
+//! # Control API
+//!
+//! For the loopback server, the same [`HttpClient`] also answers (all JSON, never recorded):
+//!
+//! - `POST /_fake/accounts` — a [`FakeAccount`] (`st`, `email`; `name`, `tier`, `credits`
+//!   optional) → `{"ok":true}`;
+//! - `POST /_fake/faults` — `{"endpoint":"generate_image","status":429,"reason":"…","message":"…","times":1}`
+//!   or `{"endpoint":…,"kind":"malformed_json"|"latency"|"captcha_unsolvable"|"captcha_error"|
+//!   "quota"|"unusual_activity"|"unsafe_generation"|"internal","latency_ms":…,"times":…}`; with
+//!   `"percent":p` instead of `times` the fault applies to p % of calls forever;
+//! - `POST /_fake/captcha` — `{"polls_before_ready":n}`;
+//! - `POST /_fake/config` — any of `{"polls_before_ready","at_lifetime_ms","yescaptcha_key",
+//!   "upload_response_array"}`;
+//! - `POST /_fake/expire_st` — `{"st":…}`;
+//! - `GET /_fake/requests` — the recorded requests, oldest first;
+//! - `POST /_fake/reset` — clears faults, recordings, rejections and in-flight peaks (keeps
+//!   accounts and media);
+//! - `GET /_fake/stats` — `{"max_in_flight":{email:n},"generated":n,"rejections":[…]}`.
+
+mod assets;
+mod control;
+mod reply;
+mod routes;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, HttpResponse};
+use crate::seams::TransportError;
+
+pub use assets::{FIFE_PNG, UPSAMPLE_JPEG};
+use state::State;
+
+/// The API key the fake YesCaptcha accepts unless [`FakeFlow::set_yescaptcha_key`] changes it.
+pub const DEFAULT_YESCAPTCHA_KEY: &str = "fake-yescaptcha-key";
+
+/// The User-Agent the fake solver returns with every token; E7/E8 must be sent with it.
+pub const SOLVER_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/147.0.0.0 Safari/537.36";
+
+/// The cookie that carries the session token (ST).
+pub const SESSION_COOKIE: &str = "__Secure-next-auth.session-token";
+
+/// Which upstream endpoint a request was routed to. Serialised in snake_case
+/// (`generate_image`…) for the control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// E1 `GET …/auth/session`.
+    Session,
+    /// E2 `GET …/credits`.
+    Credits,
+    /// E3 `POST …/trpc/project.createProject`.
+    CreateProject,
+    /// E5 `POST …/flow/uploadImage`.
+    UploadImage,
+    /// E7 `POST …/projects/{PID}/flowMedia:batchGenerateImages`.
+    GenerateImage,
+    /// E8 `POST …/flow/upsampleImage`.
+    UpsampleImage,
+    /// YesCaptcha `POST …/createTask`.
+    CreateTask,
+    /// YesCaptcha `POST …/getTaskResult`.
+    GetTaskResult,
+    /// `GET …/fife/{id}.png`, the generated image bytes.
+    Fife,
+    /// Anything else (answered 404).
+    Unknown,
+}
+
+/// A fault to answer instead of (or before) the normal response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// An HTTP error with a Google error body
+    /// `{"error":{"code","message","status","details":[{"@type","reason"}]}}`; `details` only
+    /// when `reason` is set, `status` named from the code (400 `INVALID_ARGUMENT`…).
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The `details[0].reason`, e.g. `PUBLIC_ERROR_USER_QUOTA_REACHED`.
+        reason: Option<String>,
+        /// The `error.message`.
+        message: String,
+    },
+    /// 200 with the truncated body `{"media": [`.
+    MalformedJson,
+    /// Sleeps this long on the fake's clock, then answers normally.
+    Latency(Duration),
+    /// On `GetTaskResult`: answers `processing`. On `CreateTask`: the task created is never
+    /// ready. Ignored elsewhere.
+    CaptchaUnsolvable,
+    /// On `CreateTask` and `GetTaskResult`: `{"errorId":1,"errorCode":"ERROR_NO_SLOT_AVAILABLE"}`.
+    /// Ignored elsewhere.
+    CaptchaError,
+}
+
+impl Fault {
+    /// A Google error fault.
+    pub fn status(status: u16, reason: Option<&str>, message: &str) -> Self {
+        Self::Status {
+            status,
+            reason: reason.map(str::to_owned),
+            message: message.to_owned(),
+        }
+    }
+
+    /// 429 `PUBLIC_ERROR_USER_QUOTA_REACHED` "Resource has been exhausted (e.g. check quota).".
+    pub fn quota() -> Self {
+        Self::status(
+            429,
+            Some("PUBLIC_ERROR_USER_QUOTA_REACHED"),
+            "Resource has been exhausted (e.g. check quota).",
+        )
+    }
+
+    /// 403 `PUBLIC_ERROR_UNUSUAL_ACTIVITY` "reCAPTCHA evaluation failed".
+    pub fn unusual_activity() -> Self {
+        Self::status(
+            403,
+            Some("PUBLIC_ERROR_UNUSUAL_ACTIVITY"),
+            "reCAPTCHA evaluation failed",
+        )
+    }
+
+    /// 400 `PUBLIC_ERROR_UNSAFE_GENERATION`.
+    pub fn unsafe_generation() -> Self {
+        Self::status(
+            400,
+            Some("PUBLIC_ERROR_UNSAFE_GENERATION"),
+            "Request contains an invalid argument.",
+        )
+    }
+
+    /// 500 `PUBLIC_ERROR_SOMETHING_WENT_WRONG`.
+    pub fn internal() -> Self {
+        Self::status(
+            500,
+            Some("PUBLIC_ERROR_SOMETHING_WENT_WRONG"),
+            "Internal error encountered.",
+        )
+    }
+}
+
+/// A Google account known to the fake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FakeAccount {
+    /// The session token (cookie value).
+    pub st: String,
+    /// The account's email, its identity in every fake record.
+    pub email: String,
+    /// The display name.
+    pub name: String,
+    /// `PAYGATE_TIER_NOT_PAID`, `PAYGATE_TIER_ONE` or `PAYGATE_TIER_TWO`.
+    pub tier: String,
+    /// The credits E2 reports.
+    pub credits: i64,
+}
+
+impl FakeAccount {
+    /// An Ultra (`PAYGATE_TIER_TWO`) account with 1000 credits, named after the email's local part.
+    pub fn new(st: impl Into<String>, email: impl Into<String>) -> Self {
+        let email = email.into();
+        let name = email.split('@').next().unwrap_or_default().to_owned();
+        Self {
+            st: st.into(),
+            email,
+            name,
+            tier: "PAYGATE_TIER_TWO".to_owned(),
+            credits: 1000,
+        }
+    }
+}
+
+/// One request the fake received (control calls excluded).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedRequest {
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// The whole URL as received.
+    pub url: String,
+    /// The URL's path.
+    pub path: String,
+    /// Headers, names lower-case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON, when it was JSON.
+    pub json: Option<serde_json::Value>,
+    /// Where it was routed.
+    pub endpoint: Endpoint,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A project created through E3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeProject {
+    /// The project id (a UUID).
+    pub project_id: String,
+    /// The owner's email.
+    pub email: String,
+    /// The `projectTitle` it was created with.
+    pub title: String,
+}
+
+/// An image uploaded through E5.
+#[derive(Debug, Clone)]
+pub struct UploadedMedia {
+    /// The media id answered.
+    pub media_id: String,
+    /// The uploader's email.
+    pub email: String,
+    /// `clientContext.projectId`, when given.
+    pub project_id: Option<String>,
+    /// `mimeType` as sent.
+    pub mime_type: String,
+    /// The decoded `imageBytes`.
+    pub bytes: Bytes,
+}
+
+/// An image generated through E7 (one per entry of `requests`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedMedia {
+    /// The media id (`media[i].name`).
+    pub media_id: String,
+    /// The account's email.
+    pub email: String,
+    /// The project from the path.
+    pub project_id: String,
+    /// `imageModelName`, e.g. `NARWHAL`.
+    pub model: String,
+    /// `imageAspectRatio`, e.g. `IMAGE_ASPECT_RATIO_LANDSCAPE`.
+    pub aspect_ratio: String,
+    /// The `structuredPrompt.parts[].text`, concatenated.
+    pub prompt: String,
+    /// `seed`, when numeric.
+    pub seed: Option<i64>,
+    /// The `imageInputs[].name`s.
+    pub image_inputs: Vec<String>,
+}
+
+/// The fake upstream. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct FakeFlow {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+    public_base: Arc<str>,
+}
+
+impl fmt::Debug for FakeFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeFlow")
+            .field("public_base", &self.public_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeFlow {
+    /// A fake reachable under `public_base` (e.g. `https://fake.flow.test` in-process, or
+    /// `http://127.0.0.1:9100` when served), whose AT expiries and latency faults use `clock`.
+    pub fn new(public_base: &str, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State::new())),
+            clock,
+            public_base: public_base.trim_end_matches('/').into(),
+        }
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        &self.public_base
+    }
+
+    /// `<base>/fx/api`, for `FLOW_LABS_BASE_URL`.
+    pub fn labs_base(&self) -> String {
+        format!("{}/fx/api", self.public_base)
+    }
+
+    /// `<base>/v1`, for `FLOW_API_BASE_URL`.
+    pub fn api_base(&self) -> String {
+        format!("{}/v1", self.public_base)
+    }
+
+    /// `<base>/yescaptcha`, for `YESCAPTCHA_BASE_URL`.
+    pub fn yescaptcha_base(&self) -> String {
+        format!("{}/yescaptcha", self.public_base)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Adds an account, replacing any with the same email.
+    pub fn add_account(&self, account: FakeAccount) {
+        self.lock().add_account(account);
+    }
+
+    /// Makes `st` unknown to E1 (which then answers `{}`). ATs already issued stay valid.
+    pub fn expire_st(&self, st: &str) {
+        self.lock().expire_st(st);
+    }
+
+    /// Invalidates every AT issued for the account with session token `st`.
+    pub fn revoke_access_tokens(&self, st: &str) {
+        self.lock().revoke_access_tokens(st);
+    }
+
+    /// Sets how long an AT issued by E1 lives (default 1 h 30 min).
+    pub fn set_at_lifetime(&self, lifetime: Duration) {
+        self.lock().config.at_lifetime = lifetime;
+    }
+
+    /// Sets how many `getTaskResult` polls answer `processing` before `ready` (default 1), for
+    /// tasks created from now on.
+    pub fn set_captcha_polls_before_ready(&self, polls: u32) {
+        self.lock().config.polls_before_ready = polls;
+    }
+
+    /// Sets the YesCaptcha `clientKey` the fake accepts (default [`DEFAULT_YESCAPTCHA_KEY`]).
+    pub fn set_yescaptcha_key(&self, key: &str) {
+        self.lock().config.yescaptcha_key = key.to_owned();
+    }
+
+    /// Makes E5 answer `{"media":[{"name":…}]}` instead of `{"media":{"name":…}}`.
+    pub fn set_upload_response_array(&self, array: bool) {
+        self.lock().config.upload_array = array;
+    }
+
+    /// Queues `fault` for the next `times` calls of `endpoint`. Queued faults are used in order,
+    /// before any [`inject_rate`](Self::inject_rate) rule.
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: u32) {
+        self.lock().inject(endpoint, fault, Some(times), 100);
+    }
+
+    /// Answers `fault` on every call of `endpoint` until [`clear_faults`](Self::clear_faults).
+    pub fn inject_forever(&self, endpoint: Endpoint, fault: Fault) {
+        self.inject_rate(endpoint, fault, 100);
+    }
+
+    /// Answers `fault` on about `percent` % of the calls of `endpoint`, until
+    /// [`clear_faults`](Self::clear_faults).
+    pub fn inject_rate(&self, endpoint: Endpoint, fault: Fault, percent: u8) {
+        self.lock().inject(endpoint, fault, None, percent.min(100));
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Clears faults, recorded requests, rejections and in-flight peaks. Accounts, tokens,
+    /// projects and media stay.
+    pub fn reset(&self) {
+        self.lock().reset();
+    }
+
+    /// Every request received so far (control calls excluded), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// The recorded requests routed to `endpoint`.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        let st = self.lock();
+        st.requests
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Per account email, the largest number of E7 calls ever in flight at once.
+    pub fn max_in_flight(&self) -> HashMap<String, u32> {
+        self.lock().max_in_flight.clone()
+    }
+
+    /// Per account email, the E7 calls in flight now.
+    pub fn in_flight(&self) -> HashMap<String, u32> {
+        self.lock().in_flight.clone()
+    }
+
+    /// The projects created through E3.
+    pub fn projects(&self) -> Vec<FakeProject> {
+        let mut v: Vec<_> = self.lock().projects.values().cloned().collect();
+        v.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+        v
+    }
+
+    /// The images uploaded through E5, oldest first.
+    pub fn uploads(&self) -> Vec<UploadedMedia> {
+        self.lock().uploads.clone()
+    }
+
+    /// The images generated through E7, oldest first.
+    pub fn generated(&self) -> Vec<GeneratedMedia> {
+        self.lock().generated.clone()
+    }
+
+    /// Why the fake refused requests (bad token, UA mismatch, foreign project…), oldest first.
+    /// Faults injected on purpose are not listed.
+    pub fn rejections(&self) -> Vec<String> {
+        self.lock().rejections.clone()
+    }
+
+    async fn handle(&self, request: HttpRequest) -> HttpResponse {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path().replace("%3A", ":").replace("%3a", ":");
+        if let Some(rest) = control::control_path(&path) {
+            return control::handle(self, &parts.method, rest, &body);
+        }
+        let endpoint = routes::classify(&parts.method, &path);
+        let incoming = routes::Incoming {
+            json: serde_json::from_slice(&body).ok(),
+            method: parts.method,
+            path,
+            headers: parts.headers,
+        };
+        let in_flight = {
+            let mut st = self.lock();
+            st.requests.push(record(&parts.uri, &incoming, endpoint));
+            if endpoint == Endpoint::GenerateImage {
+                let now = self.clock.now_ms();
+                st.email_for_at(bearer(&incoming.headers), now)
+                    .map(|email| InFlight::enter(&self.state, &mut st, email))
+            } else {
+                None
+            }
+        };
+        let fault = self.lock().take_fault(endpoint);
+        let mut unsolvable_task = false;
+        match fault {
+            None => {}
+            Some(Fault::Latency(d)) => self.clock.sleep(d).await,
+            Some(fault) => match reply::fault_response(endpoint, &fault) {
+                Some(response) => return response,
+                None => unsolvable_task = fault == Fault::CaptchaUnsolvable,
+            },
+        }
+        let ctx = routes::Ctx {
+            now_ms: self.clock.now_ms(),
+            public_base: &self.public_base,
+            unsolvable_task,
+        };
+        let response = routes::handle(&mut self.lock(), &ctx, endpoint, &incoming);
+        drop(in_flight);
+        response
+    }
+}
+
+impl HttpClient for FakeFlow {
+    fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        boxed(async move { Ok(self.handle(request).await) })
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The token of an `authorization: Bearer <AT>` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn record(uri: &http::Uri, req: &routes::Incoming, endpoint: Endpoint) -> RecordedRequest {
+    RecordedRequest {
+        method: req.method.to_string(),
+        url: uri.to_string(),
+        path: uri.path().to_owned(),
+        headers: req
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        json: req.json.clone(),
+        endpoint,
+    }
+}
+
+/// Counts one E7 call in flight for an account until dropped (also when the future is dropped).
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    email: String,
+}
+
+impl InFlight {
+    fn enter(shared: &Arc<Mutex<State>>, st: &mut State, email: String) -> Self {
+        let n = st.in_flight.entry(email.clone()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        let max = st.max_in_flight.entry(email.clone()).or_insert(0);
+        *max = (*max).max(n);
+        Self {
+            state: Arc::clone(shared),
+            email,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut st = lock(&self.state);
+        if let Some(n) = st.in_flight.get_mut(&self.email) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}

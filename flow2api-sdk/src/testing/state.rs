@@ -1,0 +1,248 @@
+//! The fake's mutable state: accounts, tokens, projects, media, captcha tasks, faults and the
+//! request log.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{
+    Endpoint, FakeAccount, FakeProject, Fault, GeneratedMedia, RecordedRequest, UploadedMedia,
+    DEFAULT_YESCAPTCHA_KEY,
+};
+
+/// Settings changed through the setters and `/_fake/config`.
+#[derive(Debug, Clone)]
+pub(super) struct Config {
+    pub(super) at_lifetime: Duration,
+    pub(super) polls_before_ready: u32,
+    pub(super) yescaptcha_key: String,
+    pub(super) upload_array: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct AccountEntry {
+    pub(super) account: FakeAccount,
+    pub(super) st_expired: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct AccessToken {
+    pub(super) email: String,
+    pub(super) expires_ms: u64,
+    pub(super) revoked: bool,
+}
+
+/// A YesCaptcha task.
+#[derive(Debug, Clone)]
+pub(super) struct Task {
+    pub(super) polls_left: u32,
+    pub(super) unsolvable: bool,
+    pub(super) page_action: String,
+    /// The token, once the task is ready.
+    pub(super) solution: Option<String>,
+}
+
+/// A token issued by the fake solver.
+#[derive(Debug, Clone)]
+pub(super) struct IssuedToken {
+    pub(super) user_agent: String,
+    pub(super) page_action: String,
+    pub(super) used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct FaultRule {
+    pub(super) endpoint: Endpoint,
+    pub(super) fault: Fault,
+    /// `Some(n)`: the next n calls; `None`: forever, at `percent` %.
+    pub(super) remaining: Option<u32>,
+    pub(super) percent: u8,
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) config: Config,
+    pub(super) accounts: Vec<AccountEntry>,
+    pub(super) access_tokens: HashMap<String, AccessToken>,
+    pub(super) projects: HashMap<String, FakeProject>,
+    pub(super) uploads: Vec<UploadedMedia>,
+    pub(super) generated: Vec<GeneratedMedia>,
+    pub(super) tasks: HashMap<String, Task>,
+    pub(super) tokens: HashMap<String, IssuedToken>,
+    pub(super) faults: Vec<FaultRule>,
+    pub(super) requests: Vec<RecordedRequest>,
+    pub(super) in_flight: HashMap<String, u32>,
+    pub(super) max_in_flight: HashMap<String, u32>,
+    pub(super) rejections: Vec<String>,
+}
+
+impl State {
+    pub(super) fn new() -> Self {
+        Self {
+            config: Config {
+                at_lifetime: Duration::from_secs(90 * 60),
+                polls_before_ready: 1,
+                yescaptcha_key: DEFAULT_YESCAPTCHA_KEY.to_owned(),
+                upload_array: false,
+            },
+            accounts: Vec::new(),
+            access_tokens: HashMap::new(),
+            projects: HashMap::new(),
+            uploads: Vec::new(),
+            generated: Vec::new(),
+            tasks: HashMap::new(),
+            tokens: HashMap::new(),
+            faults: Vec::new(),
+            requests: Vec::new(),
+            in_flight: HashMap::new(),
+            max_in_flight: HashMap::new(),
+            rejections: Vec::new(),
+        }
+    }
+
+    pub(super) fn add_account(&mut self, account: FakeAccount) {
+        self.accounts
+            .retain(|a| a.account.email != account.email && a.account.st != account.st);
+        self.accounts.push(AccountEntry {
+            account,
+            st_expired: false,
+        });
+    }
+
+    pub(super) fn expire_st(&mut self, st: &str) {
+        for entry in self.accounts.iter_mut().filter(|a| a.account.st == st) {
+            entry.st_expired = true;
+        }
+    }
+
+    pub(super) fn revoke_access_tokens(&mut self, st: &str) {
+        let Some(email) = self
+            .accounts
+            .iter()
+            .find(|a| a.account.st == st)
+            .map(|a| a.account.email.clone())
+        else {
+            return;
+        };
+        for at in self.access_tokens.values_mut().filter(|t| t.email == email) {
+            at.revoked = true;
+        }
+    }
+
+    /// The account whose live session token is `st`.
+    pub(super) fn account_for_st(&self, st: Option<&str>) -> Option<&FakeAccount> {
+        let st = st?;
+        self.accounts
+            .iter()
+            .find(|a| a.account.st == st && !a.st_expired)
+            .map(|a| &a.account)
+    }
+
+    /// The email of the account a live AT belongs to.
+    pub(super) fn email_for_at(&self, at: Option<&str>, now_ms: u64) -> Option<String> {
+        let token = self.access_tokens.get(at?)?;
+        (!token.revoked && now_ms < token.expires_ms).then(|| token.email.clone())
+    }
+
+    /// The account a live AT belongs to.
+    pub(super) fn account_for_at(&self, at: Option<&str>, now_ms: u64) -> Option<&FakeAccount> {
+        let email = self.email_for_at(at, now_ms)?;
+        self.accounts
+            .iter()
+            .find(|a| a.account.email == email)
+            .map(|a| &a.account)
+    }
+
+    /// Whether `project_id` was created by `email`.
+    pub(super) fn owns_project(&self, email: &str, project_id: &str) -> bool {
+        self.projects
+            .get(project_id)
+            .is_some_and(|p| p.email == email)
+    }
+
+    pub(super) fn reject(&mut self, endpoint: Endpoint, why: impl Into<String>) {
+        let why = why.into();
+        self.rejections.push(format!("{endpoint:?}: {why}"));
+    }
+
+    pub(super) fn inject(
+        &mut self,
+        endpoint: Endpoint,
+        fault: Fault,
+        remaining: Option<u32>,
+        percent: u8,
+    ) {
+        if remaining == Some(0) || percent == 0 {
+            return;
+        }
+        self.faults.push(FaultRule {
+            endpoint,
+            fault,
+            remaining,
+            percent,
+        });
+    }
+
+    /// The fault to apply to this call of `endpoint`, if any: the oldest counted one first, then
+    /// the rate rules (each rolled in turn).
+    pub(super) fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
+        if let Some(i) = self
+            .faults
+            .iter()
+            .position(|r| r.endpoint == endpoint && r.remaining.is_some())
+        {
+            let rule = &mut self.faults[i];
+            let fault = rule.fault.clone();
+            let left = rule.remaining.unwrap_or(1).saturating_sub(1);
+            rule.remaining = Some(left);
+            if left == 0 {
+                self.faults.remove(i);
+            }
+            return Some(fault);
+        }
+        self.faults
+            .iter()
+            .filter(|r| r.endpoint == endpoint && r.remaining.is_none())
+            .find(|r| r.percent >= 100 || crate::util::random_u64() % 100 < u64::from(r.percent))
+            .map(|r| r.fault.clone())
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.faults.clear();
+        self.requests.clear();
+        self.rejections.clear();
+        self.max_in_flight = self
+            .in_flight
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(e, n)| (e.clone(), *n))
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_faults_run_out_in_order() {
+        let mut st = State::new();
+        st.inject(Endpoint::Credits, Fault::quota(), Some(2), 100);
+        st.inject(Endpoint::Credits, Fault::internal(), Some(1), 100);
+        assert_eq!(st.take_fault(Endpoint::Session), None);
+        assert_eq!(st.take_fault(Endpoint::Credits), Some(Fault::quota()));
+        assert_eq!(st.take_fault(Endpoint::Credits), Some(Fault::quota()));
+        assert_eq!(st.take_fault(Endpoint::Credits), Some(Fault::internal()));
+        assert_eq!(st.take_fault(Endpoint::Credits), None);
+    }
+
+    #[test]
+    fn rate_rules_stay() {
+        let mut st = State::new();
+        st.inject(Endpoint::Fife, Fault::MalformedJson, None, 100);
+        for _ in 0..3 {
+            assert_eq!(st.take_fault(Endpoint::Fife), Some(Fault::MalformedJson));
+        }
+        st.inject(Endpoint::Credits, Fault::MalformedJson, None, 0);
+        assert_eq!(st.take_fault(Endpoint::Credits), None);
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and running the worker needs: the wasm32 target, worker-build and
+# wasm-bindgen-cli (compiled into ~/.cargo/bin once; a version check skips them afterwards),
+# and the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TOOLS_ROOT="${TOOLS_ROOT:-$HOME/.cargo}"
+WORKER_BUILD_VERSION=0.8.7
+# wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock, or the generated glue will not load.
+BINDGEN_VERSION="$(grep -A1 '^name = "wasm-bindgen"$' "$ROOT/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
+
+rustup target add wasm32-unknown-unknown >/dev/null
+
+have() { "$TOOLS_ROOT/bin/$1" --version 2>/dev/null | grep -qwF "$2"; }
+
+if ! have worker-build "$WORKER_BUILD_VERSION"; then
+  cargo install --root "$TOOLS_ROOT" worker-build --version "$WORKER_BUILD_VERSION" --locked
+fi
+if ! have wasm-bindgen "$BINDGEN_VERSION"; then
+  # No --locked: its lockfile pins a webpki-roots the registry index here lacks.
+  cargo install --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$BINDGEN_VERSION"
+fi
+
+if [ "${SKIP_NPM:-}" != 1 ]; then
+  cd "$ROOT"
+  if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+    npm ci --no-audit --no-fund
+  fi
+fi
