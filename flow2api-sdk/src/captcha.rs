@@ -11,7 +11,8 @@ use crate::flow::send_with_timeout;
 use crate::flow::timeouts;
 use crate::flow::wire::{CaptchaTask, CreateTaskRequest, TaskResponse, TaskResultRequest};
 use crate::seams::{
-    boxed, BoxFuture, Bytes, CaptchaError, CaptchaRequest, CaptchaSolution, CaptchaSolver, Clock, HttpClient,
+    boxed, BoxFuture, Bytes, CaptchaError, CaptchaRequest, CaptchaSolution, CaptchaSolver, Clock,
+    HttpClient,
 };
 use crate::secret::Secret;
 
@@ -89,7 +90,11 @@ impl YesCaptcha {
         }
     }
 
-    async fn post<T: serde::Serialize>(&self, path: &str, body: &T) -> Result<TaskResponse, CaptchaError> {
+    async fn post<T: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<TaskResponse, CaptchaError> {
         let req = http::Request::builder()
             .method(Method::POST)
             .uri(format!("{}/{path}", self.base_url))
@@ -105,7 +110,11 @@ impl YesCaptcha {
         serde_json::from_slice(resp.body()).map_err(|e| fail(format!("{path}: invalid JSON: {e}")))
     }
 
-    async fn create_task(&self, key: &Secret, request: &CaptchaRequest) -> Result<String, CaptchaError> {
+    async fn create_task(
+        &self,
+        key: &Secret,
+        request: &CaptchaRequest,
+    ) -> Result<String, CaptchaError> {
         let body = CreateTaskRequest {
             client_key: key.expose(),
             task: CaptchaTask {
@@ -136,7 +145,11 @@ impl YesCaptcha {
                 }
                 _ => {
                     let desc = r.error_description.unwrap_or_default();
-                    return Err(fail(format!("createTask refused: {code} {desc}").trim().to_owned()));
+                    return Err(fail(
+                        format!("createTask refused: {code} {desc}")
+                            .trim()
+                            .to_owned(),
+                    ));
                 }
             }
         }
@@ -188,7 +201,10 @@ fn fail(message: String) -> CaptchaError {
 }
 
 impl CaptchaSolver for YesCaptcha {
-    fn solve<'a>(&'a self, request: &'a CaptchaRequest) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>> {
+    fn solve<'a>(
+        &'a self,
+        request: &'a CaptchaRequest,
+    ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>> {
         boxed(self.solve_inner(request))
     }
 }

@@ -69,16 +69,27 @@ impl Config {
     /// Reads the configuration through `lookup` (an environment, a Worker `Env`…).
     /// Unparsable numbers fall back to their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let num = |k: &str, d: u64| get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
         let secs = |k: &str, d: f64| {
             let v = get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(d);
             Duration::from_secs_f64(if v.is_finite() && v >= 0.0 { v } else { d })
         };
         let flag = |k: &str| {
-            get(k).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+            get(k).is_some_and(|v| {
+                matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+            })
         };
-        let base = |k: &str, d: &str| get(k).unwrap_or_else(|| d.to_owned()).trim_end_matches('/').to_owned();
+        let base = |k: &str, d: &str| {
+            get(k)
+                .unwrap_or_else(|| d.to_owned())
+                .trim_end_matches('/')
+                .to_owned()
+        };
         Self {
             labs_base_url: base("FLOW_LABS_BASE_URL", DEFAULT_LABS_BASE_URL),
             api_base_url: base("FLOW_API_BASE_URL", DEFAULT_API_BASE_URL),

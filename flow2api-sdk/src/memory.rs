@@ -160,7 +160,9 @@ pub struct StorageMediaStore {
 
 impl std::fmt::Debug for StorageMediaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageMediaStore").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("StorageMediaStore")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -181,9 +183,15 @@ impl MediaStore for StorageMediaStore {
         boxed(async move {
             let id = util::random_hex(16);
             self.storage
-                .put(&format!("media-type:{id}"), Bytes::from(media.content_type), self.ttl)
+                .put(
+                    &format!("media-type:{id}"),
+                    Bytes::from(media.content_type),
+                    self.ttl,
+                )
                 .await?;
-            self.storage.put(&format!("media:{id}"), media.bytes, self.ttl).await?;
+            self.storage
+                .put(&format!("media:{id}"), media.bytes, self.ttl)
+                .await?;
             Ok(id)
         })
     }
@@ -220,9 +228,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock at `now_ms`.
     pub fn new(now_ms: u64) -> Self {
-        Self {
-            now: now_ms.into(),
-        }
+        Self { now: now_ms.into() }
     }
 
     /// Moves time forward.

@@ -31,11 +31,15 @@ struct AddTokenBody {
 
 fn session_key(token: &str) -> String {
     // Only a hash of the token is stored, so a storage dump yields no usable session.
-    format!("admin-session:{}", util::hex(&sha2::Sha256::digest(token.as_bytes())))
+    format!(
+        "admin-session:{}",
+        util::hex(&sha2::Sha256::digest(token.as_bytes()))
+    )
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
 }
 
 fn ok(v: Value) -> Response<Body> {
@@ -67,14 +71,27 @@ impl AppInner {
         let user_ok = Secret::new(self.config.admin_username.clone()).ct_eq(&body.username);
         let pass_ok = verify_password(password, &body.password);
         if !(user_ok && pass_ok) {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Invalid credentials.").code("invalid_credentials"));
+            return Err(
+                ApiError::new(StatusCode::UNAUTHORIZED, "Invalid credentials.")
+                    .code("invalid_credentials"),
+            );
         }
         let token = util::random_hex(32);
         self.deps
             .sessions
-            .put(&session_key(&token), Bytes::from_static(b"1"), Some(SESSION_TTL))
+            .put(
+                &session_key(&token),
+                Bytes::from_static(b"1"),
+                Some(SESSION_TTL),
+            )
             .await
-            .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Session storage is unavailable.").retry_after(5))?;
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Session storage is unavailable.",
+                )
+                .retry_after(5)
+            })?;
         Ok(ok(json!({
             "success": true,
             "token": token,
@@ -91,11 +108,23 @@ impl AppInner {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Missing admin token (POST /api/login)."))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Missing admin token (POST /api/login).",
+                )
+            })?;
         match self.deps.sessions.get(&session_key(token)).await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "Invalid or expired admin token.")),
-            Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Session storage is unavailable.").retry_after(5)),
+            Ok(None) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Invalid or expired admin token.",
+            )),
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Session storage is unavailable.",
+            )
+            .retry_after(5)),
         }
     }
 
@@ -111,12 +140,19 @@ impl AppInner {
             (&Method::GET | &Method::POST, ["tokens"]) | (&Method::DELETE, ["tokens", _])
         );
         if !known {
-            return Err(ApiError::not_found(format!("No route for {method} /api/{}", segments.join("/"))));
+            return Err(ApiError::not_found(format!(
+                "No route for {method} /api/{}",
+                segments.join("/")
+            )));
         }
         self.require_admin(req).await?;
         match (method, segments) {
             (&Method::GET, ["tokens"]) => {
-                let accounts = self.pool.list().await.map_err(|e| ApiError::from(crate::pool::PoolError::from(e)))?;
+                let accounts = self
+                    .pool
+                    .list()
+                    .await
+                    .map_err(|e| ApiError::from(crate::pool::PoolError::from(e)))?;
                 let mut out = Vec::with_capacity(accounts.len());
                 for a in accounts.iter().rev() {
                     let in_flight = self.pool.in_flight(&a.id).await.unwrap_or(0);
@@ -149,7 +185,11 @@ impl AppInner {
         let now = self.deps.clock.now_ms();
         let status = if a.active {
             "active"
-        } else if a.status_reason.as_deref().is_some_and(|r| r.starts_with("expired")) {
+        } else if a
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("expired"))
+        {
             "expired"
         } else {
             "disabled"

@@ -76,9 +76,12 @@ impl ApiError {
 
     /// 404 `model_not_found`.
     pub fn model_not_found(model: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("The model `{model}` does not exist."))
-            .code("model_not_found")
-            .param("model")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("The model `{model}` does not exist."),
+        )
+        .code("model_not_found")
+        .param("model")
     }
 
     /// 404 for an unknown route or record.
@@ -88,7 +91,10 @@ impl ApiError {
 
     /// 500 with a generic message; the detail is for logs only.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error; see the server log.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error; see the server log.",
+        )
     }
 
     /// OpenAI `type` for the status.
@@ -142,7 +148,10 @@ impl ApiError {
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(s) = self.retry_after {
             h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
         }
@@ -153,7 +162,9 @@ impl ApiError {
 impl From<NoAccount> for ApiError {
     fn from(n: NoAccount) -> Self {
         match n {
-            NoAccount::TierTooLow { .. } => Self::new(StatusCode::FORBIDDEN, n.to_string()).code("tier_required"),
+            NoAccount::TierTooLow { .. } => {
+                Self::new(StatusCode::FORBIDDEN, n.to_string()).code("tier_required")
+            }
             _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, n.to_string())
                 .code("no_account_available")
                 .retry_after(30),
@@ -165,12 +176,19 @@ impl From<PoolError> for ApiError {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Unavailable(n) => n.into(),
-            PoolError::Duplicate(_) => Self::new(StatusCode::CONFLICT, e.to_string()).code("duplicate"),
-            PoolError::Rejected(_) => Self::bad_request(e.to_string()).code("session_token_rejected"),
+            PoolError::Duplicate(_) => {
+                Self::new(StatusCode::CONFLICT, e.to_string()).code("duplicate")
+            }
+            PoolError::Rejected(_) => {
+                Self::bad_request(e.to_string()).code("session_token_rejected")
+            }
             PoolError::NotFound(_) => Self::not_found(e.to_string()),
-            PoolError::Storage(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Storage is unavailable; retry shortly.")
-                .code("storage_unavailable")
-                .retry_after(5),
+            PoolError::Storage(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Storage is unavailable; retry shortly.",
+            )
+            .code("storage_unavailable")
+            .retry_after(5),
         }
     }
 }
@@ -190,21 +208,26 @@ impl From<GenerateError> for ApiError {
                 f.message()
             ))
             .code("content_policy_violation"),
-            GenerateError::Upstream(f) if f.is_timeout() => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, format!("Upstream timed out: {f}")).code("upstream_timeout")
-            }
-            GenerateError::Upstream(f) if f.is_quota_exhausted() => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, format!("Upstream quota exhausted: {f}"))
-                    .code("insufficient_quota")
-                    .retry_after(60)
-            }
-            GenerateError::Upstream(f) if f.is_captcha_rejected() => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("reCAPTCHA kept failing: {f}"))
-                    .code("upstream_captcha_rejected")
-                    .retry_after(10)
-            }
+            GenerateError::Upstream(f) if f.is_timeout() => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("Upstream timed out: {f}"),
+            )
+            .code("upstream_timeout"),
+            GenerateError::Upstream(f) if f.is_quota_exhausted() => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Upstream quota exhausted: {f}"),
+            )
+            .code("insufficient_quota")
+            .retry_after(60),
+            GenerateError::Upstream(f) if f.is_captcha_rejected() => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("reCAPTCHA kept failing: {f}"),
+            )
+            .code("upstream_captcha_rejected")
+            .retry_after(10),
             GenerateError::Upstream(f) => {
-                Self::new(StatusCode::BAD_GATEWAY, format!("Upstream failed: {f}")).code("upstream_error")
+                Self::new(StatusCode::BAD_GATEWAY, format!("Upstream failed: {f}"))
+                    .code("upstream_error")
             }
             GenerateError::NoProject => {
                 Self::new(StatusCode::BAD_GATEWAY, e.to_string()).code("upstream_error")

@@ -65,12 +65,17 @@ pub fn is_private_url(url: &url::Url) -> bool {
 /// # Errors
 /// 400 for anything else, or bytes over `max_bytes`.
 pub fn decode_data_url(uri: &str, max_bytes: usize) -> Result<Bytes, ApiError> {
-    let invalid = || ApiError::bad_request("Invalid data URL: expected data:<mime>;base64,<data>").param("messages");
+    let invalid = || {
+        ApiError::bad_request("Invalid data URL: expected data:<mime>;base64,<data>")
+            .param("messages")
+    };
     let rest = uri.strip_prefix("data:").ok_or_else(invalid)?;
     let (meta, data) = rest.split_once(',').ok_or_else(invalid)?;
     let mime = meta.strip_suffix(";base64").ok_or_else(invalid)?;
     if !mime.starts_with("image/") {
-        return Err(ApiError::bad_request(format!("Unsupported data URL type: {mime}")).param("messages"));
+        return Err(
+            ApiError::bad_request(format!("Unsupported data URL type: {mime}")).param("messages"),
+        );
     }
     // base64 expands by 4/3: refuse before decoding what cannot fit.
     if data.len() / 4 * 3 > max_bytes + 3 {
@@ -103,10 +108,17 @@ impl AppInner {
             return decode_data_url(uri, self.config.max_image_bytes);
         }
         let Ok(url) = url::Url::parse(uri) else {
-            return Err(ApiError::bad_request(format!("Unsupported image URI: {}", shorten(uri))).param("messages"));
+            return Err(
+                ApiError::bad_request(format!("Unsupported image URI: {}", shorten(uri)))
+                    .param("messages"),
+            );
         };
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(ApiError::bad_request(format!("Unsupported image URI scheme: {}", url.scheme())).param("messages"));
+            return Err(ApiError::bad_request(format!(
+                "Unsupported image URI scheme: {}",
+                url.scheme()
+            ))
+            .param("messages"));
         }
         if let Some(bytes) = self.own_media(&url).await {
             return Ok(bytes);
@@ -119,12 +131,22 @@ impl AppInner {
         if !is_media_id(id) {
             return None;
         }
-        self.deps.media.get(id).await.ok().flatten().map(|m| m.bytes)
+        self.deps
+            .media
+            .get(id)
+            .await
+            .ok()
+            .flatten()
+            .map(|m| m.bytes)
     }
 
     async fn fetch_image(&self, mut url: url::Url) -> Result<Bytes, ApiError> {
         let failed = |u: &url::Url, why: &str| {
-            ApiError::bad_request(format!("Failed to load image from {}: {why}", shorten(u.as_str()))).param("messages")
+            ApiError::bad_request(format!(
+                "Failed to load image from {}: {why}",
+                shorten(u.as_str())
+            ))
+            .param("messages")
         };
         for _ in 0..=MAX_REDIRECTS {
             if !self.config.allow_private_image_urls && is_private_url(&url) {
@@ -137,13 +159,21 @@ impl AppInner {
             let req = http::Request::builder()
                 .method(Method::GET)
                 .uri(url.as_str())
-                .header("accept", "image/avif,image/webp,image/apng,image/*,*/*;q=0.8")
+                .header(
+                    "accept",
+                    "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+                )
                 .header("user-agent", crate::flow::headers::FALLBACK_USER_AGENT)
                 .body(Bytes::new())
                 .map_err(|_| failed(&url, "invalid URL"))?;
-            let resp = send_with_timeout(&*self.deps.http, &*self.deps.clock, req, timeouts::FETCH_IMAGE)
-                .await
-                .map_err(|e| failed(&url, &e.to_string()))?;
+            let resp = send_with_timeout(
+                &*self.deps.http,
+                &*self.deps.clock,
+                req,
+                timeouts::FETCH_IMAGE,
+            )
+            .await
+            .map_err(|e| failed(&url, &e.to_string()))?;
             let status = resp.status();
             if status.is_redirection() {
                 let next = resp
@@ -210,7 +240,10 @@ mod tests {
 
     #[test]
     fn data_urls() {
-        assert_eq!(&decode_data_url("data:image/png;base64,aGVsbG8=", 100).unwrap()[..], b"hello");
+        assert_eq!(
+            &decode_data_url("data:image/png;base64,aGVsbG8=", 100).unwrap()[..],
+            b"hello"
+        );
         assert!(decode_data_url("data:image/png;base64/aGVsbG8=", 100).is_err());
         assert!(decode_data_url("data:image/png;base64,!!!", 100).is_err());
         assert!(decode_data_url("data:text/plain;base64,aGVsbG8=", 100).is_err());

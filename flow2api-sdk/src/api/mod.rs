@@ -135,18 +135,25 @@ impl App {
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match (&method, segments.as_slice()) {
-            (&Method::GET, ["health"]) => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())),
+            (&Method::GET, ["health"]) => {
+                Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
+            }
             (&Method::GET, ["media", id]) => inner.serve_media(id).await,
-            (&Method::GET, ["v1", "models"]) => inner.require_api_key(&req).map(|_| openai::models_response()),
+            (&Method::GET, ["v1", "models"]) => inner
+                .require_api_key(&req)
+                .map(|_| openai::models_response()),
             (&Method::POST, ["v1", "chat", "completions"]) => match inner.require_api_key(&req) {
                 Ok(()) => openai::chat_completions(inner.clone(), req).await,
                 Err(e) => Err(e),
             },
-            (&Method::POST, ["api", "login"] | ["api", "admin", "login"]) => inner.login(&req).await,
-            (_, ["api", ..]) => inner.admin_route(&method, &segments[1..], &req).await,
-            (_, ["v1", "models"] | ["v1", "chat", "completions"]) => {
-                Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed here")))
+            (&Method::POST, ["api", "login"] | ["api", "admin", "login"]) => {
+                inner.login(&req).await
             }
+            (_, ["api", ..]) => inner.admin_route(&method, &segments[1..], &req).await,
+            (_, ["v1", "models"] | ["v1", "chat", "completions"]) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here"),
+            )),
             _ => Err(ApiError::not_found(format!("No route for {method} {path}"))),
         };
         result.unwrap_or_else(|e| e.into_response(Dialect::OpenAi))
@@ -165,7 +172,10 @@ impl AppInner {
         };
         let h = req.headers();
         let given = if let Some(auth) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).map(str::trim).map(str::to_owned)
+            auth.strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+                .map(str::trim)
+                .map(str::to_owned)
         } else if let Some(k) = h.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
             Some(k.trim().to_owned())
         } else {
@@ -193,7 +203,11 @@ impl AppInner {
                 .body(Body::Full(m.bytes))
                 .unwrap_or_else(|_| Response::new(Body::empty()))),
             Ok(None) => Err(ApiError::not_found("No such media (it may have expired).")),
-            Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Media storage is unavailable.").retry_after(5)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Media storage is unavailable.",
+            )
+            .retry_after(5)),
         }
     }
 
@@ -225,8 +239,10 @@ impl AppInner {
 pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
     let mut resp = Response::new(Body::Full(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -235,7 +251,9 @@ fn add_cors(resp: &mut Response<Body>) {
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     h.insert(
         "access-control-allow-headers",
-        HeaderValue::from_static("authorization, content-type, x-goog-api-key, x-stainless-retry-count"),
+        HeaderValue::from_static(
+            "authorization, content-type, x-goog-api-key, x-stainless-retry-count",
+        ),
     );
     h.insert(
         "access-control-allow-methods",

@@ -75,11 +75,16 @@ fn parse_chat(body: &[u8], max_prompt_chars: usize) -> Result<ChatRequest, ApiEr
     let messages = match obj.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) | None => {
-            return Err(field_error("messages", "`messages` must be a non-empty array."))
+            return Err(field_error(
+                "messages",
+                "`messages` must be a non-empty array.",
+            ))
         }
         Some(_) => return Err(field_error("messages", "`messages` must be an array.")),
     };
-    let (last, earlier) = messages.split_last().ok_or_else(|| field_error("messages", "`messages` is empty."))?;
+    let (last, earlier) = messages
+        .split_last()
+        .ok_or_else(|| field_error("messages", "`messages` is empty."))?;
     let (prompt, mut image_uris) = read_message(last)?;
     if image_uris.is_empty() {
         // Deprecated top-level `image`.
@@ -88,7 +93,10 @@ fn parse_chat(body: &[u8], max_prompt_chars: usize) -> Result<ChatRequest, ApiEr
         }
     }
     if prompt.is_empty() {
-        return Err(field_error("messages", "The prompt is empty: the last message has no text."));
+        return Err(field_error(
+            "messages",
+            "The prompt is empty: the last message has no text.",
+        ));
     }
     if prompt.chars().count() > max_prompt_chars {
         return Err(field_error(
@@ -139,7 +147,12 @@ fn read_message(m: &Value) -> Result<(String, Vec<String>), ApiError> {
                                 texts.push(t.to_owned());
                             }
                         }
-                        _ => return Err(field_error("messages", "A text part needs a string `text`.")),
+                        _ => {
+                            return Err(field_error(
+                                "messages",
+                                "A text part needs a string `text`.",
+                            ))
+                        }
                     },
                     Some("image_url") => {
                         let url = match part.get("image_url") {
@@ -157,13 +170,21 @@ fn read_message(m: &Value) -> Result<(String, Vec<String>), ApiError> {
                             }
                         }
                     }
-                    _ => return Err(field_error("messages", "Content parts must be of type `text` or `image_url`.")),
+                    _ => {
+                        return Err(field_error(
+                            "messages",
+                            "Content parts must be of type `text` or `image_url`.",
+                        ))
+                    }
                 }
             }
             Ok((texts.join("\n"), images))
         }
         Some(Value::Null) | None => Ok((String::new(), Vec::new())),
-        Some(_) => Err(field_error("messages", "Message `content` must be a string or an array of parts.")),
+        Some(_) => Err(field_error(
+            "messages",
+            "Message `content` must be a string or an array of parts.",
+        )),
     }
 }
 
@@ -187,7 +208,10 @@ fn markdown_images(text: &str) -> Vec<String> {
 
 /// `POST /v1/chat/completions`. Everything that can fail before generation (parsing, model,
 /// images, account) fails here as a plain error response; later failures go in the stream.
-pub(crate) async fn chat_completions(inner: Arc<AppInner>, req: Request<Bytes>) -> Result<Response<Body>, ApiError> {
+pub(crate) async fn chat_completions(
+    inner: Arc<AppInner>,
+    req: Request<Bytes>,
+) -> Result<Response<Body>, ApiError> {
     let chat = parse_chat(req.body(), inner.config.max_prompt_chars)?;
     // Unknown names fail before any image is fetched.
     let mut model = models::resolve_image(&chat.model_name, &chat.hints, None)
@@ -245,7 +269,10 @@ pub(crate) async fn chat_completions(inner: Arc<AppInner>, req: Request<Bytes>) 
         let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
         let mut resp = Response::new(Body::Stream(crate::seams::boxed_stream(stream)));
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         Ok(resp)
@@ -274,7 +301,10 @@ async fn run(
     media_base: String,
     progress: Progress,
 ) -> Result<Output, ApiError> {
-    progress.line(format!("Image generation started on account {}.", mask_email(&lease.account.email)));
+    progress.line(format!(
+        "Image generation started on account {}.",
+        mask_email(&lease.account.email)
+    ));
     let result = inner
         .generator
         .generate_image(&lease.account, &job, &media_base, &progress)
@@ -371,24 +401,52 @@ mod tests {
         assert_eq!(ok.prompt, "a cat");
         assert!(ok.stream);
         assert_eq!(ok.image_uris.len(), 1);
-        assert_eq!(ok.history_image_uris, vec!["https://a/2.png", "https://a/1.png"]);
+        assert_eq!(
+            ok.history_image_uris,
+            vec!["https://a/2.png", "https://a/1.png"]
+        );
 
         for (body, param) in [
             (&b"{not json"[..], None),
             (br#"[]"#, None),
-            (br#"{"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
-            (br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
+            (
+                br#"{"messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+            ),
+            (
+                br#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+            ),
             (br#"{"model":"m","messages":[]}"#, Some("messages")),
             (br#"{"model":"m","messages":"hi"}"#, Some("messages")),
-            (br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#, Some("stream")),
-            (br#"{"model":"m","messages":[{"role":"user","content":"   "}]}"#, Some("messages")),
-            (br#"{"model":"m","messages":[{"role":"user","content":[{"type":"audio"}]}]}"#, Some("messages")),
+            (
+                br#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#,
+                Some("stream"),
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user","content":"   "}]}"#,
+                Some("messages"),
+            ),
+            (
+                br#"{"model":"m","messages":[{"role":"user","content":[{"type":"audio"}]}]}"#,
+                Some("messages"),
+            ),
         ] {
             let e = parse_chat(body, 100).err().unwrap();
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                e.status,
+                StatusCode::BAD_REQUEST,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
             assert_eq!(e.param.as_deref(), param);
         }
-        let e = parse_chat(br#"{"model":"m","messages":[{"role":"user","content":"aaaa"}]}"#, 3).err().unwrap();
+        let e = parse_chat(
+            br#"{"model":"m","messages":[{"role":"user","content":"aaaa"}]}"#,
+            3,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 }

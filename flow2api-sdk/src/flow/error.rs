@@ -54,12 +54,15 @@ impl FlowError {
     /// An error from an HTTP status and body (Google's error format or anything else).
     pub fn from_status(endpoint: &'static str, status: u16, body: &[u8]) -> Self {
         let text = String::from_utf8_lossy(body);
-        let parsed = serde_json::from_slice::<GoogleErrorBody>(body).ok().and_then(|b| b.error);
+        let parsed = serde_json::from_slice::<GoogleErrorBody>(body)
+            .ok()
+            .and_then(|b| b.error);
         let (reason, google_status, message) = match parsed {
             Some(e) => {
-                let reason = e.details.iter().find_map(|d| {
-                    d.get("reason").and_then(|r| r.as_str()).map(str::to_owned)
-                });
+                let reason = e
+                    .details
+                    .iter()
+                    .find_map(|d| d.get("reason").and_then(|r| r.as_str()).map(str::to_owned));
                 (reason, e.status, e.message.unwrap_or_default())
             }
             None => (None, None, truncate(text.trim(), 200)),
@@ -153,7 +156,10 @@ impl FlowError {
     /// reCAPTCHA scored the request as a bot: the captcha's fault, not the account's.
     pub fn is_captcha_rejected(&self) -> bool {
         self.reason() == Some(REASON_UNUSUAL_ACTIVITY)
-            || self.message().to_ascii_lowercase().contains("recaptcha evaluation failed")
+            || self
+                .message()
+                .to_ascii_lowercase()
+                .contains("recaptcha evaluation failed")
     }
 
     /// The account's quota is spent.
@@ -170,7 +176,10 @@ impl FlowError {
 
     /// Google refused the prompt or the output on content grounds.
     pub fn is_content_policy(&self) -> bool {
-        matches!(self.reason(), Some(REASON_UNSAFE_GENERATION | REASON_MINOR_UPLOAD))
+        matches!(
+            self.reason(),
+            Some(REASON_UNSAFE_GENERATION | REASON_MINOR_UPLOAD)
+        )
     }
 
     /// The credentials were refused (401 / `UNAUTHENTICATED`).
@@ -223,7 +232,9 @@ impl fmt::Display for FlowError {
                 Ok(())
             }
             Kind::Transport(e) => write!(f, "{}: {e}", self.endpoint),
-            Kind::Parse { message, .. } => write!(f, "{}: unexpected response: {message}", self.endpoint),
+            Kind::Parse { message, .. } => {
+                write!(f, "{}: unexpected response: {message}", self.endpoint)
+            }
         }
     }
 }
@@ -253,14 +264,22 @@ mod tests {
         let e = FlowError::from_status("generate_image", 400, unsafe_);
         assert!(e.is_content_policy() && !e.is_retryable());
 
-        let e = FlowError::from_status("credits", 401, br#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#);
+        let e = FlowError::from_status(
+            "credits",
+            401,
+            br#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#,
+        );
         assert!(e.is_auth());
 
         let e = FlowError::from_status("generate_image", 502, b"<html>bad gateway</html>");
         assert!(e.is_retryable());
         assert_eq!(e.message(), "<html>bad gateway</html>");
 
-        let e = FlowError::from_status("generate_image", 400, br#"{"error":{"code":400,"status":"INVALID_ARGUMENT","message":"bad"}}"#);
+        let e = FlowError::from_status(
+            "generate_image",
+            400,
+            br#"{"error":{"code":400,"status":"INVALID_ARGUMENT","message":"bad"}}"#,
+        );
         assert!(!e.is_retryable());
     }
 }

@@ -30,7 +30,8 @@ pub fn client_hints(user_agent: &str) -> (String, &'static str, &'static str) {
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(124);
-    let ua = format!(r#""Google Chrome";v="{major}", "Chromium";v="{major}", "Not)A;Brand";v="24""#);
+    let ua =
+        format!(r#""Google Chrome";v="{major}", "Chromium";v="{major}", "Not)A;Brand";v="24""#);
     let (platform, mobile) = if user_agent.contains("Android") {
         (r#""Android""#, "?1")
     } else if user_agent.contains("iPhone") || user_agent.contains("iPad") {
@@ -71,8 +72,16 @@ pub fn profile_m(user_agent: &str) -> HeaderMap {
     put(&mut h, "referer", "https://labs.google/");
     put(&mut h, "sec-fetch-storage-access", "active");
     put(&mut h, "x-browser-channel", "stable");
-    put(&mut h, "x-browser-copyright", "Copyright 2026 Google LLC. All Rights Reserved.");
-    put(&mut h, "x-browser-validation", "MRCPrt/rS3JY47x2Yiz9h3ag4U8=");
+    put(
+        &mut h,
+        "x-browser-copyright",
+        "Copyright 2026 Google LLC. All Rights Reserved.",
+    );
+    put(
+        &mut h,
+        "x-browser-validation",
+        "MRCPrt/rS3JY47x2Yiz9h3ag4U8=",
+    );
     put(&mut h, "x-browser-year", "2026");
     put(&mut h, "user-agent", user_agent);
     add_browser_defaults(&mut h, user_agent);
@@ -101,7 +110,10 @@ mod tests {
     #[test]
     fn hints_follow_the_user_agent() {
         let (ua, mobile, platform) = client_hints(FALLBACK_USER_AGENT);
-        assert_eq!(ua, r#""Google Chrome";v="149", "Chromium";v="149", "Not)A;Brand";v="24""#);
+        assert_eq!(
+            ua,
+            r#""Google Chrome";v="149", "Chromium";v="149", "Not)A;Brand";v="24""#
+        );
         assert_eq!((mobile, platform), ("?0", r#""Windows""#));
         let h = profile_d(FALLBACK_USER_AGENT, Some("p1"));
         assert_eq!(h["referer"], "https://labs.google/fx/tools/flow/project/p1");

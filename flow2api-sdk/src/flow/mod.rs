@@ -14,7 +14,9 @@ use http::header::{HeaderMap, HeaderValue};
 use http::Method;
 
 use crate::models::{ImageAspect, Tier};
-use crate::seams::{Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+use crate::seams::{
+    Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+};
 use crate::secret::Secret;
 use crate::util;
 
@@ -164,12 +166,19 @@ pub fn sniff_mime(bytes: &[u8]) -> &'static str {
     }
 }
 
-fn request(method: Method, url: &str, headers: HeaderMap, body: Bytes) -> Result<HttpRequest, TransportError> {
+fn request(
+    method: Method,
+    url: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<HttpRequest, TransportError> {
     let mut req = http::Request::builder()
         .method(method)
         .uri(url)
         .body(body)
-        .map_err(|e| TransportError::new(TransportErrorKind::Other, format!("invalid request: {e}")))?;
+        .map_err(|e| {
+            TransportError::new(TransportErrorKind::Other, format!("invalid request: {e}"))
+        })?;
     *req.headers_mut() = headers;
     Ok(req)
 }
@@ -193,7 +202,10 @@ fn json_body<T: serde::Serialize>(v: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(endpoint: &'static str, resp: &HttpResponse) -> Result<T, FlowError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    endpoint: &'static str,
+    resp: &HttpResponse,
+) -> Result<T, FlowError> {
     serde_json::from_slice(resp.body())
         .map_err(|e| FlowError::parse(endpoint, format!("invalid JSON: {e}"), resp.body()))
 }
@@ -215,7 +227,12 @@ fn recaptcha<'a>(token: &'a Secret) -> Option<RecaptchaContext<'a>> {
 
 impl FlowClient {
     /// A client for the given base URLs (`FLOW_LABS_BASE_URL`, `FLOW_API_BASE_URL`).
-    pub fn new(http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>, labs_base: &str, api_base: &str) -> Self {
+    pub fn new(
+        http: Arc<dyn HttpClient>,
+        clock: Arc<dyn Clock>,
+        labs_base: &str,
+        api_base: &str,
+    ) -> Self {
         Self {
             http,
             clock,
@@ -249,7 +266,12 @@ impl FlowClient {
     /// Builds E1 `GET {labs}/auth/session`.
     pub fn build_session(&self, st: &Secret) -> Result<HttpRequest, TransportError> {
         let h = with_session_cookie(headers::profile_d(headers::FALLBACK_USER_AGENT, None), st);
-        request(Method::GET, &format!("{}/auth/session", self.labs_base), h, Bytes::new())
+        request(
+            Method::GET,
+            &format!("{}/auth/session", self.labs_base),
+            h,
+            Bytes::new(),
+        )
     }
 
     /// Parses E1. An ST that no longer works answers `{}`: that is an auth error.
@@ -263,9 +285,12 @@ impl FlowClient {
             ));
         };
         let user = s.user.unwrap_or_default();
-        let name = user
-            .name
-            .or_else(|| user.email.as_deref().and_then(|e| e.split('@').next()).map(str::to_owned));
+        let name = user.name.or_else(|| {
+            user.email
+                .as_deref()
+                .and_then(|e| e.split('@').next())
+                .map(str::to_owned)
+        });
         Ok(Session {
             access_token: Secret::new(at),
             expires_ms: s.expires.as_deref().and_then(util::parse_rfc3339_ms),
@@ -279,7 +304,9 @@ impl FlowClient {
     /// # Errors
     /// [`FlowError::is_auth`] when the ST is no longer valid; transport and parse errors.
     pub async fn session(&self, st: &Secret) -> Result<Session, FlowError> {
-        let resp = self.send("session", self.build_session(st), timeouts::CONTROL).await?;
+        let resp = self
+            .send("session", self.build_session(st), timeouts::CONTROL)
+            .await?;
         Self::parse_session(&resp)
     }
 
@@ -288,7 +315,12 @@ impl FlowClient {
     /// Builds E2 `GET {api}/credits`.
     pub fn build_credits(&self, at: &Secret) -> Result<HttpRequest, TransportError> {
         let h = with_bearer(headers::profile_d(headers::FALLBACK_USER_AGENT, None), at);
-        request(Method::GET, &format!("{}/credits", self.api_base), h, Bytes::new())
+        request(
+            Method::GET,
+            &format!("{}/credits", self.api_base),
+            h,
+            Bytes::new(),
+        )
     }
 
     /// Parses E2.
@@ -305,14 +337,20 @@ impl FlowClient {
     /// # Errors
     /// [`FlowError::is_auth`] for a dead AT; transport and parse errors.
     pub async fn credits(&self, at: &Secret) -> Result<Credits, FlowError> {
-        let resp = self.send("credits", self.build_credits(at), timeouts::CONTROL).await?;
+        let resp = self
+            .send("credits", self.build_credits(at), timeouts::CONTROL)
+            .await?;
         Self::parse_credits(&resp)
     }
 
     // ---- E3 ---------------------------------------------------------------------------------
 
     /// Builds E3 `POST {labs}/trpc/project.createProject`.
-    pub fn build_create_project(&self, st: &Secret, title: &str) -> Result<HttpRequest, TransportError> {
+    pub fn build_create_project(
+        &self,
+        st: &Secret,
+        title: &str,
+    ) -> Result<HttpRequest, TransportError> {
         let h = with_session_cookie(headers::profile_d(headers::FALLBACK_USER_AGENT, None), st);
         let body = json_body(&CreateProjectRequest {
             json: CreateProjectJson {
@@ -320,7 +358,12 @@ impl FlowClient {
                 tool_name: TOOL,
             },
         });
-        request(Method::POST, &format!("{}/trpc/project.createProject", self.labs_base), h, body)
+        request(
+            Method::POST,
+            &format!("{}/trpc/project.createProject", self.labs_base),
+            h,
+            body,
+        )
     }
 
     /// Parses E3: the id at `result.data.json.result.projectId`.
@@ -339,7 +382,11 @@ impl FlowClient {
     /// Upstream, transport and parse errors.
     pub async fn create_project(&self, st: &Secret, title: &str) -> Result<String, FlowError> {
         let resp = self
-            .send("create_project", self.build_create_project(st, title), timeouts::CREATE_PROJECT)
+            .send(
+                "create_project",
+                self.build_create_project(st, title),
+                timeouts::CREATE_PROJECT,
+            )
             .await?;
         Self::parse_create_project(&resp)
     }
@@ -371,18 +418,31 @@ impl FlowClient {
             is_user_uploaded: true,
             mime_type: mime,
         });
-        let h = with_bearer(headers::profile_d(headers::FALLBACK_USER_AGENT, Some(project_id)), at);
-        request(Method::POST, &format!("{}/flow/uploadImage", self.api_base), h, body)
+        let h = with_bearer(
+            headers::profile_d(headers::FALLBACK_USER_AGENT, Some(project_id)),
+            at,
+        );
+        request(
+            Method::POST,
+            &format!("{}/flow/uploadImage", self.api_base),
+            h,
+            body,
+        )
     }
 
     /// Parses E5: `media.name` (object or array), else `mediaGenerationId.mediaGenerationId`.
     pub fn parse_upload_image(resp: &HttpResponse) -> Result<String, FlowError> {
         let r: UploadImageResponse = parse_json("upload_image", resp)?;
         let from_media = match &r.media {
-            Some(serde_json::Value::Array(items)) => items
-                .iter()
-                .find_map(|m| m.get("name").and_then(|n| n.as_str()).filter(|n| !n.is_empty())),
-            Some(m) => m.get("name").and_then(|n| n.as_str()).filter(|n| !n.is_empty()),
+            Some(serde_json::Value::Array(items)) => items.iter().find_map(|m| {
+                m.get("name")
+                    .and_then(|n| n.as_str())
+                    .filter(|n| !n.is_empty())
+            }),
+            Some(m) => m
+                .get("name")
+                .and_then(|n| n.as_str())
+                .filter(|n| !n.is_empty()),
             None => None,
         };
         from_media
@@ -400,7 +460,12 @@ impl FlowClient {
     ///
     /// # Errors
     /// Upstream, transport and parse errors.
-    pub async fn upload_image(&self, at: &Secret, project_id: &str, image: &[u8]) -> Result<String, FlowError> {
+    pub async fn upload_image(
+        &self,
+        at: &Secret,
+        project_id: &str,
+        image: &[u8],
+    ) -> Result<String, FlowError> {
         let req = self.build_upload_image(at, project_id, image, self.clock.now_ms());
         let resp = self.send("upload_image", req, timeouts::UPLOAD).await?;
         Self::parse_upload_image(&resp)
@@ -409,7 +474,11 @@ impl FlowClient {
     // ---- E7 ---------------------------------------------------------------------------------
 
     /// Builds E7 `POST {api}/projects/{PID}/flowMedia:batchGenerateImages`.
-    pub fn build_generate_image(&self, at: &Secret, g: &ImageGeneration<'_>) -> Result<HttpRequest, TransportError> {
+    pub fn build_generate_image(
+        &self,
+        at: &Secret,
+        g: &ImageGeneration<'_>,
+    ) -> Result<HttpRequest, TransportError> {
         let ctx = ClientContext {
             recaptcha_context: recaptcha(g.captcha_token),
             session_id: g.session_id,
@@ -442,7 +511,10 @@ impl FlowClient {
             }],
         });
         let h = with_bearer(headers::profile_m(g.user_agent), at);
-        let url = format!("{}/projects/{}/flowMedia:batchGenerateImages", self.api_base, g.project_id);
+        let url = format!(
+            "{}/projects/{}/flowMedia:batchGenerateImages",
+            self.api_base, g.project_id
+        );
         request(Method::POST, &url, h, body)
     }
 
@@ -450,7 +522,11 @@ impl FlowClient {
     pub fn parse_generate_image(resp: &HttpResponse) -> Result<GeneratedImage, FlowError> {
         let r: GenerateImagesResponse = parse_json("generate_image", resp)?;
         let Some(first) = r.media.into_iter().next() else {
-            return Err(FlowError::parse("generate_image", "empty result: no media", resp.body()));
+            return Err(FlowError::parse(
+                "generate_image",
+                "empty result: no media",
+                resp.body(),
+            ));
         };
         let url = first
             .image
@@ -468,9 +544,17 @@ impl FlowClient {
     ///
     /// # Errors
     /// Upstream (captcha rejection, quota, content policy…), transport and parse errors.
-    pub async fn generate_image(&self, at: &Secret, g: &ImageGeneration<'_>) -> Result<GeneratedImage, FlowError> {
+    pub async fn generate_image(
+        &self,
+        at: &Secret,
+        g: &ImageGeneration<'_>,
+    ) -> Result<GeneratedImage, FlowError> {
         let resp = self
-            .send("generate_image", self.build_generate_image(at, g), timeouts::GENERATE_IMAGE)
+            .send(
+                "generate_image",
+                self.build_generate_image(at, g),
+                timeouts::GENERATE_IMAGE,
+            )
             .await?;
         Self::parse_generate_image(&resp)
     }
@@ -478,7 +562,11 @@ impl FlowClient {
     // ---- E8 ---------------------------------------------------------------------------------
 
     /// Builds E8 `POST {api}/flow/upsampleImage`.
-    pub fn build_upsample_image(&self, at: &Secret, u: &ImageUpsample<'_>) -> Result<HttpRequest, TransportError> {
+    pub fn build_upsample_image(
+        &self,
+        at: &Secret,
+        u: &ImageUpsample<'_>,
+    ) -> Result<HttpRequest, TransportError> {
         let body = json_body(&UpsampleImageRequest {
             media_id: u.media_id,
             target_resolution: u.target,
@@ -491,7 +579,12 @@ impl FlowClient {
             },
         });
         let h = with_bearer(headers::profile_d(u.user_agent, Some(u.project_id)), at);
-        request(Method::POST, &format!("{}/flow/upsampleImage", self.api_base), h, body)
+        request(
+            Method::POST,
+            &format!("{}/flow/upsampleImage", self.api_base),
+            h,
+            body,
+        )
     }
 
     /// Parses E8: the decoded image bytes. An empty `encodedImage` is an error.
@@ -499,7 +592,11 @@ impl FlowClient {
         let r: UpsampleImageResponse = parse_json("upsample_image", resp)?;
         let b64 = r.encoded_image.unwrap_or_default();
         if b64.is_empty() {
-            return Err(FlowError::parse("upsample_image", "empty encodedImage", resp.body()));
+            return Err(FlowError::parse(
+                "upsample_image",
+                "empty encodedImage",
+                resp.body(),
+            ));
         }
         base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
@@ -511,9 +608,17 @@ impl FlowClient {
     ///
     /// # Errors
     /// Upstream, transport and parse errors.
-    pub async fn upsample_image(&self, at: &Secret, u: &ImageUpsample<'_>) -> Result<Bytes, FlowError> {
+    pub async fn upsample_image(
+        &self,
+        at: &Secret,
+        u: &ImageUpsample<'_>,
+    ) -> Result<Bytes, FlowError> {
         let resp = self
-            .send("upsample_image", self.build_upsample_image(at, u), timeouts::UPSAMPLE_IMAGE)
+            .send(
+                "upsample_image",
+                self.build_upsample_image(at, u),
+                timeouts::UPSAMPLE_IMAGE,
+            )
             .await?;
         Self::parse_upsample_image(&resp)
     }
@@ -549,7 +654,12 @@ mod tests {
         let http = |_req: HttpRequest| async {
             Err::<HttpResponse, _>(TransportError::new(TransportErrorKind::Connect, "offline"))
         };
-        FlowClient::new(Arc::new(http), Arc::new(ManualClock::new(0)), "https://labs/fx/api/", "https://api/v1")
+        FlowClient::new(
+            Arc::new(http),
+            Arc::new(ManualClock::new(0)),
+            "https://labs/fx/api/",
+            "https://api/v1",
+        )
     }
 
     fn resp(status: u16, body: &str) -> HttpResponse {
@@ -578,18 +688,36 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(req.uri(), "https://api/v1/projects/pid/flowMedia:batchGenerateImages");
+        assert_eq!(
+            req.uri(),
+            "https://api/v1/projects/pid/flowMedia:batchGenerateImages"
+        );
         assert_eq!(req.headers()["authorization"], "Bearer ya29.at");
         assert_eq!(req.headers()["user-agent"], "UA/1 Chrome/147.0");
         let v: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
         assert_eq!(v["clientContext"]["recaptchaContext"]["token"], "tok");
         assert_eq!(v["clientContext"], v["requests"][0]["clientContext"]);
         assert_eq!(v["useNewMedia"], true);
-        assert_eq!(v["requests"][0]["imageAspectRatio"], "IMAGE_ASPECT_RATIO_SQUARE");
-        assert_eq!(v["requests"][0]["structuredPrompt"]["parts"][0]["text"], "a cat");
-        assert_eq!(v["requests"][0]["imageInputs"][0]["imageInputType"], "IMAGE_INPUT_TYPE_REFERENCE");
+        assert_eq!(
+            v["requests"][0]["imageAspectRatio"],
+            "IMAGE_ASPECT_RATIO_SQUARE"
+        );
+        assert_eq!(
+            v["requests"][0]["structuredPrompt"]["parts"][0]["text"],
+            "a cat"
+        );
+        assert_eq!(
+            v["requests"][0]["imageInputs"][0]["imageInputType"],
+            "IMAGE_INPUT_TYPE_REFERENCE"
+        );
         assert!(v["clientContext"].get("userPaygateTier").is_none());
-        assert_eq!(v["mediaGenerationContext"]["batchId"].as_str().unwrap().len(), 36);
+        assert_eq!(
+            v["mediaGenerationContext"]["batchId"]
+                .as_str()
+                .unwrap()
+                .len(),
+            36
+        );
     }
 
     #[test]
@@ -601,31 +729,58 @@ mod tests {
         .unwrap();
         assert_eq!(s.name.as_deref(), Some("a"));
         assert_eq!(s.expires_ms, Some(1_763_181_964_000));
-        assert!(FlowClient::parse_session(&resp(200, "{}")).unwrap_err().is_auth());
+        assert!(FlowClient::parse_session(&resp(200, "{}"))
+            .unwrap_err()
+            .is_auth());
         assert_eq!(
-            FlowClient::parse_credits(&resp(200, r#"{"credits":920,"userPaygateTier":"PAYGATE_TIER_ONE"}"#)).unwrap(),
-            Credits { credits: 920, tier: Tier::Pro }
+            FlowClient::parse_credits(&resp(
+                200,
+                r#"{"credits":920,"userPaygateTier":"PAYGATE_TIER_ONE"}"#
+            ))
+            .unwrap(),
+            Credits {
+                credits: 920,
+                tier: Tier::Pro
+            }
         );
-        assert_eq!(FlowClient::parse_credits(&resp(200, "{}")).unwrap().tier, Tier::Free);
         assert_eq!(
-            FlowClient::parse_upload_image(&resp(200, r#"{"media":[{"name":""},{"name":"m2"}]}"#)).unwrap(),
+            FlowClient::parse_credits(&resp(200, "{}")).unwrap().tier,
+            Tier::Free
+        );
+        assert_eq!(
+            FlowClient::parse_upload_image(&resp(200, r#"{"media":[{"name":""},{"name":"m2"}]}"#))
+                .unwrap(),
             "m2"
         );
         assert_eq!(
-            FlowClient::parse_upload_image(&resp(200, r#"{"mediaGenerationId":{"mediaGenerationId":"g"}}"#)).unwrap(),
+            FlowClient::parse_upload_image(&resp(
+                200,
+                r#"{"mediaGenerationId":{"mediaGenerationId":"g"}}"#
+            ))
+            .unwrap(),
             "g"
         );
-        assert!(FlowClient::parse_generate_image(&resp(200, r#"{"media":[]}"#)).unwrap_err().is_parse());
+        assert!(
+            FlowClient::parse_generate_image(&resp(200, r#"{"media":[]}"#))
+                .unwrap_err()
+                .is_parse()
+        );
         let g = FlowClient::parse_generate_image(&resp(
             200,
             r#"{"media":[{"name":"m","image":{"generatedImage":{"fifeUrl":"https://x/y"}}}]}"#,
         ))
         .unwrap();
-        assert_eq!((g.media_id.as_deref(), g.url.as_str()), (Some("m"), "https://x/y"));
+        assert_eq!(
+            (g.media_id.as_deref(), g.url.as_str()),
+            (Some("m"), "https://x/y")
+        );
         assert!(FlowClient::parse_upsample_image(&resp(200, r#"{"encodedImage":""}"#)).is_err());
         assert_eq!(
-            FlowClient::parse_create_project(&resp(200, r#"{"result":{"data":{"json":{"result":{"projectId":"p"}}}}}"#))
-                .unwrap(),
+            FlowClient::parse_create_project(&resp(
+                200,
+                r#"{"result":{"data":{"json":{"result":{"projectId":"p"}}}}}"#
+            ))
+            .unwrap(),
             "p"
         );
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::flow::{
-    headers::project_page, session_id, FlowError, ImageGeneration, ImageUpsample, RECAPTCHA_SITE_KEY,
+    headers::project_page, session_id, FlowError, ImageGeneration, ImageUpsample,
+    RECAPTCHA_SITE_KEY,
 };
 use crate::models::ImageModel;
 use crate::pool::Account;
@@ -91,7 +92,10 @@ impl Generator {
         media_base: &str,
         progress: &Progress,
     ) -> Result<Output, GenerateError> {
-        let project_id = account.pick_project().ok_or(GenerateError::NoProject)?.to_owned();
+        let project_id = account
+            .pick_project()
+            .ok_or(GenerateError::NoProject)?
+            .to_owned();
         let at = account.at.clone().unwrap_or_default();
 
         let mut inputs = Vec::with_capacity(request.images.len());
@@ -145,7 +149,9 @@ impl Generator {
         };
         progress.line("Image generated.");
 
-        if let (Some(target), Some(media_id)) = (request.model.upsample, generated.media_id.as_deref()) {
+        if let (Some(target), Some(media_id)) =
+            (request.model.upsample, generated.media_id.as_deref())
+        {
             let label = target.label();
             progress.line(format!("Upscaling the image to {label}..."));
             match self
@@ -158,7 +164,9 @@ impl Generator {
                     return Ok(Output { url, kind: "image" });
                 }
                 Err(e) => {
-                    progress.line(format!("Upscale failed ({e}); returning the original image."));
+                    progress.line(format!(
+                        "Upscale failed ({e}); returning the original image."
+                    ));
                 }
             }
         }
@@ -169,7 +177,12 @@ impl Generator {
         })
     }
 
-    async fn upload_with_retry(&self, at: &Secret, project_id: &str, image: &[u8]) -> Result<String, GenerateError> {
+    async fn upload_with_retry(
+        &self,
+        at: &Secret,
+        project_id: &str,
+        image: &[u8],
+    ) -> Result<String, GenerateError> {
         let mut attempts = self.max_retries;
         loop {
             match self.flow.upload_image(at, project_id, image).await {
@@ -238,7 +251,9 @@ impl Generator {
         {
             Ok(id) => format!("{}/media/{id}", media_base.trim_end_matches('/')),
             Err(e) => {
-                progress.line(format!("Storing failed ({e}); returning the image inline..."));
+                progress.line(format!(
+                    "Storing failed ({e}); returning the image inline..."
+                ));
                 format!(
                     "data:{content_type};base64,{}",
                     base64::engine::general_purpose::STANDARD.encode(&bytes)

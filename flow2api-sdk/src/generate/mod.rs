@@ -59,7 +59,9 @@ impl GenerateError {
     /// captcha trouble and client-side refusals do not.
     pub fn is_account_fault(&self) -> bool {
         match self {
-            Self::Upstream(e) => !(e.is_captcha_rejected() || e.is_content_policy() || e.is_timeout()),
+            Self::Upstream(e) => {
+                !(e.is_captcha_rejected() || e.is_content_policy() || e.is_timeout())
+            }
             Self::Captcha(_) => false,
             Self::NoProject => true,
         }

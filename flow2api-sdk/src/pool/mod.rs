@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::{FlowClient, FlowError};
 use crate::models::Tier;
-use crate::seams::{Bytes, Clock, Coordinator, SlotKind, SlotLease, SlotRequest, Storage, StorageError};
+use crate::seams::{
+    Bytes, Clock, Coordinator, SlotKind, SlotLease, SlotRequest, Storage, StorageError,
+};
 use crate::secret::Secret;
 use crate::util;
 
@@ -192,7 +194,11 @@ impl std::fmt::Debug for AccountPool {
 
 impl AccountPool {
     /// A pool over the given seams.
-    pub fn new(storage: Arc<dyn Storage>, coordinator: Arc<dyn Coordinator>, flow: FlowClient) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        coordinator: Arc<dyn Coordinator>,
+        flow: FlowClient,
+    ) -> Self {
         let clock = flow.clock().clone();
         Self {
             storage,
@@ -230,7 +236,8 @@ impl AccountPool {
             .get(&format!("{KEY_PREFIX}{id}"))
             .await?
             .ok_or_else(|| PoolError::NotFound(id.to_owned()))?;
-        serde_json::from_slice(&raw).map_err(|e| PoolError::Storage(StorageError(format!("corrupt account record: {e}"))))
+        serde_json::from_slice(&raw)
+            .map_err(|e| PoolError::Storage(StorageError(format!("corrupt account record: {e}"))))
     }
 
     /// Writes an account record.
@@ -239,7 +246,9 @@ impl AccountPool {
     /// Storage failures.
     pub async fn save(&self, account: &Account) -> Result<(), StorageError> {
         let raw = serde_json::to_vec(account).map_err(|e| StorageError(e.to_string()))?;
-        self.storage.put(&account.key(), Bytes::from(raw), None).await
+        self.storage
+            .put(&account.key(), Bytes::from(raw), None)
+            .await
     }
 
     /// Deletes an account.
@@ -266,7 +275,11 @@ impl AccountPool {
         let credits = self.flow.credits(&session.access_token).await.ok();
         let now = self.clock.now_ms();
         let title = format!("Flow2API {} P1", &util::format_rfc3339(now)[..16]);
-        let project = self.flow.create_project(&st, &title).await.map_err(PoolError::Rejected)?;
+        let project = self
+            .flow
+            .create_project(&st, &title)
+            .await
+            .map_err(PoolError::Rejected)?;
         let email = session.email.clone().unwrap_or_default();
         let account = Account {
             id: util::random_hex(6),
@@ -300,7 +313,11 @@ impl AccountPool {
             Ok(s) => {
                 account.at = Some(s.access_token);
                 account.at_expires_ms = s.expires_ms;
-                if let Ok(c) = self.flow.credits(account.at.as_ref().unwrap_or(&Secret::default())).await {
+                if let Ok(c) = self
+                    .flow
+                    .credits(account.at.as_ref().unwrap_or(&Secret::default()))
+                    .await
+                {
                     account.credits = c.credits;
                     account.tier = c.tier;
                 }
@@ -324,7 +341,12 @@ impl AccountPool {
     ///
     /// # Errors
     /// [`PoolError::Unavailable`] with the reason; storage failures.
-    pub async fn acquire(&self, kind: SlotKind, tier: Tier, model: &str) -> Result<Lease, PoolError> {
+    pub async fn acquire(
+        &self,
+        kind: SlotKind,
+        tier: Tier,
+        model: &str,
+    ) -> Result<Lease, PoolError> {
         let accounts = self.list().await?;
         let active: Vec<Account> = accounts.into_iter().filter(|a| a.active).collect();
         if active.is_empty() {

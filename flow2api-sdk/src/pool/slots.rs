@@ -46,7 +46,12 @@ impl SlotTable {
     }
 
     /// Takes a slot under `request`'s limit, returning the new lease id, or `None` when full.
-    pub fn acquire(&mut self, request: SlotRequest, now_ms: u64, lease_id: String) -> Option<String> {
+    pub fn acquire(
+        &mut self,
+        request: SlotRequest,
+        now_ms: u64,
+        lease_id: String,
+    ) -> Option<String> {
         self.sweep(now_ms);
         if let Some(limit) = request.limit {
             if self.held(request.kind, now_ms) >= limit {

@@ -23,14 +23,17 @@ pub(super) fn handle(fake: &FakeFlow, method: &Method, rest: &str, body: &Bytes)
         "accounts" if post => parse(body).and_then(|v| add_account(fake, v)),
         "faults" if post => parse(body).and_then(|v| add_fault(fake, &v)),
         "captcha" if post => parse(body).and_then(|v| {
-            let polls = u32_field(&v, "polls_before_ready")?
-                .ok_or("polls_before_ready is required")?;
+            let polls =
+                u32_field(&v, "polls_before_ready")?.ok_or("polls_before_ready is required")?;
             fake.set_captcha_polls_before_ready(polls);
             Ok(ok())
         }),
         "config" if post => parse(body).and_then(|v| configure(fake, &v)),
         "expire_st" if post => parse(body).and_then(|v| {
-            let st = v.get("st").and_then(Value::as_str).ok_or("st is required")?;
+            let st = v
+                .get("st")
+                .and_then(Value::as_str)
+                .ok_or("st is required")?;
             fake.expire_st(st);
             Ok(ok())
         }),

@@ -73,8 +73,8 @@ use std::time::Duration;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, HttpResponse};
 use crate::seams::TransportError;
+use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, HttpResponse};
 
 pub use assets::{FIFE_PNG, UPSAMPLE_JPEG};
 use state::State;
@@ -512,7 +512,9 @@ impl HttpClient for FakeFlow {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The token of an `authorization: Bearer <AT>` header.

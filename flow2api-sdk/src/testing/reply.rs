@@ -66,11 +66,7 @@ pub(super) fn google_error(code: u16, message: &str, reason: Option<&str>) -> Ht
 
 /// 401 for a missing, unknown or expired AT (or ST).
 pub(super) fn unauthenticated() -> HttpResponse {
-    google_error(
-        401,
-        "Request had invalid authentication credentials.",
-        None,
-    )
+    google_error(401, "Request had invalid authentication credentials.", None)
 }
 
 /// 400 `INVALID_ARGUMENT` with a message.
@@ -131,9 +127,7 @@ pub(super) fn fault_response(endpoint: Endpoint, fault: &Fault) -> Option<HttpRe
             &b"{\"media\": ["[..],
         )),
         Fault::Latency(_) => None,
-        Fault::CaptchaUnsolvable => {
-            (endpoint == Endpoint::GetTaskResult).then(captcha_processing)
-        }
+        Fault::CaptchaUnsolvable => (endpoint == Endpoint::GetTaskResult).then(captcha_processing),
         Fault::CaptchaError => matches!(endpoint, Endpoint::CreateTask | Endpoint::GetTaskResult)
             .then(|| {
                 captcha_error(

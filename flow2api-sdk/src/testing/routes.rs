@@ -8,8 +8,7 @@ use super::assets::{upsampled_jpeg, FIFE_PNG};
 use super::reply::{self, json as reply_json};
 use super::state::{IssuedToken, State, Task};
 use super::{
-    bearer, Endpoint, FakeProject, GeneratedMedia, UploadedMedia, SESSION_COOKIE,
-    SOLVER_USER_AGENT,
+    bearer, Endpoint, FakeProject, GeneratedMedia, UploadedMedia, SESSION_COOKIE, SOLVER_USER_AGENT,
 };
 use crate::seams::{Bytes, HttpResponse};
 use crate::util;
@@ -331,7 +330,10 @@ fn generate_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse
         return reply::permission_denied();
     }
     if str_at(body, "/clientContext/projectId") != Some(pid) {
-        st.reject(ep, "clientContext.projectId differs from the path's project");
+        st.reject(
+            ep,
+            "clientContext.projectId differs from the path's project",
+        );
         return reply::permission_denied();
     }
     if let Err(response) = check_captcha(st, ep, body.get("clientContext"), req) {
@@ -439,7 +441,10 @@ fn upsample_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse
     };
     let pid = str_at(body, "/clientContext/projectId").unwrap_or_default();
     if !st.owns_project(&email, pid) {
-        st.reject(ep, format!("clientContext.projectId {pid:?} is not {email}'s"));
+        st.reject(
+            ep,
+            format!("clientContext.projectId {pid:?} is not {email}'s"),
+        );
         return reply::permission_denied();
     }
     if let Err(response) = check_captcha(st, ep, body.get("clientContext"), req) {
@@ -451,7 +456,10 @@ fn upsample_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse
         .iter()
         .any(|g| g.media_id == media_id && g.email == email)
     {
-        st.reject(ep, format!("mediaId {media_id:?} is not a generated image of {email}"));
+        st.reject(
+            ep,
+            format!("mediaId {media_id:?} is not a generated image of {email}"),
+        );
         return reply::invalid_argument("mediaId is not a generated image of this user");
     }
     let label = match str_at(body, "/targetResolution") {
