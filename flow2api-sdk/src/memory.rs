@@ -21,7 +21,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryStorage {
     clock: Arc<dyn Clock>,
     map: Mutex<BTreeMap<String, (Bytes, Option<u64>)>>,
+    last_sweep_ms: std::sync::atomic::AtomicU64,
 }
+
+/// How often `put` drops expired entries, so that expiring records (media, sessions) do not
+/// pile up in memory.
+const SWEEP_EVERY_MS: u64 = 60_000;
 
 impl std::fmt::Debug for MemoryStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,6 +38,7 @@ impl MemoryStorage {
     /// An empty store.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
+            last_sweep_ms: clock.now_ms().into(),
             clock,
             map: Mutex::new(BTreeMap::new()),
         }
@@ -73,8 +79,18 @@ impl Storage for MemoryStorage {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        let exp = ttl.map(|t| self.clock.now_ms() + t.as_millis() as u64);
-        lock(&self.map).insert(key.to_owned(), (value, exp));
+        let now = self.clock.now_ms();
+        let exp = ttl.map(|t| now + t.as_millis() as u64);
+        let mut map = lock(&self.map);
+        map.insert(key.to_owned(), (value, exp));
+        let last = self
+            .last_sweep_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) >= SWEEP_EVERY_MS {
+            self.last_sweep_ms
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            map.retain(|_, (_, e)| e.is_none_or(|e| e > now));
+        }
         boxed(async { Ok(()) })
     }
 
@@ -246,5 +262,35 @@ impl Clock for ManualClock {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.advance(duration);
         boxed(futures::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_entries_are_hidden_then_swept() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStorage::new(clock.clone());
+        let run =
+            |f: BoxFuture<'_, Result<(), StorageError>>| futures::executor::block_on(f).unwrap();
+        run(store.put("a", Bytes::from_static(b"1"), Some(Duration::from_secs(1))));
+        run(store.put("b", Bytes::from_static(b"2"), None));
+        clock.advance(Duration::from_secs(2));
+        assert!(futures::executor::block_on(store.get("a"))
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            futures::executor::block_on(store.list("")).unwrap(),
+            vec!["b".to_owned()]
+        );
+        clock.advance(Duration::from_millis(SWEEP_EVERY_MS));
+        run(store.put("c", Bytes::from_static(b"3"), None));
+        assert_eq!(
+            lock(&store.map).len(),
+            2,
+            "the expired entry is gone from memory"
+        );
     }
 }

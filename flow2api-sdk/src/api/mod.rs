@@ -73,6 +73,9 @@ pub const CAPTCHA_MAX_RETRIES: u32 = 6;
 
 impl App {
     /// Builds the gateway from its configuration and seams.
+    // On wasm32 the seams are not `Send` and there is one thread: `Arc` keeps one type for
+    // both targets, so clippy's hint to use `Rc` there does not apply.
+    #[allow(clippy::arc_with_non_send_sync)]
     pub fn new(config: Config, deps: Deps) -> Self {
         let flow = FlowClient::new(
             deps.http.clone(),

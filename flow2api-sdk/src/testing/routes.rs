@@ -209,25 +209,20 @@ fn create_project(st: &mut State, req: &Incoming) -> HttpResponse {
     )
 }
 
-/// The account email of a live AT, or the 401 to answer.
-fn require_at(
-    st: &mut State,
-    ctx: &Ctx<'_>,
-    endpoint: Endpoint,
-    req: &Incoming,
-) -> Result<String, HttpResponse> {
-    st.email_for_at(req.bearer(), ctx.now_ms).ok_or_else(|| {
+/// The account email of a live AT; records the rejection otherwise (answer 401).
+fn require_at(st: &mut State, ctx: &Ctx<'_>, endpoint: Endpoint, req: &Incoming) -> Option<String> {
+    let email = st.email_for_at(req.bearer(), ctx.now_ms);
+    if email.is_none() {
         st.reject(endpoint, "missing, unknown or expired access token");
-        reply::unauthenticated()
-    })
+    }
+    email
 }
 
 /// E5: stores the decoded image and answers its media id.
 fn upload_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::UploadImage;
-    let email = match require_at(st, ctx, ep, req) {
-        Ok(email) => email,
-        Err(response) => return response,
+    let Some(email) = require_at(st, ctx, ep, req) else {
+        return reply::unauthenticated();
     };
     let Some(body) = &req.json else {
         return reply::invalid_json();
@@ -267,13 +262,14 @@ fn upload_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     reply_json(200, &json!({ "media": media }))
 }
 
-/// Checks the captcha token in `clientContext` and burns it; the 403 of §1.18 otherwise.
-fn check_captcha(
+/// Checks the captcha token in `clientContext` and burns it. On `false` the rejection is
+/// recorded and the answer is the 403 of §1.18.
+fn captcha_ok(
     st: &mut State,
     endpoint: Endpoint,
     client_context: Option<&Value>,
     req: &Incoming,
-) -> Result<(), HttpResponse> {
+) -> bool {
     let ctx = client_context.unwrap_or(&Value::Null);
     let why = match (
         str_at(ctx, "/recaptchaContext/token"),
@@ -306,10 +302,10 @@ fn check_captcha(
         },
     };
     match why {
-        None => Ok(()),
+        None => true,
         Some(why) => {
             st.reject(endpoint, why);
-            Err(reply::unusual_activity())
+            false
         }
     }
 }
@@ -317,9 +313,8 @@ fn check_captcha(
 /// E7: one generated image per entry of `requests`.
 fn generate_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::GenerateImage;
-    let email = match require_at(st, ctx, ep, req) {
-        Ok(email) => email,
-        Err(response) => return response,
+    let Some(email) = require_at(st, ctx, ep, req) else {
+        return reply::unauthenticated();
     };
     let Some(body) = &req.json else {
         return reply::invalid_json();
@@ -336,8 +331,8 @@ fn generate_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse
         );
         return reply::permission_denied();
     }
-    if let Err(response) = check_captcha(st, ep, body.get("clientContext"), req) {
-        return response;
+    if !captcha_ok(st, ep, body.get("clientContext"), req) {
+        return reply::unusual_activity();
     }
     let Some(requests) = body
         .get("requests")
@@ -432,9 +427,8 @@ fn parse_generate_request(
 /// E8: a tiny JPEG whose comment names the resolution.
 fn upsample_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::UpsampleImage;
-    let email = match require_at(st, ctx, ep, req) {
-        Ok(email) => email,
-        Err(response) => return response,
+    let Some(email) = require_at(st, ctx, ep, req) else {
+        return reply::unauthenticated();
     };
     let Some(body) = &req.json else {
         return reply::invalid_json();
@@ -447,8 +441,8 @@ fn upsample_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse
         );
         return reply::permission_denied();
     }
-    if let Err(response) = check_captcha(st, ep, body.get("clientContext"), req) {
-        return response;
+    if !captcha_ok(st, ep, body.get("clientContext"), req) {
+        return reply::unusual_activity();
     }
     let media_id = str_at(body, "/mediaId").unwrap_or_default();
     if !st
@@ -490,16 +484,20 @@ fn fife(st: &mut State, req: &Incoming) -> HttpResponse {
 // YesCaptcha
 // ---------------------------------------------------------------------------------------------
 
-/// Checks `clientKey`; the YesCaptcha error answer otherwise.
-fn check_client_key<'a>(st: &State, body: &'a Value) -> Result<&'a Value, HttpResponse> {
-    if str_at(body, "/clientKey") == Some(st.config.yescaptcha_key.as_str()) {
-        Ok(body)
-    } else {
-        Err(reply::captcha_error(
-            "ERROR_KEY_DOES_NOT_EXIST",
-            "Account authorization key not found in the system",
-        ))
+/// Whether `clientKey` is the fake's key; records the rejection otherwise.
+fn client_key_ok(st: &mut State, endpoint: Endpoint, body: &Value) -> bool {
+    let ok = str_at(body, "/clientKey") == Some(st.config.yescaptcha_key.as_str());
+    if !ok {
+        st.reject(endpoint, "wrong or missing clientKey");
     }
+    ok
+}
+
+fn key_does_not_exist() -> HttpResponse {
+    reply::captcha_error(
+        "ERROR_KEY_DOES_NOT_EXIST",
+        "Account authorization key not found in the system",
+    )
 }
 
 /// `createTask`: a task that becomes ready after the configured number of polls.
@@ -507,13 +505,9 @@ fn create_task(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let Some(body) = &req.json else {
         return reply::invalid_json();
     };
-    let body = match check_client_key(st, body) {
-        Ok(body) => body,
-        Err(response) => {
-            st.reject(Endpoint::CreateTask, "wrong or missing clientKey");
-            return response;
-        }
-    };
+    if !client_key_ok(st, Endpoint::CreateTask, body) {
+        return key_does_not_exist();
+    }
     let Some(task) = body.get("task").filter(|t| t.is_object()) else {
         return reply::captcha_error("ERROR_TASK_ABSENT", "Task property is empty or not set");
     };
@@ -544,13 +538,9 @@ fn get_task_result(st: &mut State, req: &Incoming) -> HttpResponse {
     let Some(body) = &req.json else {
         return reply::invalid_json();
     };
-    let body = match check_client_key(st, body) {
-        Ok(body) => body,
-        Err(response) => {
-            st.reject(Endpoint::GetTaskResult, "wrong or missing clientKey");
-            return response;
-        }
-    };
+    if !client_key_ok(st, Endpoint::GetTaskResult, body) {
+        return key_does_not_exist();
+    }
     let task_id = str_at(body, "/taskId").unwrap_or_default();
     let Some(task) = st.tasks.get_mut(task_id) else {
         return reply::captcha_error(

@@ -1,0 +1,102 @@
+//! The SDK's [`Storage`] over one named `StoreObject` instance: strongly consistent records
+//! every isolate sees at once (admin sessions).
+
+use std::time::Duration;
+
+use flow2api_sdk::seams::{boxed, BoxFuture, Bytes, Storage, StorageError};
+use worker::{ObjectNamespace, Stub};
+
+use crate::do_client::call;
+use crate::fetch_http::Subrequests;
+use crate::protocol::{StoreCommand, StoreReply, Value, STORE_URL};
+
+/// [`Storage`] in the `StoreObject` instance of a given name.
+#[derive(Debug)]
+pub struct DoStorage {
+    stub: Stub,
+    subrequests: Subrequests,
+}
+
+impl DoStorage {
+    /// Storage in the instance `name` of the `STORE` namespace, counting into `subrequests`.
+    pub fn new(
+        store: &ObjectNamespace,
+        name: &str,
+        subrequests: Subrequests,
+    ) -> worker::Result<Self> {
+        let stub = store.id_from_name(name)?.get_stub()?;
+        Ok(Self { stub, subrequests })
+    }
+
+    async fn send(&self, command: StoreCommand) -> Result<StoreReply, StorageError> {
+        call(&self.stub, STORE_URL, &command, &self.subrequests).await
+    }
+}
+
+fn unexpected(_: StoreReply) -> StorageError {
+    // Not the reply itself: it may carry stored values.
+    StorageError("store object: unexpected reply".into())
+}
+
+impl Storage for DoStorage {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
+        boxed(async move {
+            let command = StoreCommand::Get {
+                key: key.to_owned(),
+            };
+            match self.send(command).await? {
+                StoreReply::Value { value: None } => Ok(None),
+                StoreReply::Value { value: Some(v) } => v
+                    .into_bytes()
+                    .map(Some)
+                    .ok_or_else(|| StorageError("store object: malformed base64 value".into())),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        boxed(async move {
+            let command = StoreCommand::Put {
+                key: key.to_owned(),
+                value: Value::from_bytes(&value),
+                ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            };
+            match self.send(command).await? {
+                StoreReply::Done => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        boxed(async move {
+            match self
+                .send(StoreCommand::Delete {
+                    key: key.to_owned(),
+                })
+                .await?
+            {
+                StoreReply::Done => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        boxed(async move {
+            let command = StoreCommand::List {
+                prefix: prefix.to_owned(),
+            };
+            match self.send(command).await? {
+                StoreReply::Keys { keys } => Ok(keys),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! `StoreObject`: a small strongly consistent key-value store in one Durable Object instance
+//! per name (admin sessions live in the one named `admin-sessions`). Entries carry their
+//! expiry and read as absent once it passes; expired entries are deleted when met.
+
+use worker::durable::ListOptions;
+// `#[durable_object]` expands to code that names `wasm_bindgen` unqualified.
+use worker::wasm_bindgen;
+use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
+
+use crate::protocol::{StoreCommand, StoreReply, StoredEntry, Value};
+
+/// The Durable Object class bound as `STORE`.
+#[durable_object]
+pub struct StoreObject {
+    state: State,
+}
+
+impl std::fmt::Debug for StoreObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreObject").finish_non_exhaustive()
+    }
+}
+
+fn decode(json: &str) -> Option<StoredEntry> {
+    serde_json::from_str(json).ok()
+}
+
+impl StoreObject {
+    async fn get(&self, key: &str, now_ms: u64) -> Result<Option<Value>> {
+        let storage = self.state.storage();
+        let Some(json) = storage.get::<String>(key).await? else {
+            return Ok(None);
+        };
+        match decode(&json).filter(|e| e.is_live(now_ms)) {
+            Some(entry) => Ok(Some(entry.value)),
+            None => {
+                storage.delete(key).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, entry: &StoredEntry) -> Result<()> {
+        let json = serde_json::to_string(entry)?;
+        self.state.storage().put(key, json).await
+    }
+
+    async fn list(&self, prefix: &str, now_ms: u64) -> Result<Vec<String>> {
+        let storage = self.state.storage();
+        let map = storage
+            .list_with_options(ListOptions::new().prefix(prefix))
+            .await?;
+        let (mut live, mut expired) = (Vec::new(), Vec::new());
+        map.for_each(&mut |value, key| {
+            let Some(key) = key.as_string() else { return };
+            match value.as_string().as_deref().and_then(decode) {
+                Some(entry) if entry.is_live(now_ms) => live.push(key),
+                _ => expired.push(key),
+            }
+        });
+        if !expired.is_empty() {
+            storage.delete_multiple(expired).await?;
+        }
+        live.sort();
+        Ok(live)
+    }
+}
+
+impl DurableObject for StoreObject {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let command: StoreCommand = match serde_json::from_str(&req.text().await?) {
+            Ok(c) => c,
+            Err(e) => return Response::error(format!("bad command: {e}"), 400),
+        };
+        let now_ms = Date::now().as_millis();
+        let reply = match command {
+            StoreCommand::Get { key } => StoreReply::Value {
+                value: self.get(&key, now_ms).await?,
+            },
+            StoreCommand::Put { key, value, ttl_ms } => {
+                self.put(&key, &StoredEntry::new(value, ttl_ms, now_ms))
+                    .await?;
+                StoreReply::Done
+            }
+            StoreCommand::Delete { key } => {
+                self.state.storage().delete(&key).await?;
+                StoreReply::Done
+            }
+            StoreCommand::List { prefix } => StoreReply::Keys {
+                keys: self.list(&prefix, now_ms).await?,
+            },
+        };
+        Response::from_json(&reply)
+    }
+}

@@ -1,0 +1,87 @@
+//! [`ReqwestHttp`]: the SDK's [`HttpClient`] over reqwest.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use flow2api_sdk::seams::{
+    boxed, BoxFuture, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+};
+use flow2api_sdk::HttpClient;
+
+/// An [`HttpClient`] over one shared `reqwest::Client`: pooled keep-alive connections, rustls,
+/// no redirects (the SDK decides), no overall timeout (the SDK races every call against its
+/// own deadline). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReqwestHttp {
+    client: reqwest::Client,
+}
+
+impl ReqwestHttp {
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// When the TLS backend cannot be initialised.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(15))
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// Wraps a client built elsewhere. It must not follow redirects.
+    pub fn from_client(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl HttpClient for ReqwestHttp {
+    fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        boxed(async move {
+            let request = reqwest::Request::try_from(request).map_err(transport_error)?;
+            let mut response = self
+                .client
+                .execute(request)
+                .await
+                .map_err(transport_error)?;
+            let status = response.status();
+            let headers = std::mem::take(response.headers_mut());
+            let version = response.version();
+            let body = response.bytes().await.map_err(transport_error)?;
+            let mut out = http::Response::new(body);
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            *out.version_mut() = version;
+            Ok(out)
+        })
+    }
+}
+
+/// Classifies a reqwest error; the message is the error chain without the URL (which may carry
+/// keys in its query).
+fn transport_error(e: reqwest::Error) -> TransportError {
+    let kind = if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() || e.is_request() {
+        TransportErrorKind::Connect
+    } else {
+        TransportErrorKind::Other
+    };
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    TransportError::new(kind, message)
+}

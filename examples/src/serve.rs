@@ -1,0 +1,317 @@
+//! [`serve`]: the SDK's [`App`] behind a hyper 1 HTTP/1.1 server.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flow2api_sdk::seams::BoxStream;
+use flow2api_sdk::{App, Body};
+use futures::{Stream, StreamExt};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
+use hyper::body::{Body as _, Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::request_log::RequestLog;
+
+/// Largest request body accepted (64 MB); larger ones are answered 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// How [`serve_with`] runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// One line per request on stderr (`METHOD /path STATUS 1.23ms`; never queries, headers or
+    /// bodies). Default on.
+    pub log_requests: bool,
+    /// Largest request body; default [`MAX_BODY_BYTES`].
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request head; default 30 s.
+    pub header_read_timeout: Duration,
+    /// After the shutdown signal, how long open responses (streams) may take to finish before
+    /// [`serve_with`] returns anyway; default 30 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            log_requests: true,
+            max_body_bytes: MAX_BODY_BYTES,
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until Ctrl-C or SIGTERM, with [`ServeOptions::default`].
+///
+/// # Errors
+///
+/// When the request log's thread cannot be started.
+pub async fn serve(app: App, listener: TcpListener) -> io::Result<()> {
+    serve_with(app, listener, ServeOptions::default(), shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM. A signal that cannot be listened to never fires.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Serves `app` on `listener` (HTTP/1.1, keep-alive, `TCP_NODELAY`) until `shutdown` resolves,
+/// then stops accepting, lets open responses finish for up to
+/// [`ServeOptions::shutdown_grace`], and returns.
+///
+/// Each request body is collected (up to [`ServeOptions::max_body_bytes`], else 413 in the
+/// OpenAI error shape) and handed to [`App::handle`]; a [`Body::Stream`] answer is forwarded
+/// chunk by chunk as it is produced.
+///
+/// # Errors
+///
+/// When the request log's thread cannot be started.
+pub async fn serve_with(
+    app: App,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    let log = if options.log_requests {
+        Some(RequestLog::start()?)
+    } else {
+        None
+    };
+    let ctx = Arc::new(Ctx {
+        app,
+        log: log.clone(),
+        max_body_bytes: options.max_body_bytes,
+    });
+    let mut http = http1::Builder::new();
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                if !is_connection_error(&e) {
+                    eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| handle(ctx.clone(), req)),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Client resets and timeouts end a connection; nothing to report.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await;
+    if let Some(log) = &log {
+        log.flush();
+    }
+    Ok(())
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+struct Ctx {
+    app: App,
+    log: Option<RequestLog>,
+    max_body_bytes: usize,
+}
+
+type ResBody = Either<Full<Bytes>, StreamBody<Frames>>;
+
+async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+    // What the log line needs, kept before the request moves into the app (cheap clones).
+    let seen = ctx.log.as_ref().map(|log| Seen {
+        log: log.clone(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        started: Instant::now(),
+    });
+    let (parts, body) = req.into_parts();
+    let response = match read_body(body, ctx.max_body_bytes).await {
+        Ok(bytes) => ctx.app.handle(Request::from_parts(parts, bytes)).await,
+        Err(rejection) => rejection.response(ctx.max_body_bytes),
+    };
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Full(bytes) => {
+            if let Some(seen) = seen {
+                seen.write(parts.status);
+            }
+            Either::Left(Full::new(bytes))
+        }
+        Body::Stream(chunks) => Either::Right(StreamBody::new(Frames {
+            chunks,
+            done: seen.map(|seen| Done {
+                seen: Some(seen),
+                status: parts.status,
+            }),
+        })),
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Why a request body was not read.
+enum Rejection {
+    TooLarge,
+    Unreadable,
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    if body.size_hint().exact().is_some_and(|n| n > limit as u64) {
+        return Err(Rejection::TooLarge);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Rejection::TooLarge),
+        Err(_) => Err(Rejection::Unreadable),
+    }
+}
+
+impl Rejection {
+    fn response(&self, limit: usize) -> Response<Body> {
+        let (status, message, code) = match self {
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {}.", size(limit)),
+                "request_too_large",
+            ),
+            Self::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.".to_owned(),
+                "invalid_body",
+            ),
+        };
+        let body = serde_json::json!({"error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": null,
+            "code": code,
+        }});
+        let mut response = Response::new(Body::from(body.to_string()));
+        *response.status_mut() = status;
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        // The rest of the body is not read, so the connection cannot be reused.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+}
+
+fn size(bytes: usize) -> String {
+    const MB: usize = 1024 * 1024;
+    if bytes >= MB && bytes & (MB - 1) == 0 {
+        format!("{} MB", bytes / MB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// A request as the log line needs it.
+struct Seen {
+    log: RequestLog,
+    method: Method,
+    uri: Uri,
+    started: Instant,
+}
+
+impl Seen {
+    fn write(self, status: StatusCode) {
+        self.log.line(&self.method, &self.uri, status, self.started);
+    }
+}
+
+/// Writes the log line of a streamed response when the stream ends or is dropped (client gone),
+/// so its time is the whole response's.
+struct Done {
+    seen: Option<Seen>,
+    status: StatusCode,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Some(seen) = self.seen.take() {
+            seen.write(self.status);
+        }
+    }
+}
+
+/// The SDK's chunk stream as HTTP data frames, empty chunks skipped.
+struct Frames {
+    chunks: BoxStream<'static, Bytes>,
+    done: Option<Done>,
+}
+
+impl Stream for Frames {
+    type Item = Result<Frame<Bytes>, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match ready!(self.chunks.poll_next_unpin(cx)) {
+                Some(chunk) if chunk.is_empty() => continue,
+                Some(chunk) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                None => {
+                    self.done = None;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}

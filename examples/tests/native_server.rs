@@ -1,0 +1,297 @@
+//! The native server over real HTTP: `serve_with` on 127.0.0.1:0 in-process, the SDK's
+//! `FakeFlow` as the upstream, reqwest as the client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow2api_examples::{serve_with, ServeOptions, TokioClock};
+use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
+use flow2api_sdk::testing::{FakeAccount, FakeFlow, DEFAULT_YESCAPTCHA_KEY};
+use flow2api_sdk::{App, Clock, Config, Deps};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const API_KEY: &str = "test-api-key";
+const ADMIN_PASSWORD: &str = "test-admin-password";
+const ST: &str = "st-for-the-native-server-test";
+
+struct Server {
+    base: String,
+    fake: FakeFlow,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(api_key: Option<&str>, max_body_bytes: usize) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock);
+        let fake = FakeFlow::new("http://fake.flow.test", clock.clone());
+        fake.set_captcha_polls_before_ready(0);
+        let mut vars = vec![
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+            ("FLOW_LABS_BASE_URL", fake.labs_base()),
+            ("FLOW_API_BASE_URL", fake.api_base()),
+            ("YESCAPTCHA_BASE_URL", fake.yescaptcha_base()),
+            ("YESCAPTCHA_API_KEY", DEFAULT_YESCAPTCHA_KEY.to_owned()),
+            ("CAPTCHA_POLL_INTERVAL", "0.01".to_owned()),
+            ("KEEPALIVE_INTERVAL", "0.1".to_owned()),
+        ];
+        if let Some(k) = api_key {
+            vars.push(("API_KEY", k.to_owned()));
+        }
+        let config =
+            Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()));
+        let deps = Deps {
+            http: Arc::new(fake.clone()),
+            storage: Arc::new(MemoryStorage::new(clock.clone())),
+            sessions: Arc::new(MemoryStorage::new(clock.clone())),
+            coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
+            media: Arc::new(StorageMediaStore::new(
+                Arc::new(MemoryStorage::new(clock.clone())),
+                Some(config.media_ttl),
+            )),
+            clock,
+            captcha: None,
+        };
+        let app = App::new(config, deps);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = ServeOptions {
+            log_requests: false,
+            max_body_bytes,
+            shutdown_grace: Duration::from_secs(2),
+            ..ServeOptions::default()
+        };
+        let task = tokio::spawn(serve_with(app, listener, options, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            fake,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server and checks that it returns promptly.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("serve_with returns after the shutdown signal")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn health_and_api_key_checks() {
+    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    let c = client();
+
+    let r = c.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+
+    let r = c.get(server.url("/v1/models")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+
+    let r = c
+        .get(server.url("/v1/models"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = c
+        .get(server.url("/v1/models"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["object"], "list");
+    assert!(!body["data"].as_array().unwrap().is_empty());
+
+    let r = c
+        .get(server.url("/v1/models"))
+        .header("x-goog-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Many requests on one kept-alive connection.
+    for _ in 0..50 {
+        let r = c
+            .get(server.url("/v1/models"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_api_key_the_api_answers_503() {
+    let server = Server::start(None, flow2api_examples::MAX_BODY_BYTES).await;
+    let r = client()
+        .get(server.url("/v1/models"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "api_key_not_configured");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_in_the_openai_shape() {
+    let server = Server::start(Some(API_KEY), 1024).await;
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {
+            "message": "The request body is larger than 1024 bytes.",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "request_too_large",
+        }})
+    );
+
+    // A body within the limit reaches the app (which rejects the JSON in its own words).
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(API_KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_image_generation_arrives_in_chunks() {
+    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    server
+        .fake
+        .add_account(FakeAccount::new(ST, "alice@example.com"));
+    let c = client();
+
+    let login: Value = c
+        .post(server.url("/api/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("login token").to_owned();
+
+    let r = c
+        .post(server.url("/api/tokens"))
+        .bearer_auth(&token)
+        .json(&json!({"st": ST}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let mut r = c
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(API_KEY)
+        .json(&json!({
+            "model": "gemini-3.1-flash-image-landscape",
+            "stream": true,
+            "messages": [{"role": "user", "content": "a lighthouse at dusk"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut chunks = Vec::new();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        chunks.push(String::from_utf8(chunk.to_vec()).unwrap());
+    }
+    let all = chunks.concat();
+    assert!(chunks.len() > 1, "one chunk only: {all}");
+    assert!(all.contains("![Generated Image]("), "{all}");
+    assert!(all.trim_end().ends_with("data: [DONE]"), "{all}");
+    // The progress lines came before the final content, each as its own event.
+    let first_image = all.find("![Generated Image](").unwrap();
+    assert!(all[..first_image].contains("reasoning_content"), "{all}");
+    server.stop().await;
+}
+
+/// `ReqwestHttp` hands redirects back to the SDK instead of following them, and classifies a
+/// refused connection as `Connect`.
+#[tokio::test]
+async fn reqwest_http_does_not_follow_redirects() {
+    use flow2api_examples::ReqwestHttp;
+    use flow2api_sdk::seams::TransportErrorKind;
+    use flow2api_sdk::HttpClient;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 2\r\n\r\nno")
+            .await
+            .unwrap();
+    });
+    let http = ReqwestHttp::new().unwrap();
+    let request = http::Request::get(format!("http://{addr}/img?key=secret"))
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let response = http.call(request).await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "http://169.254.169.254/");
+    assert_eq!(response.body(), &b"no"[..]);
+
+    // Port 1 on loopback: nothing listens there.
+    let request = http::Request::get("http://127.0.0.1:1/x?key=secret")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let err = http.call(request).await.unwrap_err();
+    assert_eq!(err.kind, TransportErrorKind::Connect, "{err}");
+    assert!(!err.message.contains("secret"), "{err}");
+}

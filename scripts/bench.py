@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): prints numbers for the native server and for the worker under
+`wrangler dev`, both against the loopback fake upstream.
+
+  * GET /v1/models requests per second at 64 connections (wrk, 2 threads, 10 s);
+  * server CPU per streamed image generation at 16 concurrent requests
+    (process CPU time from /proc divided by completed requests);
+  * the gzip size `wrangler deploy --dry-run` reports.
+
+Run with `bash scripts/bench.sh` (it builds what is needed first).
+Targets: native <= 0.5 ms CPU/image and >= 28,000 req/s; workerd <= 2 ms CPU/image; gzip <= 1 MiB.
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+API_KEY = "bench-key"
+ADMIN_PASSWORD = "bench-admin"
+TICK = os.sysconf("SC_CLK_TCK")
+IMAGES_NATIVE = int(os.environ.get("BENCH_IMAGES_NATIVE", "800"))
+IMAGES_WORKER = int(os.environ.get("BENCH_IMAGES_WORKER", "200"))
+CONCURRENCY = 16
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"null")
+
+
+def wait_http(url, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(cmd, env=None, **kw):
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+
+
+def stop(p):
+    try:
+        os.killpg(p.pid, signal.SIGINT)
+        p.wait(timeout=15)
+    except Exception:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except Exception:
+            pass
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except FileNotFoundError:
+            pass
+    return total / TICK
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def by_name(pids, name):
+    found = []
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                if name in f.read():
+                    found.append(p)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def start_fake():
+    p = start([f"{ROOT}/target/release/flow2api-fake-upstream", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    base = re.search(r"http://\S+", line).group(0)
+    return p, base
+
+
+def settings(fake):
+    return {
+        "API_KEY": API_KEY,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "FLOW_LABS_BASE_URL": f"{fake}/fx/api",
+        "FLOW_API_BASE_URL": f"{fake}/v1",
+        "YESCAPTCHA_BASE_URL": f"{fake}/yescaptcha",
+        "YESCAPTCHA_API_KEY": "fake-yescaptcha-key",
+        "CAPTCHA_POLL_INTERVAL": "0.01",
+        "ALLOW_PRIVATE_IMAGE_URLS": "true",
+    }
+
+
+def add_accounts(base, fake, prefix, n=4):
+    token = http("POST", f"{base}/api/login", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
+    for i in range(n):
+        st = f"st-bench-{prefix}-{i}-{os.getpid()}-0123456789"
+        http("POST", f"{fake}/_fake/accounts", {"st": st, "email": f"{prefix}{i}@bench.test"})
+        http("POST", f"{base}/api/tokens", {"st": st}, {"authorization": f"Bearer {token}"})
+
+
+def wrk_models(base):
+    out = subprocess.run(
+        ["wrk", "-t2", "-c64", "-d10s", "-H", f"Authorization: Bearer {API_KEY}", f"{base}/v1/models"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return float(m.group(1)), int(errors.group(1)) if errors else 0
+
+
+async def images(base, total, model="gemini-3.1-flash-image-landscape"):
+    import httpx
+
+    ok = 0
+    sem = asyncio.Semaphore(CONCURRENCY)
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "a benchmark cat"}]}
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def one():
+            nonlocal ok
+            async with sem:
+                async with client.stream("POST", f"{base}/v1/chat/completions", json=body, headers=headers) as r:
+                    text = (await r.aread()).decode()
+                    if r.status_code == 200 and "![Generated Image](" in text and text.rstrip().endswith("data: [DONE]"):
+                        ok += 1
+
+        await asyncio.gather(*(one() for _ in range(total)))
+    return ok
+
+
+def measure_images(base, pids, total):
+    asyncio.run(images(base, 32))  # warm-up: connections, caches, JIT
+    before = cpu_seconds(pids)
+    t0 = time.time()
+    ok = asyncio.run(images(base, total))
+    wall = time.time() - t0
+    cpu = cpu_seconds(pids) - before
+    return ok, cpu * 1000 / max(ok, 1), wall
+
+
+def bench_native(results):
+    fake, fake_base = start_fake()
+    port = free_port()
+    env = dict(os.environ, **settings(fake_base), LISTEN_ADDR=f"127.0.0.1:{port}", LOG_REQUESTS="0")
+    server = start([f"{ROOT}/target/release/flow2api-server"], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health")
+        add_accounts(base, fake_base, "native")
+        rps, errors = wrk_models(base)
+        ok, cpu_ms, wall = measure_images(base, [server.pid], IMAGES_NATIVE)
+        results["native"] = dict(models_rps=rps, models_errors=errors, images_ok=ok, images_total=IMAGES_NATIVE,
+                                 cpu_ms_per_image=cpu_ms, wall_s=wall)
+    finally:
+        stop(server)
+        stop(fake)
+
+
+def bench_worker(results):
+    fake, fake_base = start_fake()
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="flow2api-bench-")
+    args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port),
+            "--persist-to", state, "--log-level", "warn"]
+    for k, v in settings(fake_base).items():
+        args += ["--var", f"{k}:{v}"]
+    env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
+    wrangler = start(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health")
+        add_accounts(base, fake_base, "worker")
+        workerd = by_name(descendants(wrangler.pid), "workerd")
+        rps, errors = wrk_models(base)
+        ok, cpu_ms, wall = measure_images(base, workerd, IMAGES_WORKER)
+        results["worker"] = dict(models_rps=rps, models_errors=errors, images_ok=ok, images_total=IMAGES_WORKER,
+                                 cpu_ms_per_image=cpu_ms, wall_s=wall, workerd_pids=len(workerd))
+    finally:
+        stop(wrangler)
+        stop(fake)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def dry_run_size(results):
+    out = subprocess.run(
+        [f"{ROOT}/node_modules/.bin/wrangler", "deploy", "--dry-run", "--outdir", tempfile.mkdtemp()],
+        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true"),
+    )
+    m = re.search(r"Total Upload:\s*([\d.]+ KiB) / gzip:\s*([\d.]+ KiB)", out.stdout + out.stderr)
+    results["dry_run"] = dict(total=m.group(1), gzip=m.group(2)) if m else dict(output=(out.stdout + out.stderr)[-500:])
+
+
+def main():
+    results = {}
+    which = sys.argv[1:] or ["native", "worker", "size"]
+    if "native" in which:
+        bench_native(results)
+    if "worker" in which:
+        bench_worker(results)
+    if "size" in which:
+        dry_run_size(results)
+    print(json.dumps(results, indent=2))
+    n, w = results.get("native"), results.get("worker")
+    print()
+    if n:
+        print(f"native  GET /v1/models      {n['models_rps']:>10.0f} req/s   (target >= 28000)")
+        print(f"native  CPU per image       {n['cpu_ms_per_image']:>10.3f} ms      (target <= 0.5)  "
+              f"[{n['images_ok']}/{n['images_total']} ok]")
+    if w:
+        print(f"workerd GET /v1/models      {w['models_rps']:>10.0f} req/s")
+        print(f"workerd CPU per image       {w['cpu_ms_per_image']:>10.3f} ms      (target <= 2)    "
+              f"[{w['images_ok']}/{w['images_total']} ok]")
+    if "dry_run" in results and "gzip" in results["dry_run"]:
+        print(f"wrangler deploy --dry-run   {results['dry_run']['gzip']:>10} gzip (target <= 1024 KiB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The one command that installs everything and runs every check and test on a fresh machine:
+#
+#   bash scripts/test.sh
+#
+# Steps (it stops at the first failure): install the build tools and npm packages, create the
+# Python venv for the end-to-end tests, rustfmt, clippy (host and wasm32), cargo test, build the
+# native binaries and the worker, then run the Python end-to-end tests (tests/), which start the
+# fake upstream, the native server and `wrangler dev` on loopback ports by themselves.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+STEP=0
+step() {
+  STEP=$((STEP + 1))
+  printf '\n==== [%d] %s ====\n' "$STEP" "$*"
+}
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export WRANGLER_SEND_METRICS=false
+
+step "Install tools (rustup components, wasm target, worker-build, wasm-bindgen-cli, npm packages)"
+rustup component add rustfmt clippy >/dev/null
+bash scripts/install-tools.sh
+
+step "Python venv for the end-to-end tests (.venv, tests/requirements.txt)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# Reinstall only when the pinned list changed since the last install.
+if ! cmp -s tests/requirements.txt .venv/.installed-requirements.txt; then
+  .venv/bin/python -m pip install --disable-pip-version-check --no-input -q -r tests/requirements.txt
+  cp tests/requirements.txt .venv/.installed-requirements.txt
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (host, all targets)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo clippy (wasm32: SDK and worker)"
+cargo clippy -p flow2api-sdk -p edge-worker --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo test"
+cargo test --workspace --all-features
+
+step "Build the native server and the fake upstream (release)"
+cargo build --release -p flow2api-examples --bins
+
+step "Build the worker (worker-build --release)"
+bash scripts/build.sh
+
+step "End-to-end tests (pytest: fake upstream + native server + wrangler dev)"
+.venv/bin/python -m pytest tests -v

@@ -1,0 +1,511 @@
+"""End-to-end fixtures: real processes on loopback ports.
+
+Per server kind ("native", "worker") a session-scoped *stack* is started on first use:
+
+* its own ``flow2api-fake-upstream --port 0`` (fake Google Flow + YesCaptcha);
+* the gateway: ``target/release/flow2api-server`` (native) or ``wrangler dev`` (worker),
+  configured to talk to that fake;
+* one fake Google account with its own ST, registered in the fake through its control API and
+  in the gateway through ``POST /api/login`` + ``POST /api/tokens``.
+
+The function-scoped ``server`` fixture is parametrised over both kinds, so every test that takes
+it runs once per server. It clears the fake's faults and recordings before each test.
+
+A separate ``strict_server`` (a second native server *without* ALLOW_PRIVATE_IMAGE_URLS) serves
+the private-URL refusal test; see test_e2e_images.test_private_image_url_refused.
+
+Every child runs in its own process group (start_new_session) with stdin closed and its output
+in a log file. Groups are killed at session end, and again from atexit should pytest die; when a
+test failed, the last lines of each log are printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+FAKE_BIN = RELEASE / "flow2api-fake-upstream"
+SERVER_BIN = RELEASE / "flow2api-server"
+WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+
+# Loopback traffic must never go through a proxy configured in the environment.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+
+# Timeouts (seconds). Generous: CI has 2 cores, and other compiles may compete.
+FAKE_START_TIMEOUT = 60
+NATIVE_START_TIMEOUT = 60
+WORKER_START_TIMEOUT = 180
+HTTP_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+
+YESCAPTCHA_KEY = "fake-yescaptcha-key"
+ADMIN_USERNAME = "admin"
+
+# The fake's 1x1 PNG served at <fake>/fife/<id>.png (flow2api-sdk/src/testing/assets.rs).
+FIFE_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c4944415478da63304e3b030002350166b46f979e0000000049454e44ae426082"
+)
+
+# The fake's assets, read from the Rust source that defines them, so that the tests compare
+# against exactly what the fake serves.
+ASSETS_RS = ROOT / "flow2api-sdk" / "src" / "testing" / "assets.rs"
+
+
+def _rust_bytes(const: str) -> bytes:
+    src = ASSETS_RS.read_text()
+    body = src.split(f"pub const {const}: &[u8] = &[", 1)[1].split("];", 1)[0]
+    body = re.sub(r"//[^\n]*", "", body)
+    return bytes(int(x, 16) for x in re.findall(r"0x([0-9a-fA-F]{2})", body))
+
+
+def upsampled_jpeg(label: str) -> bytes:
+    """What the fake's upsampleImage answers (base64-decoded) for "2K" or "4K": UPSAMPLE_JPEG
+    with a COM segment naming the resolution after the 20-byte SOI+APP0 header (assets.rs,
+    `upsampled_jpeg`)."""
+    jpeg = _rust_bytes("UPSAMPLE_JPEG")
+    comment = f"flow2api-fake upsample {label}".encode()
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    return jpeg[:20] + segment + jpeg[20:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+_TMP = Path(tempfile.mkdtemp(prefix="flow2api-e2e-"))
+_PROCS: list["Proc"] = []
+_FAILED = False
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bound once by the OS, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A child process in its own process group, output to a log file."""
+
+    def __init__(self, name: str, cmd: list[str], *, env: dict[str, str], cwd: Path,
+                 stop_signal: int = signal.SIGTERM):
+        self.name = name
+        self.cmd = cmd
+        self.stop_signal = stop_signal
+        self.log_path = _TMP / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            cmd,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _PROCS.append(self)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def check_alive(self, what: str) -> None:
+        if not self.alive():
+            raise RuntimeError(
+                f"{self.name} exited with {self.popen.returncode} while {what}.\n"
+                f"command: {' '.join(self.cmd)}\n--- log tail ---\n{self.log_tail()}"
+            )
+
+    def stop(self) -> None:
+        """Signals the whole group, waits, then SIGKILLs whatever is left of it."""
+        pgid = self.popen.pid  # start_new_session: the child leads its own group
+        if self.alive():
+            _killpg(pgid, self.stop_signal)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        _killpg(pgid, signal.SIGKILL)  # stragglers (workerd children), and a hung leader
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if not self._log.closed:
+            self._log.close()
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@atexit.register
+def _kill_all() -> None:
+    for p in list(_PROCS):
+        p.stop()
+
+
+def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,
+               interval: float = 0.1):
+    """Polls `predicate` until it returns something truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None:
+            proc.check_alive(what)
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            tail = f"\n--- {proc.name} log tail ---\n{proc.log_tail()}" if proc else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s {what}{tail}")
+        time.sleep(interval)
+
+
+def wait_healthy(base: str, proc: Proc, timeout: float) -> None:
+    def ok() -> bool:
+        try:
+            return httpx.get(f"{base}/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ok, timeout, f"waiting for {base}/health to answer 200", proc, interval=0.25)
+
+
+def require_file(path: Path, hint: str) -> None:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: {hint}", pytrace=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fake upstream
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Fake:
+    """Client of one running fake upstream and its /_fake control API."""
+
+    base: str
+    proc: Proc
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base, timeout=HTTP_TIMEOUT, trust_env=False)
+
+    @property
+    def labs_base(self) -> str:
+        return f"{self.base}/fx/api"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base}/v1"
+
+    @property
+    def yescaptcha_base(self) -> str:
+        return f"{self.base}/yescaptcha"
+
+    def _control(self, method: str, path: str, body: Any = None) -> Any:
+        r = self.http.request(method, f"/_fake/{path}", json=body)
+        assert r.status_code == 200, f"fake control {method} {path} {body!r}: {r.status_code} {r.text}"
+        return r.json()
+
+    def add_account(self, st: str, email: str, **extra: Any) -> None:
+        self._control("POST", "accounts", {"st": st, "email": email, **extra})
+
+    def fault(self, endpoint: str, **spec: Any) -> None:
+        self._control("POST", "faults", {"endpoint": endpoint, **spec})
+
+    def set_captcha_polls(self, n: int) -> None:
+        self._control("POST", "captcha", {"polls_before_ready": n})
+
+    def reset(self) -> None:
+        self._control("POST", "reset")
+
+    def requests(self, endpoint: str | None = None) -> list[dict]:
+        recs = self._control("GET", "requests")
+        return [r for r in recs if endpoint is None or r.get("endpoint") == endpoint]
+
+    def stats(self) -> dict:
+        return self._control("GET", "stats")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+_LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+
+
+def start_fake(name: str) -> Fake:
+    require_file(FAKE_BIN, "run `cargo build --release -p flow2api-examples --bins`")
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "info")
+    proc = Proc(name, [str(FAKE_BIN), "--port", "0"], env=env, cwd=_TMP)
+
+    def listening():
+        m = _LISTENING.search(proc.log_text())
+        return m.group(1) if m else None
+
+    base = wait_until(listening, FAKE_START_TIMEOUT, f"waiting for {name} to print its address", proc,
+                      interval=0.05)
+    return Fake(base=base, proc=proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateways
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Gateway:
+    """One running gateway (native or worker) with its fake upstream and account."""
+
+    kind: str
+    base: str
+    proc: Proc
+    fake: Fake
+    api_key: str
+    admin_password: str
+    st: str = ""
+    email: str = ""
+    admin_token: str = ""
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base, timeout=HTTP_TIMEOUT, trust_env=False)
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key if key is None else key}"}
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def login(self) -> str:
+        r = self.http.post("/api/login", json={"username": ADMIN_USERNAME, "password": self.admin_password})
+        assert r.status_code == 200, f"login: {r.status_code} {r.text}"
+        body = r.json()
+        assert body.get("success") is True and body.get("token"), body
+        return body["token"]
+
+    def add_token(self, st: str) -> httpx.Response:
+        return self.http.post("/api/tokens", json={"st": st}, headers=self.admin_headers())
+
+    def chat(self, body: Any, key: str | None = None, **kw: Any) -> httpx.Response:
+        return self.http.post("/v1/chat/completions", json=body, headers=self.auth(key), **kw)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def gateway_env(fake: Fake, api_key: str, admin_password: str, *, allow_private: bool) -> dict[str, str]:
+    """The settings every gateway gets (env natively, --var for wrangler)."""
+    cfg = {
+        "API_KEY": api_key,
+        "ADMIN_USERNAME": ADMIN_USERNAME,
+        "ADMIN_PASSWORD": admin_password,
+        "FLOW_LABS_BASE_URL": fake.labs_base,
+        "FLOW_API_BASE_URL": fake.api_base,
+        "YESCAPTCHA_BASE_URL": fake.yescaptcha_base,
+        "YESCAPTCHA_API_KEY": YESCAPTCHA_KEY,
+        "CAPTCHA_POLL_INTERVAL": "0.05",
+        "POLL_INTERVAL": "0.05",
+        "KEEPALIVE_INTERVAL": "2",
+    }
+    if allow_private:
+        cfg["ALLOW_PRIVATE_IMAGE_URLS"] = "true"
+    return cfg
+
+
+def start_native(name: str, fake: Fake, *, allow_private: bool = True) -> Gateway:
+    require_file(SERVER_BIN, "run `cargo build --release -p flow2api-examples --bins`")
+    port = free_port()
+    api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
+    env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_KEYS}
+    env.update(gateway_env(fake, api_key, admin_password, allow_private=allow_private))
+    env["LISTEN_ADDR"] = f"127.0.0.1:{port}"
+    env.setdefault("RUST_LOG", "info")
+    workdir = _TMP / name
+    workdir.mkdir(exist_ok=True)
+    proc = Proc(name, [str(SERVER_BIN)], env=env, cwd=workdir)
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, proc, NATIVE_START_TIMEOUT)
+    return Gateway(kind="native", base=base, proc=proc, fake=fake, api_key=api_key,
+                   admin_password=admin_password)
+
+
+def _wrangler_config() -> list[str]:
+    if (ROOT / "wrangler.toml").exists():
+        return []
+    for candidate in (ROOT / "edge-worker" / "wrangler.toml",):
+        if candidate.exists():
+            return ["--config", str(candidate)]
+    pytest.fail("no wrangler.toml found (looked in the repo root and edge-worker/)", pytrace=False)
+
+
+def start_worker(name: str, fake: Fake) -> Gateway:
+    require_file(WRANGLER, "run `bash scripts/install-tools.sh` (npm ci)")
+    port = free_port()
+    api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
+    persist = _TMP / f"{name}-state"
+    persist.mkdir(exist_ok=True)
+    cmd = [str(WRANGLER), "dev", *_wrangler_config(),
+           "--ip", "127.0.0.1", "--port", str(port),
+           "--inspector-port", str(free_port()),
+           "--persist-to", str(persist)]
+    for k, v in gateway_env(fake, api_key, admin_password, allow_private=True).items():
+        cmd += ["--var", f"{k}:{v}"]
+    env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_KEYS and k != "CLOUDFLARE_API_TOKEN"}
+    env.update({
+        "WRANGLER_SEND_METRICS": "false",
+        "CI": "true",
+        "NO_COLOR": "1",
+        "FORCE_COLOR": "0",
+        "WRANGLER_LOG_PATH": str(_TMP / f"{name}-wrangler-logs"),
+    })
+    # SIGINT is how wrangler shuts down cleanly (it stops its workerd children).
+    proc = Proc(name, cmd, env=env, cwd=ROOT, stop_signal=signal.SIGINT)
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, proc, WORKER_START_TIMEOUT)
+    return Gateway(kind="worker", base=base, proc=proc, fake=fake, api_key=api_key,
+                   admin_password=admin_password)
+
+
+# Config names the gateways read: never inherited from the developer's environment.
+_GATEWAY_KEYS = {
+    "API_KEY", "ADMIN_USERNAME", "ADMIN_PASSWORD", "FLOW_LABS_BASE_URL", "FLOW_API_BASE_URL",
+    "CAPTCHA_METHOD", "YESCAPTCHA_BASE_URL", "YESCAPTCHA_API_KEY", "YESCAPTCHA_TASK_TYPE",
+    "CAPTCHA_POLL_INTERVAL", "CAPTCHA_MAX_POLLS", "POLL_INTERVAL", "ALLOW_PRIVATE_IMAGE_URLS",
+    "FLOW_MAX_RETRIES", "MAX_IMAGES", "MAX_IMAGE_BYTES", "MAX_PROMPT_CHARS", "PUBLIC_BASE_URL",
+    "KEEPALIVE_INTERVAL", "MEDIA_TTL", "LISTEN_ADDR", "DATA_DIR",
+}
+
+
+def register_account(gw: Gateway) -> None:
+    """A fresh fake account with its own ST, added to the fake and then to the gateway."""
+    gw.st = f"st-{gw.kind}-{secrets.token_hex(16)}"
+    gw.email = f"{gw.kind}-{secrets.token_hex(3)}@example.com"
+    gw.fake.add_account(gw.st, gw.email, name=f"E2E {gw.kind}", tier="PAYGATE_TIER_TWO", credits=5000)
+    gw.admin_token = gw.login()
+    r = gw.add_token(gw.st)
+    assert r.status_code == 200, f"POST /api/tokens on {gw.kind}: {r.status_code} {r.text}"
+    assert r.json().get("success") is True, r.text
+
+
+def _stack(kind: str) -> Iterator[Gateway]:
+    fake = start_fake(f"fake-{kind}")
+    gw = None
+    try:
+        gw = start_native(kind, fake) if kind == "native" else start_worker(kind, fake)
+        register_account(gw)
+        yield gw
+    finally:
+        if gw is not None:
+            gw.close()
+            gw.proc.stop()
+        fake.close()
+        fake.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def native_stack() -> Iterator[Gateway]:
+    yield from _stack("native")
+
+
+@pytest.fixture(scope="session")
+def worker_stack() -> Iterator[Gateway]:
+    yield from _stack("worker")
+
+
+@pytest.fixture(params=["native", "worker"])
+def server(request) -> Gateway:
+    """Each test that takes it runs against both servers, with the fake's faults and
+    recordings cleared first."""
+    gw: Gateway = request.getfixturevalue(f"{request.param}_stack")
+    gw.fake.reset()
+    return gw
+
+
+@pytest.fixture(scope="session")
+def strict_server(native_stack: Gateway) -> Iterator[Gateway]:
+    """A second native server without ALLOW_PRIVATE_IMAGE_URLS, sharing the native fake. It has
+    no account: private image URLs are refused before an account is chosen."""
+    gw = start_native("native-strict", native_stack.fake, allow_private=False)
+    try:
+        yield gw
+    finally:
+        gw.close()
+        gw.proc.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the test modules
+# ---------------------------------------------------------------------------------------------
+
+def data_url(png: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(png).decode()}"
+
+
+def make_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A valid, solid-colour RGB PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    row = b"\x00" + bytes(rgb) * width
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(row * height))
+            + chunk(b"IEND", b""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        global _FAILED
+        _FAILED = True
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not (_FAILED or exitstatus not in (0, 5)):
+        return
+    for p in _PROCS:
+        terminalreporter.write_sep("-", f"log tail: {p.name} ({p.log_path})")
+        terminalreporter.write_line(p.log_tail(80) or "(empty)")
+
+
+def pytest_unconfigure(config):
+    _kill_all()
+    if not _FAILED:
+        shutil.rmtree(_TMP, ignore_errors=True)
