@@ -23,7 +23,9 @@ fi
 
 if [ "${SKIP_NPM:-}" != 1 ]; then
   cd "$ROOT"
-  if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+  # Reinstall only when the lockfile changed since the last install (marker kept beside it).
+  if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_modules/.installed-package-lock.json; then
     npm ci --no-audit --no-fund
+    cp package-lock.json node_modules/.installed-package-lock.json
   fi
 fi

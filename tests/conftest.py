@@ -15,8 +15,9 @@ A separate ``strict_server`` (a second native server *without* ALLOW_PRIVATE_IMA
 the private-URL refusal test; see test_e2e_images.test_private_image_url_refused.
 
 Every child runs in its own process group (start_new_session) with stdin closed and its output
-in a log file. Groups are killed at session end, and again from atexit should pytest die; when a
-test failed, the last lines of each log are printed in the terminal summary.
+in a log file under a temporary directory. Groups are killed at session end, and again from
+atexit or on SIGTERM/SIGHUP should pytest be stopped. When a test failed, the last lines of each
+log are printed in the terminal summary and the directory is kept (its path is printed).
 """
 
 from __future__ import annotations
@@ -59,12 +60,6 @@ HTTP_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 YESCAPTCHA_KEY = "fake-yescaptcha-key"
 ADMIN_USERNAME = "admin"
 
-# The fake's 1x1 PNG served at <fake>/fife/<id>.png (flow2api-sdk/src/testing/assets.rs).
-FIFE_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
-    "0000000c4944415478da63304e3b030002350166b46f979e0000000049454e44ae426082"
-)
-
 # The fake's assets, read from the Rust source that defines them, so that the tests compare
 # against exactly what the fake serves.
 ASSETS_RS = ROOT / "flow2api-sdk" / "src" / "testing" / "assets.rs"
@@ -75,6 +70,10 @@ def _rust_bytes(const: str) -> bytes:
     body = src.split(f"pub const {const}: &[u8] = &[", 1)[1].split("];", 1)[0]
     body = re.sub(r"//[^\n]*", "", body)
     return bytes(int(x, 16) for x in re.findall(r"0x([0-9a-fA-F]{2})", body))
+
+
+# The PNG the fake serves at <fake>/fife/<id>.png.
+FIFE_PNG = _rust_bytes("FIFE_PNG")
 
 
 def upsampled_jpeg(label: str) -> bytes:
@@ -174,6 +173,17 @@ def _kill_all() -> None:
         p.stop()
 
 
+def _on_terminate(signum, _frame) -> None:
+    """SIGTERM/SIGHUP to pytest: stop the children, then die of the same signal."""
+    _kill_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, _on_terminate)
+
+
 def wait_until(predicate, timeout: float, what: str, proc: Proc | None = None,
                interval: float = 0.1):
     """Polls `predicate` until it returns something truthy; fails after `timeout` seconds."""
@@ -219,6 +229,9 @@ class Fake:
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.base, timeout=HTTP_TIMEOUT, trust_env=False)
+
+    def __repr__(self) -> str:
+        return f"Fake({self.base})"
 
     @property
     def labs_base(self) -> str:
@@ -300,6 +313,9 @@ class Gateway:
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.base, timeout=HTTP_TIMEOUT, trust_env=False)
 
+    def __repr__(self) -> str:  # no secrets in failure reports
+        return f"Gateway({self.kind} at {self.base}, fake at {self.fake.base})"
+
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key if key is None else key}"}
 
@@ -336,6 +352,7 @@ def gateway_env(fake: Fake, api_key: str, admin_password: str, *, allow_private:
         "CAPTCHA_POLL_INTERVAL": "0.05",
         "POLL_INTERVAL": "0.05",
         "KEEPALIVE_INTERVAL": "2",
+        "CAPTCHA_METHOD": "yescaptcha",
     }
     if allow_private:
         cfg["ALLOW_PRIVATE_IMAGE_URLS"] = "true"
@@ -374,9 +391,13 @@ def start_worker(name: str, fake: Fake) -> Gateway:
     api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
     persist = _TMP / f"{name}-state"
     persist.mkdir(exist_ok=True)
+    empty_env = _TMP / f"{name}.env"
+    empty_env.write_text("")
     cmd = [str(WRANGLER), "dev", *_wrangler_config(),
            "--ip", "127.0.0.1", "--port", str(port),
-           "--inspector-port", str(free_port()),
+           "--inspector-ip", "127.0.0.1", "--inspector-port", str(free_port()),
+           # An empty env file, so that a developer's .dev.vars is not read.
+           "--env-file", str(empty_env),
            "--persist-to", str(persist)]
     for k, v in gateway_env(fake, api_key, admin_password, allow_private=True).items():
         cmd += ["--var", f"{k}:{v}"]

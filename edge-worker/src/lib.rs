@@ -39,6 +39,7 @@ pub use store_object::StoreObject;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
+    use std::collections::HashMap;
     use std::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Poll};
@@ -63,12 +64,21 @@ mod entry {
     #[event(fetch)]
     async fn fetch(req: HttpRequest, env: Env, _ctx: worker::Context) -> Result<Response> {
         let request = read_request(req).await?;
-        // Secrets and vars are the same kind of string binding, so `var` reads both.
-        let config = Config::from_lookup(|name| env.var(name).ok().map(|v| v.to_string()));
+        let config = config(&env);
         let subrequests = Subrequests::default();
         let deps = deps(&env, &config, &subrequests)?;
         let response = App::new(config, deps).handle(request).await;
         to_worker_response(response, subrequests)
+    }
+
+    /// The configuration from `[vars]`, secrets and `.dev.vars`: every name the SDK reads.
+    fn config(env: &Env) -> Config {
+        // Secrets and vars are the same kind of string binding, so `var` reads both.
+        let values: HashMap<&str, String> = Config::NAMES
+            .iter()
+            .filter_map(|&name| Some((name, env.var(name).ok()?.to_string())))
+            .collect();
+        Config::from_lookup(|name| values.get(name).cloned())
     }
 
     // One thread on wasm32: the seams need no `Send` there, and `Deps` holds them in `Arc`s so
