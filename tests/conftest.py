@@ -14,6 +14,12 @@ it runs once per server. It clears the fake's faults and recordings before each 
 A separate ``strict_server`` (a second native server *without* ALLOW_PRIVATE_IMAGE_URLS) serves
 the private-URL refusal test; see test_e2e_images.test_private_image_url_refused.
 
+Tests that need other settings start stacks of their own: ``stack(kind, name, extra={...})``
+(a context manager: its own fake plus a gateway with ``extra`` settings, as env natively and
+``--var`` for wrangler), or ``start_fake`` + ``start_native``/``start_worker`` directly
+(``start_worker(..., persist=gw.persist, api_key=gw.api_key, admin_password=gw.admin_password)``
+restarts a worker on an earlier instance's state). See test_pool.py.
+
 Every child runs in its own process group (start_new_session) with stdin closed and its output
 in a log file under a temporary directory. Groups are killed at session end, and again from
 atexit or on SIGTERM/SIGHUP should pytest be stopped. When a test failed, the last lines of each
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import json
 import os
 import re
 import secrets
@@ -34,7 +41,9 @@ import struct
 import subprocess
 import tempfile
 import time
+import tomllib
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -160,6 +169,27 @@ class Proc:
             self._log.close()
 
 
+    def kill(self) -> None:
+        """SIGKILLs the whole group at once (a crash: no clean shutdown) and reaps the leader."""
+        _killpg(self.popen.pid, signal.SIGKILL)
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if not self._log.closed:
+            self._log.close()
+
+    def group_alive(self) -> bool:
+        """Whether any process of the group is left."""
+        try:
+            os.killpg(self.popen.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def _killpg(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -269,6 +299,17 @@ class Fake:
     def stats(self) -> dict:
         return self._control("GET", "stats")
 
+    def supports_fault_email(self) -> bool:
+        """Whether POST /_fake/faults honours `email` (a fault for one account's calls only).
+        Probes with a fault for an unknown email on `fife`, whose calls carry no account: with
+        the filter the fault does not apply (404 for an unknown image), without it it does
+        (500). Resets the fake (faults and recordings) before and after."""
+        self.reset()
+        self.fault("fife", status=500, email="nobody@probe.invalid", times=1)
+        status = self.http.get("/fife/email-filter-probe.png").status_code
+        self.reset()
+        return status != 500
+
     def close(self) -> None:
         self.http.close()
 
@@ -308,6 +349,9 @@ class Gateway:
     st: str = ""
     email: str = ""
     admin_token: str = ""
+    # The settings beyond gateway_env's it was started with, and (worker) its --persist-to.
+    extra: dict[str, str] = field(default_factory=dict)
+    persist: Path | None = None
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -329,8 +373,16 @@ class Gateway:
         assert body.get("success") is True and body.get("token"), body
         return body["token"]
 
-    def add_token(self, st: str) -> httpx.Response:
-        return self.http.post("/api/tokens", json={"st": st}, headers=self.admin_headers())
+    def add_token(self, st: str, **settings: Any) -> httpx.Response:
+        return self.http.post("/api/tokens", json={"st": st, **settings}, headers=self.admin_headers())
+
+    def accounts(self) -> list[dict]:
+        """GET /api/tokens (needs `admin_token`)."""
+        r = self.http.get("/api/tokens", headers=self.admin_headers())
+        assert r.status_code == 200, f"GET /api/tokens on {self.kind}: {r.status_code} {r.text}"
+        body = r.json()
+        assert isinstance(body, list), body
+        return body
 
     def chat(self, body: Any, key: str | None = None, **kw: Any) -> httpx.Response:
         return self.http.post("/v1/chat/completions", json=body, headers=self.auth(key), **kw)
@@ -359,12 +411,15 @@ def gateway_env(fake: Fake, api_key: str, admin_password: str, *, allow_private:
     return cfg
 
 
-def start_native(name: str, fake: Fake, *, allow_private: bool = True) -> Gateway:
+def start_native(name: str, fake: Fake, *, allow_private: bool = True,
+                 extra: dict[str, str] | None = None) -> Gateway:
+    """A native server on a free loopback port; `extra` adds or overrides settings (env)."""
     require_file(SERVER_BIN, "run `cargo build --release -p flow2api-examples --bins`")
     port = free_port()
     api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
     env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_KEYS}
     env.update(gateway_env(fake, api_key, admin_password, allow_private=allow_private))
+    env.update(extra or {})
     env["LISTEN_ADDR"] = f"127.0.0.1:{port}"
     env.setdefault("RUST_LOG", "info")
     workdir = _TMP / name
@@ -373,7 +428,7 @@ def start_native(name: str, fake: Fake, *, allow_private: bool = True) -> Gatewa
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, proc, NATIVE_START_TIMEOUT)
     return Gateway(kind="native", base=base, proc=proc, fake=fake, api_key=api_key,
-                   admin_password=admin_password)
+                   admin_password=admin_password, extra=dict(extra or {}))
 
 
 def _wrangler_config() -> list[str]:
@@ -385,21 +440,59 @@ def _wrangler_config() -> list[str]:
     pytest.fail("no wrangler.toml found (looked in the repo root and edge-worker/)", pytrace=False)
 
 
-def start_worker(name: str, fake: Fake) -> Gateway:
+def _nobuild_config() -> Path:
+    """A copy of wrangler.toml without its [build] table and with an absolute `main`, so that
+    `wrangler dev` serves the worker already in build/ instead of rebuilding it (~20 s of
+    wasm-opt). Same worker name, so the same local state."""
+    path = _TMP / "wrangler-nobuild.toml"
+    if path.exists():
+        return path
+    src_path = ROOT / "wrangler.toml"
+    if not src_path.exists():
+        pytest.fail("build=False needs wrangler.toml in the repo root", pytrace=False)
+    main = tomllib.loads(src_path.read_text())["main"]
+    lines, skipping = [], False
+    for line in src_path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped == "[build]"
+        if skipping:
+            continue
+        if re.match(r"\s*main\s*=", line):
+            line = f"main = {json.dumps(str(ROOT / main))}"
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_worker(name: str, fake: Fake, *, extra: dict[str, str] | None = None,
+                 persist: Path | None = None, api_key: str | None = None,
+                 admin_password: str | None = None, build: bool = True) -> Gateway:
+    """`wrangler dev` on a free loopback port; `extra` adds or overrides settings (--var).
+
+    `persist` (default: a fresh `<name>-state` directory) is the --persist-to directory; pass
+    an earlier instance's `gw.persist`, `gw.api_key` and `gw.admin_password` to restart on the
+    same local KV and Durable Object state. `build=False` skips wrangler's [build] step and
+    serves build/ as it is (for a restart right after a build)."""
     require_file(WRANGLER, "run `bash scripts/install-tools.sh` (npm ci)")
     port = free_port()
-    api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
-    persist = _TMP / f"{name}-state"
+    api_key = api_key or f"sk-e2e-{secrets.token_hex(12)}"
+    admin_password = admin_password or secrets.token_hex(12)
+    if persist is None:
+        persist = _TMP / f"{name}-state"
     persist.mkdir(exist_ok=True)
     empty_env = _TMP / f"{name}.env"
     empty_env.write_text("")
-    cmd = [str(WRANGLER), "dev", *_wrangler_config(),
+    config = _wrangler_config() if build else ["--config", str(_nobuild_config())]
+    cmd = [str(WRANGLER), "dev", *config,
            "--ip", "127.0.0.1", "--port", str(port),
            "--inspector-ip", "127.0.0.1", "--inspector-port", str(free_port()),
            # An empty env file, so that a developer's .dev.vars is not read.
            "--env-file", str(empty_env),
            "--persist-to", str(persist)]
-    for k, v in gateway_env(fake, api_key, admin_password, allow_private=True).items():
+    cfg = gateway_env(fake, api_key, admin_password, allow_private=True)
+    cfg.update(extra or {})
+    for k, v in cfg.items():
         cmd += ["--var", f"{k}:{v}"]
     env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_KEYS and k != "CLOUDFLARE_API_TOKEN"}
     env.update({
@@ -414,7 +507,23 @@ def start_worker(name: str, fake: Fake) -> Gateway:
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, proc, WORKER_START_TIMEOUT)
     return Gateway(kind="worker", base=base, proc=proc, fake=fake, api_key=api_key,
-                   admin_password=admin_password)
+                   admin_password=admin_password, extra=dict(extra or {}), persist=persist)
+
+
+def start_gateway(kind: str, name: str, fake: Fake, *, extra: dict[str, str] | None = None) -> Gateway:
+    """A gateway of `kind` ("native" or "worker") talking to `fake`."""
+    if kind == "native":
+        return start_native(name, fake, extra=extra)
+    if kind == "worker":
+        return start_worker(name, fake, extra=extra)
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def _config_names() -> set[str]:
+    """Every name in the SDK's `Config::NAMES` (config.rs)."""
+    src = (ROOT / "flow2api-sdk" / "src" / "config.rs").read_text()
+    body = src.split("pub const NAMES", 1)[1].split("];", 1)[0]
+    return set(re.findall(r'"([A-Z0-9_]+)"', body))
 
 
 # Config names the gateways read: never inherited from the developer's environment.
@@ -423,8 +532,8 @@ _GATEWAY_KEYS = {
     "CAPTCHA_METHOD", "YESCAPTCHA_BASE_URL", "YESCAPTCHA_API_KEY", "YESCAPTCHA_TASK_TYPE",
     "CAPTCHA_POLL_INTERVAL", "CAPTCHA_MAX_POLLS", "POLL_INTERVAL", "ALLOW_PRIVATE_IMAGE_URLS",
     "FLOW_MAX_RETRIES", "MAX_IMAGES", "MAX_IMAGE_BYTES", "MAX_PROMPT_CHARS", "PUBLIC_BASE_URL",
-    "KEEPALIVE_INTERVAL", "MEDIA_TTL", "LISTEN_ADDR", "DATA_DIR",
-}
+    "KEEPALIVE_INTERVAL", "MEDIA_TTL", "LISTEN_ADDR", "DATA_DIR", "LOG_REQUESTS",
+} | _config_names()
 
 
 def register_account(gw: Gateway) -> None:
@@ -438,19 +547,38 @@ def register_account(gw: Gateway) -> None:
     assert r.json().get("success") is True, r.text
 
 
-def _stack(kind: str) -> Iterator[Gateway]:
-    fake = start_fake(f"fake-{kind}")
-    gw = None
-    try:
-        gw = start_native(kind, fake) if kind == "native" else start_worker(kind, fake)
-        register_account(gw)
-        yield gw
-    finally:
-        if gw is not None:
-            gw.close()
-            gw.proc.stop()
+def stop_stack(gw: Gateway | None, fake: Fake | None) -> None:
+    """Stops a gateway and its fake (either may be None)."""
+    if gw is not None:
+        gw.close()
+        gw.proc.stop()
+    if fake is not None:
         fake.close()
         fake.proc.stop()
+
+
+@contextmanager
+def stack(kind: str, name: str, *, extra: dict[str, str] | None = None,
+          account: bool = True) -> Iterator[Gateway]:
+    """Its own fake and a gateway of `kind` with `extra` settings, logged in as admin; with
+    `account`, one fake account registered (`gw.st`, `gw.email`). Everything is stopped on
+    exit. Names must be unique per session (they name the log files)."""
+    fake = start_fake(f"fake-{name}")
+    gw = None
+    try:
+        gw = start_gateway(kind, name, fake, extra=extra)
+        if account:
+            register_account(gw)
+        else:
+            gw.admin_token = gw.login()
+        yield gw
+    finally:
+        stop_stack(gw, fake)
+
+
+def _stack(kind: str) -> Iterator[Gateway]:
+    with stack(kind, kind) as gw:
+        yield gw
 
 
 @pytest.fixture(scope="session")

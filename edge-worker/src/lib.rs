@@ -1,13 +1,18 @@
 //! flow2api on Cloudflare Workers: the SDK's [`App`](flow2api_sdk::App) behind
-//! `#[event(fetch)]`, with its seams implemented over Workers primitives:
+//! `#[event(fetch)]`, its background refresh behind `#[event(scheduled)]`, with its seams
+//! implemented over Workers primitives:
 //!
 //! | seam | here |
 //! |---|---|
 //! | `HttpClient` | `fetch` with manual redirects, subrequests counted (`fetch_http`) |
-//! | `Storage` (accounts, media) | the KV namespace `KV` (`kv_storage`) |
+//! | `Storage` (accounts) | the KV namespace `KV` (`kv_storage`) behind the SDK's `CachingStorage`, its cache kept per isolate |
+//! | `Storage` (media) | the KV namespace `KV`, uncached |
 //! | `Storage` (admin sessions) | the `StoreObject` named `admin-sessions` (`do_storage`) |
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
+//! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
+//!
+//! The `Config` is read from the environment once per isolate.
 //!
 //! Every module but [`protocol`] talks to the Workers runtime and builds for wasm32 only: on
 //! the host the SDK's seams require `Send` futures, which JS-backed futures are not. On the
@@ -30,6 +35,8 @@ mod fetch_http;
 #[cfg(target_arch = "wasm32")]
 mod kv_storage;
 #[cfg(target_arch = "wasm32")]
+mod spawn;
+#[cfg(target_arch = "wasm32")]
 mod store_object;
 
 #[cfg(target_arch = "wasm32")]
@@ -39,17 +46,21 @@ pub use store_object::StoreObject;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
+    use std::cell::OnceCell;
     use std::collections::HashMap;
     use std::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Poll};
 
+    use flow2api_sdk::cache::{CachingStorage, StorageCache};
     use flow2api_sdk::memory::StorageMediaStore;
-    use flow2api_sdk::seams::{BoxStream, Bytes, Storage};
+    use flow2api_sdk::seams::{boxed, BoxStream, Bytes, Spawn, Storage};
     use flow2api_sdk::{App, Body, Config, Deps};
+    use futures::channel::oneshot;
     use futures::{Stream, StreamExt};
     use worker::{
-        console_log, event, Env, Headers, HttpRequest, Response, ResponseBuilder, Result,
+        console_error, console_log, event, Env, Headers, HttpRequest, Response, ResponseBuilder,
+        Result, ScheduleContext, ScheduledEvent,
     };
 
     use crate::clock::WorkerClock;
@@ -57,18 +68,75 @@ mod entry {
     use crate::do_storage::DoStorage;
     use crate::fetch_http::{FetchHttp, Subrequests};
     use crate::kv_storage::KvStorage;
+    use crate::spawn::WaitUntil;
 
     /// The `StoreObject` instance that holds admin sessions.
     const SESSIONS: &str = "admin-sessions";
 
+    // Per isolate: an isolate serves many requests, one at a time per thread, and its
+    // bindings' values do not change under it (a new deployment is a new isolate).
+    thread_local! {
+        static CONFIG: OnceCell<Config> = const { OnceCell::new() };
+        static ACCOUNT_CACHE: OnceCell<Arc<StorageCache>> = const { OnceCell::new() };
+    }
+
     #[event(fetch)]
-    async fn fetch(req: HttpRequest, env: Env, _ctx: worker::Context) -> Result<Response> {
+    async fn fetch(req: HttpRequest, env: Env, ctx: worker::Context) -> Result<Response> {
         let request = read_request(req).await?;
-        let config = config(&env);
         let subrequests = Subrequests::default();
-        let deps = deps(&env, &config, &subrequests)?;
-        let response = App::new(config, deps).handle(request).await;
-        to_worker_response(response, subrequests)
+        let wait_until = Arc::new(WaitUntil::new(ctx));
+        let app = app(&env, &subrequests, Some(wait_until.clone()))?;
+        let response = app.handle(request).await;
+        to_worker_response(response, subrequests, &*wait_until)
+    }
+
+    /// The cron trigger (`[triggers]` in wrangler.toml): refreshes tokens before they expire
+    /// and credits of resting accounts.
+    #[event(scheduled)]
+    async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+        let subrequests = Subrequests::default();
+        // The pass awaits all its work itself: nothing to run in the background.
+        let app = match app(&env, &subrequests, None) {
+            Ok(app) => app,
+            Err(e) => {
+                console_error!("refresh cron={}: cannot start: {e}", event.cron());
+                return;
+            }
+        };
+        match app.pool().refresh_due().await {
+            Ok(r) => console_log!(
+                "refresh cron={} checked={} refreshed={} expired={} cooldowns_cleared={} failed={} subrequests={}",
+                event.cron(),
+                r.checked,
+                r.refreshed,
+                r.expired,
+                r.cooldowns_cleared,
+                r.failed,
+                subrequests.get()
+            ),
+            Err(e) => console_error!(
+                "refresh cron={} failed: {e} subrequests={}",
+                event.cron(),
+                subrequests.get()
+            ),
+        }
+    }
+
+    /// The gateway for one invocation, over this isolate's configuration and account cache.
+    #[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, as for `deps`
+    fn app(env: &Env, subrequests: &Subrequests, spawner: Option<Arc<dyn Spawn>>) -> Result<App> {
+        let config = CONFIG.with(|c| c.get_or_init(|| config(env)).clone());
+        let cache = ACCOUNT_CACHE.with(|c| {
+            c.get_or_init(|| {
+                Arc::new(StorageCache::new(
+                    Arc::new(WorkerClock),
+                    config.account_cache_ttl,
+                ))
+            })
+            .clone()
+        });
+        let deps = deps(env, &config, cache, subrequests, spawner)?;
+        Ok(App::new(config, deps))
     }
 
     /// The configuration from `[vars]`, secrets and `.dev.vars`: every name the SDK reads.
@@ -84,19 +152,27 @@ mod entry {
     // One thread on wasm32: the seams need no `Send` there, and `Deps` holds them in `Arc`s so
     // that it is one type on both targets.
     #[allow(clippy::arc_with_non_send_sync)]
-    fn deps(env: &Env, config: &Config, subrequests: &Subrequests) -> Result<Deps> {
+    fn deps(
+        env: &Env,
+        config: &Config,
+        account_cache: Arc<StorageCache>,
+        subrequests: &Subrequests,
+        spawner: Option<Arc<dyn Spawn>>,
+    ) -> Result<Deps> {
         let kv: Arc<dyn Storage> = Arc::new(KvStorage::new(env.kv("KV")?));
         let sessions =
             DoStorage::new(&env.durable_object("STORE")?, SESSIONS, subrequests.clone())?;
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
         Ok(Deps {
             http: Arc::new(FetchHttp::new(subrequests.clone())),
-            storage: kv.clone(),
+            storage: Arc::new(CachingStorage::new(kv.clone(), account_cache)),
             sessions: Arc::new(sessions),
             coordinator: Arc::new(coordinator),
             clock: Arc::new(WorkerClock),
+            // Uncached: media ids are unique and read about once, caching would only hold memory.
             media: Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))),
             captcha: None,
+            spawner,
         })
     }
 
@@ -112,9 +188,17 @@ mod entry {
 
     /// The SDK's response as a Workers response: same status and headers; a whole body as
     /// bytes, a stream as a `ReadableStream` fed chunk by chunk as the SDK yields them.
+    ///
+    /// A streamed body also holds the invocation open (`waitUntil`) until the stream ends or is
+    /// dropped. Without that, a client that goes away ends the invocation while the stream
+    /// waits for its next chunk: its timers never fire, the pending read never completes, the
+    /// runtime never cancels the stream, and the generation is neither finished nor dropped
+    /// (so its slot stays held until the lease lapses). Held open, the next chunk completes
+    /// the read, the runtime cancels the stream, and dropping it releases the slot.
     fn to_worker_response(
         response: http::Response<Body>,
         subrequests: Subrequests,
+        spawner: &dyn Spawn,
     ) -> Result<Response> {
         let (parts, body) = response.into_parts();
         let headers = Headers::new();
@@ -137,13 +221,21 @@ mod entry {
                     builder.fixed(bytes.into())
                 })
             }
-            Body::Stream(stream) => builder.from_stream(
-                LogWhenDone {
-                    inner: stream,
-                    subrequests: Some(subrequests),
-                }
-                .map(Ok::<Bytes, worker::Error>),
-            ),
+            Body::Stream(stream) => {
+                let (open, closed) = oneshot::channel::<()>();
+                spawner.spawn(boxed(async move {
+                    // Resolves (cancelled) when the stream drops its sender.
+                    let _ = closed.await;
+                }));
+                builder.from_stream(
+                    LogWhenDone {
+                        inner: stream,
+                        subrequests: Some(subrequests),
+                        _open: open,
+                    }
+                    .map(Ok::<Bytes, worker::Error>),
+                )
+            }
         }
     }
 
@@ -156,6 +248,8 @@ mod entry {
     struct LogWhenDone {
         inner: BoxStream<'static, Bytes>,
         subrequests: Option<Subrequests>,
+        /// Keeps the invocation open while the stream lives (see [`to_worker_response`]).
+        _open: oneshot::Sender<()>,
     }
 
     impl LogWhenDone {

@@ -3,14 +3,13 @@
 //! Plain Rust, so it builds and is tested on the host; the objects and their clients (wasm32
 //! only) just move these values over `fetch` and persist what the step returns.
 //!
-//! The rules themselves live in the SDK ([`SlotTable`]); the store's only rule is "expired
-//! entries read as absent".
+//! The rules themselves live in the SDK ([`AccountState::apply`]); the store's only rule is
+//! "expired entries read as absent".
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
-use flow2api_sdk::pool::slots::SlotTable;
-use flow2api_sdk::seams::SlotRequest;
+use flow2api_sdk::pool::state::{AccountCommand, AccountReply, AccountState};
 use serde::{Deserialize, Serialize};
 
 /// The made-up URL the Worker sends Durable Object commands to (the host is ignored).
@@ -19,72 +18,60 @@ pub const ACCOUNT_URL: &str = "https://account/cmd";
 pub const STORE_URL: &str = "https://store/cmd";
 
 // ---------------------------------------------------------------------------------------------
-// AccountObject: one per account, holding its SlotTable.
+// AccountObject: one per account, holding its AccountState.
 // ---------------------------------------------------------------------------------------------
 
-/// A command to an account's Durable Object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum AccountCommand {
-    /// Take a slot under `request`'s limit, naming the lease `lease_id`.
-    Acquire {
-        /// Kind, limit and lease length.
-        request: SlotRequest,
-        /// The id the lease gets (chosen by the caller, so a retried command is recognisable).
-        lease_id: String,
-    },
-    /// Give a slot back.
-    Release {
-        /// The lease to drop.
-        lease_id: String,
-    },
-    /// Count the live slots.
-    InFlight,
-}
+/// The key under which an `AccountObject` stores its [`AccountState`] (as JSON).
+pub const ACCOUNT_STATE_KEY: &str = "state";
 
-/// The answer to an [`AccountCommand`], one variant per command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
-pub enum AccountReply {
-    /// `Some(lease_id)` when a slot was taken, `None` when the account is full.
-    Acquired {
-        /// The lease, if taken.
-        lease_id: Option<String>,
-    },
-    /// Whether the lease was held.
-    Released {
-        /// `false` when it had already been released or had lapsed.
-        released: bool,
-    },
-    /// Live slots of every kind.
-    InFlight {
-        /// The count.
-        count: u32,
-    },
-}
+/// A request body that is not an [`AccountCommand`]. Its message names the place and class
+/// of the error only: the body may carry an access token, which serde would quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadCommand(pub String);
 
-impl AccountCommand {
-    /// Applies the command to `table` at `now_ms`. Returns the reply and whether `table`
-    /// changed (and so must be persisted).
-    pub fn apply(self, table: &mut SlotTable, now_ms: u64) -> (AccountReply, bool) {
-        let before = table.clone();
-        let reply = match self {
-            Self::Acquire { request, lease_id } => AccountReply::Acquired {
-                lease_id: table.acquire(request, now_ms, lease_id),
-            },
-            Self::Release { lease_id } => AccountReply::Released {
-                released: table.release(&lease_id),
-            },
-            Self::InFlight => {
-                table.sweep(now_ms);
-                AccountReply::InFlight {
-                    count: table.held_total(now_ms),
-                }
-            }
-        };
-        let changed = *table != before;
-        (reply, changed)
+impl std::fmt::Display for BadCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
+}
+
+/// Decodes an [`AccountCommand`] from a request body.
+///
+/// # Errors
+/// [`BadCommand`] when the body is not one.
+pub fn decode_account_command(body: &str) -> Result<AccountCommand, BadCommand> {
+    serde_json::from_str(body).map_err(|e| {
+        BadCommand(format!(
+            "bad account command ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// An account's state as stored; absent or unreadable (an older shape) is a fresh state,
+/// which only forgets leases, a token and a cooldown that the next requests rebuild.
+pub fn decode_account_state(json: Option<&str>) -> AccountState {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
+/// What an `AccountObject` does with one command: apply it to `state` at `now_ms` (the
+/// rule is the SDK's [`AccountState::apply`]); `persist` is the new state's JSON when it
+/// changed.
+pub fn apply_account_command(
+    state: &mut AccountState,
+    command: AccountCommand,
+    now_ms: u64,
+) -> Result<(AccountReply, Option<String>), serde_json::Error> {
+    let (reply, changed) = state.apply(command, now_ms);
+    let persist = if changed {
+        Some(serde_json::to_string(state)?)
+    } else {
+        None
+    };
+    Ok((reply, persist))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +203,7 @@ pub fn redact(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flow2api_sdk::seams::SlotKind;
+    use flow2api_sdk::seams::{SlotKind, SlotRequest};
     use std::time::Duration;
 
     fn acquire(id: &str, limit: u32) -> AccountCommand {
@@ -230,40 +217,62 @@ mod tests {
         }
     }
 
+    /// What the object does per request: body in, reply out, state persisted only on change.
+    fn step(stored: &mut Option<String>, body: &str, now_ms: u64) -> AccountReply {
+        let mut state = decode_account_state(stored.as_deref());
+        let command = decode_account_command(body).unwrap();
+        let (reply, persist) = apply_account_command(&mut state, command, now_ms).unwrap();
+        if let Some(json) = persist {
+            *stored = Some(json);
+        }
+        // What was persisted is what stays in memory.
+        assert_eq!(decode_account_state(stored.as_deref()), state);
+        reply
+    }
+
     #[test]
-    fn account_commands_drive_the_slot_table() {
-        let mut t = SlotTable::default();
-        let (r, changed) = acquire("a", 1).apply(&mut t, 0);
-        assert_eq!(
-            r,
-            AccountReply::Acquired {
-                lease_id: Some("a".into())
-            }
-        );
-        assert!(changed);
-        let (r, changed) = acquire("b", 1).apply(&mut t, 10);
-        assert_eq!(r, AccountReply::Acquired { lease_id: None });
-        assert!(!changed);
-        assert_eq!(
-            AccountCommand::InFlight.apply(&mut t, 10),
-            (AccountReply::InFlight { count: 1 }, false)
-        );
+    fn the_object_applies_commands_and_persists_changes() {
+        let mut stored = None;
+        let body = |c: &AccountCommand| serde_json::to_string(c).unwrap();
+
+        let r = step(&mut stored, &body(&acquire("a", 1)), 0);
+        assert!(r.ok);
+        assert_eq!(r.status.image_in_flight, 1);
+        let after_acquire = stored.clone();
+        assert!(after_acquire.is_some());
+
+        // Full: refused, nothing to persist.
+        let r = step(&mut stored, &body(&acquire("b", 1)), 10);
+        assert!(!r.ok);
+        assert_eq!(stored, after_acquire);
+        let r = step(&mut stored, r#"{"op":"status"}"#, 10);
+        assert_eq!(r.status.image_in_flight, 1);
+        assert_eq!(stored, after_acquire);
+
         let release = AccountCommand::Release {
             lease_id: "a".into(),
         };
+        assert!(step(&mut stored, &body(&release), 20).ok);
+        assert_ne!(stored, after_acquire);
+        assert!(!step(&mut stored, &body(&release), 20).ok);
+
+        // A lapsed lease is swept, and the sweep persisted, by the next command.
+        step(&mut stored, &body(&acquire("c", 1)), 30);
+        let before = stored.clone();
+        let r = step(&mut stored, r#"{"op":"status"}"#, 5000);
+        assert_eq!(r.status.image_in_flight, 0);
+        assert_ne!(stored, before);
+    }
+
+    #[test]
+    fn bad_commands_do_not_echo_the_body() {
+        let body = r#"{"op":"finish_refresh","token":{"at":"ya29.secret","expires_ms":"soon"}}"#;
+        let err = decode_account_command(body).unwrap_err();
+        assert!(!err.to_string().contains("ya29"), "{err}");
+        assert!(decode_account_command(r#"{"op":"explode"}"#).is_err());
         assert_eq!(
-            release.clone().apply(&mut t, 20),
-            (AccountReply::Released { released: true }, true)
-        );
-        assert_eq!(
-            release.apply(&mut t, 20),
-            (AccountReply::Released { released: false }, false)
-        );
-        // A lapsed lease is swept (and persisted) by the next count.
-        acquire("c", 1).apply(&mut t, 30);
-        assert_eq!(
-            AccountCommand::InFlight.apply(&mut t, 5000),
-            (AccountReply::InFlight { count: 0 }, true)
+            decode_account_state(Some("not json")),
+            AccountState::default()
         );
     }
 
@@ -272,10 +281,13 @@ mod tests {
         let json = serde_json::to_string(&acquire("x", 2)).unwrap();
         assert_eq!(
             json,
-            r#"{"cmd":"acquire","request":{"kind":"image","limit":2,"lease_ms":1000},"lease_id":"x"}"#
+            r#"{"op":"acquire","request":{"kind":"image","limit":2,"lease_ms":1000},"lease_id":"x"}"#
         );
-        let cmd: AccountCommand = serde_json::from_str(r#"{"cmd":"in_flight"}"#).unwrap();
-        assert!(matches!(cmd, AccountCommand::InFlight));
+        let mut state = AccountState::default();
+        let (reply, _) = apply_account_command(&mut state, acquire("x", 2), 0).unwrap();
+        let back: AccountReply =
+            serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
+        assert_eq!(back, reply);
         let put = StoreCommand::Put {
             key: "k".into(),
             value: Value::Text("v".into()),

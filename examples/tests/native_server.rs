@@ -5,10 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow2api_examples::{serve_with, ServeOptions, TokioClock};
+use flow2api_examples::{
+    refresh_periodically, report_line, serve_with, ServeOptions, TokioClock, TokioSpawn,
+};
 use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
-use flow2api_sdk::testing::{FakeAccount, FakeFlow, DEFAULT_YESCAPTCHA_KEY};
-use flow2api_sdk::{App, Clock, Config, Deps};
+use flow2api_sdk::pool::records::AccountSettings;
+use flow2api_sdk::testing::{Endpoint, FakeAccount, FakeFlow, DEFAULT_YESCAPTCHA_KEY};
+use flow2api_sdk::{App, Clock, Config, Deps, Secret};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,6 +22,7 @@ const ST: &str = "st-for-the-native-server-test";
 
 struct Server {
     base: String,
+    app: App,
     fake: FakeFlow,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
@@ -54,6 +58,7 @@ impl Server {
             )),
             clock,
             captcha: None,
+            spawner: Some(Arc::new(TokioSpawn)),
         };
         let app = App::new(config, deps);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -65,11 +70,12 @@ impl Server {
             shutdown_grace: Duration::from_secs(2),
             ..ServeOptions::default()
         };
-        let task = tokio::spawn(serve_with(app, listener, options, async {
+        let task = tokio::spawn(serve_with(app.clone(), listener, options, async {
             let _ = stopped.await;
         }));
         Self {
             base: format!("http://{addr}"),
+            app,
             fake,
             stop: Some(stop),
             task,
@@ -294,4 +300,92 @@ async fn reqwest_http_does_not_follow_redirects() {
     let err = http.call(request).await.unwrap_err();
     assert_eq!(err.kind, TransportErrorKind::Connect, "{err}");
     assert!(!err.message.contains("secret"), "{err}");
+}
+
+/// Polls `check` every 20 ms for up to 5 s.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..250 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A client that goes away mid-stream gets its slot released at once by a `TokioSpawn` task,
+/// not when the lease lapses (10 minutes by default).
+#[tokio::test]
+async fn a_client_that_goes_away_frees_its_slot() {
+    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    server
+        .fake
+        .add_account(FakeAccount::new(ST, "alice@example.com"));
+    let account = server
+        .app
+        .pool()
+        .add(Secret::new(ST), &AccountSettings::default())
+        .await
+        .unwrap();
+    // Slow enough to be interrupted: 0.01 s per captcha poll.
+    server.fake.set_captcha_polls_before_ready(500);
+
+    let mut r = client()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(API_KEY)
+        .json(&json!({
+            "model": "gemini-3.1-flash-image-landscape",
+            "stream": true,
+            "messages": [{"role": "user", "content": "a lighthouse at dusk"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.chunk().await.unwrap().expect("a first chunk");
+    let pool = server.app.pool().clone();
+    eventually("the generation holds a slot", || async {
+        pool.status(&account.id).await.unwrap().image_in_flight == 1
+    })
+    .await;
+    drop(r);
+    eventually("the slot is released", || async {
+        pool.status(&account.id).await.unwrap().image_in_flight == 0
+    })
+    .await;
+    server.stop().await;
+}
+
+/// The background pass refreshes a token that expires within two hours, and reports it.
+#[tokio::test]
+async fn the_background_pass_refreshes_expiring_tokens() {
+    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    server
+        .fake
+        .add_account(FakeAccount::new(ST, "alice@example.com"));
+    server.fake.set_at_lifetime(Duration::from_secs(90 * 60));
+    let pool = server.app.pool().clone();
+    pool.add(Secret::new(ST), &AccountSettings::default())
+        .await
+        .unwrap();
+    let sessions = || server.fake.requests_to(Endpoint::Session).len();
+    assert_eq!(sessions(), 1, "adding the account exchanged the ST once");
+
+    let report = pool.refresh_due().await;
+    let line = report_line(&report);
+    assert_eq!(
+        line,
+        "refresh: checked=1 refreshed=1 expired=0 cooldowns_cleared=0 failed=0"
+    );
+    assert!(!line.contains(ST));
+    assert_eq!(sessions(), 2);
+
+    // The timer runs the same pass again and again (every token still expires within 2 h).
+    let task = tokio::spawn(refresh_periodically(
+        server.app.clone(),
+        Duration::from_millis(50),
+    ));
+    eventually("the timer ran two passes", || async { sessions() >= 4 }).await;
+    task.abort();
+    server.stop().await;
 }

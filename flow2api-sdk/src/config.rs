@@ -57,6 +57,29 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// `MEDIA_TTL` (seconds, default 86400): how long upsampled media is kept.
     pub media_ttl: Duration,
+    /// `CAPTCHA_MAX_RETRIES` (default 6): attempts on captcha failures, images and videos alike.
+    pub captcha_max_retries: u32,
+    /// `QUOTA_COOLDOWN` (seconds, default 3600): rest for an account whose quota is spent.
+    pub quota_cooldown: Duration,
+    /// `RATE_LIMIT_COOLDOWN` (seconds, default 60): rest after a plain 429.
+    pub rate_limit_cooldown: Duration,
+    /// `ERROR_BAN_THRESHOLD` (default 3): consecutive counted errors that disable an account;
+    /// 0 never disables.
+    pub error_ban_threshold: u32,
+    /// `SLOT_WAIT_TIMEOUT` (seconds, default 60): how long a request waits for a free slot.
+    pub slot_wait_timeout: Duration,
+    /// `IMAGE_SLOT_LEASE` (seconds, default 600): lease of an image slot.
+    pub image_slot_lease: Duration,
+    /// `VIDEO_SLOT_LEASE` (seconds, default 600): lease of a video slot (renewed while held).
+    pub video_slot_lease: Duration,
+    /// `SELECTION_STRATEGY`: `least_loaded` (default), `round_robin` or `credit_aware`.
+    pub selection_strategy: crate::pool::Strategy,
+    /// `CREDIT_FLOOR` (default 0): with `credit_aware`, skip accounts with fewer credits.
+    pub credit_floor: i64,
+    /// `PROJECT_POOL_SIZE` (default 4, 1–50): Flow projects per account, used round-robin.
+    pub project_pool_size: usize,
+    /// `ACCOUNT_CACHE_TTL` (seconds, default 2): how long a host may cache the account list.
+    pub account_cache_ttl: Duration,
 }
 
 impl Default for Config {
@@ -112,6 +135,21 @@ impl Config {
             public_base_url: get("PUBLIC_BASE_URL").map(|v| v.trim_end_matches('/').to_owned()),
             keepalive_interval: secs("KEEPALIVE_INTERVAL", 15.0).max(Duration::from_millis(100)),
             media_ttl: Duration::from_secs(num("MEDIA_TTL", 86_400).max(60)),
+            captcha_max_retries: num("CAPTCHA_MAX_RETRIES", 6).clamp(1, 50) as u32,
+            quota_cooldown: secs("QUOTA_COOLDOWN", 3600.0),
+            rate_limit_cooldown: secs("RATE_LIMIT_COOLDOWN", 60.0),
+            error_ban_threshold: num("ERROR_BAN_THRESHOLD", 3) as u32,
+            slot_wait_timeout: secs("SLOT_WAIT_TIMEOUT", 60.0),
+            image_slot_lease: secs("IMAGE_SLOT_LEASE", 600.0).max(Duration::from_secs(1)),
+            video_slot_lease: secs("VIDEO_SLOT_LEASE", 600.0).max(Duration::from_secs(1)),
+            selection_strategy: get("SELECTION_STRATEGY")
+                .and_then(|v| crate::pool::Strategy::parse(&v))
+                .unwrap_or_default(),
+            credit_floor: get("CREDIT_FLOOR")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            project_pool_size: num("PROJECT_POOL_SIZE", 4).clamp(1, 50) as usize,
+            account_cache_ttl: secs("ACCOUNT_CACHE_TTL", 2.0),
         }
     }
 
@@ -137,5 +175,16 @@ impl Config {
         "PUBLIC_BASE_URL",
         "KEEPALIVE_INTERVAL",
         "MEDIA_TTL",
+        "CAPTCHA_MAX_RETRIES",
+        "QUOTA_COOLDOWN",
+        "RATE_LIMIT_COOLDOWN",
+        "ERROR_BAN_THRESHOLD",
+        "SLOT_WAIT_TIMEOUT",
+        "IMAGE_SLOT_LEASE",
+        "VIDEO_SLOT_LEASE",
+        "SELECTION_STRATEGY",
+        "CREDIT_FLOOR",
+        "PROJECT_POOL_SIZE",
+        "ACCOUNT_CACHE_TTL",
     ];
 }

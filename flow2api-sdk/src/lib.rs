@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod cache;
 pub mod captcha;
 pub mod config;
 pub mod flow;

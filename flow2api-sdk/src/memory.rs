@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::pool::slots::SlotTable;
+use crate::pool::state::{AccountCommand, AccountReply, AccountState};
 use crate::seams::{
-    boxed, BoxFuture, Bytes, Clock, Coordinator, Media, MediaStore, SlotLease, SlotRequest,
-    Storage, StorageError,
+    boxed, BoxFuture, Bytes, Clock, Coordinator, Media, MediaStore, Storage, StorageError,
 };
 use crate::util;
 
@@ -111,10 +110,10 @@ impl Storage for MemoryStorage {
     }
 }
 
-/// A [`Coordinator`] for one process: a [`SlotTable`] per account behind a mutex.
+/// A [`Coordinator`] for one process: an [`AccountState`] per account behind a mutex.
 pub struct MemoryCoordinator {
     clock: Arc<dyn Clock>,
-    tables: Mutex<HashMap<String, SlotTable>>,
+    states: Mutex<HashMap<String, AccountState>>,
 }
 
 impl std::fmt::Debug for MemoryCoordinator {
@@ -128,42 +127,23 @@ impl MemoryCoordinator {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
-            tables: Mutex::new(HashMap::new()),
+            states: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl Coordinator for MemoryCoordinator {
-    fn acquire<'a>(
+    fn apply<'a>(
         &'a self,
         account_id: &'a str,
-        request: SlotRequest,
-    ) -> BoxFuture<'a, Result<Option<SlotLease>, StorageError>> {
+        command: AccountCommand,
+    ) -> BoxFuture<'a, Result<AccountReply, StorageError>> {
         let now = self.clock.now_ms();
-        let got = lock(&self.tables)
+        let (reply, _) = lock(&self.states)
             .entry(account_id.to_owned())
             .or_default()
-            .acquire(request, now, util::random_hex(8))
-            .map(|lease_id| SlotLease {
-                account_id: account_id.to_owned(),
-                lease_id,
-            });
-        boxed(async move { Ok(got) })
-    }
-
-    fn release<'a>(&'a self, lease: &'a SlotLease) -> BoxFuture<'a, Result<(), StorageError>> {
-        if let Some(t) = lock(&self.tables).get_mut(&lease.account_id) {
-            t.release(&lease.lease_id);
-        }
-        boxed(async { Ok(()) })
-    }
-
-    fn in_flight<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<u32, StorageError>> {
-        let now = self.clock.now_ms();
-        let n = lock(&self.tables)
-            .get(account_id)
-            .map_or(0, |t| t.held_total(now));
-        boxed(async move { Ok(n) })
+            .apply(command, now);
+        boxed(async move { Ok(reply) })
     }
 }
 

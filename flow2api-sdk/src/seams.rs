@@ -213,20 +213,29 @@ pub struct SlotLease {
     pub lease_id: String,
 }
 
-/// Strongly consistent per-account state: concurrency slots held as leases.
+pub use crate::pool::state::{AccountCommand, AccountReply};
+
+/// Strongly consistent per-account state: concurrency slots held as leases, the access token
+/// and its single-flight refresh lock, consecutive errors and cooldown.
 ///
-/// Natively an in-process table; at the edge one Durable Object per account.
+/// Every implementation keeps one [`crate::pool::state::AccountState`] per account and calls
+/// its `apply` for each command, atomically per account: natively an in-process table, at the
+/// edge one Durable Object per account.
 pub trait Coordinator: MaybeSend + MaybeSync {
-    /// Takes a slot if the account has one free; `None` when it is full.
-    fn acquire<'a>(
+    /// Applies one command to one account's state.
+    fn apply<'a>(
         &'a self,
         account_id: &'a str,
-        request: SlotRequest,
-    ) -> BoxFuture<'a, Result<Option<SlotLease>, StorageError>>;
-    /// Gives a slot back (releasing twice is harmless).
-    fn release<'a>(&'a self, lease: &'a SlotLease) -> BoxFuture<'a, Result<(), StorageError>>;
-    /// Slots currently held on the account, all kinds.
-    fn in_flight<'a>(&'a self, account_id: &'a str) -> BoxFuture<'a, Result<u32, StorageError>>;
+        command: AccountCommand,
+    ) -> BoxFuture<'a, Result<AccountReply, StorageError>>;
+}
+
+/// Runs a future to completion in the background, beyond the request that started it
+/// (`tokio::spawn` natively, `waitUntil` at the edge). Used to release a slot when a client
+/// disconnects mid-generation.
+pub trait Spawn: MaybeSend + MaybeSync {
+    /// Starts `future`.
+    fn spawn(&self, future: BoxFuture<'static, ()>);
 }
 
 // ---------------------------------------------------------------------------------------------

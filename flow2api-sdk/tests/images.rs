@@ -287,7 +287,6 @@ async fn retryable_errors_are_retried_with_a_new_captcha() {
     let h = harness().await;
     for fault in [
         Fault::internal(),
-        Fault::quota(),
         Fault::unusual_activity(),
         Fault::MalformedJson,
     ] {
@@ -357,15 +356,6 @@ async fn exhausted_retries_and_final_errors_have_their_statuses() {
     assert_error(&r, 502, Some("upstream_error"));
     assert_eq!(h.fake.requests_to(Endpoint::GenerateImage).len(), 1);
 
-    // Quota on every attempt → 429 with Retry-After.
-    h.fake.inject(Endpoint::GenerateImage, Fault::quota(), 10);
-    let r = h
-        .chat(json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("x"))}))
-        .await;
-    assert_error(&r, 429, Some("insufficient_quota"));
-    assert!(r.headers.contains_key("retry-after"));
-    h.fake.clear_faults();
-
     // Captcha rejected on every attempt → 503, never 5xx-as-500.
     h.fake
         .inject(Endpoint::GenerateImage, Fault::unusual_activity(), 10);
@@ -374,6 +364,23 @@ async fn exhausted_retries_and_final_errors_have_their_statuses() {
         .await;
     assert_error(&r, 503, Some("upstream_captcha_rejected"));
     h.fake.clear_faults();
+
+    // Quota: not retried on the same account; with no other account → 429 with Retry-After,
+    // and the account then rests (503 with the time until it returns).
+    h.fake.clear_requests();
+    h.fake.inject(Endpoint::GenerateImage, Fault::quota(), 1);
+    let r = h
+        .chat(json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("x"))}))
+        .await;
+    assert_error(&r, 429, Some("insufficient_quota"));
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(h.fake.requests_to(Endpoint::GenerateImage).len(), 1);
+    let r = h
+        .chat(json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("x"))}))
+        .await;
+    assert_error(&r, 503, Some("no_account_available"));
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "{retry}: {}", r.text());
 }
 
 #[tokio::test(start_paused = true)]
@@ -591,6 +598,7 @@ async fn api_key_sources_and_absence() {
                 None,
             )),
             captcha: None,
+            spawner: None,
         },
     );
     let resp = app

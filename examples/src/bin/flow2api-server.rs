@@ -9,7 +9,10 @@
 //! - `DATA_DIR`: keep accounts in `<DATA_DIR>/store.json` across restarts (saved every 5 s when
 //!   changed, and at shutdown) and generated media in `<DATA_DIR>/media`; without it everything
 //!   is in memory and lost on exit;
-//! - `LOG_REQUESTS`: `0`/`false`/`off` turns the per-request line on stderr off.
+//! - `LOG_REQUESTS`: `0`/`false`/`off` turns the per-request line on stderr off;
+//! - `REFRESH_INTERVAL`: seconds between background passes that refresh access tokens
+//!   expiring within two hours and the credits of resting accounts (default 600; `0` turns
+//!   them off). Each pass writes one line of counts to stderr.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -18,13 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow2api_examples::{
-    serve_with, shutdown_signal, DirMediaStore, FileSnapshot, ReqwestHttp, ServeOptions, TokioClock,
+    refresh_periodically, serve_with, shutdown_signal, DirMediaStore, FileSnapshot, ReqwestHttp,
+    ServeOptions, TokioClock, TokioSpawn,
 };
 use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
 use flow2api_sdk::{App, Clock, Config, Deps, MediaStore};
 
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8000";
 const SAVE_EVERY: Duration = Duration::from_secs(5);
+const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
 
 type Error = Box<dyn std::error::Error>;
 
@@ -53,6 +58,17 @@ fn env(name: &str) -> Option<String> {
         .ok()
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// `REFRESH_INTERVAL` in seconds (fractions allowed), [`DEFAULT_REFRESH_INTERVAL`] when unset.
+fn refresh_interval() -> Result<Duration, Error> {
+    let Some(v) = env("REFRESH_INTERVAL") else {
+        return Ok(DEFAULT_REFRESH_INTERVAL);
+    };
+    v.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("REFRESH_INTERVAL must be a number of seconds, not {v:?}").into())
 }
 
 async fn run() -> Result<(), Error> {
@@ -103,8 +119,10 @@ async fn run() -> Result<(), Error> {
         clock,
         media,
         captcha: None,
+        spawner: Some(Arc::new(TokioSpawn)),
     };
     let app = App::new(config, deps);
+    let refresh_every = refresh_interval()?;
 
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -118,7 +136,9 @@ async fn run() -> Result<(), Error> {
     let autosave = snapshot
         .clone()
         .map(|s| tokio::spawn(s.autosave(SAVE_EVERY)));
+    let refresh = tokio::spawn(refresh_periodically(app.clone(), refresh_every));
     serve_with(app, listener, options, shutdown_signal()).await?;
+    refresh.abort();
     if let (Some(task), Some(snapshot)) = (autosave, snapshot) {
         task.abort();
         let _ = task.await;

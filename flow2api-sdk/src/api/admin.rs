@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Digest;
 
-use crate::pool::Account;
+use crate::pool::records::{AccountSettings, ImportItem};
+use crate::pool::{Account, AccountStatus, PoolError};
 use crate::seams::Bytes;
 use crate::secret::Secret;
 use crate::util;
@@ -27,6 +28,21 @@ struct LoginBody {
 #[derive(Deserialize)]
 struct AddTokenBody {
     st: String,
+    #[serde(flatten)]
+    settings: AccountSettings,
+}
+
+#[derive(Deserialize)]
+struct UpdateTokenBody {
+    #[serde(default)]
+    st: Option<String>,
+    #[serde(flatten)]
+    settings: AccountSettings,
+}
+
+#[derive(Deserialize)]
+struct ImportBody {
+    tokens: Vec<ImportItem>,
 }
 
 fn session_key(token: &str) -> String {
@@ -137,7 +153,15 @@ impl AppInner {
         // Unknown admin paths are 404 whoever asks; known ones need a session.
         let known = matches!(
             (method, segments),
-            (&Method::GET | &Method::POST, ["tokens"]) | (&Method::DELETE, ["tokens", _])
+            (&Method::GET | &Method::POST, ["tokens"])
+                | (&Method::POST, ["tokens", "import"])
+                | (&Method::GET, ["tokens", "export"])
+                | (&Method::POST, ["tokens", "refresh-due"])
+                | (&Method::PUT | &Method::DELETE, ["tokens", _])
+                | (
+                    &Method::POST,
+                    ["tokens", _, "enable" | "disable" | "refresh"]
+                )
         );
         if !known {
             return Err(ApiError::not_found(format!(
@@ -146,75 +170,131 @@ impl AppInner {
             )));
         }
         self.require_admin(req).await?;
+        let pool = &self.pool;
         match (method, segments) {
             (&Method::GET, ["tokens"]) => {
-                let accounts = self
-                    .pool
-                    .list()
-                    .await
-                    .map_err(|e| ApiError::from(crate::pool::PoolError::from(e)))?;
-                let mut out = Vec::with_capacity(accounts.len());
-                for a in accounts.iter().rev() {
-                    let in_flight = self.pool.in_flight(&a.id).await.unwrap_or(0);
-                    out.push(self.account_view(a, in_flight));
-                }
+                let accounts = pool.list().await.map_err(PoolError::from)?;
+                let statuses =
+                    futures::future::join_all(accounts.iter().map(|a| pool.status(&a.id))).await;
+                let out = accounts
+                    .iter()
+                    .zip(statuses)
+                    .rev()
+                    .map(|(a, s)| self.account_view(a, s.ok().as_ref()))
+                    .collect();
                 Ok(ok(Value::Array(out)))
             }
             (&Method::POST, ["tokens"]) => {
                 let body: AddTokenBody = parse_json(req.body())?;
-                if body.st.trim().is_empty() {
-                    return Err(ApiError::bad_request("`st` must not be empty.").param("st"));
-                }
-                let account = self.pool.add(Secret::new(body.st)).await?;
+                let account = pool.add(Secret::new(body.st), &body.settings).await?;
                 Ok(ok(json!({
                     "success": true,
                     "message": "Account added.",
-                    "token": self.account_view(&account, 0),
+                    "token": self.account_view(&account, None),
                 })))
             }
+            (&Method::POST, ["tokens", "import"]) => {
+                let body: ImportBody = parse_json(req.body())?;
+                let report = pool.import(body.tokens).await?;
+                let failed = report.errors.len();
+                Ok(ok(json!({
+                    "success": true,
+                    "added": report.added,
+                    "updated": report.updated,
+                    "errors": if failed == 0 { Value::Null } else { json!(report.errors) },
+                    "message": format!("Import finished: {} added, {} updated, {failed} failed.", report.added, report.updated),
+                })))
+            }
+            (&Method::GET, ["tokens", "export"]) => {
+                let items = pool.export().await?;
+                Ok(ok(serde_json::to_value(items).unwrap_or(Value::Null)))
+            }
+            (&Method::POST, ["tokens", "refresh-due"]) => {
+                let r = pool.refresh_due().await?;
+                Ok(ok(json!({
+                    "success": true,
+                    "checked": r.checked,
+                    "refreshed": r.refreshed,
+                    "expired": r.expired,
+                    "cooldowns_cleared": r.cooldowns_cleared,
+                    "failed": r.failed,
+                })))
+            }
+            (&Method::PUT, ["tokens", id]) => {
+                let body: UpdateTokenBody = parse_json(req.body())?;
+                let account = pool
+                    .update(id, body.st.map(Secret::new), &body.settings)
+                    .await?;
+                let status = pool.status(id).await.ok();
+                Ok(ok(
+                    json!({"success": true, "message": "Account updated.", "token": self.account_view(&account, status.as_ref())}),
+                ))
+            }
             (&Method::DELETE, ["tokens", id]) => {
-                self.pool.delete(id).await?;
+                pool.delete(id).await?;
                 Ok(ok(json!({"success": true, "message": "Account deleted."})))
+            }
+            (&Method::POST, ["tokens", id, action]) => {
+                let account = match *action {
+                    "enable" => pool.set_active(id, true).await?,
+                    "disable" => pool.set_active(id, false).await?,
+                    _ => pool.refresh_now(id).await?,
+                };
+                let status = pool.status(id).await.ok();
+                Ok(ok(
+                    json!({"success": true, "token": self.account_view(&account, status.as_ref())}),
+                ))
             }
             _ => Err(ApiError::not_found("No such admin route.")),
         }
     }
 
-    /// An account as the admin API shows it: secrets masked.
-    fn account_view(&self, a: &Account, in_flight: u32) -> Value {
+    /// An account as the admin API shows it: secrets masked, hot state included.
+    fn account_view(&self, a: &Account, status: Option<&AccountStatus>) -> Value {
         let now = self.deps.clock.now_ms();
-        let status = if a.active {
-            "active"
-        } else if a
-            .status_reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("expired"))
-        {
-            "expired"
+        let token = match status {
+            Some(s) => crate::pool::tokens::current_token(a, s),
+            None => a.recorded_token(),
+        };
+
+        let cooling = status.is_some_and(|s| s.cooling_down(now));
+        let state = if a.active && cooling {
+            "cooling_down"
         } else {
-            "disabled"
+            a.state_label()
         };
         json!({
             "id": a.id,
             "email": a.email,
             "name": a.name,
+            "remark": a.remark,
             "st": a.st.masked(),
-            "at": a.at.as_ref().map(Secret::masked),
-            "at_expires": a.at_expires_ms.map(util::format_rfc3339),
-            "at_expired": a.at_expires_ms.is_some_and(|e| e <= now),
-            "at_expiring_within_1h": a.needs_refresh(now),
+            "at": token.as_ref().map(|t| t.at.masked()),
+            "at_expires": token.as_ref().and_then(|t| t.expires_ms).map(util::format_rfc3339),
+            "at_expired": token.as_ref().is_some_and(|t| !t.fresh(now, 0)),
+            "at_expiring_within_1h": !token.as_ref().is_some_and(|t| t.fresh(now, crate::pool::REFRESH_MARGIN_MS)),
             "credits": a.credits,
             "user_paygate_tier": a.tier.as_paygate(),
             "tier": a.tier.label(),
             "projects": a.projects,
             "is_active": a.active,
-            "status": status,
+            "status": state,
             "status_reason": a.status_reason,
+            "status_at": a.status_at_ms.map(util::format_rfc3339),
+            "cooldown_until": status.filter(|_| cooling).map(|s| util::format_rfc3339(s.cooldown_until_ms)),
+            "cooldown_reason": status.filter(|_| cooling).and_then(|s| s.cooldown_reason.clone()),
             "image_enabled": a.image_enabled,
             "video_enabled": a.video_enabled,
             "image_concurrency": a.image_concurrency.map_or(-1, i64::from),
             "video_concurrency": a.video_concurrency.map_or(-1, i64::from),
-            "in_flight": in_flight,
+            "in_flight": {
+                "image": status.map_or(0, |s| s.image_in_flight),
+                "video": status.map_or(0, |s| s.video_in_flight),
+            },
+            "consecutive_error_count": status.map_or(0, |s| s.consecutive_errors),
+            "error_count": status.map_or(0, |s| s.error_count),
+            "use_count": status.map_or(0, |s| s.use_count),
+            "last_used_at": status.filter(|s| s.last_used_ms > 0).map(|s| util::format_rfc3339(s.last_used_ms)),
             "created_at": util::format_rfc3339(a.created_at_ms),
         })
     }

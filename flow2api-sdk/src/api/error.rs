@@ -165,9 +165,12 @@ impl From<NoAccount> for ApiError {
             NoAccount::TierTooLow { .. } => {
                 Self::new(StatusCode::FORBIDDEN, n.to_string()).code("tier_required")
             }
-            _ => Self::new(StatusCode::SERVICE_UNAVAILABLE, n.to_string())
-                .code("no_account_available")
-                .retry_after(30),
+            _ => {
+                let retry = n.retry_after_secs();
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, n.to_string())
+                    .code("no_account_available")
+                    .retry_after(retry)
+            }
         }
     }
 }
@@ -183,6 +186,7 @@ impl From<PoolError> for ApiError {
                 Self::bad_request(e.to_string()).code("session_token_rejected")
             }
             PoolError::NotFound(_) => Self::not_found(e.to_string()),
+            PoolError::Invalid(_) => Self::bad_request(e.to_string()),
             PoolError::Storage(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Storage is unavailable; retry shortly.",

@@ -17,8 +17,10 @@ use crate::captcha::{YesCaptcha, YesCaptchaConfig};
 use crate::config::Config;
 use crate::flow::FlowClient;
 use crate::generate::Generator;
-use crate::pool::AccountPool;
-use crate::seams::{Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Storage};
+use crate::pool::{AccountPool, PoolSettings};
+use crate::seams::{
+    Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn, Storage,
+};
 
 pub use body::Body;
 pub use error::{ApiError, Dialect};
@@ -41,6 +43,9 @@ pub struct Deps {
     pub media: Arc<dyn MediaStore>,
     /// A captcha solver; `None` builds the one `CAPTCHA_METHOD` names over `http`.
     pub captcha: Option<Arc<dyn CaptchaSolver>>,
+    /// Runs clean-up beyond a request (releasing the slot of a client that went away);
+    /// `None` leaves that to the slot's lease.
+    pub spawner: Option<Arc<dyn Spawn>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -68,9 +73,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// Captcha failures get their own, larger budget (they never count against an account).
-pub const CAPTCHA_MAX_RETRIES: u32 = 6;
-
 impl App {
     /// Builds the gateway from its configuration and seams.
     // On wasm32 the seams are not `Send` and there is one thread: `Arc` keeps one type for
@@ -96,13 +98,19 @@ impl App {
                 },
             ))
         });
-        let pool = AccountPool::new(deps.storage.clone(), deps.coordinator.clone(), flow.clone());
+        let pool = AccountPool::new(
+            deps.storage.clone(),
+            deps.coordinator.clone(),
+            deps.spawner.clone(),
+            flow.clone(),
+            PoolSettings::from(&config),
+        );
         let generator = Generator::new(
             flow,
             captcha,
             deps.media.clone(),
             config.max_retries,
-            CAPTCHA_MAX_RETRIES,
+            config.captcha_max_retries,
         );
         Self {
             inner: Arc::new(AppInner {

@@ -242,7 +242,7 @@ pub(crate) async fn chat_completions(
     }
     let lease = inner
         .pool
-        .acquire(SlotKind::Image, model.min_tier(), model.id)
+        .acquire(SlotKind::Image, model.min_tier(), model.id, &[])
         .await?;
     let media_base = inner.public_base(&req);
     let job = ImageRequest {
@@ -307,9 +307,8 @@ async fn run(
     ));
     let result = inner
         .generator
-        .generate_image(&lease.account, &job, &media_base, &progress)
+        .generate_image_with_failover(&inner.pool, lease, &job, &media_base, &progress)
         .await;
-    inner.pool.release(&lease).await;
     result.map_err(|e| {
         let err = ApiError::from(e);
         progress.line(format!("Error: {}", err.message));

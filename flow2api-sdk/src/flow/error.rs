@@ -16,6 +16,33 @@ pub const REASON_UNSAFE_GENERATION: &str = "PUBLIC_ERROR_UNSAFE_GENERATION";
 /// Flow's reason when an uploaded image shows a minor.
 pub const REASON_MINOR_UPLOAD: &str = "PUBLIC_ERROR_MINOR_UPLOAD";
 
+/// Whose fault a failure is; this alone decides what happens to the request and the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The client's request (content policy, invalid argument): final, never counted.
+    Client,
+    /// The captcha: retried with a new token within its own budget, never counted.
+    Captcha,
+    /// The account's quota is spent: it cools down; the request moves to another account.
+    Quota,
+    /// A plain rate limit: a short cooldown; the request moves to another account.
+    RateLimited,
+    /// Google or the network: retried, then on another account; never counted.
+    Upstream,
+    /// The credentials were refused: the token is refreshed (the account expires if its ST
+    /// is dead); the request moves to another account.
+    Auth,
+    /// Something about this account (permission, project): counted against it.
+    Account,
+}
+
+impl Blame {
+    /// Whether trying another account may help.
+    pub fn try_another_account(self) -> bool {
+        !matches!(self, Self::Client | Self::Captcha)
+    }
+}
+
 /// A failed upstream call.
 #[derive(Debug, Clone)]
 pub struct FlowError {
@@ -207,6 +234,31 @@ impl FlowError {
         }
     }
 
+    /// Whose fault the failure is.
+    pub fn blame(&self) -> Blame {
+        if self.is_content_policy() {
+            Blame::Client
+        } else if self.is_captcha_rejected() {
+            Blame::Captcha
+        } else if self.is_quota_exhausted() {
+            Blame::Quota
+        } else if self.is_auth() {
+            Blame::Auth
+        } else if self.is_rate_limited() {
+            Blame::RateLimited
+        } else {
+            match &self.kind {
+                Kind::Transport(_) | Kind::Parse { .. } => Blame::Upstream,
+                Kind::Status { status, .. } if *status >= 500 || *status == 408 => Blame::Upstream,
+                Kind::Status {
+                    status: 400 | 413 | 422,
+                    ..
+                } => Blame::Client,
+                Kind::Status { .. } => Blame::Account,
+            }
+        }
+    }
+
     /// A short text for clients and logs: `HTTP 403 PUBLIC_ERROR_UNUSUAL_ACTIVITY: message`.
     pub fn summary(&self) -> String {
         self.to_string()
@@ -246,6 +298,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn blames_the_right_party() {
+        let e = |status, body: &[u8]| FlowError::from_status("generate_image", status, body);
+        let invalid = br#"{"error":{"code":400,"status":"INVALID_ARGUMENT","message":"bad"}}"#;
+        assert_eq!(e(400, invalid).blame(), Blame::Client);
+        let perm = br#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"no"}}"#;
+        assert_eq!(e(403, perm).blame(), Blame::Account);
+        assert_eq!(e(429, b"{}").blame(), Blame::RateLimited);
+        assert_eq!(e(503, b"x").blame(), Blame::Upstream);
+        assert_eq!(e(401, b"{}").blame(), Blame::Auth);
+        let t = FlowError::transport("g", TransportError::new(TransportErrorKind::Timeout, "t"));
+        assert_eq!(t.blame(), Blame::Upstream);
+        assert!(!Blame::Captcha.try_another_account() && Blame::Quota.try_another_account());
+    }
+
+    #[test]
     fn classifies_google_errors() {
         let body = br#"{"error":{"code":403,"message":"reCAPTCHA evaluation failed","status":"PERMISSION_DENIED","details":[{"@type":"x","reason":"PUBLIC_ERROR_UNUSUAL_ACTIVITY"}]}}"#;
         let e = FlowError::from_status("generate_image", 403, body);
@@ -259,6 +326,7 @@ mod tests {
         let quota = br#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED","details":[{"reason":"PUBLIC_ERROR_USER_QUOTA_REACHED"}]}}"#;
         let e = FlowError::from_status("generate_image", 429, quota);
         assert!(e.is_quota_exhausted() && e.is_rate_limited() && e.is_retryable());
+        assert_eq!(e.blame(), Blame::Quota);
 
         let unsafe_ = br#"{"error":{"code":400,"message":"unsafe","status":"INVALID_ARGUMENT","details":[{"reason":"PUBLIC_ERROR_UNSAFE_GENERATION"}]}}"#;
         let e = FlowError::from_status("generate_image", 400, unsafe_);

@@ -20,7 +20,7 @@ use crate::seams::{
 use crate::secret::Secret;
 use crate::util;
 
-pub use error::FlowError;
+pub use error::{Blame, FlowError};
 use wire::*;
 
 /// reCAPTCHA Enterprise site key of Flow.

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use crate::flow::Blame;
 use crate::flow::{
     headers::project_page, session_id, FlowError, ImageGeneration, ImageUpsample,
     RECAPTCHA_SITE_KEY,
 };
 use crate::models::ImageModel;
-use crate::pool::Account;
+use crate::pool::Lease;
 use crate::seams::{Bytes, CaptchaAction, CaptchaError, CaptchaRequest, CaptchaSolution, Media};
 use crate::secret::Secret;
 use crate::util;
@@ -60,7 +61,7 @@ impl Generator {
                     Step::Retry(format!("captcha not solved ({}), retrying", c.message))
                 }
             }
-            Ok(e) if e.is_captcha_rejected() => {
+            Ok(e) if e.blame() == Blame::Captcha => {
                 budget.captcha = budget.captcha.saturating_sub(1);
                 if budget.captcha == 0 {
                     Step::Fail(GenerateError::Upstream(e))
@@ -68,7 +69,7 @@ impl Generator {
                     Step::Retry("reCAPTCHA evaluation failed, retrying with a new token".to_owned())
                 }
             }
-            Ok(e) if e.is_retryable() => {
+            Ok(e) if e.blame() == Blame::Upstream => {
                 budget.upstream = budget.upstream.saturating_sub(1);
                 if budget.upstream == 0 {
                     Step::Fail(GenerateError::Upstream(e))
@@ -80,23 +81,26 @@ impl Generator {
         }
     }
 
-    /// Runs the image pipeline on `account` and returns the image URL. `media_base` is the
+    /// Runs the image pipeline on one leased account and returns the image URL. Only captcha
+    /// and upstream (5xx, network) failures are retried here; the rest end the attempt so
+    /// that the caller can move to another account. `media_base` is the
     /// public base URL under which `/media/{id}` is served.
     ///
     /// # Errors
     /// [`GenerateError`] once the retry budgets are spent or on a final upstream refusal.
     pub async fn generate_image(
         &self,
-        account: &Account,
+        lease: &Lease,
         request: &ImageRequest,
         media_base: &str,
         progress: &Progress,
     ) -> Result<Output, GenerateError> {
-        let project_id = account
-            .pick_project()
-            .ok_or(GenerateError::NoProject)?
-            .to_owned();
-        let at = account.at.clone().unwrap_or_default();
+        let project_id = lease.project_id.clone();
+        if project_id.is_empty() {
+            return Err(GenerateError::NoProject);
+        }
+        let at = lease.token.at.clone();
+        let account = &lease.account;
 
         let mut inputs = Vec::with_capacity(request.images.len());
         if !request.images.is_empty() {
@@ -187,7 +191,7 @@ impl Generator {
         loop {
             match self.flow.upload_image(at, project_id, image).await {
                 Ok(id) => return Ok(id),
-                Err(e) if e.is_retryable() && attempts > 1 => {
+                Err(e) if e.blame() == Blame::Upstream && attempts > 1 => {
                     attempts -= 1;
                     self.clock.sleep(Duration::from_secs(1)).await;
                 }
@@ -198,7 +202,7 @@ impl Generator {
 
     async fn upsample_with_retry(
         &self,
-        account: &Account,
+        account: &crate::pool::Account,
         at: &Secret,
         project_id: &str,
         media_id: &str,

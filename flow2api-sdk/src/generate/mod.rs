@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use futures::channel::mpsc;
 
-use crate::flow::{FlowClient, FlowError};
+use crate::flow::{Blame, FlowClient, FlowError};
+use crate::pool::{AccountPool, Lease};
+use crate::seams::SlotKind;
 use crate::seams::{CaptchaError, CaptchaSolver, Clock, MediaStore};
 
 pub use image::ImageRequest;
@@ -55,18 +57,18 @@ pub enum GenerateError {
 }
 
 impl GenerateError {
-    /// Whether the failure says something about the account (and so may count against it):
-    /// captcha trouble and client-side refusals do not.
-    pub fn is_account_fault(&self) -> bool {
+    /// Whose fault the failure is (see [`Blame`]).
+    pub fn blame(&self) -> Blame {
         match self {
-            Self::Upstream(e) => {
-                !(e.is_captcha_rejected() || e.is_content_policy() || e.is_timeout())
-            }
-            Self::Captcha(_) => false,
-            Self::NoProject => true,
+            Self::Upstream(e) => e.blame(),
+            Self::Captcha(_) => Blame::Captcha,
+            Self::NoProject => Blame::Account,
         }
     }
 }
+
+/// Accounts one request may try before it gives up.
+pub const MAX_ACCOUNTS_PER_REQUEST: usize = 3;
 
 /// What a finished generation produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +101,64 @@ impl std::fmt::Debug for Generator {
 }
 
 impl Generator {
+    /// Runs an image generation on `first`, moving to another account when the failure says
+    /// the account was at fault or rate-limited (at most [`MAX_ACCOUNTS_PER_REQUEST`]). Every
+    /// outcome is reported to the pool and every slot released.
+    ///
+    /// # Errors
+    /// The last generation error.
+    pub async fn generate_image_with_failover(
+        &self,
+        pool: &AccountPool,
+        first: Lease,
+        request: &ImageRequest,
+        media_base: &str,
+        progress: &Progress,
+    ) -> Result<Output, GenerateError> {
+        let mut lease = first;
+        let mut tried = Vec::new();
+        let mut auth_retried = false;
+
+        loop {
+            let result = self
+                .generate_image(&lease, request, media_base, progress)
+                .await;
+            let account = lease.account.clone();
+            match result {
+                Ok(output) => {
+                    pool.finish(lease, None).await;
+                    return Ok(output);
+                }
+                Err(e) => {
+                    let blame = e.blame();
+                    pool.finish(lease, Some((blame, e.to_string()))).await;
+                    // A refused token is refreshed and the same account tried once more.
+                    if blame == Blame::Auth && !auth_retried {
+                        auth_retried = true;
+                    } else {
+                        tried.push(account.id);
+                    }
+                    if !blame.try_another_account() || tried.len() >= MAX_ACCOUNTS_PER_REQUEST {
+                        return Err(e);
+                    }
+                    let model = request.model;
+                    match pool
+                        .acquire(SlotKind::Image, model.min_tier(), model.id, &tried)
+                        .await
+                    {
+                        Ok(next) => {
+                            progress.line(format!(
+                                "That account failed ({e}); retrying on another account..."
+                            ));
+                            lease = next;
+                        }
+                        Err(_) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
     /// A generator. `max_retries` bounds attempts on upstream errors, `captcha_max_retries`
     /// attempts on captcha failures (which never count against an account).
     pub fn new(

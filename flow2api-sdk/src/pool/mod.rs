@@ -1,37 +1,73 @@
-//! The account pool: account records in [`Storage`], their tokens, and the choice of an
-//! account (with a concurrency slot held through the [`Coordinator`]) for each generation.
+//! The account pool: account records in [`Storage`], their hot state behind the
+//! [`Coordinator`] (slots, token, errors, cooldown), and the choice of an account for each
+//! generation.
+//!
+//! - [`records`]: add (by ST or bulk import), update, enable, disable, delete, export.
+//! - [`select`]: selection strategies, slot leases, waiting for a free slot.
+//! - [`tokens`]: single-flight access-token refresh, credits, background refresh.
+//! - [`state`]: the per-account rule every coordinator applies.
 
+pub mod loads;
+pub mod records;
+pub mod select;
 pub mod slots;
+pub mod state;
+pub mod tokens;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::flow::{FlowClient, FlowError};
+use crate::config::Config;
+use crate::flow::{Blame, FlowClient, FlowError};
 use crate::models::Tier;
-use crate::seams::{
-    Bytes, Clock, Coordinator, SlotKind, SlotLease, SlotRequest, Storage, StorageError,
-};
+use crate::seams::{Bytes, Clock, Coordinator, SlotKind, Spawn, Storage, StorageError};
 use crate::secret::Secret;
-use crate::util;
+
+pub use select::{Lease, SlotGuard};
+pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, TokenState};
 
 /// Refresh the AT when less than this remains (§3.3).
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
-/// Default lease of an image slot.
-pub const IMAGE_LEASE_MS: u64 = 10 * 60 * 1000;
 const KEY_PREFIX: &str = "account:";
 
-/// One Google account.
+/// How the next account is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Fewest slots in use first, ties at random.
+    #[default]
+    LeastLoaded,
+    /// Least recently used first.
+    RoundRobin,
+    /// Most remaining credits first; accounts under `CREDIT_FLOOR` are skipped.
+    CreditAware,
+}
+
+impl Strategy {
+    /// Parses `least_loaded`, `round_robin` (or `polling`) and `credit_aware`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "least_loaded" | "default" | "random" => Some(Self::LeastLoaded),
+            "round_robin" | "polling" => Some(Self::RoundRobin),
+            "credit_aware" | "credits" => Some(Self::CreditAware),
+            _ => None,
+        }
+    }
+}
+
+/// One Google account: the durable record (the hot state lives in the coordinator).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Account {
     /// Stable id.
     pub id: String,
     /// Session token (NextAuth cookie).
     pub st: Secret,
-    /// Access token.
+    /// Access token from the last exchange on record (the coordinator holds the current one).
     #[serde(default)]
     pub at: Option<Secret>,
-    /// AT expiry (Unix ms).
+    /// Its expiry (Unix ms).
     #[serde(default)]
     pub at_expires_ms: Option<u64>,
     /// Email.
@@ -40,21 +76,27 @@ pub struct Account {
     /// Display name.
     #[serde(default)]
     pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub remark: String,
     /// Remaining credits at the last check.
     #[serde(default)]
     pub credits: i64,
     /// Paygate tier.
     #[serde(default)]
     pub tier: Tier,
-    /// Flow projects owned by the gateway on this account.
+    /// Flow projects owned by the gateway on this account, used round-robin.
     #[serde(default)]
     pub projects: Vec<String>,
     /// Selectable.
     #[serde(default = "yes")]
     pub active: bool,
-    /// Why it is not active (`expired: …`, `disabled: …`).
+    /// Why it is not active: `expired: …` or `disabled: …`.
     #[serde(default)]
     pub status_reason: Option<String>,
+    /// When it stopped being active (Unix ms).
+    #[serde(default)]
+    pub status_at_ms: Option<u64>,
     /// Serves image requests.
     #[serde(default = "yes")]
     pub image_enabled: bool,
@@ -77,22 +119,50 @@ fn yes() -> bool {
 }
 
 impl Account {
-    /// True when the AT is missing, its expiry unknown, or less than an hour away (§3.3).
+    /// The token on record, if any.
+    pub fn recorded_token(&self) -> Option<TokenState> {
+        self.at.clone().map(|at| TokenState {
+            at,
+            expires_ms: self.at_expires_ms,
+        })
+    }
+
+    /// True when the recorded AT is missing or less than an hour from expiry (§3.3).
     pub fn needs_refresh(&self, now_ms: u64) -> bool {
-        match (&self.at, self.at_expires_ms) {
-            (Some(_), Some(exp)) => exp < now_ms.saturating_add(REFRESH_MARGIN_MS),
-            _ => true,
+        !self
+            .recorded_token()
+            .is_some_and(|t| t.fresh(now_ms, REFRESH_MARGIN_MS))
+    }
+
+    /// The concurrency limit for `kind`.
+    pub fn limit(&self, kind: SlotKind) -> Option<u32> {
+        match kind {
+            SlotKind::Image => self.image_concurrency,
+            SlotKind::Video => self.video_concurrency,
         }
     }
 
-    /// A project for the next generation (spread over the pool at random, so no write is
-    /// needed per request).
-    pub fn pick_project(&self) -> Option<&str> {
-        if self.projects.is_empty() {
-            return None;
+    /// Whether the account serves `kind`.
+    pub fn serves(&self, kind: SlotKind) -> bool {
+        match kind {
+            SlotKind::Image => self.image_enabled,
+            SlotKind::Video => self.video_enabled,
         }
-        let i = (util::random_u64() % self.projects.len() as u64) as usize;
-        Some(&self.projects[i])
+    }
+
+    /// `active`, `expired` or `disabled`.
+    pub fn state_label(&self) -> &'static str {
+        if self.active {
+            "active"
+        } else if self
+            .status_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("expired"))
+        {
+            "expired"
+        } else {
+            "disabled"
+        }
     }
 
     fn key(&self) -> String {
@@ -107,12 +177,15 @@ pub enum PoolError {
     /// An account with this ST exists already.
     #[error("an account with this session token exists already ({0})")]
     Duplicate(String),
-    /// The ST did not yield an AT, or an upstream call failed while adding.
+    /// The ST did not yield an AT, or an upstream call failed while adding or refreshing.
     #[error("session token rejected: {0}")]
     Rejected(FlowError),
     /// No such account.
     #[error("no account with id {0}")]
     NotFound(String),
+    /// A bad field in an admin request.
+    #[error("{0}")]
+    Invalid(String),
     /// No account can serve the request.
     #[error("{0}")]
     Unavailable(NoAccount),
@@ -135,8 +208,33 @@ pub enum NoAccount {
     },
     /// Tier-eligible accounts exist, but the capability is switched off on all of them.
     FeatureDisabled(SlotKind),
-    /// Every eligible account is at its concurrency limit or failed to refresh.
+    /// Every eligible account is resting after quota or rate-limit errors.
+    CoolingDown {
+        /// The earliest moment one comes back (Unix ms).
+        until_ms: u64,
+        /// Seconds from now until then.
+        retry_after_secs: u32,
+    },
+    /// With the credit-aware strategy: every eligible account is under the credit floor.
+    NoCredits,
+    /// Every eligible account stayed at its concurrency limit for the whole slot wait, or
+    /// failed to refresh its token.
     Busy(SlotKind),
+    /// Every eligible account was already tried for this request.
+    Exhausted,
+}
+
+impl NoAccount {
+    /// Seconds a client should wait before retrying.
+    pub fn retry_after_secs(&self) -> u32 {
+        match self {
+            Self::CoolingDown {
+                retry_after_secs, ..
+            } => (*retry_after_secs).max(1),
+            Self::Busy(_) => 5,
+            _ => 30,
+        }
+    }
 }
 
 impl std::fmt::Display for NoAccount {
@@ -147,7 +245,7 @@ impl std::fmt::Display for NoAccount {
         };
         match self {
             Self::NoneActive => f.write_str(
-                "No account is available: add a Google account (POST /api/tokens) or re-enable one.",
+                "No account is available: every account is disabled or expired, or none was added (POST /api/tokens).",
             ),
             Self::TierTooLow { needed, model } => write!(
                 f,
@@ -159,36 +257,83 @@ impl std::fmt::Display for NoAccount {
                 "Accounts of the right tier exist, but {} generation is disabled on all of them.",
                 what(k)
             ),
+            Self::CoolingDown { retry_after_secs, .. } => write!(
+                f,
+                "Every eligible account is cooling down after quota or rate-limit errors; the first comes back in {retry_after_secs} s."
+            ),
+            Self::NoCredits => f.write_str("Every eligible account is below the configured credit floor."),
             Self::Busy(k) => write!(
                 f,
-                "No account can take this {} generation now: all are busy, cooling down or expired. Retry shortly.",
+                "No account could take this {} generation: all were at their concurrency limit for the whole slot wait. Retry shortly.",
                 what(k)
             ),
+            Self::Exhausted => f.write_str("Every eligible account was tried for this request and failed."),
         }
     }
 }
 
-/// A chosen account with a held slot. Release it with [`AccountPool::release`].
+/// Pool settings, from [`Config`].
 #[derive(Debug, Clone)]
-pub struct Lease {
-    /// The account, with a fresh AT.
-    pub account: Account,
-    /// The slot held on it.
-    pub slot: SlotLease,
+pub struct PoolSettings {
+    /// Selection strategy.
+    pub strategy: Strategy,
+    /// Credit floor for [`Strategy::CreditAware`].
+    pub credit_floor: i64,
+    /// How long a request waits for a slot.
+    pub slot_wait: Duration,
+    /// Image slot lease.
+    pub image_lease: Duration,
+    /// Video slot lease.
+    pub video_lease: Duration,
+    /// Consecutive counted errors that disable an account (0 = never).
+    pub error_ban_threshold: u32,
+    /// Cooldown after quota exhaustion.
+    pub quota_cooldown: Duration,
+    /// Cooldown after a plain rate limit.
+    pub rate_limit_cooldown: Duration,
+    /// Projects per account.
+    pub project_pool_size: usize,
 }
 
-/// Accounts over [`Storage`], slots over a [`Coordinator`].
+impl From<&Config> for PoolSettings {
+    fn from(c: &Config) -> Self {
+        Self {
+            strategy: c.selection_strategy,
+            credit_floor: c.credit_floor,
+            slot_wait: c.slot_wait_timeout,
+            image_lease: c.image_slot_lease,
+            video_lease: c.video_slot_lease,
+            error_ban_threshold: c.error_ban_threshold,
+            quota_cooldown: c.quota_cooldown,
+            rate_limit_cooldown: c.rate_limit_cooldown,
+            project_pool_size: c.project_pool_size,
+        }
+    }
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self::from(&Config::default())
+    }
+}
+
+/// Accounts over [`Storage`], hot state over a [`Coordinator`].
 #[derive(Clone)]
 pub struct AccountPool {
-    storage: Arc<dyn Storage>,
-    coordinator: Arc<dyn Coordinator>,
-    flow: FlowClient,
-    clock: Arc<dyn Clock>,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) coordinator: Arc<dyn Coordinator>,
+    pub(crate) spawner: Option<Arc<dyn Spawn>>,
+    pub(crate) flow: FlowClient,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: PoolSettings,
+    pub(crate) loads: &'static loads::LoadCache,
 }
 
 impl std::fmt::Debug for AccountPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountPool").finish_non_exhaustive()
+        f.debug_struct("AccountPool")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -197,15 +342,25 @@ impl AccountPool {
     pub fn new(
         storage: Arc<dyn Storage>,
         coordinator: Arc<dyn Coordinator>,
+        spawner: Option<Arc<dyn Spawn>>,
         flow: FlowClient,
+        settings: PoolSettings,
     ) -> Self {
         let clock = flow.clock().clone();
         Self {
             storage,
             coordinator,
+            spawner,
             flow,
             clock,
+            settings,
+            loads: loads::LoadCache::shared(),
         }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
     }
 
     /// Every account, oldest first.
@@ -214,14 +369,13 @@ impl AccountPool {
     /// Storage failures. Records that no longer parse are skipped, not fatal.
     pub async fn list(&self) -> Result<Vec<Account>, StorageError> {
         let keys = self.storage.list(KEY_PREFIX).await?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(raw) = self.storage.get(&key).await? {
-                if let Ok(a) = serde_json::from_slice::<Account>(&raw) {
-                    out.push(a);
-                }
-            }
-        }
+        let reads = keys.iter().map(|k| self.storage.get(k));
+        let mut out: Vec<Account> = futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .filter_map(|r| r.ok().flatten())
+            .filter_map(|raw| serde_json::from_slice::<Account>(&raw).ok())
+            .collect();
         out.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -251,175 +405,85 @@ impl AccountPool {
             .await
     }
 
-    /// Deletes an account.
-    ///
-    /// # Errors
-    /// [`PoolError::NotFound`], storage failures.
-    pub async fn delete(&self, id: &str) -> Result<(), PoolError> {
-        let account = self.get(id).await?;
-        self.storage.delete(&account.key()).await?;
-        Ok(())
-    }
-
-    /// Adds an account from its session token: E1 → AT, E2 → credits and tier (tolerated
-    /// failure), E3 → one project.
-    ///
-    /// # Errors
-    /// [`PoolError::Duplicate`], [`PoolError::Rejected`], storage failures.
-    pub async fn add(&self, st: Secret) -> Result<Account, PoolError> {
-        let st = Secret::new(st.expose().trim());
-        if let Some(existing) = self.list().await?.into_iter().find(|a| a.st == st) {
-            return Err(PoolError::Duplicate(existing.id));
-        }
-        let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
-        let credits = self.flow.credits(&session.access_token).await.ok();
-        let now = self.clock.now_ms();
-        let title = format!("Flow2API {} P1", &util::format_rfc3339(now)[..16]);
-        let project = self
-            .flow
-            .create_project(&st, &title)
-            .await
-            .map_err(PoolError::Rejected)?;
-        let email = session.email.clone().unwrap_or_default();
-        let account = Account {
-            id: util::random_hex(6),
-            st,
-            at: Some(session.access_token),
-            at_expires_ms: session.expires_ms,
-            name: session.name.unwrap_or_else(|| email.clone()),
-            email,
-            credits: credits.map_or(0, |c| c.credits),
-            tier: credits.map_or(Tier::Free, |c| c.tier),
-            projects: vec![project],
-            active: true,
-            status_reason: None,
-            image_enabled: true,
-            video_enabled: true,
-            image_concurrency: None,
-            video_concurrency: None,
-            created_at_ms: now,
-        };
-        self.save(&account).await?;
-        Ok(account)
-    }
-
-    /// Refreshes the AT (E1) and credits (E2) of an account and stores the result. An ST that
-    /// no longer yields an AT marks the account expired.
-    ///
-    /// # Errors
-    /// The upstream error; storage failures are reported as transport-free [`PoolError`]s.
-    pub async fn refresh(&self, mut account: Account) -> Result<Account, PoolError> {
-        match self.flow.session(&account.st).await {
-            Ok(s) => {
-                account.at = Some(s.access_token);
-                account.at_expires_ms = s.expires_ms;
-                if let Ok(c) = self
-                    .flow
-                    .credits(account.at.as_ref().unwrap_or(&Secret::default()))
-                    .await
-                {
-                    account.credits = c.credits;
-                    account.tier = c.tier;
-                }
-                self.save(&account).await?;
-                Ok(account)
-            }
-            Err(e) => {
-                if e.is_auth() {
-                    account.active = false;
-                    account.status_reason = Some(format!("expired: {e}"));
-                    self.save(&account).await?;
-                }
-                Err(PoolError::Rejected(e))
-            }
-        }
-    }
-
-    /// Chooses an account that may serve a generation of `kind` needing `tier`, takes a slot on
-    /// it and makes sure its AT is fresh. Accounts are tried in random order; one whose slot
-    /// is full or whose refresh fails is skipped.
-    ///
-    /// # Errors
-    /// [`PoolError::Unavailable`] with the reason; storage failures.
-    pub async fn acquire(
-        &self,
-        kind: SlotKind,
-        tier: Tier,
-        model: &str,
-    ) -> Result<Lease, PoolError> {
-        let accounts = self.list().await?;
-        let active: Vec<Account> = accounts.into_iter().filter(|a| a.active).collect();
-        if active.is_empty() {
-            return Err(PoolError::Unavailable(NoAccount::NoneActive));
-        }
-        let tiered: Vec<Account> = active.into_iter().filter(|a| a.tier >= tier).collect();
-        if tiered.is_empty() {
-            return Err(PoolError::Unavailable(NoAccount::TierTooLow {
-                needed: tier,
-                model: model.to_owned(),
-            }));
-        }
-        let mut candidates: Vec<Account> = tiered
-            .into_iter()
-            .filter(|a| match kind {
-                SlotKind::Image => a.image_enabled,
-                SlotKind::Video => a.video_enabled,
-            })
-            .collect();
-        if candidates.is_empty() {
-            return Err(PoolError::Unavailable(NoAccount::FeatureDisabled(kind)));
-        }
-        shuffle(&mut candidates);
-        let now = self.clock.now_ms();
-        // Accounts with a fresh AT first, so requests rarely pay for a refresh.
-        candidates.sort_by_key(|a| a.needs_refresh(now));
-        for account in candidates {
-            let limit = match kind {
-                SlotKind::Image => account.image_concurrency,
-                SlotKind::Video => account.video_concurrency,
-            };
-            let request = SlotRequest {
-                kind,
-                limit,
-                lease_ms: IMAGE_LEASE_MS,
-            };
-            let Some(slot) = self.coordinator.acquire(&account.id, request).await? else {
-                continue;
-            };
-            let account = if account.needs_refresh(now) {
-                match self.refresh(account).await {
-                    Ok(a) => a,
-                    Err(_) => {
-                        let _ = self.coordinator.release(&slot).await;
-                        continue;
-                    }
-                }
-            } else {
-                account
-            };
-            return Ok(Lease { account, slot });
-        }
-        Err(PoolError::Unavailable(NoAccount::Busy(kind)))
-    }
-
-    /// Gives a slot back.
-    pub async fn release(&self, lease: &Lease) {
-        // A failed release only delays the slot until its lease lapses.
-        let _ = self.coordinator.release(&lease.slot).await;
-    }
-
-    /// Slots currently held on an account.
+    /// The hot state of an account.
     ///
     /// # Errors
     /// Coordinator failures.
-    pub async fn in_flight(&self, account_id: &str) -> Result<u32, StorageError> {
-        self.coordinator.in_flight(account_id).await
+    pub async fn status(&self, account_id: &str) -> Result<AccountStatus, StorageError> {
+        let status = self
+            .coordinator
+            .apply(account_id, AccountCommand::Status)
+            .await?
+            .status;
+        self.loads.observe(account_id, &status, self.clock.now_ms());
+        Ok(status)
+    }
+
+    /// Ends a generation on its account in one coordinator call: records the outcome and
+    /// releases the slot. Success resets the error count; a failure is classified once by its
+    /// [`Blame`]: client and captcha failures are not counted, quota and rate limits rest the
+    /// account, refused credentials invalidate the token, account failures count and disable
+    /// the account at the threshold.
+    pub async fn finish(&self, mut lease: Lease, failure: Option<(Blame, String)>) {
+        let account = &lease.account;
+        let release = lease.slot.disarm().map(|l| l.lease_id);
+        let command = match &failure {
+            None => AccountCommand::Success { release },
+            Some((blame, reason)) => {
+                let cooldown = match blame {
+                    Blame::Quota => Some(self.settings.quota_cooldown),
+                    Blame::RateLimited => Some(self.settings.rate_limit_cooldown),
+                    _ => None,
+                };
+                if *blame == Blame::Auth {
+                    let _ = self
+                        .coordinator
+                        .apply(&account.id, AccountCommand::InvalidateToken)
+                        .await;
+                }
+                AccountCommand::Failure {
+                    counted: *blame == Blame::Account,
+                    cooldown_ms: cooldown.map(|d| d.as_millis() as u64),
+                    reason: reason.clone(),
+                    ban_threshold: self.settings.error_ban_threshold,
+                    release,
+                }
+            }
+        };
+        // If this call fails, the slot's lease still lapses on its own.
+        let Ok(reply) = self.coordinator.apply(&account.id, command).await else {
+            return;
+        };
+        self.loads
+            .observe(&account.id, &reply.status, self.clock.now_ms());
+        if let (true, Some((_, reason))) = (reply.ok, failure) {
+            let n = reply.status.consecutive_errors;
+            let _ = self
+                .deactivate(
+                    &account.id,
+                    format!("disabled: {n} consecutive errors; last: {reason}"),
+                )
+                .await;
+        }
+    }
+
+    /// Marks an account inactive with a reason (`expired: …` or `disabled: …`).
+    ///
+    /// # Errors
+    /// Not found, storage failures.
+    pub async fn deactivate(&self, id: &str, reason: String) -> Result<Account, PoolError> {
+        let mut account = self.get(id).await?;
+        account.active = false;
+        account.status_reason = Some(reason);
+        account.status_at_ms = Some(self.clock.now_ms());
+        self.save(&account).await?;
+        Ok(account)
     }
 }
 
 fn shuffle<T>(v: &mut [T]) {
     for i in (1..v.len()).rev() {
-        let j = (util::random_u64() % (i as u64 + 1)) as usize;
+        let j = (crate::util::random_u64() % (i as u64 + 1)) as usize;
         v.swap(i, j);
     }
 }

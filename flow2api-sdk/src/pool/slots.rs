@@ -66,6 +66,21 @@ impl SlotTable {
         Some(lease_id)
     }
 
+    /// Extends a live lease to `lease_ms` from `now_ms`; returns whether it was still held.
+    pub fn renew(&mut self, lease_id: &str, now_ms: u64, lease_ms: u64) -> bool {
+        match self
+            .leases
+            .iter_mut()
+            .find(|l| l.id == lease_id && l.expires_ms > now_ms)
+        {
+            Some(l) => {
+                l.expires_ms = now_ms.saturating_add(lease_ms);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Releases a lease; returns whether it was held.
     pub fn release(&mut self, lease_id: &str) -> bool {
         let before = self.leases.len();

@@ -140,19 +140,28 @@ fn add_fault(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
         }
         Some(other) => return Err(format!("unknown fault kind {other:?}")),
     };
+    // `email`: only calls made with that account's access token.
+    let email = v.get("email").and_then(Value::as_str);
     match v.get("percent") {
         None | Some(Value::Null) => {
             let times = u32_field(v, "times")?.unwrap_or(1);
-            fake.inject(endpoint, fault, times);
+            match email {
+                Some(e) => fake.inject_for_account(e, endpoint, fault, times),
+                None => fake.inject(endpoint, fault, times),
+            }
         }
         Some(p) => {
             let percent = p
                 .as_u64()
                 .filter(|p| *p <= 100)
                 .ok_or("percent must be an integer 0..=100")?;
-            fake.inject_rate(endpoint, fault, percent as u8);
+            match email {
+                Some(e) => fake.inject_rate_for_account(e, endpoint, fault, percent as u8),
+                None => fake.inject_rate(endpoint, fault, percent as u8),
+            }
         }
     }
+
     Ok(ok())
 }
 

@@ -45,6 +45,7 @@
 //! - `POST /_fake/accounts` — a [`FakeAccount`] (`st`, `email`; `name`, `tier`, `credits`
 //!   optional) → `{"ok":true}`;
 //! - `POST /_fake/faults` — `{"endpoint":"generate_image","status":429,"reason":"…","message":"…","times":1}`
+//!   (optional `"email"`: only calls made with that account's access token)
 //!   or `{"endpoint":…,"kind":"malformed_json"|"latency"|"captcha_unsolvable"|"captcha_error"|
 //!   "quota"|"unusual_activity"|"unsafe_generation"|"internal","latency_ms":…,"times":…}`; with
 //!   `"percent":p` instead of `times` the fault applies to p % of calls forever;
@@ -382,7 +383,30 @@ impl FakeFlow {
     /// Queues `fault` for the next `times` calls of `endpoint`. Queued faults are used in order,
     /// before any [`inject_rate`](Self::inject_rate) rule.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: u32) {
-        self.lock().inject(endpoint, fault, Some(times), 100);
+        self.lock().inject(endpoint, fault, Some(times), 100, None);
+    }
+
+    /// Like [`inject`](Self::inject), for calls made with `email`'s access token only.
+    pub fn inject_for_account(&self, email: &str, endpoint: Endpoint, fault: Fault, times: u32) {
+        self.lock()
+            .inject(endpoint, fault, Some(times), 100, Some(email.to_owned()));
+    }
+
+    /// Like [`inject_rate`](Self::inject_rate), for calls made with `email`'s access token only.
+    pub fn inject_rate_for_account(
+        &self,
+        email: &str,
+        endpoint: Endpoint,
+        fault: Fault,
+        percent: u8,
+    ) {
+        self.lock().inject(
+            endpoint,
+            fault,
+            None,
+            percent.min(100),
+            Some(email.to_owned()),
+        );
     }
 
     /// Answers `fault` on every call of `endpoint` until [`clear_faults`](Self::clear_faults).
@@ -393,7 +417,8 @@ impl FakeFlow {
     /// Answers `fault` on about `percent` % of the calls of `endpoint`, until
     /// [`clear_faults`](Self::clear_faults).
     pub fn inject_rate(&self, endpoint: Endpoint, fault: Fault, percent: u8) {
-        self.lock().inject(endpoint, fault, None, percent.min(100));
+        self.lock()
+            .inject(endpoint, fault, None, percent.min(100), None);
     }
 
     /// Removes every injected fault.
@@ -484,7 +509,12 @@ impl FakeFlow {
                 None
             }
         };
-        let fault = self.lock().take_fault(endpoint);
+        let fault = {
+            let mut st = self.lock();
+            let email = st.email_for_at(bearer(&incoming.headers), self.clock.now_ms());
+            st.take_fault(endpoint, email.as_deref())
+        };
+
         let mut unsolvable_task = false;
         match fault {
             None => {}

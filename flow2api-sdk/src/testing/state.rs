@@ -56,6 +56,8 @@ pub(super) struct FaultRule {
     /// `Some(n)`: the next n calls; `None`: forever, at `percent` %.
     pub(super) remaining: Option<u32>,
     pub(super) percent: u8,
+    /// Only calls made with this account's access token.
+    pub(super) email: Option<String>,
 }
 
 #[derive(Debug)]
@@ -170,6 +172,7 @@ impl State {
         fault: Fault,
         remaining: Option<u32>,
         percent: u8,
+        email: Option<String>,
     ) {
         if remaining == Some(0) || percent == 0 {
             return;
@@ -179,16 +182,20 @@ impl State {
             fault,
             remaining,
             percent,
+            email,
         });
     }
 
     /// The fault to apply to this call of `endpoint`, if any: the oldest counted one first, then
     /// the rate rules (each rolled in turn).
-    pub(super) fn take_fault(&mut self, endpoint: Endpoint) -> Option<Fault> {
+    pub(super) fn take_fault(&mut self, endpoint: Endpoint, email: Option<&str>) -> Option<Fault> {
+        let applies = |r: &FaultRule| {
+            r.endpoint == endpoint && r.email.as_deref().is_none_or(|e| Some(e) == email)
+        };
         if let Some(i) = self
             .faults
             .iter()
-            .position(|r| r.endpoint == endpoint && r.remaining.is_some())
+            .position(|r| applies(r) && r.remaining.is_some())
         {
             let rule = &mut self.faults[i];
             let fault = rule.fault.clone();
@@ -201,7 +208,7 @@ impl State {
         }
         self.faults
             .iter()
-            .filter(|r| r.endpoint == endpoint && r.remaining.is_none())
+            .filter(|r| applies(r) && r.remaining.is_none())
             .find(|r| r.percent >= 100 || crate::util::random_u64() % 100 < u64::from(r.percent))
             .map(|r| r.fault.clone())
     }
@@ -226,23 +233,29 @@ mod tests {
     #[test]
     fn counted_faults_run_out_in_order() {
         let mut st = State::new();
-        st.inject(Endpoint::Credits, Fault::quota(), Some(2), 100);
-        st.inject(Endpoint::Credits, Fault::internal(), Some(1), 100);
-        assert_eq!(st.take_fault(Endpoint::Session), None);
-        assert_eq!(st.take_fault(Endpoint::Credits), Some(Fault::quota()));
-        assert_eq!(st.take_fault(Endpoint::Credits), Some(Fault::quota()));
-        assert_eq!(st.take_fault(Endpoint::Credits), Some(Fault::internal()));
-        assert_eq!(st.take_fault(Endpoint::Credits), None);
+        st.inject(Endpoint::Credits, Fault::quota(), Some(2), 100, None);
+        st.inject(Endpoint::Credits, Fault::internal(), Some(1), 100, None);
+        assert_eq!(st.take_fault(Endpoint::Session, None), None);
+        assert_eq!(st.take_fault(Endpoint::Credits, None), Some(Fault::quota()));
+        assert_eq!(st.take_fault(Endpoint::Credits, None), Some(Fault::quota()));
+        assert_eq!(
+            st.take_fault(Endpoint::Credits, None),
+            Some(Fault::internal())
+        );
+        assert_eq!(st.take_fault(Endpoint::Credits, None), None);
     }
 
     #[test]
     fn rate_rules_stay() {
         let mut st = State::new();
-        st.inject(Endpoint::Fife, Fault::MalformedJson, None, 100);
+        st.inject(Endpoint::Fife, Fault::MalformedJson, None, 100, None);
         for _ in 0..3 {
-            assert_eq!(st.take_fault(Endpoint::Fife), Some(Fault::MalformedJson));
+            assert_eq!(
+                st.take_fault(Endpoint::Fife, None),
+                Some(Fault::MalformedJson)
+            );
         }
-        st.inject(Endpoint::Credits, Fault::MalformedJson, None, 0);
-        assert_eq!(st.take_fault(Endpoint::Credits), None);
+        st.inject(Endpoint::Credits, Fault::MalformedJson, None, 0, None);
+        assert_eq!(st.take_fault(Endpoint::Credits, None), None);
     }
 }

@@ -37,6 +37,15 @@ impl Clock for TokioClock {
     }
 }
 
+/// Background tasks on tokio (slot release after a client disconnects).
+pub struct TokioSpawn;
+
+impl flow2api_sdk::seams::Spawn for TokioSpawn {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        tokio::spawn(future);
+    }
+}
+
 pub const API_KEY: &str = "test-api-key";
 pub const ST: &str = "st-alice-0123456789abcdef";
 
@@ -115,6 +124,7 @@ pub async fn harness_with(extra: &[(&str, &str)], tier: Option<&str>) -> Harness
             None,
         )),
         captcha: None,
+        spawner: Some(Arc::new(TokioSpawn)),
     };
     let app = App::new(config, deps);
     let mut h = Harness {
@@ -148,6 +158,40 @@ pub async fn harness_with(extra: &[(&str, &str)], tier: Option<&str>) -> Harness
 }
 
 impl Harness {
+    /// Adds an account to the fake and to the gateway (with extra admin fields); its id.
+    pub async fn add_account(
+        &self,
+        st: &str,
+        email: &str,
+        tier: &str,
+        credits: i64,
+        extra: Value,
+    ) -> String {
+        let mut acct = FakeAccount::new(st, email);
+        acct.tier = tier.to_owned();
+        acct.credits = credits;
+        self.fake.add_account(acct);
+        let mut body = json!({"st": st});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let r = self.admin_call("POST", "/api/tokens", Some(body)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["token"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /api/tokens` as a map from email to the account view.
+    pub async fn accounts(&self) -> HashMap<String, Value> {
+        let r = self.admin_call("GET", "/api/tokens", None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["email"].as_str().unwrap().to_owned(), a.clone()))
+            .collect()
+    }
+
     pub async fn call(
         &self,
         method: &str,

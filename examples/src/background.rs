@@ -1,0 +1,49 @@
+//! Background work of the native server: [`TokioSpawn`] for the SDK's clean-ups, and
+//! [`refresh_periodically`] for the account pool's refresh pass.
+
+use std::time::Duration;
+
+use flow2api_sdk::pool::tokens::RefreshReport;
+use flow2api_sdk::seams::{BoxFuture, Spawn};
+use flow2api_sdk::App;
+
+/// The [`Spawn`] of a tokio host: each future becomes a task on the current runtime.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSpawn;
+
+impl Spawn for TokioSpawn {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        // Outside a runtime (only when one is shutting down) the work is dropped; what it would
+        // have released (a slot) lapses with its lease.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(future);
+        }
+    }
+}
+
+/// Runs [`AccountPool::refresh_due`](flow2api_sdk::pool::AccountPool::refresh_due) every
+/// `every` (the first pass one interval after the start), writing one line per pass to
+/// stderr. Runs until dropped or aborted; a zero `every` runs no pass.
+pub async fn refresh_periodically(app: App, every: Duration) {
+    if every.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // A pass that overran its interval is followed by the next one, not by a burst.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        eprintln!("{}", report_line(&app.pool().refresh_due().await));
+    }
+}
+
+/// The log line of one pass: counts only, never an account's tokens.
+pub fn report_line<E: std::fmt::Display>(result: &Result<RefreshReport, E>) -> String {
+    match result {
+        Ok(r) => format!(
+            "refresh: checked={} refreshed={} expired={} cooldowns_cleared={} failed={}",
+            r.checked, r.refreshed, r.expired, r.cooldowns_cleared, r.failed
+        ),
+        Err(e) => format!("refresh failed: {e}"),
+    }
+}

@@ -1,0 +1,328 @@
+//! Account records: add by ST or bulk import, update, enable, disable, delete, export.
+
+use serde::{Deserialize, Serialize};
+
+use crate::flow::FlowError;
+use crate::models::Tier;
+use crate::secret::Secret;
+use crate::util;
+
+use super::state::AccountCommand;
+use super::{Account, AccountPool, PoolError};
+
+/// Settings given when adding or updating an account (every field optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountSettings {
+    /// Free text.
+    pub remark: Option<String>,
+    /// Serves images.
+    pub image_enabled: Option<bool>,
+    /// Serves videos.
+    pub video_enabled: Option<bool>,
+    /// Image concurrency; -1 or null = unlimited.
+    pub image_concurrency: Option<i64>,
+    /// Video concurrency; -1 or null = unlimited.
+    pub video_concurrency: Option<i64>,
+}
+
+fn limit(v: i64) -> Option<u32> {
+    (v >= 0).then(|| v.min(i64::from(u32::MAX)) as u32)
+}
+
+impl AccountSettings {
+    fn apply_to(&self, a: &mut Account) {
+        if let Some(r) = &self.remark {
+            a.remark = r.clone();
+        }
+        if let Some(v) = self.image_enabled {
+            a.image_enabled = v;
+        }
+        if let Some(v) = self.video_enabled {
+            a.video_enabled = v;
+        }
+        if let Some(v) = self.image_concurrency {
+            a.image_concurrency = limit(v);
+        }
+        if let Some(v) = self.video_concurrency {
+            a.video_concurrency = limit(v);
+        }
+    }
+}
+
+/// One item of a bulk import, and of the export (§7.2's import item; browser-only fields
+/// are accepted and ignored).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportItem {
+    /// Email (export only; the import reads it from the session).
+    pub email: Option<String>,
+    /// The session token (required).
+    pub session_token: Option<Secret>,
+    /// Whether the account is active (export only).
+    pub is_active: Option<bool>,
+    /// Serves images.
+    pub image_enabled: Option<bool>,
+    /// Serves videos.
+    pub video_enabled: Option<bool>,
+    /// Image concurrency (-1 = unlimited).
+    pub image_concurrency: Option<i64>,
+    /// Video concurrency (-1 = unlimited).
+    pub video_concurrency: Option<i64>,
+    /// Free text.
+    pub remark: Option<String>,
+}
+
+/// What a bulk import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// Accounts added.
+    pub added: usize,
+    /// Accounts updated (same email).
+    pub updated: usize,
+    /// One line per failed item (no secrets).
+    pub errors: Vec<String>,
+}
+
+impl AccountPool {
+    /// Adds an account from its session token: E1 → AT, E2 → credits and tier (a failure is
+    /// tolerated), E3 × `PROJECT_POOL_SIZE` → the project pool.
+    ///
+    /// # Errors
+    /// [`PoolError::Duplicate`], [`PoolError::Rejected`], storage failures.
+    pub async fn add(&self, st: Secret, settings: &AccountSettings) -> Result<Account, PoolError> {
+        let st = Secret::new(st.expose().trim());
+        if st.is_empty() {
+            return Err(PoolError::Invalid("`st` must not be empty.".into()));
+        }
+        if let Some(existing) = self.list().await?.into_iter().find(|a| a.st == st) {
+            return Err(PoolError::Duplicate(existing.id));
+        }
+        let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        let credits = self.flow.credits(&session.access_token).await.ok();
+        let now = self.clock.now_ms();
+        let projects = self
+            .create_projects(&st, self.settings.project_pool_size, now)
+            .await?;
+        let email = session.email.clone().unwrap_or_default();
+        let mut account = Account {
+            id: util::random_hex(6),
+            st,
+            at: Some(session.access_token.clone()),
+            at_expires_ms: session.expires_ms,
+            name: session.name.unwrap_or_else(|| email.clone()),
+            email,
+            remark: String::new(),
+            credits: credits.map_or(0, |c| c.credits),
+            tier: credits.map_or(Tier::Free, |c| c.tier),
+            projects,
+            active: true,
+            status_reason: None,
+            status_at_ms: None,
+            image_enabled: true,
+            video_enabled: true,
+            image_concurrency: None,
+            video_concurrency: None,
+            created_at_ms: now,
+        };
+        settings.apply_to(&mut account);
+        self.save(&account).await?;
+        self.seed_token(&account).await;
+        Ok(account)
+    }
+
+    /// Creates `n` Flow projects (`Flow2API <date> P<i>`).
+    async fn create_projects(
+        &self,
+        st: &Secret,
+        n: usize,
+        now: u64,
+    ) -> Result<Vec<String>, PoolError> {
+        let stamp = &util::format_rfc3339(now)[..16];
+        let mut projects = Vec::with_capacity(n);
+        for i in 1..=n.max(1) {
+            let title = format!("Flow2API {stamp} P{i}");
+            projects.push(
+                self.flow
+                    .create_project(st, &title)
+                    .await
+                    .map_err(PoolError::Rejected)?,
+            );
+        }
+        Ok(projects)
+    }
+
+    /// Puts the record's token into the coordinator, and clears old errors and cooldowns.
+    async fn seed_token(&self, account: &Account) {
+        let _ = self
+            .coordinator
+            .apply(&account.id, AccountCommand::Reset)
+            .await;
+        if let Some(token) = account.recorded_token() {
+            let _ = self
+                .coordinator
+                .apply(
+                    &account.id,
+                    AccountCommand::FinishRefresh { token: Some(token) },
+                )
+                .await;
+        }
+    }
+
+    /// Updates an account's settings and, with `st`, its session token (re-exchanged and
+    /// re-activating the account, §3.5).
+    ///
+    /// # Errors
+    /// Not found, a rejected ST, storage failures.
+    pub async fn update(
+        &self,
+        id: &str,
+        st: Option<Secret>,
+        settings: &AccountSettings,
+    ) -> Result<Account, PoolError> {
+        let mut account = self.get(id).await?;
+        settings.apply_to(&mut account);
+        if let Some(st) = st.filter(|s| !s.expose().trim().is_empty()) {
+            let st = Secret::new(st.expose().trim());
+            let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+            if account.projects.is_empty() {
+                account.projects = self
+                    .create_projects(&st, self.settings.project_pool_size, self.clock.now_ms())
+                    .await?;
+            }
+            account.st = st;
+            account.at = Some(session.access_token);
+            account.at_expires_ms = session.expires_ms;
+            if let Some(e) = session.email {
+                account.email = e;
+            }
+            if let Some(c) = account.at.as_ref() {
+                if let Ok(c) = self.flow.credits(c).await {
+                    account.credits = c.credits;
+                    account.tier = c.tier;
+                }
+            }
+            account.active = true;
+            account.status_reason = None;
+            account.status_at_ms = None;
+            self.save(&account).await?;
+            self.seed_token(&account).await;
+            return Ok(account);
+        }
+        self.save(&account).await?;
+        Ok(account)
+    }
+
+    /// Enables or disables an account. Enabling clears errors and cooldown.
+    ///
+    /// # Errors
+    /// Not found, storage failures.
+    pub async fn set_active(&self, id: &str, active: bool) -> Result<Account, PoolError> {
+        if !active {
+            return self
+                .deactivate(id, "disabled: by the admin".to_owned())
+                .await;
+        }
+        let mut account = self.get(id).await?;
+        account.active = true;
+        account.status_reason = None;
+        account.status_at_ms = None;
+        self.save(&account).await?;
+        let _ = self.coordinator.apply(id, AccountCommand::Reset).await;
+        Ok(account)
+    }
+
+    /// Deletes an account (its Flow projects are left upstream).
+    ///
+    /// # Errors
+    /// Not found, storage failures.
+    pub async fn delete(&self, id: &str) -> Result<(), PoolError> {
+        let account = self.get(id).await?;
+        self.storage.delete(&account.key()).await?;
+        let _ = self
+            .coordinator
+            .apply(id, AccountCommand::InvalidateToken)
+            .await;
+        Ok(())
+    }
+
+    /// Bulk import (§7.2): each item's ST is exchanged; an account with the same email is
+    /// updated, otherwise one is added. An item that fails is reported and skipped.
+    ///
+    /// # Errors
+    /// Storage failures listing accounts.
+    pub async fn import(&self, items: Vec<ImportItem>) -> Result<ImportReport, PoolError> {
+        let mut report = ImportReport::default();
+        for (i, item) in items.into_iter().enumerate() {
+            let Some(st) = item
+                .session_token
+                .clone()
+                .filter(|s| !s.expose().trim().is_empty())
+            else {
+                report
+                    .errors
+                    .push(format!("item {}: session_token is required", i + 1));
+                continue;
+            };
+            let settings = AccountSettings {
+                remark: item.remark.clone(),
+                image_enabled: item.image_enabled,
+                video_enabled: item.video_enabled,
+                image_concurrency: item.image_concurrency,
+                video_concurrency: item.video_concurrency,
+            };
+            let email = match self.flow.session(&st).await {
+                Ok(s) => s.email.unwrap_or_default(),
+                Err(e) => {
+                    report.errors.push(format!("item {}: {}", i + 1, short(&e)));
+                    continue;
+                }
+            };
+            let existing = self
+                .list()
+                .await?
+                .into_iter()
+                .find(|a| !email.is_empty() && a.email.eq_ignore_ascii_case(&email));
+            let result = match existing {
+                Some(a) => self.update(&a.id, Some(st), &settings).await.map(|_| false),
+                None => self.add(st, &settings).await.map(|_| true),
+            };
+            match result {
+                Ok(true) => report.added += 1,
+                Ok(false) => report.updated += 1,
+                Err(e) => report.errors.push(format!("item {}: {e}", i + 1)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every account in the import format, for moving accounts between deployments.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn export(&self) -> Result<Vec<ImportItem>, PoolError> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .map(|a| ImportItem {
+                email: Some(a.email),
+                session_token: Some(a.st),
+                is_active: Some(a.active),
+                image_enabled: Some(a.image_enabled),
+                video_enabled: Some(a.video_enabled),
+                image_concurrency: Some(a.image_concurrency.map_or(-1, i64::from)),
+                video_concurrency: Some(a.video_concurrency.map_or(-1, i64::from)),
+                remark: Some(a.remark),
+            })
+            .collect())
+    }
+}
+
+fn short(e: &FlowError) -> String {
+    if e.is_auth() {
+        "the session token does not yield an access token".to_owned()
+    } else {
+        e.to_string()
+    }
+}
