@@ -43,7 +43,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo clippy (wasm32: SDK and worker)"
 cargo clippy -p flow2api-sdk -p edge-worker --target wasm32-unknown-unknown -- -D warnings
 
+step "cargo doc (SDK, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p flow2api-sdk --no-deps --all-features
+
 step "cargo test"
+
 cargo test --workspace --all-features
 
 step "Build the native server and the fake upstream (release)"

@@ -105,15 +105,11 @@ mod entry {
         };
         match app.pool().refresh_due().await {
             Ok(r) => console_log!(
-                "refresh cron={} checked={} refreshed={} expired={} cooldowns_cleared={} failed={} subrequests={}",
+                "refresh cron={} {r} subrequests={}",
                 event.cron(),
-                r.checked,
-                r.refreshed,
-                r.expired,
-                r.cooldowns_cleared,
-                r.failed,
                 subrequests.get()
             ),
+
             Err(e) => console_error!(
                 "refresh cron={} failed: {e} subrequests={}",
                 event.cron(),

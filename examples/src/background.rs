@@ -40,10 +40,8 @@ pub async fn refresh_periodically(app: App, every: Duration) {
 /// The log line of one pass: counts only, never an account's tokens.
 pub fn report_line<E: std::fmt::Display>(result: &Result<RefreshReport, E>) -> String {
     match result {
-        Ok(r) => format!(
-            "refresh: checked={} refreshed={} expired={} cooldowns_cleared={} failed={}",
-            r.checked, r.refreshed, r.expired, r.cooldowns_cleared, r.failed
-        ),
+        Ok(r) => format!("refresh: {r}"),
+
         Err(e) => format!("refresh failed: {e}"),
     }
 }

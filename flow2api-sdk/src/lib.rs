@@ -16,6 +16,7 @@
 //! - [`pool`]: accounts, their tokens and their concurrency slots.
 //! - [`generate`]: the generation pipeline, emitting progress events.
 //! - [`memory`]: in-memory reference implementations of the seams.
+//! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
 
 #![warn(missing_docs)]
 

@@ -8,14 +8,27 @@
 //!   places OpenAI- and Gemini-style bodies put them (§2.4).
 //! - [`image_dimensions`] reads the width and height from a PNG, JPEG, GIF, WebP or BMP header,
 //!   so that an alias can follow the aspect of the first reference image.
+//! - [`video_models`] is the fixed table of the 182 public video ids (§2.3), [`video_aliases`]
+//!   the 56 simplified names that [`resolve_video`] maps to an id; [`adjust_key_for_tier`] and
+//!   [`single_image_key`] give the `videoModelKey` actually sent for an account and image count.
 
 mod dims;
 mod images;
 mod resolve;
+mod video_resolve;
+mod videos;
 
 pub use dims::{aspect_from_image, image_dimensions, nearest_aspect};
 pub use images::{find_image_alias, image_aliases, model_description, ImageFamily};
 pub use resolve::{normalize_aspect, normalize_size, quality_to_size, size_to_aspect};
+pub use video_resolve::{
+    adjust_key_for_tier, find_video_alias, resolve_video, single_image_key, video_aliases,
+    video_aspect_from_image, VideoAlias,
+};
+pub use videos::{
+    find_video, is_video_model_key, video_model_keys, video_models, VideoAspect, VideoModel,
+    VideoType, VideoUpsample,
+};
 
 /// An account's paygate tier, ordered Free < Pro < Ultra.
 #[derive(

@@ -13,7 +13,7 @@ use super::{shuffle, Account, AccountPool, NoAccount, PoolError, Strategy};
 
 /// How many eligible accounts one selection round looks at: bounds the coordinator calls
 /// (Durable Object subrequests at the edge) per request in large pools.
-const SAMPLE: usize = 8;
+const SAMPLE: usize = 4;
 
 /// A held slot. Release it with [`SlotGuard::release`]; if it is dropped still held (the
 /// client went away), it is released in the background, and in any case its lease lapses.

@@ -14,7 +14,7 @@ const REFRESH_LOCK_MS: u64 = 30_000;
 /// The background pass refreshes tokens that expire within this margin.
 const BACKGROUND_MARGIN_MS: u64 = 2 * REFRESH_MARGIN_MS;
 
-/// What one background pass did.
+/// What one background pass did. Displays as one log line of counts (never a token).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RefreshReport {
     /// Accounts looked at.
@@ -27,6 +27,16 @@ pub struct RefreshReport {
     pub cooldowns_cleared: usize,
     /// Other failures.
     pub failed: usize,
+}
+
+impl std::fmt::Display for RefreshReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "checked={} refreshed={} expired={} cooldowns_cleared={} failed={}",
+            self.checked, self.refreshed, self.expired, self.cooldowns_cleared, self.failed
+        )
+    }
 }
 
 impl AccountPool {
