@@ -9,6 +9,9 @@
 
 Run with `bash scripts/bench.sh` (it builds what is needed first).
 Targets: native <= 0.5 ms CPU/image and >= 28,000 req/s; workerd <= 2 ms CPU/image; gzip <= 1 MiB.
+For workerd it also prints the floor: the CPU that a plain JS worker making the same
+subrequests (4 fetches, 2 Durable Object calls) costs under `wrangler dev`.
+
 """
 import asyncio
 import json
@@ -224,6 +227,31 @@ def bench_worker(results):
         shutil.rmtree(state, ignore_errors=True)
 
 
+def bench_floor(results):
+    """CPU per request of a plain JS worker making one image's subrequests (4 fetches, 2 DO
+    calls): what workerd under `wrangler dev` spends before any of the gateway's code runs."""
+    fake, fake_base = start_fake()
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="flow2api-floor-")
+    env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
+    wrangler = start([f"{ROOT}/node_modules/.bin/wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port),
+                      "--persist-to", state, "--log-level", "warn"],
+                     env=env, cwd=f"{ROOT}/scripts/bench-floor", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/?fake={fake_base}")
+        workerd = by_name(descendants(wrangler.pid), "workerd")
+        before = cpu_seconds(workerd)
+        out = subprocess.run(["wrk", "-t1", "-c16", "-d5s", f"{base}/?fake={fake_base}"],
+                             capture_output=True, text=True, check=True).stdout
+        n = int(re.search(r"(\d+) requests in", out).group(1))
+        results["floor"] = dict(requests=n, cpu_ms_per_request=(cpu_seconds(workerd) - before) * 1000 / max(n, 1))
+    finally:
+        stop(wrangler)
+        stop(fake)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def dry_run_size(results):
     out = subprocess.run(
         [f"{ROOT}/node_modules/.bin/wrangler", "deploy", "--dry-run", "--outdir", tempfile.mkdtemp()],
@@ -240,6 +268,7 @@ def main():
         bench_native(results)
     if "worker" in which:
         bench_worker(results)
+        bench_floor(results)
     if "size" in which:
         dry_run_size(results)
     print(json.dumps(results, indent=2))
@@ -253,7 +282,12 @@ def main():
         print(f"workerd GET /v1/models      {w['models_rps']:>10.0f} req/s")
         print(f"workerd CPU per image       {w['cpu_ms_per_image']:>10.3f} ms      (target <= 2)    "
               f"[{w['images_ok']}/{w['images_total']} ok]")
+    f = results.get("floor")
+    if f:
+        print(f"workerd floor per image      {f['cpu_ms_per_request']:>10.3f} ms      "
+              "(a plain JS worker making the same 4 fetches + 2 DO calls, nothing else)")
     if "dry_run" in results and "gzip" in results["dry_run"]:
+
         print(f"wrangler deploy --dry-run   {results['dry_run']['gzip']:>10} gzip (target <= 1024 KiB)")
 
 

@@ -78,11 +78,23 @@ mod entry {
     thread_local! {
         static CONFIG: OnceCell<Config> = const { OnceCell::new() };
         static ACCOUNT_CACHE: OnceCell<Arc<StorageCache>> = const { OnceCell::new() };
+        /// `SUBREQUEST_LOG_THRESHOLD`: invocations with at least this many subrequests are
+        /// logged (default 25, half the free plan's 50; 0 logs every invocation). A log line
+        /// costs about as much CPU as a whole small request under `wrangler dev`.
+        static LOG_THRESHOLD: OnceCell<u32> = const { OnceCell::new() };
     }
 
     #[event(fetch)]
     async fn fetch(req: HttpRequest, env: Env, ctx: worker::Context) -> Result<Response> {
         let request = read_request(req).await?;
+        LOG_THRESHOLD.with(|t| {
+            t.get_or_init(|| {
+                env.var("SUBREQUEST_LOG_THRESHOLD")
+                    .ok()
+                    .and_then(|v| v.to_string().trim().parse().ok())
+                    .unwrap_or(25)
+            });
+        });
         let subrequests = Subrequests::default();
         let wait_until = Arc::new(WaitUntil::new(ctx));
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
@@ -236,7 +248,11 @@ mod entry {
     }
 
     fn log_subrequests(subrequests: &Subrequests) {
-        console_log!("subrequests={}", subrequests.get());
+        let n = subrequests.get();
+        let threshold = LOG_THRESHOLD.with(|t| t.get().copied().unwrap_or(25));
+        if n >= threshold {
+            console_log!("subrequests={n}");
+        }
     }
 
     /// Passes a response stream through and logs the invocation's subrequests when it ends,
