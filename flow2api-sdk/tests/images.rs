@@ -583,24 +583,7 @@ async fn api_key_sources_and_absence() {
     let fake = flow2api_sdk::testing::FakeFlow::new("https://f", clock.clone());
     let mut cfg = config(&[], &fake);
     cfg.api_key = None;
-    let app = flow2api_sdk::App::new(
-        cfg,
-        flow2api_sdk::Deps {
-            http: std::sync::Arc::new(fake),
-            storage: std::sync::Arc::new(flow2api_sdk::memory::MemoryStorage::new(clock.clone())),
-            sessions: std::sync::Arc::new(flow2api_sdk::memory::MemoryStorage::new(clock.clone())),
-            coordinator: std::sync::Arc::new(flow2api_sdk::memory::MemoryCoordinator::new(
-                clock.clone(),
-            )),
-            clock: clock.clone(),
-            media: std::sync::Arc::new(flow2api_sdk::memory::StorageMediaStore::new(
-                std::sync::Arc::new(flow2api_sdk::memory::MemoryStorage::new(clock.clone())),
-                None,
-            )),
-            captcha: None,
-            spawner: None,
-        },
-    );
+    let app = flow2api_sdk::App::new(cfg, deps(&fake, clock));
     let resp = app
         .handle(
             http::Request::get("/v1/models")

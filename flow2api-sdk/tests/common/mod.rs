@@ -99,6 +99,23 @@ pub fn config(extra: &[(&str, &str)], fake: &FakeFlow) -> Config {
     Config::from_lookup(|k| env.get(k).cloned())
 }
 
+/// In-memory seams around `fake`.
+pub fn deps(fake: &FakeFlow, clock: Arc<TokioClock>) -> Deps {
+    Deps {
+        http: Arc::new(fake.clone()),
+        storage: Arc::new(MemoryStorage::new(clock.clone())),
+        sessions: Arc::new(MemoryStorage::new(clock.clone())),
+        coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
+        clock: clock.clone(),
+        media: Arc::new(StorageMediaStore::new(
+            Arc::new(MemoryStorage::new(clock)),
+            None,
+        )),
+        captcha: None,
+        spawner: Some(Arc::new(TokioSpawn)),
+    }
+}
+
 /// An app with one Ultra account added through the admin API.
 pub async fn harness() -> Harness {
     harness_with(&[], Some("PAYGATE_TIER_TWO")).await
@@ -113,19 +130,7 @@ pub async fn harness_with(extra: &[(&str, &str)], tier: Option<&str>) -> Harness
     }
     fake.add_account(acct);
     let config = config(extra, &fake);
-    let deps = Deps {
-        http: Arc::new(fake.clone()),
-        storage: Arc::new(MemoryStorage::new(clock.clone())),
-        sessions: Arc::new(MemoryStorage::new(clock.clone())),
-        coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
-        clock: clock.clone(),
-        media: Arc::new(StorageMediaStore::new(
-            Arc::new(MemoryStorage::new(clock.clone())),
-            None,
-        )),
-        captcha: None,
-        spawner: Some(Arc::new(TokioSpawn)),
-    };
+    let deps = deps(&fake, clock.clone());
     let app = App::new(config, deps);
     let mut h = Harness {
         app,
