@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod headers;
+pub mod video;
 pub mod wire;
 
 use std::sync::Arc;
@@ -46,6 +47,12 @@ pub mod timeouts {
     pub const CAPTCHA: Duration = Duration::from_secs(30);
     /// Fetching a client's image URL.
     pub const FETCH_IMAGE: Duration = Duration::from_secs(60);
+    /// E9–E14, per attempt.
+    pub const VIDEO_SUBMIT: Duration = Duration::from_secs(75);
+    /// E15.
+    pub const VIDEO_POLL: Duration = Duration::from_secs(45);
+    /// E17.
+    pub const MEDIA_BYTES: Duration = Duration::from_secs(120);
 }
 
 /// E1 result: a session.

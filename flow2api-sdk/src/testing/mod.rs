@@ -65,6 +65,10 @@ mod routes;
 mod state;
 #[cfg(test)]
 mod tests;
+mod video;
+mod video_routes;
+#[cfg(test)]
+mod video_tests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -78,6 +82,7 @@ use crate::seams::TransportError;
 use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, HttpResponse};
 
 pub use assets::{FIFE_PNG, UPSAMPLE_JPEG};
+pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, VideoShape};
 use state::State;
 
 /// The API key the fake YesCaptcha accepts unless [`FakeFlow::set_yescaptcha_key`] changes it.
@@ -112,6 +117,32 @@ pub enum Endpoint {
     GetTaskResult,
     /// `GET …/fife/{id}.png`, the generated image bytes.
     Fife,
+    /// E9 `POST …/video:batchAsyncGenerateVideoText`.
+    GenerateVideoText,
+    /// E10 `POST …/video:batchAsyncGenerateVideoStartImage`.
+    GenerateVideoStartImage,
+    /// E11 `POST …/video:batchAsyncGenerateVideoStartAndEndImage`.
+    GenerateVideoStartEndImage,
+    /// E12 `POST …/video:batchAsyncGenerateVideoReferenceImages`.
+    GenerateVideoReferenceImages,
+    /// E13 `POST …/video:batchAsyncGenerateVideoExtendVideo`.
+    ExtendVideo,
+    /// E14 `POST …/video:batchAsyncGenerateVideoUpsampleVideo`.
+    UpsampleVideo,
+    /// E15 `POST …/video:batchCheckAsyncVideoGenerationStatus`.
+    CheckVideoStatus,
+    /// E16 `GET …/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=…`.
+    MediaUrlRedirect,
+    /// E17 `GET …/media/{name}`.
+    MediaBytes,
+    /// E18 `POST …:runVideoFxConcatenation`.
+    Concatenate,
+    /// E19 `POST …:runVideoFxCheckConcatenationStatus`.
+    ConcatenationStatus,
+    /// `GET …/videos/{id}.mp4`, the generated video bytes.
+    VideoFile,
+    /// W1–W5, the video front-end warm-up calls (§1.16), answered 200 `{}`.
+    WarmUp,
     /// Anything else (answered 404).
     Unknown,
 }
@@ -497,6 +528,7 @@ impl FakeFlow {
             method: parts.method,
             path,
             headers: parts.headers,
+            query: parts.uri.query().unwrap_or_default().to_owned(),
         };
         let in_flight = {
             let mut st = self.lock();

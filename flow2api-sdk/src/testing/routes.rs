@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::assets::{upsampled_jpeg, FIFE_PNG};
 use super::reply::{self, json as reply_json};
 use super::state::{IssuedToken, State, Task};
+use super::video_routes;
 use super::{
     bearer, Endpoint, FakeProject, GeneratedMedia, UploadedMedia, SESSION_COOKIE, SOLVER_USER_AGENT,
 };
@@ -19,16 +20,18 @@ pub(super) struct Incoming {
     pub(super) method: Method,
     pub(super) path: String,
     pub(super) headers: HeaderMap,
+    /// The raw query string (without `?`), empty when absent.
+    pub(super) query: String,
     /// The body as JSON, `None` when absent or malformed.
     pub(super) json: Option<Value>,
 }
 
 impl Incoming {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)?.to_str().ok()
     }
 
-    fn cookie(&self, name: &str) -> Option<&str> {
+    pub(super) fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
             .get_all(http::header::COOKIE)
             .iter()
@@ -39,7 +42,7 @@ impl Incoming {
             .map(|(_, v)| v.trim())
     }
 
-    fn bearer(&self) -> Option<&str> {
+    pub(super) fn bearer(&self) -> Option<&str> {
         bearer(&self.headers)
     }
 }
@@ -75,6 +78,8 @@ pub(super) fn classify(method: &Method, path: &str) -> Endpoint {
         Endpoint::GetTaskResult
     } else if get && fife_id(path).is_some() {
         Endpoint::Fife
+    } else if let Some(endpoint) = video_routes::classify(method, path) {
+        endpoint
     } else {
         Endpoint::Unknown
     }
@@ -112,6 +117,7 @@ pub(super) fn handle(
         Endpoint::GetTaskResult => get_task_result(st, req),
         Endpoint::Fife => fife(st, req),
         Endpoint::Unknown => reply::not_found(),
+        video => video_routes::handle(st, ctx, video, req),
     }
 }
 
@@ -122,7 +128,7 @@ fn rfc3339_ms(ms: u64) -> String {
     format!("{head}.{:03}Z", ms % 1000)
 }
 
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+pub(super) fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)
 }
 
@@ -210,7 +216,7 @@ fn create_project(st: &mut State, req: &Incoming) -> HttpResponse {
 }
 
 /// The account email of a live AT; records the rejection otherwise (answer 401).
-fn require_at(st: &mut State, ctx: &Ctx<'_>, endpoint: Endpoint, req: &Incoming) -> Option<String> {
+pub(super) fn require_at(st: &mut State, ctx: &Ctx<'_>, endpoint: Endpoint, req: &Incoming) -> Option<String> {
     let email = st.email_for_at(req.bearer(), ctx.now_ms);
     if email.is_none() {
         st.reject(endpoint, "missing, unknown or expired access token");
@@ -270,6 +276,17 @@ fn captcha_ok(
     client_context: Option<&Value>,
     req: &Incoming,
 ) -> bool {
+    captcha_ok_for(st, endpoint, client_context, req, "IMAGE_GENERATION")
+}
+
+/// [`captcha_ok`] for a token that must have been solved for `action`.
+pub(super) fn captcha_ok_for(
+    st: &mut State,
+    endpoint: Endpoint,
+    client_context: Option<&Value>,
+    req: &Incoming,
+    action: &str,
+) -> bool {
     let ctx = client_context.unwrap_or(&Value::Null);
     let why = match (
         str_at(ctx, "/recaptchaContext/token"),
@@ -285,9 +302,9 @@ fn captcha_ok(
             Some(issued) => {
                 issued.used = true;
                 let ua = req.header("user-agent").unwrap_or_default();
-                if issued.page_action != "IMAGE_GENERATION" {
+                if issued.page_action != action {
                     Some(format!(
-                        "token solved for {} instead of IMAGE_GENERATION",
+                        "token solved for {} instead of {action}",
                         issued.page_action
                     ))
                 } else if ua != issued.user_agent {

@@ -75,6 +75,7 @@ pub(super) struct State {
     pub(super) in_flight: HashMap<String, u32>,
     pub(super) max_in_flight: HashMap<String, u32>,
     pub(super) rejections: Vec<String>,
+    pub(super) video: super::video::VideoState,
 }
 
 impl State {
@@ -98,6 +99,7 @@ impl State {
             in_flight: HashMap::new(),
             max_in_flight: HashMap::new(),
             rejections: Vec::new(),
+            video: super::video::VideoState::default(),
         }
     }
 
