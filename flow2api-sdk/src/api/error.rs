@@ -233,6 +233,12 @@ impl From<GenerateError> for ApiError {
                 Self::new(StatusCode::BAD_GATEWAY, format!("Upstream failed: {f}"))
                     .code("upstream_error")
             }
+            GenerateError::VideoFailed(m) => {
+                Self::new(StatusCode::BAD_GATEWAY, m.clone()).code("video_failed")
+            }
+            GenerateError::VideoTimeout(m) => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, m.clone()).code("video_timeout")
+            }
             GenerateError::NoProject => {
                 Self::new(StatusCode::BAD_GATEWAY, e.to_string()).code("upstream_error")
             }

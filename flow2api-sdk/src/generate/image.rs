@@ -5,17 +5,14 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::flow::Blame;
-use crate::flow::{
-    headers::project_page, session_id, FlowError, ImageGeneration, ImageUpsample,
-    RECAPTCHA_SITE_KEY,
-};
+use crate::flow::{session_id, ImageGeneration, ImageUpsample};
 use crate::models::ImageModel;
 use crate::pool::Lease;
-use crate::seams::{Bytes, CaptchaAction, CaptchaError, CaptchaRequest, CaptchaSolution, Media};
+use crate::seams::{Bytes, CaptchaAction, Media};
 use crate::secret::Secret;
 use crate::util;
 
-use super::{GenerateError, Generator, Output, Progress};
+use super::{Budget, GenerateError, Generator, Output, Progress, Step};
 
 /// One image generation.
 #[derive(Debug, Clone)]
@@ -28,59 +25,7 @@ pub struct ImageRequest {
     pub images: Vec<Bytes>,
 }
 
-/// Attempts left in the two budgets of one retried call.
-struct Budget {
-    upstream: u32,
-    captcha: u32,
-}
-
-enum Step<T> {
-    Done(T),
-    Retry(String),
-    Fail(GenerateError),
-}
-
 impl Generator {
-    async fn solve(&self, project_id: &str) -> Result<CaptchaSolution, CaptchaError> {
-        let request = CaptchaRequest {
-            site_key: RECAPTCHA_SITE_KEY.to_owned(),
-            page_url: project_page(project_id),
-            action: CaptchaAction::ImageGeneration,
-        };
-        self.captcha.solve(&request).await
-    }
-
-    /// Classifies one failed attempt against the budgets.
-    fn judge<T>(&self, budget: &mut Budget, err: Result<FlowError, CaptchaError>) -> Step<T> {
-        match err {
-            Err(c) => {
-                budget.captcha = budget.captcha.saturating_sub(1);
-                if budget.captcha == 0 {
-                    Step::Fail(GenerateError::Captcha(c))
-                } else {
-                    Step::Retry(format!("captcha not solved ({}), retrying", c.message))
-                }
-            }
-            Ok(e) if e.blame() == Blame::Captcha => {
-                budget.captcha = budget.captcha.saturating_sub(1);
-                if budget.captcha == 0 {
-                    Step::Fail(GenerateError::Upstream(e))
-                } else {
-                    Step::Retry("reCAPTCHA evaluation failed, retrying with a new token".to_owned())
-                }
-            }
-            Ok(e) if e.blame() == Blame::Upstream => {
-                budget.upstream = budget.upstream.saturating_sub(1);
-                if budget.upstream == 0 {
-                    Step::Fail(GenerateError::Upstream(e))
-                } else {
-                    Step::Retry(format!("upstream error ({e}), retrying"))
-                }
-            }
-            Ok(e) => Step::Fail(GenerateError::Upstream(e)),
-        }
-    }
-
     /// Runs the image pipeline on one leased account and returns the image URL. Only captcha
     /// and upstream (5xx, network) failures are retried here; the rest end the attempt so
     /// that the caller can move to another account. `media_base` is the
@@ -122,7 +67,10 @@ impl Generator {
         };
         let (generated, sid) = loop {
             let sid = session_id(self.clock.now_ms());
-            let step = match self.solve(&project_id).await {
+            let step = match self
+                .solve(&project_id, CaptchaAction::ImageGeneration)
+                .await
+            {
                 Err(c) => self.judge(&mut budget, Err(c)),
                 Ok(solution) => {
                     let g = ImageGeneration {
@@ -214,7 +162,7 @@ impl Generator {
             captcha: self.captcha_max_retries,
         };
         loop {
-            let step = match self.solve(project_id).await {
+            let step = match self.solve(project_id, CaptchaAction::ImageGeneration).await {
                 Err(c) => self.judge(&mut budget, Err(c)),
                 Ok(solution) => {
                     let u = ImageUpsample {

@@ -3,15 +3,18 @@
 //! lines and the final result for each dialect.
 
 mod image;
+pub mod video;
 
 use std::sync::Arc;
 
 use futures::channel::mpsc;
 
-use crate::flow::{Blame, FlowClient, FlowError};
+use crate::flow::{headers::project_page, Blame, FlowClient, FlowError, RECAPTCHA_SITE_KEY};
 use crate::pool::{AccountPool, Lease};
 use crate::seams::SlotKind;
-use crate::seams::{CaptchaError, CaptchaSolver, Clock, MediaStore};
+use crate::seams::{
+    CaptchaAction, CaptchaError, CaptchaRequest, CaptchaSolution, CaptchaSolver, Clock, MediaStore,
+};
 
 pub use image::ImageRequest;
 
@@ -54,6 +57,12 @@ pub enum GenerateError {
     /// The account has no Flow project.
     #[error("the account has no Flow project")]
     NoProject,
+    /// A submitted video failed, or its result could not be had.
+    #[error("{0}")]
+    VideoFailed(String),
+    /// A submitted video did not finish in time.
+    #[error("{0}")]
+    VideoTimeout(String),
 }
 
 impl GenerateError {
@@ -63,6 +72,8 @@ impl GenerateError {
             Self::Upstream(e) => e.blame(),
             Self::Captcha(_) => Blame::Captcha,
             Self::NoProject => Blame::Account,
+            // Google's verdict on one generation: not the account's fault, not worth another.
+            Self::VideoFailed(_) | Self::VideoTimeout(_) => Blame::Client,
         }
     }
 }
@@ -176,6 +187,68 @@ impl Generator {
             clock,
             max_retries: max_retries.max(1),
             captcha_max_retries: captcha_max_retries.max(1),
+        }
+    }
+}
+
+/// Attempts left in the two budgets of one retried call.
+pub(crate) struct Budget {
+    pub(crate) upstream: u32,
+    pub(crate) captcha: u32,
+}
+
+pub(crate) enum Step<T> {
+    Done(T),
+    Retry(String),
+    Fail(GenerateError),
+}
+
+impl Generator {
+    pub(crate) async fn solve(
+        &self,
+        project_id: &str,
+        action: CaptchaAction,
+    ) -> Result<CaptchaSolution, CaptchaError> {
+        let request = CaptchaRequest {
+            site_key: RECAPTCHA_SITE_KEY.to_owned(),
+            page_url: project_page(project_id),
+            action,
+        };
+        self.captcha.solve(&request).await
+    }
+
+    /// Classifies one failed attempt against the budgets.
+    pub(crate) fn judge<T>(
+        &self,
+        budget: &mut Budget,
+        err: Result<FlowError, CaptchaError>,
+    ) -> Step<T> {
+        match err {
+            Err(c) => {
+                budget.captcha = budget.captcha.saturating_sub(1);
+                if budget.captcha == 0 {
+                    Step::Fail(GenerateError::Captcha(c))
+                } else {
+                    Step::Retry(format!("captcha not solved ({}), retrying", c.message))
+                }
+            }
+            Ok(e) if e.blame() == Blame::Captcha => {
+                budget.captcha = budget.captcha.saturating_sub(1);
+                if budget.captcha == 0 {
+                    Step::Fail(GenerateError::Upstream(e))
+                } else {
+                    Step::Retry("reCAPTCHA evaluation failed, retrying with a new token".to_owned())
+                }
+            }
+            Ok(e) if e.blame() == Blame::Upstream => {
+                budget.upstream = budget.upstream.saturating_sub(1);
+                if budget.upstream == 0 {
+                    Step::Fail(GenerateError::Upstream(e))
+                } else {
+                    Step::Retry(format!("upstream error ({e}), retrying"))
+                }
+            }
+            Ok(e) => Step::Fail(GenerateError::Upstream(e)),
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::reply::{self, json as reply_json};
-use super::{Endpoint, FakeAccount, FakeFlow, Fault};
+use super::{Endpoint, FakeAccount, FakeFlow, Fault, VideoRedirect, VideoShape};
 use crate::seams::{Bytes, HttpResponse};
 
 /// The part of `path` after `/_fake/`, when it is a control path.
@@ -29,6 +29,7 @@ pub(super) fn handle(fake: &FakeFlow, method: &Method, rest: &str, body: &Bytes)
             Ok(ok())
         }),
         "config" if post => parse(body).and_then(|v| configure(fake, &v)),
+        "video" if post => parse(body).and_then(|v| configure_video(fake, &v)),
         "expire_st" if post => parse(body).and_then(|v| {
             let st = v
                 .get("st")
@@ -104,7 +105,7 @@ fn add_account(fake: &FakeFlow, v: Value) -> Result<Value, String> {
 
 fn add_fault(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
     let endpoint: Endpoint = serde_json::from_value(v.get("endpoint").cloned().unwrap_or_default())
-        .map_err(|_| "endpoint must be one of session, credits, create_project, upload_image, generate_image, upsample_image, create_task, get_task_result, fife, unknown".to_owned())?;
+        .map_err(|_| "endpoint must be one of session, credits, create_project, upload_image, generate_image, upsample_image, create_task, get_task_result, fife, generate_video_text, generate_video_start_image, generate_video_start_end_image, generate_video_reference_images, extend_video, upsample_video, check_video_status, media_url_redirect, media_bytes, concatenate, concatenation_status, video_file, warm_up, unknown".to_owned())?;
     let fault = match v.get("kind").and_then(Value::as_str) {
         None | Some("status") => {
             let status = v
@@ -196,6 +197,51 @@ fn configure(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
                 .as_bool()
                 .ok_or("upload_response_array must be a boolean")?,
         );
+    }
+    Ok(ok())
+}
+
+/// `POST /_fake/video`: `{"pending_polls","active_polls","concat_polls","redirect":"ok|empty|lost",
+/// "shape":"operations|workflows","fail_next":{"code","message"},"error_status_next":"…"}`, all
+/// optional (`pending_polls` and `active_polls` default to the current values when only one is
+/// given).
+fn configure_video(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
+    let pending = u32_field(v, "pending_polls")?;
+    let active = u32_field(v, "active_polls")?;
+    if pending.is_some() || active.is_some() {
+        let (cur_pending, cur_active) = {
+            let st = fake.lock();
+            (st.video.pending_polls, st.video.active_polls)
+        };
+        fake.set_video_polls(pending.unwrap_or(cur_pending), active.unwrap_or(cur_active));
+    }
+    if let Some(polls) = u32_field(v, "concat_polls")? {
+        fake.set_concat_polls(polls);
+    }
+    if let Some(redirect) = v.get("redirect") {
+        let redirect: VideoRedirect = serde_json::from_value(redirect.clone())
+            .map_err(|_| "redirect must be ok, empty or lost".to_owned())?;
+        fake.set_video_redirect(redirect);
+    }
+    if let Some(shape) = v.get("shape") {
+        let shape: VideoShape = serde_json::from_value(shape.clone())
+            .map_err(|_| "shape must be operations or workflows".to_owned())?;
+        fake.set_video_shape(shape);
+    }
+    if let Some(fail) = v.get("fail_next").filter(|f| !f.is_null()) {
+        let code = fail.get("code").and_then(Value::as_i64).unwrap_or(13);
+        let message = fail
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("Video generation failed.");
+        fake.fail_next_video(code, message);
+    }
+    if let Some(status) = v.get("error_status_next").filter(|s| !s.is_null()) {
+        let status = status
+            .as_str()
+            .filter(|s| s.starts_with("MEDIA_GENERATION_STATUS_"))
+            .ok_or("error_status_next must be a MEDIA_GENERATION_STATUS_* string")?;
+        fake.error_status_next_video(status);
     }
     Ok(ok())
 }

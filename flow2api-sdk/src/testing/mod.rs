@@ -3,7 +3,7 @@
 //! `FakeFlow` implements [`HttpClient`], so a test hands it to the SDK in place of the real
 //! network; the `flow2api-fake-upstream` binary in `flow2api-examples` serves the same fake over
 //! loopback HTTP for end-to-end tests. It answers in exactly the shapes of
-//! `spec/flow-protocol.md` (§1.3–§1.9, §1.18, §10.2), records every request, and injects faults.
+//! `spec/flow-protocol.md` (§1.3–§1.14, §1.16, §1.18, §10.2), records every request, and injects faults.
 //!
 //! # Base URLs
 //!
@@ -31,6 +31,27 @@
 //! | `CreateTask` | `POST …/createTask` | YesCaptcha `clientKey` |
 //! | `GetTaskResult` | `POST …/getTaskResult` | YesCaptcha `clientKey`, known task |
 //! | `Fife` | `GET …/fife/{id}.png` | generated id, else 404 |
+//! | `GenerateVideoText` (E9) | `POST …/video:batchAsyncGenerateVideoText` | AT, own project, `VIDEO_GENERATION` captcha token, User-Agent, §1.10 body |
+//! | `GenerateVideoStartImage` (E10) | `POST …/video:batchAsyncGenerateVideoStartImage` | as E9, `startImage.mediaId` uploaded by the account |
+//! | `GenerateVideoStartEndImage` (E11) | `POST …/video:batchAsyncGenerateVideoStartAndEndImage` | as E10, and `endImage.mediaId` |
+//! | `GenerateVideoReferenceImages` (E12) | `POST …/video:batchAsyncGenerateVideoReferenceImages` | as E9, 1–3 uploaded `referenceImages` (`IMAGE_USAGE_TYPE_ASSET`) |
+//! | `ExtendVideo` (E13) | `POST …/video:batchAsyncGenerateVideoExtendVideo` | as E9, `videoInput.mediaId` a finished video of the account, `metadata.workflowId` |
+//! | `UpsampleVideo` (E14) | `POST …/video:batchAsyncGenerateVideoUpsampleVideo` | as E13 without `textInput`, `resolution`, `metadata.sceneId` |
+//! | `CheckVideoStatus` (E15) | `POST …/video:batchCheckAsyncVideoGenerationStatus` | AT, `media[].name` (or `operations[]`) of the account's operations |
+//! | `MediaUrlRedirect` (E16) | `GET …/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=MEDIA_URL_TYPE_FULL_MEDIA` | ST cookie, finished video → 307 `Location: <base>/videos/<id>.mp4` |
+//! | `MediaBytes` (E17) | `GET …/media/{name}` | AT, finished video → `{"name","video":{"encodedVideo",…}}` |
+//! | `Concatenate` (E18) | `POST …:runVideoFxConcatenation` | AT, ≥ 2 finished `inputVideos` |
+//! | `ConcatenationStatus` (E19) | `POST …:runVideoFxCheckConcatenationStatus` | AT, known operation |
+//! | `VideoFile` | `GET …/videos/{id}.mp4` | finished video or concatenation → [`fake_mp4`], else 404 |
+//! | `WarmUp` (W1–W5) | the §1.16 trpc GETs, `submitBatchLog`, `:checkAppAvailability` | none; 200 `{}` |
+//!
+//! Video submits answer the legacy `{"operations":[{"operation":{"name"},"sceneId","status":
+//! "MEDIA_GENERATION_STATUS_PENDING"}],"remainingCredits"}` (or, with [`VideoShape::Workflows`],
+//! the media-centric `workflows` + `media`). The operation name is also the media name. Each
+//! operation is PENDING for `pending_polls` polls, ACTIVE for `active_polls` polls, then
+//! SUCCESSFUL (with `operation.metadata.video` and `media[].video.fifeUrl`), or the outcome
+//! queued by [`FakeFlow::fail_next_video`] / [`FakeFlow::error_status_next_video`]. Video
+//! tokens must be solved for `VIDEO_GENERATION`, with the same single-use and User-Agent rules.
 //!
 //! A captcha token is accepted once, only if this fake's solver issued it for `IMAGE_GENERATION`,
 //! and only with the `User-Agent` the solver returned with it ([`SOLVER_USER_AGENT`], which
@@ -52,6 +73,10 @@
 //! - `POST /_fake/captcha` — `{"polls_before_ready":n}`;
 //! - `POST /_fake/config` — any of `{"polls_before_ready","at_lifetime_ms","yescaptcha_key",
 //!   "upload_response_array"}`;
+//! - `POST /_fake/video` — any of `{"pending_polls","active_polls","concat_polls",
+//!   "redirect":"ok"|"empty"|"lost","shape":"operations"|"workflows",
+//!   "fail_next":{"code","message"},"error_status_next":"MEDIA_GENERATION_STATUS_ERROR_…"}`
+//!   (see [`VideoRedirect`], [`VideoShape`]);
 //! - `POST /_fake/expire_st` — `{"st":…}`;
 //! - `GET /_fake/requests` — the recorded requests, oldest first;
 //! - `POST /_fake/reset` — clears faults, recordings, rejections and in-flight peaks (keeps
@@ -82,8 +107,8 @@ use crate::seams::TransportError;
 use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, HttpResponse};
 
 pub use assets::{FIFE_PNG, UPSAMPLE_JPEG};
-pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, VideoShape};
 use state::State;
+pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, VideoShape};
 
 /// The API key the fake YesCaptcha accepts unless [`FakeFlow::set_yescaptcha_key`] changes it.
 pub const DEFAULT_YESCAPTCHA_KEY: &str = "fake-yescaptcha-key";

@@ -216,7 +216,12 @@ fn create_project(st: &mut State, req: &Incoming) -> HttpResponse {
 }
 
 /// The account email of a live AT; records the rejection otherwise (answer 401).
-pub(super) fn require_at(st: &mut State, ctx: &Ctx<'_>, endpoint: Endpoint, req: &Incoming) -> Option<String> {
+pub(super) fn require_at(
+    st: &mut State,
+    ctx: &Ctx<'_>,
+    endpoint: Endpoint,
+    req: &Incoming,
+) -> Option<String> {
     let email = st.email_for_at(req.bearer(), ctx.now_ms);
     if email.is_none() {
         st.reject(endpoint, "missing, unknown or expired access token");

@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const BASE: &str = "https://fake.flow.test";
-const ST: &str = "st-alice";
-const CLIENT_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36";
+pub(super) const BASE: &str = "https://fake.flow.test";
+pub(super) const ST: &str = "st-alice";
+pub(super) const CLIENT_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36";
 
 /// Time moves only through sleeps, which also yield once so concurrent calls interleave.
-struct TestClock(AtomicU64);
+pub(super) struct TestClock(pub(super) AtomicU64);
 
 impl Clock for TestClock {
     fn now_ms(&self) -> u64 {
@@ -47,14 +47,14 @@ impl Future for YieldOnce {
 
 const T0: u64 = 1_763_181_964_000; // 2025-11-15T04:46:04Z
 
-fn setup() -> (FakeFlow, Arc<TestClock>) {
+pub(super) fn setup() -> (FakeFlow, Arc<TestClock>) {
     let clock = Arc::new(TestClock(AtomicU64::new(T0)));
     let fake = FakeFlow::new(BASE, clock.clone());
     fake.add_account(FakeAccount::new(ST, "alice@example.com"));
     (fake, clock)
 }
 
-fn send(
+pub(super) fn send(
     fake: &FakeFlow,
     method: &str,
     url: &str,
@@ -69,19 +69,24 @@ fn send(
     block_on(fake.call(request)).unwrap()
 }
 
-fn post_json(fake: &FakeFlow, url: &str, headers: &[(&str, &str)], body: &Value) -> HttpResponse {
+pub(super) fn post_json(
+    fake: &FakeFlow,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> HttpResponse {
     send(fake, "POST", url, headers, body.to_string().as_bytes())
 }
 
-fn body(response: &HttpResponse) -> Value {
+pub(super) fn body(response: &HttpResponse) -> Value {
     serde_json::from_slice(response.body()).unwrap()
 }
 
-fn cookie(st: &str) -> String {
+pub(super) fn cookie(st: &str) -> String {
     format!("{SESSION_COOKIE}={st}")
 }
 
-fn login(fake: &FakeFlow) -> String {
+pub(super) fn login(fake: &FakeFlow) -> String {
     let c = cookie(ST);
     let r = send(
         fake,
@@ -93,7 +98,7 @@ fn login(fake: &FakeFlow) -> String {
     body(&r)["access_token"].as_str().unwrap().to_owned()
 }
 
-fn create_project(fake: &FakeFlow) -> String {
+pub(super) fn create_project(fake: &FakeFlow) -> String {
     let c = cookie(ST);
     let r = post_json(
         fake,
@@ -109,7 +114,7 @@ fn create_project(fake: &FakeFlow) -> String {
 }
 
 /// A token from the fake YesCaptcha, and the UA it came with.
-fn solve(fake: &FakeFlow, pid: &str) -> (String, String) {
+pub(super) fn solve(fake: &FakeFlow, pid: &str) -> (String, String) {
     let base = fake.yescaptcha_base();
     let r = post_json(
         fake,
@@ -142,7 +147,7 @@ fn solve(fake: &FakeFlow, pid: &str) -> (String, String) {
     )
 }
 
-fn upload(fake: &FakeFlow, at: &str, pid: &str) -> String {
+pub(super) fn upload(fake: &FakeFlow, at: &str, pid: &str) -> String {
     let auth = format!("Bearer {at}");
     let r = post_json(
         fake,
