@@ -197,3 +197,70 @@ async fn an_empty_redirect_falls_back_to_the_bytes() {
     let e = v.run("veo_3_1_t2v_fast_landscape", 0).await.unwrap_err();
     assert!(matches!(e, GenerateError::VideoFailed(_)), "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_survives_being_stored_between_steps() {
+    use flow2api_sdk::generate::video::{JobContext, VideoJob};
+    let v = setup().await;
+    v.h.fake.set_video_polls(2, 2);
+    let model = find_video("veo_3_1_t2v_1080p").unwrap();
+    let lease =
+        v.h.app
+            .pool()
+            .acquire(SlotKind::Video, model.min_tier(), model.id, &[])
+            .await
+            .unwrap();
+    let request = VideoRequest {
+        model,
+        prompt: "waves".into(),
+        images: vec![],
+        extend_source: None,
+    };
+    let progress = Progress::discard();
+    let ctx = JobContext::from(&lease);
+    let job = v
+        .generator
+        .start_video_job(ctx, &request, &progress)
+        .await
+        .unwrap();
+    // As a Durable Object would: the record goes to storage after every step.
+    let mut stored = serde_json::to_string(&job).unwrap();
+    let mut steps = 0;
+    loop {
+        let mut job: VideoJob = serde_json::from_str(&stored).unwrap();
+        let next = v
+            .generator
+            .advance_video_job(ctx, &mut job, "http://gw.test", poll(), &progress)
+            .await
+            .unwrap();
+        stored = serde_json::to_string(&job).unwrap();
+        steps += 1;
+        match next {
+            Some(wait) => tokio::time::sleep(wait).await,
+            None => break,
+        }
+    }
+    let job: VideoJob = serde_json::from_str(&stored).unwrap();
+    let videos = v.h.fake.videos();
+    assert_eq!(
+        job.result(),
+        Some(v.h.fake.video_url(&videos[1].name).as_str())
+    );
+    assert_eq!(job.progress, 100);
+    assert!(steps >= 10, "one bounded step per call: {steps}");
+    lease.release().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_upsample_returns_the_original_video() {
+    let v = setup().await;
+    v.h.fake.inject(
+        Endpoint::UpsampleVideo,
+        flow2api_sdk::testing::Fault::status(400, None, "no"),
+        1,
+    );
+    let url = v.run("veo_3_1_t2v_4k", 0).await.unwrap();
+    let videos = v.h.fake.videos();
+    assert_eq!(videos.len(), 1);
+    assert_eq!(url, v.h.fake.video_url(&videos[0].name));
+}

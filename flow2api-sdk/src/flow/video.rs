@@ -16,18 +16,33 @@ use super::{headers, request, timeouts, with_bearer, FlowClient, FlowError};
 pub const STATUS_PENDING: &str = "MEDIA_GENERATION_STATUS_PENDING";
 
 /// What a submit generates from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VideoInput {
     /// E9: text only (also R2V and omni without images).
     Text,
     /// E10: a first frame.
-    StartImage(String),
+    StartImage {
+        /// Uploaded media id.
+        start: String,
+    },
     /// E11: first and last frames.
-    StartEndImage(String, String),
+    StartEndImage {
+        /// First frame media id.
+        start: String,
+        /// Last frame media id.
+        end: String,
+    },
     /// E12: up to 3 reference images.
-    ReferenceImages(Vec<String>),
+    ReferenceImages {
+        /// Uploaded media ids.
+        refs: Vec<String>,
+    },
     /// E13: extend a generated video.
-    Extend(String),
+    Extend {
+        /// Source video media id.
+        source: String,
+    },
     /// E14: upsample a generated video to `resolution` (`VIDEO_RESOLUTION_1080P`/`_4K`).
     Upsample {
         /// Source video media id.
@@ -41,10 +56,10 @@ impl VideoInput {
     fn path(&self) -> &'static str {
         match self {
             Self::Text => "video:batchAsyncGenerateVideoText",
-            Self::StartImage(_) => "video:batchAsyncGenerateVideoStartImage",
-            Self::StartEndImage(..) => "video:batchAsyncGenerateVideoStartAndEndImage",
-            Self::ReferenceImages(_) => "video:batchAsyncGenerateVideoReferenceImages",
-            Self::Extend(_) => "video:batchAsyncGenerateVideoExtendVideo",
+            Self::StartImage { .. } => "video:batchAsyncGenerateVideoStartImage",
+            Self::StartEndImage { .. } => "video:batchAsyncGenerateVideoStartAndEndImage",
+            Self::ReferenceImages { .. } => "video:batchAsyncGenerateVideoReferenceImages",
+            Self::Extend { .. } => "video:batchAsyncGenerateVideoExtendVideo",
             Self::Upsample { .. } => "video:batchAsyncGenerateVideoUpsampleVideo",
         }
     }
@@ -81,7 +96,8 @@ pub struct VideoSubmit<'a> {
 }
 
 /// A video operation, normalised from either response shape.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct VideoOperation {
     /// `operation.name` (the task id).
     pub name: String,
@@ -319,18 +335,18 @@ impl FlowClient {
         });
         match s.input {
             VideoInput::Text => {}
-            VideoInput::StartImage(start) => req["startImage"] = json!({"mediaId": start}),
-            VideoInput::StartEndImage(start, end) => {
+            VideoInput::StartImage { start } => req["startImage"] = json!({"mediaId": start}),
+            VideoInput::StartEndImage { start, end } => {
                 req["startImage"] = json!({"mediaId": start});
                 req["endImage"] = json!({"mediaId": end});
             }
-            VideoInput::ReferenceImages(refs) => {
+            VideoInput::ReferenceImages { refs } => {
                 req["referenceImages"] = refs
                     .iter()
                     .map(|r| json!({"imageUsageType": "IMAGE_USAGE_TYPE_ASSET", "mediaId": r}))
                     .collect();
             }
-            VideoInput::Extend(source) => {
+            VideoInput::Extend { source } => {
                 req["videoInput"] = json!({"mediaId": source});
                 req["metadata"] = json!({"workflowId": s.workflow_id});
             }
@@ -600,19 +616,26 @@ mod tests {
         let cases = [
             (VideoInput::Text, "video:batchAsyncGenerateVideoText"),
             (
-                VideoInput::StartImage("s".into()),
+                VideoInput::StartImage { start: "s".into() },
                 "video:batchAsyncGenerateVideoStartImage",
             ),
             (
-                VideoInput::StartEndImage("s".into(), "e".into()),
+                VideoInput::StartEndImage {
+                    start: "s".into(),
+                    end: "e".into(),
+                },
                 "video:batchAsyncGenerateVideoStartAndEndImage",
             ),
             (
-                VideoInput::ReferenceImages(vec!["a".into(), "b".into()]),
+                VideoInput::ReferenceImages {
+                    refs: vec!["a".into(), "b".into()],
+                },
                 "video:batchAsyncGenerateVideoReferenceImages",
             ),
             (
-                VideoInput::Extend("src".into()),
+                VideoInput::Extend {
+                    source: "src".into(),
+                },
                 "video:batchAsyncGenerateVideoExtendVideo",
             ),
             (
@@ -649,14 +672,14 @@ mod tests {
                 ),
             }
             match &input {
-                VideoInput::StartEndImage(..) => assert_eq!(r["endImage"]["mediaId"], "e"),
-                VideoInput::ReferenceImages(_) => {
+                VideoInput::StartEndImage { .. } => assert_eq!(r["endImage"]["mediaId"], "e"),
+                VideoInput::ReferenceImages { .. } => {
                     assert_eq!(
                         r["referenceImages"][1]["imageUsageType"],
                         "IMAGE_USAGE_TYPE_ASSET"
                     )
                 }
-                VideoInput::Extend(_) => assert_eq!(r["metadata"]["workflowId"], "w"),
+                VideoInput::Extend { .. } => assert_eq!(r["metadata"]["workflowId"], "w"),
                 _ => {}
             }
         }

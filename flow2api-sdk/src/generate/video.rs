@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::flow::session_id;
 use crate::flow::video::{VideoInput, VideoOperation, VideoSubmit};
 use crate::models::{adjust_key_for_tier, single_image_key, VideoModel, VideoType, VideoUpsample};
-use crate::pool::Lease;
+use crate::pool::{Account, Lease, TokenState};
 use crate::seams::{Bytes, CaptchaAction, Media};
 use crate::util;
 
@@ -79,27 +81,107 @@ fn failed(message: String) -> GenerateError {
     GenerateError::VideoFailed(message)
 }
 
+/// The account side of one job step: tier and credentials, and the project.
+#[derive(Debug, Clone, Copy)]
+pub struct JobContext<'a> {
+    /// The account (its tier and session token).
+    pub account: &'a Account,
+    /// A fresh access token.
+    pub token: &'a TokenState,
+    /// The job's project.
+    pub project_id: &'a str,
+}
+
+impl<'a> From<&'a Lease> for JobContext<'a> {
+    fn from(lease: &'a Lease) -> Self {
+        Self {
+            account: &lease.account,
+            token: &lease.token,
+            project_id: &lease.project_id,
+        }
+    }
+}
+
+/// Where a video job is. Serialisable, so a host can keep the job in storage between steps
+/// (a Durable Object alarm per step at the edge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum JobPhase {
+    /// Submit next (the generation, or its upsample).
+    Submit {
+        /// Submitting the upsample of a finished video.
+        upscaling: bool,
+    },
+    /// Poll next.
+    Poll {
+        /// Polling the upsample.
+        upscaling: bool,
+        /// The operations to poll.
+        operations: Vec<VideoOperation>,
+        /// Polls made.
+        attempt: u32,
+        /// Polls allowed.
+        max_attempts: u32,
+        /// Consecutive failed polls.
+        errors: u32,
+    },
+    /// Finished.
+    Done {
+        /// The video URL.
+        url: String,
+    },
+}
+
+/// A video job: everything needed to take its next step, and nothing tied to a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoJob {
+    /// Public model id.
+    pub model: String,
+    /// Prompt.
+    pub prompt: String,
+    /// The upstream key of the next submit (tier-adjusted).
+    pub key: String,
+    /// `VIDEO_ASPECT_RATIO_…` of the next submit.
+    pub aspect: String,
+    /// What the next submit generates from.
+    pub input: VideoInput,
+    /// The upsample step still to do (`1080p`/`4k`).
+    pub upsample: Option<String>,
+    /// The generated video's URL, once known (kept as the fallback if the upsample fails).
+    pub url: Option<String>,
+    /// Rough progress, 0–100.
+    pub progress: u8,
+    /// The next step.
+    pub phase: JobPhase,
+}
+
+impl VideoJob {
+    /// The final URL, when the job is done.
+    pub fn result(&self) -> Option<&str> {
+        match &self.phase {
+            JobPhase::Done { url } => Some(url),
+            _ => None,
+        }
+    }
+}
+
 impl Generator {
-    /// Runs the video pipeline on one leased account and returns the video URL.
+    /// Starts a video job on an account: the tier key adjustment, the uploads (done now, so the
+    /// job record carries media ids, never image bytes) and the submit input.
     ///
     /// # Errors
-    /// [`GenerateError`]: captcha/upstream budgets spent, a failed or stuck operation, or no
-    /// URL for the result.
-    pub async fn generate_video(
+    /// Upload failures; an extend model without a source.
+    pub async fn start_video_job(
         &self,
-        lease: &Lease,
+        ctx: JobContext<'_>,
         request: &VideoRequest,
-        media_base: &str,
-        poll: PollSettings,
         progress: &Progress,
-    ) -> Result<Output, GenerateError> {
+    ) -> Result<VideoJob, GenerateError> {
         let model = request.model;
-        let (mut key, note) = adjust_key_for_tier(model, lease.account.tier);
+        let (mut key, note) = adjust_key_for_tier(model, ctx.account.tier);
         if let Some(note) = note {
             progress.line(note);
         }
-        let project_id = lease.project_id.clone();
-        let at = &lease.token.at;
         let images: &[Bytes] = if model.video_type.ignores_images() {
             if !request.images.is_empty() {
                 progress.line("This model does not take images; they are ignored.");
@@ -114,7 +196,7 @@ impl Generator {
             for image in images {
                 let id = self
                     .flow
-                    .upload_image(at, &project_id, image)
+                    .upload_image(&ctx.token.at, ctx.project_id, image)
                     .await
                     .map_err(GenerateError::Upstream)?;
                 ids.push(id);
@@ -123,15 +205,24 @@ impl Generator {
         let input = match (model.video_type, ids.as_slice()) {
             (VideoType::I2v, [start]) => {
                 key = single_image_key(&key);
-                VideoInput::StartImage(start.clone())
+                VideoInput::StartImage {
+                    start: start.clone(),
+                }
             }
-            (VideoType::I2v, [start, end]) => VideoInput::StartEndImage(start.clone(), end.clone()),
+            (VideoType::I2v, [start, end]) => VideoInput::StartEndImage {
+                start: start.clone(),
+                end: end.clone(),
+            },
             (VideoType::R2v | VideoType::Omni, refs) if !refs.is_empty() => {
                 key = model.key_for_images(refs.len()).to_owned();
-                VideoInput::ReferenceImages(refs.to_vec())
+                VideoInput::ReferenceImages {
+                    refs: refs.to_vec(),
+                }
             }
             (VideoType::Extend, _) => match &request.extend_source {
-                Some(source) => VideoInput::Extend(source.clone()),
+                Some(source) => VideoInput::Extend {
+                    source: source.clone(),
+                },
                 None => {
                     return Err(failed(
                         "an extend model needs the source video's media id".into(),
@@ -140,52 +231,224 @@ impl Generator {
             },
             _ => VideoInput::Text,
         };
-        progress.line("Submitting the video generation...");
-        let operations = self
-            .submit_video_with_retry(
-                lease,
-                &project_id,
-                &key,
-                model.aspect.wire(),
-                &request.prompt,
-                &input,
-            )
-            .await?;
-        progress.line("Video generation running...");
-        let max_attempts = if model.upsample.is_some() {
-            poll.max_attempts * 3
-        } else {
-            poll.max_attempts
-        };
-        let done = self
-            .poll_video(lease, &project_id, operations, poll, max_attempts, progress)
-            .await?;
-        let mut url = self
-            .resolve_video(lease, &done, media_base, progress)
-            .await?;
-        if let Some(target) = model.upsample {
-            match self
-                .upsample_video(lease, &project_id, &done, &url, target, poll, progress)
-                .await
-            {
-                Ok(Some(upsampled)) => url = upsampled,
-                Ok(None) => {}
-                Err(e) => progress.line(format!(
-                    "Upscale failed ({e}); returning the original video."
-                )),
+        Ok(VideoJob {
+            model: model.id.to_owned(),
+            prompt: request.prompt.clone(),
+            key,
+            aspect: model.aspect.wire().to_owned(),
+            input,
+            upsample: model.upsample.map(|u| u.slug().to_owned()),
+            url: None,
+            progress: 0,
+            phase: JobPhase::Submit { upscaling: false },
+        })
+    }
+
+    /// Takes one bounded step of a job — a submit (with its captcha and retries), one status
+    /// poll, or resolving the URL — and says when to take the next (`None`: done).
+    ///
+    /// # Errors
+    /// A failed, stuck or unreachable generation. A failing upsample is not an error: the
+    /// job finishes with the original video.
+    pub async fn advance_video_job(
+        &self,
+        ctx: JobContext<'_>,
+        job: &mut VideoJob,
+        media_base: &str,
+        poll: PollSettings,
+        progress: &Progress,
+    ) -> Result<Option<Duration>, GenerateError> {
+        match job.phase.clone() {
+            JobPhase::Done { .. } => Ok(None),
+            JobPhase::Submit { upscaling } => {
+                progress.line(if upscaling {
+                    "Submitting the upscale..."
+                } else {
+                    "Submitting the video generation..."
+                });
+                match self.submit_video_with_retry(ctx, job).await {
+                    Ok(operations) => {
+                        let max_attempts = if job.upsample.is_some() || upscaling {
+                            poll.max_attempts * 3
+                        } else {
+                            poll.max_attempts
+                        };
+                        job.phase = JobPhase::Poll {
+                            upscaling,
+                            operations,
+                            attempt: 0,
+                            max_attempts,
+                            errors: 0,
+                        };
+                        progress.line(if upscaling {
+                            "Upscale running..."
+                        } else {
+                            "Video generation running..."
+                        });
+                        Ok(Some(poll.interval))
+                    }
+                    Err(e) => fallback(job, upscaling, e, progress),
+                }
+            }
+            JobPhase::Poll {
+                upscaling,
+                operations,
+                attempt,
+                max_attempts,
+                errors,
+            } => {
+                if attempt >= max_attempts {
+                    let e = GenerateError::VideoTimeout(format!(
+                        "no result after {max_attempts} polls"
+                    ));
+                    return fallback(job, upscaling, e, progress);
+                }
+                if attempt % 7 == 0 {
+                    let pct =
+                        ((u64::from(attempt) * 100) / u64::from(max_attempts.max(1))).min(95) as u8;
+                    job.progress = job.progress.max(pct);
+                    progress.line(format!("Progress: {pct}%"));
+                }
+                let next = |operations, errors| JobPhase::Poll {
+                    upscaling,
+                    operations,
+                    attempt: attempt + 1,
+                    max_attempts,
+                    errors,
+                };
+                let polled = self
+                    .flow
+                    .video_status(&ctx.token.at, &operations, ctx.project_id)
+                    .await;
+                let op = match polled {
+                    Ok(ops) if !ops.is_empty() => ops,
+                    Ok(_) | Err(_) => {
+                        let why = match polled {
+                            Err(e) => e.to_string(),
+                            Ok(_) => "an empty status response".to_owned(),
+                        };
+                        if errors + 1 >= poll.max_poll_errors {
+                            return fallback(
+                                job,
+                                upscaling,
+                                failed(format!("video status kept failing: {why}")),
+                                progress,
+                            );
+                        }
+                        job.phase = next(operations, errors + 1);
+                        return Ok(Some(poll.interval));
+                    }
+                };
+                let first = op[0].clone();
+                if first.is_successful() {
+                    return self
+                        .finish_operation(ctx, job, &first, upscaling, media_base, progress)
+                        .await;
+                }
+                if first.is_failed() {
+                    let (code, message) = first
+                        .error
+                        .clone()
+                        .unwrap_or(("unknown".into(), "unknown error".into()));
+                    let e = failed(format!("video generation failed: {message} (code: {code})"));
+                    return fallback(job, upscaling, e, progress);
+                }
+                if first.is_error() {
+                    return fallback(
+                        job,
+                        upscaling,
+                        failed(format!("video generation failed: {}", first.status)),
+                        progress,
+                    );
+                }
+                if first.is_active() && attempt > poll.active_limit {
+                    let e = GenerateError::VideoTimeout(format!(
+                        "the operation stayed ACTIVE for more than {} polls",
+                        poll.active_limit
+                    ));
+                    return fallback(job, upscaling, e, progress);
+                }
+                job.phase = next(op, 0);
+                Ok(Some(poll.interval))
             }
         }
-        Ok(Output { url, kind: "video" })
+    }
+
+    /// A finished operation: resolve its URL; then either the upsample comes next or the job
+    /// is done.
+    async fn finish_operation(
+        &self,
+        ctx: JobContext<'_>,
+        job: &mut VideoJob,
+        done: &VideoOperation,
+        upscaling: bool,
+        media_base: &str,
+        progress: &Progress,
+    ) -> Result<Option<Duration>, GenerateError> {
+        let url = match self.resolve_video(ctx, done, media_base, progress).await {
+            Ok(url) => url,
+            Err(e) => return fallback(job, upscaling, e, progress),
+        };
+        let target = job.upsample.as_deref().and_then(VideoUpsample::from_slug);
+        match (upscaling, target) {
+            (false, Some(target)) => {
+                progress.line(format!("Video ready; upscaling to {}...", target.label()));
+                // The upsample input is the UUID in the video URL, else the media name (§5.5).
+                let source = media_uuid(&url).unwrap_or_else(|| done.reference().to_owned());
+                job.aspect = done
+                    .aspect_ratio
+                    .clone()
+                    .unwrap_or_else(|| job.aspect.clone());
+                job.key = target.model_key().to_owned();
+                job.input = VideoInput::Upsample {
+                    source,
+                    resolution: target.wire().to_owned(),
+                };
+                job.url = Some(url);
+                job.phase = JobPhase::Submit { upscaling: true };
+                Ok(Some(Duration::ZERO))
+            }
+            _ => {
+                job.url.get_or_insert_with(|| url.clone());
+                job.progress = 100;
+                job.phase = JobPhase::Done { url };
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs a whole video job in this request (steps back to back, sleeping in between).
+    ///
+    /// # Errors
+    /// As [`Generator::advance_video_job`].
+    pub async fn generate_video(
+        &self,
+        lease: &Lease,
+        request: &VideoRequest,
+        media_base: &str,
+        poll: PollSettings,
+        progress: &Progress,
+    ) -> Result<Output, GenerateError> {
+        let ctx = JobContext::from(lease);
+        let mut job = self.start_video_job(ctx, request, progress).await?;
+        while let Some(wait) = self
+            .advance_video_job(ctx, &mut job, media_base, poll, progress)
+            .await?
+        {
+            if !wait.is_zero() {
+                self.clock.sleep(wait).await;
+            }
+        }
+        Ok(Output {
+            url: job.result().unwrap_or_default().to_owned(),
+            kind: "video",
+        })
     }
 
     async fn submit_video_with_retry(
         &self,
-        lease: &Lease,
-        project_id: &str,
-        key: &str,
-        aspect: &str,
-        prompt: &str,
-        input: &VideoInput,
+        ctx: JobContext<'_>,
+        job: &VideoJob,
     ) -> Result<Vec<VideoOperation>, GenerateError> {
         // One session and batch per call; a new captcha and seed per attempt (§1.10).
         let sid = session_id(self.clock.now_ms());
@@ -196,24 +459,27 @@ impl Generator {
             captcha: self.captcha_max_retries,
         };
         loop {
-            let step = match self.solve(project_id, CaptchaAction::VideoGeneration).await {
+            let step = match self
+                .solve(ctx.project_id, CaptchaAction::VideoGeneration)
+                .await
+            {
                 Err(c) => self.judge(&mut budget, Err(c)),
                 Ok(solution) => {
                     let submit = VideoSubmit {
-                        project_id,
-                        model_key: key,
-                        aspect,
-                        prompt,
-                        input,
+                        project_id: ctx.project_id,
+                        model_key: &job.key,
+                        aspect: &job.aspect,
+                        prompt: &job.prompt,
+                        input: &job.input,
                         captcha_token: &solution.token,
                         user_agent: &solution.user_agent,
                         session_id: &sid,
                         batch_id: &batch_id,
                         workflow_id: &workflow_id,
                         seed: (util::random_u64() % 99_999) as u32 + 1,
-                        tier: lease.account.tier,
+                        tier: ctx.account.tier,
                     };
-                    match self.flow.submit_video(&lease.token.at, &submit).await {
+                    match self.flow.submit_video(&ctx.token.at, &submit).await {
                         Ok(ops) => Step::Done(ops),
                         Err(e) => self.judge(&mut budget, Ok(e)),
                     }
@@ -227,89 +493,16 @@ impl Generator {
         }
     }
 
-    /// Polls until the first operation succeeds (§5.4): sleep first, progress every 7 polls,
-    /// `FAILED`/`…ERROR…` end it, `ACTIVE` past the limit and too many poll errors too.
-    async fn poll_video(
-        &self,
-        lease: &Lease,
-        project_id: &str,
-        mut operations: Vec<VideoOperation>,
-        poll: PollSettings,
-        max_attempts: u32,
-        progress: &Progress,
-    ) -> Result<VideoOperation, GenerateError> {
-        let mut errors = 0;
-        let mut last_error = String::new();
-        for attempt in 0..max_attempts {
-            self.clock.sleep(poll.interval).await;
-            if attempt % 7 == 0 {
-                let pct = ((u64::from(attempt) * 100) / u64::from(max_attempts.max(1))).min(95);
-                progress.line(format!("Progress: {pct}%"));
-            }
-            let polled = match self
-                .flow
-                .video_status(&lease.token.at, &operations, project_id)
-                .await
-            {
-                Ok(ops) => ops,
-                Err(e) => {
-                    errors += 1;
-                    last_error = e.to_string();
-                    if errors >= poll.max_poll_errors {
-                        return Err(failed(format!("video status kept failing: {e}")));
-                    }
-                    continue;
-                }
-            };
-            let Some(op) = polled.first().cloned() else {
-                errors += 1;
-                last_error = "empty status response".to_owned();
-                if errors >= poll.max_poll_errors {
-                    return Err(failed("video status kept answering nothing".into()));
-                }
-                continue;
-            };
-            errors = 0;
-            if op.is_successful() {
-                return Ok(op);
-            }
-            if op.is_failed() {
-                let (code, message) = op
-                    .error
-                    .clone()
-                    .unwrap_or(("unknown".into(), "unknown error".into()));
-                return Err(failed(format!(
-                    "video generation failed: {message} (code: {code})"
-                )));
-            }
-            if op.is_error() {
-                return Err(failed(format!("video generation failed: {}", op.status)));
-            }
-            if op.is_active() && attempt > poll.active_limit {
-                return Err(GenerateError::VideoTimeout(format!(
-                    "the operation stayed ACTIVE for more than {} polls",
-                    poll.active_limit
-                )));
-            }
-            operations = polled;
-        }
-        Err(GenerateError::VideoTimeout(if last_error.is_empty() {
-            format!("no result after {max_attempts} polls")
-        } else {
-            format!("no result after {max_attempts} polls; last error: {last_error}")
-        }))
-    }
-
     /// The final URL (E16); when it is empty, the bytes (E17) stored as media.
     async fn resolve_video(
         &self,
-        lease: &Lease,
+        ctx: JobContext<'_>,
         done: &VideoOperation,
         media_base: &str,
         progress: &Progress,
     ) -> Result<String, GenerateError> {
         let name = done.reference();
-        match self.flow.media_url(&lease.account.st, name).await {
+        match self.flow.media_url(&ctx.account.st, name).await {
             Ok(Some(url)) => return Ok(url),
             Ok(None) => {}
             Err(e) => {
@@ -321,7 +514,7 @@ impl Generator {
         progress.line("Video ready; downloading it...");
         let bytes = self
             .flow
-            .media_bytes(&lease.token.at, name)
+            .media_bytes(&ctx.token.at, name)
             .await
             .map_err(|e| failed(format!("the video is ready but has no URL: {e}")))?;
         let id = self
@@ -334,46 +527,25 @@ impl Generator {
             .map_err(|e| failed(format!("storing the video failed: {e}")))?;
         Ok(format!("{}/media/{id}", media_base.trim_end_matches('/')))
     }
+}
 
-    /// Submits the upsample of a finished video and polls it to its own URL.
-    #[allow(clippy::too_many_arguments)]
-    async fn upsample_video(
-        &self,
-        lease: &Lease,
-        project_id: &str,
-        done: &VideoOperation,
-        url: &str,
-        target: VideoUpsample,
-        poll: PollSettings,
-        progress: &Progress,
-    ) -> Result<Option<String>, GenerateError> {
-        progress.line(format!("Video ready; upscaling to {}...", target.label()));
-        // The upsample input is the UUID in the video URL, else the media name (§5.5).
-        let source = media_uuid(url).unwrap_or_else(|| done.reference().to_owned());
-        let aspect = done
-            .aspect_ratio
-            .clone()
-            .unwrap_or_else(|| "VIDEO_ASPECT_RATIO_LANDSCAPE".to_owned());
-        let input = VideoInput::Upsample {
-            source,
-            resolution: target.wire().to_owned(),
-        };
-        let ops = self
-            .submit_video_with_retry(lease, project_id, target.model_key(), &aspect, "", &input)
-            .await?;
-        progress.line("Upscale submitted; polling...");
-        let up = self
-            .poll_video(
-                lease,
-                project_id,
-                ops,
-                poll,
-                poll.max_attempts * 3,
-                progress,
-            )
-            .await?;
-        let upsampled = self.resolve_video(lease, &up, "", progress).await?;
-        Ok(Some(upsampled))
+/// A failure while upscaling ends the job with the original video; any other is the job's.
+fn fallback(
+    job: &mut VideoJob,
+    upscaling: bool,
+    e: GenerateError,
+    progress: &Progress,
+) -> Result<Option<Duration>, GenerateError> {
+    match (upscaling, job.url.clone()) {
+        (true, Some(url)) => {
+            progress.line(format!(
+                "Upscale failed ({e}); returning the original video."
+            ));
+            job.progress = 100;
+            job.phase = JobPhase::Done { url };
+            Ok(None)
+        }
+        _ => Err(e),
     }
 }
 
