@@ -113,8 +113,13 @@ pub(super) fn create_project(fake: &FakeFlow) -> String {
         .to_owned()
 }
 
-/// A token from the fake YesCaptcha, and the UA it came with.
+/// An `IMAGE_GENERATION` token from the fake YesCaptcha, and the UA it came with.
 pub(super) fn solve(fake: &FakeFlow, pid: &str) -> (String, String) {
+    solve_for(fake, pid, "IMAGE_GENERATION")
+}
+
+/// A token for `action` from the fake YesCaptcha (ready on the second poll), and its UA.
+pub(super) fn solve_for(fake: &FakeFlow, pid: &str, action: &str) -> (String, String) {
     let base = fake.yescaptcha_base();
     let r = post_json(
         fake,
@@ -124,7 +129,7 @@ pub(super) fn solve(fake: &FakeFlow, pid: &str) -> (String, String) {
             "websiteURL": format!("https://labs.google/fx/tools/flow/project/{pid}"),
             "websiteKey": "6LdsFiUsAAAAAIjVDZcuLhaHiDn5nnHVXVRQGeMV",
             "type": "RecaptchaV3TaskProxylessM1S9",
-            "pageAction": "IMAGE_GENERATION",
+            "pageAction": action,
             "userAgent": CLIENT_UA,
             "minScore": 0.9,
         }}),

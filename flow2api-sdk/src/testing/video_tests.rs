@@ -4,33 +4,13 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::tests::{
-    body, cookie, create_project, login, post_json, send, setup, upload, CLIENT_UA, ST,
+    body, cookie, create_project, login, post_json, send, setup, solve_for, upload, ST,
 };
 use super::*;
 
-/// A `VIDEO_GENERATION` token from the fake YesCaptcha (ready on the second poll).
+/// A `VIDEO_GENERATION` token from the fake YesCaptcha.
 fn solve_video(fake: &FakeFlow, pid: &str) -> String {
-    let base = fake.yescaptcha_base();
-    let r = post_json(
-        fake,
-        &format!("{base}/createTask"),
-        &[],
-        &json!({"clientKey": DEFAULT_YESCAPTCHA_KEY, "task": {
-            "websiteURL": format!("https://labs.google/fx/tools/flow/project/{pid}"),
-            "websiteKey": "6LdsFiUsAAAAAIjVDZcuLhaHiDn5nnHVXVRQGeMV",
-            "type": "RecaptchaV3TaskProxylessM1S9",
-            "pageAction": "VIDEO_GENERATION",
-            "userAgent": CLIENT_UA,
-        }}),
-    );
-    let poll = json!({"clientKey": DEFAULT_YESCAPTCHA_KEY, "taskId": body(&r)["taskId"]});
-    let url = format!("{base}/getTaskResult");
-    post_json(fake, &url, &[], &poll);
-    let ready = body(&post_json(fake, &url, &[], &poll));
-    ready["solution"]["gRecaptchaResponse"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    solve_for(fake, pid, "VIDEO_GENERATION").0
 }
 
 struct Session {
