@@ -4,12 +4,16 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use flow2api_sdk::seams::{
-    boxed, BoxFuture, Bytes, HttpClient, HttpRequest, HttpResponse, TransportError,
-    TransportErrorKind,
+    boxed, boxed_stream, BoxFuture, BoxStream, Bytes, HttpClient, HttpRequest, HttpResponse,
+    HttpStreamResponse, TransportError, TransportErrorKind,
 };
+use futures::StreamExt;
 use http::{HeaderName, HeaderValue};
 use worker::js_sys::Uint8Array;
-use worker::{AbortController, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{
+    AbortController, ByteStream, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response, ResponseBody,
+};
 
 use crate::protocol::redact;
 
@@ -81,12 +85,14 @@ fn to_worker_request(request: HttpRequest) -> Result<Request, TransportError> {
         .map_err(|e| other(format!("invalid request: {}", redact(&e.to_string()))))
 }
 
-async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
+/// Sends `request` with redirects not followed; returns the response once its head has
+/// arrived, and the guard that aborts the fetch if dropped before the body is read.
+async fn fetch(request: HttpRequest) -> Result<(Response, AbortOnDrop), TransportError> {
     let request = to_worker_request(request)?;
     let controller = AbortController::default();
     let signal = controller.signal();
-    let mut abort = AbortOnDrop(Some(controller));
-    let mut response = Fetch::Request(request)
+    let abort = AbortOnDrop(Some(controller));
+    let response = Fetch::Request(request)
         .send_with_signal(&signal)
         .await
         .map_err(|e| {
@@ -95,6 +101,11 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
                 format!("fetch failed: {}", redact(&e.to_string())),
             )
         })?;
+    Ok((response, abort))
+}
+
+/// The status and headers of `response` on `body`.
+fn with_head<B>(response: &Response, body: B) -> Result<http::Response<B>, TransportError> {
     let mut builder = http::Response::builder().status(response.status_code());
     if let Some(map) = builder.headers_mut() {
         for (name, value) in response.headers().entries() {
@@ -107,22 +118,76 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
             }
         }
     }
-    let body = response.bytes().await.map_err(|e| {
-        other(format!(
-            "reading the response body failed: {}",
-            redact(&e.to_string())
-        ))
-    })?;
+    builder
+        .body(body)
+        .map_err(|_| other("the response status is invalid"))
+}
+
+fn body_error(e: worker::Error) -> TransportError {
+    other(format!(
+        "reading the response body failed: {}",
+        redact(&e.to_string())
+    ))
+}
+
+async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    let (mut response, mut abort) = fetch(request).await?;
+    let out = with_head(&response, ())?;
+    let body = response.bytes().await.map_err(body_error)?;
     // The body is read: nothing left to abort.
     abort.0 = None;
-    builder
-        .body(Bytes::from(body))
-        .map_err(|_| other("the response status is invalid"))
+    Ok(out.map(|()| Bytes::from(body)))
+}
+
+async fn send_streaming(request: HttpRequest) -> Result<HttpStreamResponse, TransportError> {
+    let (mut response, mut abort) = fetch(request).await?;
+    let out = with_head(&response, ())?;
+    let body: BoxStream<'static, Result<Bytes, TransportError>> = match response.body() {
+        ResponseBody::Stream(_) => {
+            let chunks = response.stream().map_err(body_error)?;
+            boxed_stream(futures::stream::unfold(
+                Some((chunks, abort)),
+                |state: Option<(ByteStream, AbortOnDrop)>| async move {
+                    let (mut chunks, mut abort) = state?;
+                    match chunks.next().await {
+                        Some(Ok(chunk)) => Some((Ok(Bytes::from(chunk)), Some((chunks, abort)))),
+                        Some(Err(e)) => Some((Err(body_error(e)), None)),
+                        None => {
+                            // The body is read: nothing left to abort.
+                            abort.0 = None;
+                            None
+                        }
+                    }
+                },
+            ))
+        }
+        // Not expected from `fetch`, but a buffered or absent body is a stream too.
+        ResponseBody::Body(bytes) => {
+            abort.0 = None;
+            let chunk = (!bytes.is_empty()).then(|| Ok(Bytes::from(bytes.clone())));
+            boxed_stream(futures::stream::iter(chunk))
+        }
+        ResponseBody::Empty => {
+            abort.0 = None;
+            boxed_stream(futures::stream::empty())
+        }
+    };
+    Ok(out.map(|()| body))
 }
 
 impl HttpClient for FetchHttp {
     fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         self.subrequests.add();
         boxed(send(request))
+    }
+
+    /// Passes the fetch's `ReadableStream` on chunk by chunk. Dropping the stream before its
+    /// end aborts the fetch, so the upstream transfer stops with the client.
+    fn call_streaming(
+        &self,
+        request: HttpRequest,
+    ) -> BoxFuture<'_, Result<HttpStreamResponse, TransportError>> {
+        self.subrequests.add();
+        boxed(send_streaming(request))
     }
 }

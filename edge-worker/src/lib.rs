@@ -9,6 +9,8 @@
 //! | `Storage` (media) | the KV namespace `KV`, uncached |
 //! | `Storage` (admin sessions) | the `StoreObject` named `admin-sessions` (`do_storage`) |
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
+//! | `Storage` (video jobs) | the `StoreObject` named `video-jobs` (`do_storage`) |
+//! | `JobRunner` | one `JobObject` per video job, stepping it from its alarm (`job_runner`, `job_object`) |
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
 //!
@@ -33,6 +35,10 @@ mod do_storage;
 #[cfg(target_arch = "wasm32")]
 mod fetch_http;
 #[cfg(target_arch = "wasm32")]
+mod job_object;
+#[cfg(target_arch = "wasm32")]
+mod job_runner;
+#[cfg(target_arch = "wasm32")]
 mod kv_storage;
 #[cfg(target_arch = "wasm32")]
 mod spawn;
@@ -42,10 +48,12 @@ mod store_object;
 #[cfg(target_arch = "wasm32")]
 pub use account_object::AccountObject;
 #[cfg(target_arch = "wasm32")]
+pub use job_object::JobObject;
+#[cfg(target_arch = "wasm32")]
 pub use store_object::StoreObject;
 
 #[cfg(target_arch = "wasm32")]
-mod entry {
+pub(crate) mod entry {
     use std::cell::OnceCell;
     use std::collections::HashMap;
     use std::pin::Pin;
@@ -67,11 +75,14 @@ mod entry {
     use crate::coordinator::DoCoordinator;
     use crate::do_storage::DoStorage;
     use crate::fetch_http::{FetchHttp, Subrequests};
+    use crate::job_runner::DoJobRunner;
     use crate::kv_storage::KvStorage;
     use crate::spawn::WaitUntil;
 
     /// The `StoreObject` instance that holds admin sessions.
     const SESSIONS: &str = "admin-sessions";
+    /// The `StoreObject` instance that holds video job records.
+    const VIDEO_JOBS: &str = "video-jobs";
 
     // Per isolate: an isolate serves many requests, one at a time per thread, and its
     // bindings' values do not change under it (a new deployment is a new isolate).
@@ -132,7 +143,11 @@ mod entry {
 
     /// The gateway for one invocation, over this isolate's configuration and account cache.
     #[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, as for `deps`
-    fn app(env: &Env, subrequests: &Subrequests, spawner: Option<Arc<dyn Spawn>>) -> Result<App> {
+    pub(crate) fn app(
+        env: &Env,
+        subrequests: &Subrequests,
+        spawner: Option<Arc<dyn Spawn>>,
+    ) -> Result<App> {
         let config = CONFIG.with(|c| c.get_or_init(|| config(env)).clone());
         let cache = ACCOUNT_CACHE.with(|c| {
             c.get_or_init(|| {
@@ -171,6 +186,12 @@ mod entry {
         let sessions =
             DoStorage::new(&env.durable_object("STORE")?, SESSIONS, subrequests.clone())?;
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
+        let jobs = DoStorage::new(
+            &env.durable_object("STORE")?,
+            VIDEO_JOBS,
+            subrequests.clone(),
+        )?;
+        let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
         Ok(Deps {
             http: Arc::new(FetchHttp::new(subrequests.clone())),
             storage: Arc::new(CachingStorage::new(kv.clone(), account_cache)),
@@ -181,6 +202,8 @@ mod entry {
             media: Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))),
             captcha: None,
             spawner,
+            jobs: Arc::new(jobs),
+            runner: Some(Arc::new(runner)),
         })
     }
 

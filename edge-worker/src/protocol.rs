@@ -155,6 +155,56 @@ pub enum StoreReply {
     },
 }
 
+// ---------------------------------------------------------------------------------------------
+// JobObject: one per video job, driving it with alarms.
+// ---------------------------------------------------------------------------------------------
+
+/// The made-up URL of [`JobCommand`]s.
+pub const JOB_URL: &str = "https://job/cmd";
+
+/// The key under which a `JobObject` keeps the id of its job.
+pub const JOB_ID_KEY: &str = "job";
+
+/// The key under which a `JobObject` counts consecutive failed steps.
+pub const JOB_FAILURES_KEY: &str = "failures";
+
+/// Failed steps in a row (storage outages) after which the object stops re-arming; the next
+/// read of the job schedules it again.
+pub const JOB_MAX_FAILURES: u32 = 20;
+
+/// A command to a `JobObject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum JobCommand {
+    /// Run the job's next step after `delay_ms` (its alarm).
+    Schedule {
+        /// The job id.
+        id: String,
+        /// Delay in milliseconds.
+        delay_ms: u64,
+    },
+    /// Answer once the job's revision passes `revision`, or after `timeout_ms`.
+    Wait {
+        /// The revision the caller has seen.
+        revision: u64,
+        /// Longest wait in milliseconds.
+        timeout_ms: u64,
+    },
+}
+
+/// The answer to a [`JobCommand`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum JobReply {
+    /// The alarm is set.
+    Scheduled,
+    /// The wait ended; `revision` is the newest the object knows of.
+    Waited {
+        /// Newest known revision.
+        revision: u64,
+    },
+}
+
 /// One entry as stored in the object's storage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEntry {
@@ -299,6 +349,16 @@ mod tests {
         );
         let reply: StoreReply = serde_json::from_str(r#"{"reply":"done"}"#).unwrap();
         assert_eq!(reply, StoreReply::Done);
+        let schedule = JobCommand::Schedule {
+            id: "video_1".into(),
+            delay_ms: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&schedule).unwrap(),
+            r#"{"cmd":"schedule","id":"video_1","delay_ms":0}"#
+        );
+        let waited: JobReply = serde_json::from_str(r#"{"reply":"waited","revision":3}"#).unwrap();
+        assert_eq!(waited, JobReply::Waited { revision: 3 });
     }
 
     #[test]

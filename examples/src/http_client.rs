@@ -4,7 +4,8 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use flow2api_sdk::seams::{
-    boxed, BoxFuture, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+    boxed, boxed_stream, BoxFuture, HttpRequest, HttpResponse, HttpStreamResponse, TransportError,
+    TransportErrorKind,
 };
 use flow2api_sdk::HttpClient;
 
@@ -38,26 +39,53 @@ impl ReqwestHttp {
     pub fn from_client(client: reqwest::Client) -> Self {
         Self { client }
     }
+
+    /// Sends `request` and returns the response once its head has arrived.
+    async fn execute(&self, request: HttpRequest) -> Result<reqwest::Response, TransportError> {
+        let request = reqwest::Request::try_from(request).map_err(transport_error)?;
+        self.client.execute(request).await.map_err(transport_error)
+    }
+}
+
+/// Moves the status, headers and version of `response` onto `body`.
+fn with_head<B>(response: &mut reqwest::Response, body: B) -> http::Response<B> {
+    let mut out = http::Response::new(body);
+    *out.status_mut() = response.status();
+    *out.headers_mut() = std::mem::take(response.headers_mut());
+    *out.version_mut() = response.version();
+    out
 }
 
 impl HttpClient for ReqwestHttp {
     fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         boxed(async move {
-            let request = reqwest::Request::try_from(request).map_err(transport_error)?;
-            let mut response = self
-                .client
-                .execute(request)
-                .await
-                .map_err(transport_error)?;
-            let status = response.status();
-            let headers = std::mem::take(response.headers_mut());
-            let version = response.version();
+            let mut response = self.execute(request).await?;
+            let out = with_head(&mut response, ());
             let body = response.bytes().await.map_err(transport_error)?;
-            let mut out = http::Response::new(body);
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            *out.version_mut() = version;
-            Ok(out)
+            Ok(out.map(|()| body))
+        })
+    }
+
+    /// Streams the body chunk by chunk as hyper receives it (`Response::chunk`, the loop behind
+    /// reqwest's `bytes_stream`, which would need its `stream` feature and `tokio-util`).
+    /// Dropping the stream drops the connection's body, which stops the transfer.
+    fn call_streaming(
+        &self,
+        request: HttpRequest,
+    ) -> BoxFuture<'_, Result<HttpStreamResponse, TransportError>> {
+        boxed(async move {
+            let mut response = self.execute(request).await?;
+            let out = with_head(&mut response, ());
+            // `Some(response)` while the body may have more; `None` after the end or an error.
+            let chunks = futures::stream::unfold(Some(response), |state| async move {
+                let mut response = state?;
+                match response.chunk().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(transport_error(e)), None)),
+                }
+            });
+            Ok(out.map(|()| boxed_stream(chunks)))
         })
     }
 }

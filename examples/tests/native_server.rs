@@ -50,6 +50,8 @@ impl Server {
         let deps = Deps {
             http: Arc::new(fake.clone()),
             storage: Arc::new(MemoryStorage::new(clock.clone())),
+            jobs: Arc::new(MemoryStorage::new(clock.clone())),
+            runner: None,
             sessions: Arc::new(MemoryStorage::new(clock.clone())),
             coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
             media: Arc::new(StorageMediaStore::new(

@@ -15,6 +15,7 @@
 //! - [`captcha`]: reCAPTCHA solvers over [`HttpClient`].
 //! - [`pool`]: accounts, their tokens and their concurrency slots.
 //! - [`generate`]: the generation pipeline, emitting progress events.
+//! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
 //! - [`memory`]: in-memory reference implementations of the seams.
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
 
@@ -26,6 +27,7 @@ pub mod captcha;
 pub mod config;
 pub mod flow;
 pub mod generate;
+pub mod jobs;
 pub mod memory;
 pub mod models;
 pub mod pool;

@@ -66,6 +66,12 @@ where
 pub type HttpRequest = http::Request<Bytes>;
 /// One HTTP response: `http` types with a byte body.
 pub type HttpResponse = http::Response<Bytes>;
+/// One HTTP response whose body arrives as a stream of byte chunks, for bodies too large to
+/// buffer (a generated MP4 passed through to the client).
+///
+/// A chunk that is `Err` means the body broke off after the head was received; nothing follows
+/// it. Dropping the stream abandons the rest of the body.
+pub type HttpStreamResponse = http::Response<BoxStream<'static, Result<Bytes, TransportError>>>;
 
 /// A failure to complete an HTTP exchange (no response was received).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -118,6 +124,31 @@ impl TransportError {
 pub trait HttpClient: MaybeSend + MaybeSync {
     /// Sends `request` and returns the whole response.
     fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
+
+    /// Sends `request` and returns the response as soon as its head has arrived, the body as a
+    /// stream of chunks, so a large body can be passed on without buffering it whole.
+    ///
+    /// The same rules as [`call`](HttpClient::call) apply: redirects are not followed (a 3xx is
+    /// returned as is) and no timeout is applied, neither to the head nor between chunks; the
+    /// caller races each step against [`Clock::sleep`] as it sees fit.
+    ///
+    /// The default implementation awaits [`call`](HttpClient::call) and yields the whole body as
+    /// one chunk (no chunk when it is empty), so closures and fakes support streaming callers
+    /// unchanged; backends that can stream override it.
+    fn call_streaming(
+        &self,
+        request: HttpRequest,
+    ) -> BoxFuture<'_, Result<HttpStreamResponse, TransportError>> {
+        let response = self.call(request);
+        boxed(async move {
+            let (parts, body) = response.await?.into_parts();
+            let chunk = (!body.is_empty()).then_some(Ok(body));
+            Ok(http::Response::from_parts(
+                parts,
+                boxed_stream(futures::stream::iter(chunk)),
+            ))
+        })
+    }
 }
 
 impl<F, Fut> HttpClient for F
@@ -308,4 +339,64 @@ pub trait CaptchaSolver: MaybeSend + MaybeSync {
         &'a self,
         request: &'a CaptchaRequest,
     ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// A closure client that answers every request with `body` and a marker header.
+    fn fixed(body: &'static [u8]) -> impl HttpClient {
+        move |request: HttpRequest| async move {
+            assert_eq!(request.uri(), "https://example.test/video.mp4");
+            let mut response = http::Response::new(Bytes::from_static(body));
+            *response.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+            response
+                .headers_mut()
+                .insert("content-type", http::HeaderValue::from_static("video/mp4"));
+            Ok::<_, TransportError>(response)
+        }
+    }
+
+    fn request() -> HttpRequest {
+        http::Request::get("https://example.test/video.mp4")
+            .body(Bytes::new())
+            .expect("a valid request")
+    }
+
+    #[test]
+    fn default_call_streaming_yields_the_whole_body_as_one_chunk() {
+        let client = fixed(b"0123456789");
+        let response = block_on(client.call_streaming(request())).expect("a response");
+        assert_eq!(response.status(), http::StatusCode::PARTIAL_CONTENT);
+        assert_eq!(response.headers()["content-type"], "video/mp4");
+        let chunks: Vec<_> = block_on(response.into_body().collect());
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(
+            chunks[0].as_ref().expect("no error"),
+            &Bytes::from_static(b"0123456789")
+        );
+    }
+
+    #[test]
+    fn default_call_streaming_yields_no_chunk_for_an_empty_body() {
+        let client = fixed(b"");
+        let response = block_on(client.call_streaming(request())).expect("a response");
+        let chunks: Vec<_> = block_on(response.into_body().collect());
+        assert!(chunks.is_empty());
+    }
+
+    #[test]
+    fn default_call_streaming_passes_transport_errors_through() {
+        let client = |_: HttpRequest| async {
+            Err::<HttpResponse, _>(TransportError::new(TransportErrorKind::Connect, "refused"))
+        };
+        let Err(error) = block_on(client.call_streaming(request())) else {
+            panic!("expected a transport error");
+        };
+        assert_eq!(error.kind, TransportErrorKind::Connect);
+    }
 }

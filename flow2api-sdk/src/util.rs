@@ -125,6 +125,16 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// `a***@example.com`: enough to tell accounts apart in progress lines.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((user, domain)) if !user.is_empty() => {
+            format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
+        }
+        _ => "***".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

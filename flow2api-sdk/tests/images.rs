@@ -572,7 +572,8 @@ async fn api_key_sources_and_absence() {
     let ok = h.api("GET", "/v1/models", None).await;
     let v = ok.json();
     assert_eq!(v["object"], "list");
-    assert_eq!(v["data"].as_array().unwrap().len(), 32);
+    // 32 image and 182 video models.
+    assert_eq!(v["data"].as_array().unwrap().len(), 32 + 182);
     assert!(v["data"]
         .as_array()
         .unwrap()

@@ -113,6 +113,9 @@ async fn run() -> Result<(), Error> {
     };
     let deps = Deps {
         http: Arc::new(ReqwestHttp::new()?),
+        // Video jobs share the (optionally file-backed) store, so a restart resumes them.
+        jobs: storage.clone(),
+        runner: None,
         storage,
         sessions: Arc::new(MemoryStorage::new(clock.clone())),
         coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
@@ -136,6 +139,11 @@ async fn run() -> Result<(), Error> {
     let autosave = snapshot
         .clone()
         .map(|s| tokio::spawn(s.autosave(SAVE_EVERY)));
+    match app.resume_jobs().await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),
+        Err(e) => eprintln!("warning: cannot resume video jobs: {e}"),
+    }
     let refresh = tokio::spawn(refresh_periodically(app.clone(), refresh_every));
     serve_with(app, listener, options, shutdown_signal()).await?;
     refresh.abort();

@@ -5,9 +5,11 @@
 mod admin;
 pub mod body;
 pub mod error;
+mod gemini_video;
 pub mod inputs;
 mod openai;
 mod sse;
+mod videos;
 
 use std::sync::Arc;
 
@@ -16,10 +18,13 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use crate::captcha::{YesCaptcha, YesCaptchaConfig};
 use crate::config::Config;
 use crate::flow::FlowClient;
+use crate::generate::video::PollSettings;
 use crate::generate::Generator;
+use crate::jobs::{JobRunner, Jobs, LocalRunner, StepOutcome};
 use crate::pool::{AccountPool, PoolSettings};
 use crate::seams::{
-    Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn, Storage,
+    boxed, BoxFuture, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn,
+    Storage, StorageError,
 };
 
 pub use body::Body;
@@ -46,6 +51,10 @@ pub struct Deps {
     /// Runs clean-up beyond a request (releasing the slot of a client that went away);
     /// `None` leaves that to the slot's lease.
     pub spawner: Option<Arc<dyn Spawn>>,
+    /// Video job records: strongly consistent (a Durable Object at the edge).
+    pub jobs: Arc<dyn Storage>,
+    /// Drives video jobs; `None` runs them as background tasks over `spawner`.
+    pub runner: Option<Arc<dyn JobRunner>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -59,6 +68,33 @@ pub(crate) struct AppInner {
     pub(crate) deps: Deps,
     pub(crate) pool: AccountPool,
     pub(crate) generator: Generator,
+    pub(crate) jobs: Jobs,
+    pub(crate) runner: Arc<dyn JobRunner>,
+}
+
+/// How long a job record lives after its last change.
+const JOB_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// The runner when there is nowhere to run jobs: scheduling fails, so jobs stay queued.
+struct NoRunner;
+
+impl JobRunner for NoRunner {
+    fn schedule<'a>(
+        &'a self,
+        _id: &'a str,
+        _delay: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        boxed(async { Err(StorageError("no job runner on this host".into())) })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        _id: &'a str,
+        _revision: u64,
+        _timeout: std::time::Duration,
+    ) -> BoxFuture<'a, ()> {
+        boxed(async {})
+    }
 }
 
 /// The gateway. Cheap to clone; build one per process (or per Worker invocation).
@@ -112,14 +148,71 @@ impl App {
             config.max_retries,
             config.captcha_max_retries,
         );
+        let poll = PollSettings {
+            interval: config.poll_interval,
+            ..PollSettings::default()
+        };
+        let jobs = Jobs::new(
+            deps.jobs.clone(),
+            pool.clone(),
+            generator.clone(),
+            deps.clock.clone(),
+            poll,
+            JOB_TTL,
+        );
+        let runner: Arc<dyn JobRunner> = match (&deps.runner, &deps.spawner) {
+            (Some(r), _) => r.clone(),
+            (None, Some(spawner)) => Arc::new(LocalRunner::new(
+                jobs.clone(),
+                spawner.clone(),
+                deps.clock.clone(),
+            )),
+            (None, None) => Arc::new(NoRunner),
+        };
         Self {
             inner: Arc::new(AppInner {
                 config,
                 deps,
                 pool,
                 generator,
+                jobs,
+                runner,
             }),
         }
+    }
+
+    /// The video jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
+
+    /// Takes one step of a video job (for hosts that drive jobs themselves: a Durable Object
+    /// alarm calls this once per invocation and re-arms for the `next` it returns).
+    ///
+    /// # Errors
+    /// Storage failures; the host retries the step later.
+    pub async fn step_job(&self, id: &str) -> Result<StepOutcome, StorageError> {
+        self.inner.jobs.step(id).await
+    }
+
+    /// Schedules every unfinished job again (a restarted process calls this once).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn resume_jobs(&self) -> Result<usize, StorageError> {
+        let mut n = 0;
+        for id in self.inner.jobs.ids().await? {
+            if let Some(r) = self.inner.jobs.get(&id).await? {
+                if !r.status.is_terminal() {
+                    self.inner
+                        .runner
+                        .schedule(&id, std::time::Duration::ZERO)
+                        .await?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// The account pool, for hosts that run background refreshes.
@@ -157,6 +250,30 @@ impl App {
                 Ok(()) => openai::chat_completions(inner.clone(), req).await,
                 Err(e) => Err(e),
             },
+            (_, ["v1", "videos", ..]) => {
+                return match inner.require_api_key(&req) {
+                    Ok(()) => {
+                        inner
+                            .clone()
+                            .video_route(&method, &segments[2..], req)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+                .unwrap_or_else(|e| e.into_response(Dialect::OpenAi));
+            }
+            (_, ["v1beta", ..]) => {
+                return match inner.require_api_key(&req) {
+                    Ok(()) => {
+                        inner
+                            .clone()
+                            .gemini_route(&method, &segments[1..], req)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+                .unwrap_or_else(|e| e.into_response(Dialect::Gemini));
+            }
             (&Method::POST, ["api", "login"] | ["api", "admin", "login"]) => {
                 inner.login(&req).await
             }
@@ -172,6 +289,61 @@ impl App {
 }
 
 impl AppInner {
+    /// `/v1/videos…` (OpenAI Videos).
+    async fn video_route(
+        self: Arc<Self>,
+        method: &Method,
+        rest: &[&str],
+        req: Request<Bytes>,
+    ) -> Result<Response<Body>, ApiError> {
+        match (method, rest) {
+            (&Method::POST, []) => videos::create(self, req).await,
+            (&Method::GET, []) => videos::list(&self, &req).await,
+            (&Method::GET, [id]) => videos::retrieve(&self, videos::valid_id(id)?).await,
+            (&Method::DELETE, [id]) => videos::delete(&self, videos::valid_id(id)?).await,
+            (&Method::GET, [id, "content"]) => videos::content(&self, videos::valid_id(id)?).await,
+            (_, [] | [_] | [_, "content"]) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here"),
+            )),
+            _ => Err(ApiError::not_found(format!(
+                "No route for {method} /v1/videos/{}",
+                rest.join("/")
+            ))),
+        }
+    }
+
+    /// `/v1beta/…` (Gemini Veo operations and the files their results point at).
+    async fn gemini_route(
+        self: Arc<Self>,
+        method: &Method,
+        rest: &[&str],
+        req: Request<Bytes>,
+    ) -> Result<Response<Body>, ApiError> {
+        match (method, rest) {
+            (&Method::POST, ["models", call]) => match call.rsplit_once(':') {
+                Some((model, "predictLongRunning")) => {
+                    let model = model.to_owned();
+                    gemini_video::predict_long_running(self, req, &model).await
+                }
+                _ => Err(ApiError::not_found(format!(
+                    "No route for POST /v1beta/models/{call}"
+                ))),
+            },
+            (&Method::GET, ["models", _, "operations", id] | ["operations", id]) => {
+                gemini_video::get_operation(&self, &req, id).await
+            }
+            (&Method::GET, ["files", file]) => {
+                let id = file.strip_suffix(":download").unwrap_or(file);
+                videos::content(&self, videos::valid_id(id)?).await
+            }
+            _ => Err(ApiError::not_found(format!(
+                "No route for {method} /v1beta/{}",
+                rest.join("/")
+            ))),
+        }
+    }
+
     /// API-key check: `Authorization: Bearer` (alone when present), `x-goog-api-key`, `?key=`.
     fn require_api_key(&self, req: &Request<Bytes>) -> Result<(), ApiError> {
         let Some(expected) = &self.config.api_key else {
@@ -205,7 +377,7 @@ impl AppInner {
         }
     }
 
-    async fn serve_media(&self, id: &str) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn serve_media(&self, id: &str) -> Result<Response<Body>, ApiError> {
         match self.deps.media.get(id).await {
             Ok(Some(m)) => Ok(Response::builder()
                 .status(StatusCode::OK)
@@ -224,7 +396,7 @@ impl AppInner {
 
     /// Base URL for links to `/media/{id}`: `PUBLIC_BASE_URL`, else the request's forwarded
     /// or direct host.
-    fn public_base(&self, req: &Request<Bytes>) -> String {
+    pub(crate) fn public_base(&self, req: &Request<Bytes>) -> String {
         if let Some(b) = &self.config.public_base_url {
             return b.clone();
         }

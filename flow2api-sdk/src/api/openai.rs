@@ -19,17 +19,23 @@ use super::{json_response, AppInner, Body};
 pub(crate) fn models_response() -> Response<Body> {
     static BODY: OnceLock<Bytes> = OnceLock::new();
     let body = BODY.get_or_init(|| {
+        let entry = |id: &str, description: String| {
+            json!({
+                "id": id,
+                "object": "model",
+                "created": 1_764_140_000,
+                "owned_by": "flow2api",
+                "description": description,
+            })
+        };
         let data: Vec<Value> = models::image_models()
             .iter()
-            .map(|m| {
-                json!({
-                    "id": m.id,
-                    "object": "model",
-                    "created": 1_764_140_000,
-                    "owned_by": "flow2api",
-                    "description": models::model_description(m.id),
-                })
-            })
+            .map(|m| entry(m.id, models::model_description(m.id)))
+            .chain(
+                models::video_models()
+                    .iter()
+                    .map(|m| entry(m.id, m.description())),
+            )
             .collect();
         Bytes::from(json!({"object": "list", "data": data}).to_string())
     });
@@ -37,14 +43,14 @@ pub(crate) fn models_response() -> Response<Body> {
 }
 
 /// A chat completion request, checked and typed.
-struct ChatRequest {
-    model_name: String,
-    stream: bool,
-    include_usage: bool,
-    prompt: String,
-    image_uris: Vec<String>,
-    history_image_uris: Vec<String>,
-    hints: models::ResolveHints,
+pub(crate) struct ChatRequest {
+    pub(crate) model_name: String,
+    pub(crate) stream: bool,
+    pub(crate) include_usage: bool,
+    pub(crate) prompt: String,
+    pub(crate) image_uris: Vec<String>,
+    pub(crate) history_image_uris: Vec<String>,
+    pub(crate) hints: models::ResolveHints,
 }
 
 fn field_error(param: &str, message: impl Into<String>) -> ApiError {
@@ -214,8 +220,12 @@ pub(crate) async fn chat_completions(
 ) -> Result<Response<Body>, ApiError> {
     let chat = parse_chat(req.body(), inner.config.max_prompt_chars)?;
     // Unknown names fail before any image is fetched.
-    let mut model = models::resolve_image(&chat.model_name, &chat.hints, None)
-        .ok_or_else(|| ApiError::model_not_found(&chat.model_name))?;
+    let Some(mut model) = models::resolve_image(&chat.model_name, &chat.hints, None) else {
+        if models::resolve_video(&chat.model_name, &chat.hints, None).is_some() {
+            return super::videos::chat_video(inner, &req, chat).await;
+        }
+        return Err(ApiError::model_not_found(&chat.model_name));
+    };
     if chat.image_uris.len() > inner.config.max_images {
         return Err(field_error(
             "messages",
@@ -262,36 +272,45 @@ pub(crate) async fn chat_completions(
         let clock = inner.deps.clock.clone();
         let interval = inner.config.keepalive_interval;
         let pipeline = boxed(run(inner, lease, job, media_base, progress));
-        let encoder = ChatEncoder {
-            meta,
-            include_usage: chat.include_usage,
-        };
+        let encoder = ChatEncoder::new(meta, chat.include_usage);
         let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
-        let mut resp = Response::new(Body::Stream(crate::seams::boxed_stream(stream)));
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        Ok(resp)
+        Ok(sse_response(Body::Stream(crate::seams::boxed_stream(
+            stream,
+        ))))
     } else {
         let output = run(inner, lease, job, media_base, Progress::discard()).await?;
-        let body = json!({
-            "id": meta.id,
-            "object": "chat.completion",
-            "created": meta.created,
-            "model": meta.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": final_content(&output)},
-                "finish_reason": "stop",
-            }],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        });
-        Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
+        Ok(completion_response(&meta, final_content(&output)))
     }
+}
+
+/// An SSE response around `body`.
+pub(crate) fn sse_response(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// A non-streaming `chat.completion` with `content`.
+pub(crate) fn completion_response(meta: &Meta, content: String) -> Response<Body> {
+    let body = json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    });
+    json_response(StatusCode::OK, Bytes::from(body.to_string()))
 }
 
 async fn run(
@@ -303,7 +322,7 @@ async fn run(
 ) -> Result<Output, ApiError> {
     progress.line(format!(
         "Image generation started on account {}.",
-        mask_email(&lease.account.email)
+        util::mask_email(&lease.account.email)
     ));
     let result = inner
         .generator
@@ -316,31 +335,36 @@ async fn run(
     })
 }
 
-fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((user, domain)) if !user.is_empty() => {
-            format!("{}***@{domain}", user.chars().next().unwrap_or('*'))
-        }
-        _ => "***".to_owned(),
+/// The final chunk's content: markdown for an image, the `<video>` tag of §5.5 for a video.
+fn final_content(output: &Output) -> String {
+    if output.kind == "video" {
+        super::videos::video_html(&output.url)
+    } else {
+        format!("![Generated Image]({})", output.url)
     }
 }
 
-fn final_content(output: &Output) -> String {
-    format!("![Generated Image]({})", output.url)
+/// What every chunk of one completion repeats.
+pub(crate) struct Meta {
+    pub(crate) id: String,
+    pub(crate) created: u64,
+    pub(crate) model: String,
 }
 
-struct Meta {
-    id: String,
-    created: u64,
-    model: String,
-}
-
-struct ChatEncoder {
+/// Chat completion chunks.
+pub(crate) struct ChatEncoder {
     meta: Meta,
     include_usage: bool,
 }
 
 impl ChatEncoder {
+    pub(crate) fn new(meta: Meta, include_usage: bool) -> Self {
+        Self {
+            meta,
+            include_usage,
+        }
+    }
+
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
         let v = json!({
             "id": self.meta.id,

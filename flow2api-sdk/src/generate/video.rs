@@ -125,6 +125,20 @@ pub enum JobPhase {
         /// Consecutive failed polls.
         errors: u32,
     },
+    /// Submit the concatenation of an extend model's source and its new clip (E18).
+    Concat {
+        /// The source video's media id.
+        source: String,
+        /// The new clip's media id.
+        clip: String,
+    },
+    /// Poll the concatenation (E19).
+    ConcatPoll {
+        /// The E18 operation.
+        operation: String,
+        /// Polls made.
+        attempt: u32,
+    },
     /// Finished.
     Done {
         /// The video URL.
@@ -260,6 +274,73 @@ impl Generator {
     ) -> Result<Option<Duration>, GenerateError> {
         match job.phase.clone() {
             JobPhase::Done { .. } => Ok(None),
+            JobPhase::Concat { source, clip } => {
+                progress.line("Extension ready; joining it to the source video...");
+                match self.flow.concat_videos(&ctx.token.at, &source, &clip).await {
+                    Ok(Some(operation)) => {
+                        progress.line("Concatenation submitted; waiting for it...");
+                        job.phase = JobPhase::ConcatPoll {
+                            operation,
+                            attempt: 0,
+                        };
+                        Ok(Some(poll.interval))
+                    }
+                    Ok(None) => Ok(keep_clip(
+                        job,
+                        "no concatenation task was created",
+                        progress,
+                    )),
+                    Err(e) => Ok(keep_clip(job, &e.to_string(), progress)),
+                }
+            }
+            JobPhase::ConcatPoll { operation, attempt } => {
+                if attempt >= CONCAT_MAX_POLLS {
+                    return Ok(keep_clip(job, "the concatenation timed out", progress));
+                }
+                let status = match self.flow.concat_status(&ctx.token.at, &operation).await {
+                    Ok(s) => s,
+                    Err(e) => return Ok(keep_clip(job, &e.to_string(), progress)),
+                };
+                if status.is_failed() {
+                    let why = format!("the concatenation failed: {}", status.status);
+                    return Ok(keep_clip(job, &why, progress));
+                }
+                let successful = status.is_successful();
+                let url = match (status.output_uri, status.encoded_video) {
+                    (Some(uri), _) => Some(uri),
+                    (None, Some(bytes)) if successful => {
+                        let media = Media {
+                            content_type: "video/mp4".to_owned(),
+                            bytes,
+                        };
+                        match self.media.put(media).await {
+                            Ok(id) => {
+                                Some(format!("{}/media/{id}", media_base.trim_end_matches('/')))
+                            }
+                            Err(e) => return Ok(keep_clip(job, &e.to_string(), progress)),
+                        }
+                    }
+                    _ if successful => {
+                        return Ok(keep_clip(job, "the concatenation has no URL", progress))
+                    }
+                    _ => None,
+                };
+                match url {
+                    Some(url) => {
+                        progress.line("Concatenation done: the whole video is ready.");
+                        job.progress = 100;
+                        job.phase = JobPhase::Done { url };
+                        Ok(None)
+                    }
+                    None => {
+                        job.phase = JobPhase::ConcatPoll {
+                            operation,
+                            attempt: attempt + 1,
+                        };
+                        Ok(Some(poll.interval))
+                    }
+                }
+            }
             JobPhase::Submit { upscaling } => {
                 progress.line(if upscaling {
                     "Submitting the upscale..."
@@ -390,6 +471,16 @@ impl Generator {
             Err(e) => return fallback(job, upscaling, e, progress),
         };
         let target = job.upsample.as_deref().and_then(VideoUpsample::from_slug);
+        if let (false, VideoInput::Extend { source }) = (upscaling, &job.input) {
+            // Extend models deliver the source and the new clip joined (E18/E19).
+            let clip = media_uuid(&url).unwrap_or_else(|| done.reference().to_owned());
+            job.phase = JobPhase::Concat {
+                source: source.clone(),
+                clip,
+            };
+            job.url = Some(url);
+            return Ok(Some(Duration::ZERO));
+        }
         match (upscaling, target) {
             (false, Some(target)) => {
                 progress.line(format!("Video ready; upscaling to {}...", target.label()));
@@ -527,6 +618,21 @@ impl Generator {
             .map_err(|e| failed(format!("storing the video failed: {e}")))?;
         Ok(format!("{}/media/{id}", media_base.trim_end_matches('/')))
     }
+}
+
+/// E19 polls before the concatenation is abandoned (§1.14: 300 s at the default 3 s).
+const CONCAT_MAX_POLLS: u32 = 100;
+
+/// A failed concatenation ends the job with the extension clip alone.
+fn keep_clip(job: &mut VideoJob, why: &str, progress: &Progress) -> Option<Duration> {
+    progress.line(format!(
+        "Concatenation failed ({why}); returning the extension clip."
+    ));
+    job.progress = 100;
+    job.phase = JobPhase::Done {
+        url: job.url.clone().unwrap_or_default(),
+    };
+    None
 }
 
 /// A failure while upscaling ends the job with the original video; any other is the job's.

@@ -425,8 +425,18 @@ impl AccountPool {
     /// account, refused credentials invalidate the token, account failures count and disable
     /// the account at the threshold.
     pub async fn finish(&self, mut lease: Lease, failure: Option<(Blame, String)>) {
-        let account = &lease.account;
         let release = lease.slot.disarm().map(|l| l.lease_id);
+        self.finish_held(&lease.account.id, release, failure).await;
+    }
+
+    /// [`finish`](Self::finish) for a slot held outside a [`Lease`] (a stored job's): records
+    /// the outcome on `account_id` and releases the lease `release`.
+    pub async fn finish_held(
+        &self,
+        account_id: &str,
+        release: Option<String>,
+        failure: Option<(Blame, String)>,
+    ) {
         let command = match &failure {
             None => AccountCommand::Success { release },
             Some((blame, reason)) => {
@@ -438,7 +448,7 @@ impl AccountPool {
                 if *blame == Blame::Auth {
                     let _ = self
                         .coordinator
-                        .apply(&account.id, AccountCommand::InvalidateToken)
+                        .apply(account_id, AccountCommand::InvalidateToken)
                         .await;
                 }
                 AccountCommand::Failure {
@@ -451,16 +461,16 @@ impl AccountPool {
             }
         };
         // If this call fails, the slot's lease still lapses on its own.
-        let Ok(reply) = self.coordinator.apply(&account.id, command).await else {
+        let Ok(reply) = self.coordinator.apply(account_id, command).await else {
             return;
         };
         self.loads
-            .observe(&account.id, &reply.status, self.clock.now_ms());
+            .observe(account_id, &reply.status, self.clock.now_ms());
         if let (true, Some((_, reason))) = (reply.ok, failure) {
             let n = reply.status.consecutive_errors;
             let _ = self
                 .deactivate(
-                    &account.id,
+                    account_id,
                     format!("disabled: {n} consecutive errors; last: {reason}"),
                 )
                 .await;

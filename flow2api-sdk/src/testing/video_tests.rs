@@ -358,6 +358,85 @@ fn extend_upsample_and_concatenate() {
     assert_eq!(send(&s.fake, "GET", uri, &[], b"").status(), 200);
 }
 
+/// E18/E19 through [`crate::flow::FlowClient`]: an extension concatenated after its source.
+#[test]
+fn flow_client_concatenates_an_extension_with_its_source() {
+    use crate::flow::FlowClient;
+    use crate::secret::Secret;
+    use futures::executor::block_on;
+    use std::sync::atomic::AtomicU64;
+
+    let s = Session::new();
+    let source = s.finished_video();
+    let ext = s.submit(
+        "batchAsyncGenerateVideoExtendVideo",
+        json!({
+            "aspectRatio": "VIDEO_ASPECT_RATIO_LANDSCAPE", "seed": 7,
+            "textInput": prompt("and then"), "videoInput": {"mediaId": source},
+            "videoModelKey": "veo_3_1_extend_fast", "metadata": {"workflowId": "wf-1"},
+        }),
+    );
+    s.poll_to_end(&ext);
+    s.fake.set_concat_polls(3);
+    let client = FlowClient::new(
+        Arc::new(s.fake.clone()),
+        Arc::new(super::tests::TestClock(AtomicU64::new(0))),
+        &s.fake.labs_base(),
+        &s.fake.api_base(),
+    );
+    let at = Secret::new(s.at.clone());
+
+    let op = block_on(client.concat_videos(&at, &source, &ext))
+        .unwrap()
+        .expect("an operation name");
+    let sent = s.fake.requests_to(Endpoint::Concatenate);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].url,
+        format!("{}:runVideoFxConcatenation", s.fake.api_base())
+    );
+    assert_eq!(
+        sent[0].json.as_ref().unwrap()["inputVideos"][1],
+        json!({"mediaGenerationId": ext, "lengthNanos": 8000, "startTimeOffset": "1s", "endTimeOffset": "8s"})
+    );
+
+    // An upstream error is an error, not a status.
+    s.fake
+        .inject(Endpoint::ConcatenationStatus, Fault::internal(), 1);
+    let e = block_on(client.concat_status(&at, &op)).unwrap_err();
+    assert_eq!(e.status(), Some(500));
+
+    let mut polls = 0;
+    let done = loop {
+        polls += 1;
+        assert!(polls < 10, "never finished");
+        let st = block_on(client.concat_status(&at, &op)).unwrap();
+        assert!(!st.is_failed(), "{st:?}");
+        if st.is_successful() {
+            break st;
+        }
+        assert_eq!(st.status, "MEDIA_GENERATION_STATUS_ACTIVE");
+    };
+    assert_eq!(polls, 3);
+    assert_eq!(done.encoded_video, None);
+    let uri = done.output_uri.expect("outputUri");
+    let id = uri
+        .strip_prefix(&format!("{}/videos/", s.fake.public_base()))
+        .and_then(|f| f.strip_suffix(".mp4"))
+        .expect("the fake's concatenated video");
+    let r = send(&s.fake, "GET", &uri, &[], b"");
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.body()[..], &fake_mp4(id)[..]);
+
+    // An unknown operation is refused upstream.
+    assert_eq!(
+        block_on(client.concat_status(&at, "concat-unknown"))
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+}
+
 #[test]
 fn failed_and_error_statuses() {
     let s = Session::new();

@@ -104,6 +104,8 @@ pub fn deps(fake: &FakeFlow, clock: Arc<TokioClock>) -> Deps {
     Deps {
         http: Arc::new(fake.clone()),
         storage: Arc::new(MemoryStorage::new(clock.clone())),
+        jobs: Arc::new(MemoryStorage::new(clock.clone())),
+        runner: None,
         sessions: Arc::new(MemoryStorage::new(clock.clone())),
         coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
         clock: clock.clone(),

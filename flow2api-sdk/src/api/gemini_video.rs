@@ -1,0 +1,246 @@
+//! Gemini Veo (client-apis §1.6): `POST /v1beta/models/{model}:predictLongRunning` starts a
+//! job and answers a long-running operation; `GET /v1beta/{operation name}` reads it.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::jobs::{JobRecord, JobStatus};
+use crate::models::ResolveHints;
+use crate::seams::Bytes;
+
+use super::error::ApiError;
+use super::videos::{resolve_video_model, VideoAsk};
+use super::{json_response, AppInner, Body};
+
+/// The Flow alias a Gemini Veo model name stands for, by what the instance carries.
+fn flow_alias(model: &str, images: usize, reference: bool) -> Option<&'static str> {
+    let family = if model.contains("lite") {
+        "lite"
+    } else if model.contains("fast") {
+        "fast"
+    } else {
+        "quality"
+    };
+    if !model.starts_with("veo-") {
+        return None;
+    }
+    Some(match (family, images, reference) {
+        ("lite", 0, _) => "veo_3_1_t2v_lite",
+        ("lite", 1, false) => "veo_3_1_i2v_lite",
+        ("lite", _, false) => "veo_3_1_interpolation_lite",
+        (_, _, true) => "veo_3_1_r2v_fast",
+        ("fast", 0, _) => "veo_3_1_t2v_fast",
+        ("fast", _, _) => "veo_3_1_i2v_s_fast_fl",
+        (_, 0, _) => "veo_3_1_t2v",
+        _ => "veo_3_1_i2v_s",
+    })
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message)
+}
+
+/// An inline image: `{bytesBase64Encoded, mimeType}` (or the `inlineData` shape).
+fn image_bytes(v: &Value, what: &str) -> Result<Bytes, ApiError> {
+    let b64 = v
+        .get("bytesBase64Encoded")
+        .or_else(|| v.get("imageBytes"))
+        .or_else(|| v.get("inlineData").and_then(|d| d.get("data")))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            bad(format!(
+                "`{what}` needs `bytesBase64Encoded` (inline image bytes); gcsUri is not supported."
+            ))
+        })?;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map(Bytes::from)
+        .map_err(|_| bad(format!("`{what}.bytesBase64Encoded` is not valid base64.")))
+}
+
+/// `POST /v1beta/models/{model}:predictLongRunning`.
+pub(crate) async fn predict_long_running(
+    inner: Arc<AppInner>,
+    req: Request<Bytes>,
+    model_name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let v: Value = serde_json::from_slice(req.body())
+        .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
+    let instance = v
+        .get("instances")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .ok_or_else(|| bad("`instances` must hold one instance."))?;
+    let prompt = instance
+        .get("prompt")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| bad("`instances[0].prompt` is required."))?
+        .to_owned();
+    if prompt.chars().count() > inner.config.max_prompt_chars {
+        return Err(bad(format!(
+            "The prompt is longer than {} characters.",
+            inner.config.max_prompt_chars
+        )));
+    }
+    let mut images = Vec::new();
+    if let Some(img) = instance.get("image").filter(|i| !i.is_null()) {
+        images.push(image_bytes(img, "image")?);
+    }
+    if let Some(img) = instance.get("lastFrame").filter(|i| !i.is_null()) {
+        if images.is_empty() {
+            return Err(bad("`lastFrame` needs `image` (the first frame) too."));
+        }
+        images.push(image_bytes(img, "lastFrame")?);
+    }
+    let refs = instance
+        .get("referenceImages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !refs.is_empty() && !images.is_empty() {
+        return Err(bad(
+            "Use either `image`/`lastFrame` or `referenceImages`, not both.",
+        ));
+    }
+    for r in &refs {
+        let img = r.get("image").unwrap_or(r);
+        images.push(image_bytes(img, "referenceImages[].image")?);
+    }
+    if instance.get("video").is_some_and(|v| !v.is_null()) {
+        return Err(bad(
+            "Video extension by upload is not supported; use a Flow extend model through chat completions.",
+        ));
+    }
+    let params = v.get("parameters").cloned().unwrap_or(Value::Null);
+    if let Some(n) = params.get("sampleCount").and_then(Value::as_u64) {
+        if n != 1 {
+            return Err(bad("`sampleCount` must be 1."));
+        }
+    }
+    let seconds = match params.get("durationSeconds") {
+        None | Some(Value::Null) => None,
+        Some(d) => Some(
+            d.as_u64()
+                .or_else(|| d.as_str().and_then(|s| s.parse().ok()))
+                .filter(|n| matches!(n, 4 | 6 | 8))
+                .ok_or_else(|| bad("`durationSeconds` must be 4, 6 or 8."))? as u8,
+        ),
+    };
+    let hints = ResolveHints {
+        aspect: params
+            .get("aspectRatio")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        size: params
+            .get("resolution")
+            .and_then(Value::as_str)
+            .filter(|r| !r.eq_ignore_ascii_case("720p"))
+            .map(str::to_ascii_lowercase),
+    };
+    let alias = flow_alias(model_name, images.len(), !refs.is_empty());
+    let name = alias.unwrap_or(model_name);
+    let model = resolve_video_model(name, &hints, seconds, images.first().map(|b| &b[..]))
+        .map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                ApiError::not_found(format!(
+                    "models/{model_name} is not found for predictLongRunning."
+                ))
+            } else {
+                e
+            }
+        })?;
+    let ask = VideoAsk {
+        model_name: model_name.to_owned(),
+        model,
+        prompt,
+        images,
+        extend_source: None,
+    };
+    let media_base = inner.public_base(&req);
+    let record = inner.start_video(ask, media_base.clone(), None).await?;
+    Ok(operation_response(&record, &media_base))
+}
+
+/// `GET /v1beta/models/{model}/operations/{id}` (or `/v1beta/operations/{id}`).
+pub(crate) async fn get_operation(
+    inner: &AppInner,
+    req: &Request<Bytes>,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let record = inner.read_job(id).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::not_found(format!("Operation `{id}` not found."))
+        } else {
+            e
+        }
+    })?;
+    Ok(operation_response(&record, &inner.public_base(req)))
+}
+
+/// The operation's resource name.
+fn operation_name(r: &JobRecord) -> String {
+    format!("models/{}/operations/{}", r.model, r.id)
+}
+
+fn operation_response(r: &JobRecord, base: &str) -> Response<Body> {
+    let mut op = json!({
+        "name": operation_name(r),
+        "metadata": {
+            "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningMetadata",
+            "progressPercent": r.progress,
+        },
+    });
+    match r.status {
+        JobStatus::Completed => {
+            op["done"] = json!(true);
+            op["response"] = json!({
+                "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+                "generateVideoResponse": {"generatedSamples": [{"video": {
+                    "uri": format!("{}/v1beta/files/{}:download?alt=media", base.trim_end_matches('/'), r.id),
+                }}]},
+            });
+        }
+        JobStatus::Failed => {
+            let e = r
+                .failure
+                .as_ref()
+                .map(|f| f.to_api_error())
+                .unwrap_or_else(ApiError::internal);
+            op["done"] = json!(true);
+            op["error"] = e.body_json(super::Dialect::Gemini)["error"].clone();
+        }
+        _ => op["done"] = json!(false),
+    }
+    json_response(StatusCode::OK, Bytes::from(op.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemini_names_map_to_flow_aliases() {
+        assert_eq!(
+            flow_alias("veo-3.1-fast-generate-preview", 0, false),
+            Some("veo_3_1_t2v_fast")
+        );
+        assert_eq!(
+            flow_alias("veo-3.1-generate-preview", 2, false),
+            Some("veo_3_1_i2v_s")
+        );
+        assert_eq!(
+            flow_alias("veo-3.1-lite-generate-preview", 2, false),
+            Some("veo_3_1_interpolation_lite")
+        );
+        assert_eq!(
+            flow_alias("veo-3.1-generate-preview", 3, true),
+            Some("veo_3_1_r2v_fast")
+        );
+        assert_eq!(flow_alias("veo_3_1_t2v_fast", 0, false), None);
+    }
+}

@@ -1,0 +1,451 @@
+//! Durable video jobs. A job is a record in storage, not a connection: the request that
+//! creates it takes a video slot on an account, uploads the images and stores a [`JobRecord`];
+//! from then on a driver — a Durable Object alarm at the edge, a background task natively —
+//! calls [`Jobs::step`] once per step (submit, one poll, resolve…) until the record says it is
+//! finished. Clients read the record (OpenAI Videos, Gemini operations) or follow it (a chat
+//! completion stream), and a client that goes away loses nothing.
+
+mod local;
+mod record;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::error::ApiError;
+use crate::generate::video::{JobContext, PollSettings, VideoRequest};
+use crate::generate::{Generator, Progress};
+use crate::pool::{AccountCommand, AccountPool};
+use crate::seams::{BoxFuture, Clock, MaybeSend, MaybeSync, SlotKind, Storage, StorageError};
+use crate::util;
+
+pub(crate) use local::LocalRunner;
+pub use record::{JobFailure, JobLease, JobRecord, JobStatus};
+
+/// Most progress lines a record keeps (the newest).
+const MAX_LOG_LINES: usize = 200;
+
+/// Runs job steps beyond the request that created the job.
+pub trait JobRunner: MaybeSend + MaybeSync {
+    /// Arranges for the job's steps ([`Jobs::step`], through `App::step_job`) to run, the
+    /// first after `delay`. Scheduling a job that is already scheduled or running is harmless.
+    fn schedule<'a>(
+        &'a self,
+        id: &'a str,
+        delay: Duration,
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+
+    /// Resolves when the job may have moved past `revision`, or after `timeout` — whichever
+    /// comes first. A follower then reads the record; spurious wake-ups are fine.
+    fn wait<'a>(&'a self, id: &'a str, revision: u64, timeout: Duration) -> BoxFuture<'a, ()>;
+}
+
+/// What creating a job needs besides the account.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The generation.
+    pub request: VideoRequest,
+    /// The model name the client asked for (echoed back).
+    pub requested_model: String,
+    /// Base URL for `/media/{id}` links (fallback video bytes).
+    pub media_base: String,
+    /// The client's `Idempotency-Key` and a digest of its request body.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// Why a job could not be created or read.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A client-facing failure (no account, upload failed, idempotency conflict…).
+    #[error("{}", .0.message)]
+    Api(ApiError),
+    /// The job store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<ApiError> for JobError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Api(e) => e,
+            JobError::Storage(_) => ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "The job store is unavailable; try again.",
+            )
+            .retry_after(5),
+        }
+    }
+}
+
+/// The outcome of one [`Jobs::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// When to take the next step; `None` when the job is finished (or gone).
+    pub next: Option<Duration>,
+    /// The record's revision after the step.
+    pub revision: u64,
+}
+
+/// The job store and the step function.
+#[derive(Clone)]
+pub struct Jobs {
+    store: Arc<dyn Storage>,
+    pool: AccountPool,
+    generator: Generator,
+    clock: Arc<dyn Clock>,
+    poll: PollSettings,
+    lease: Duration,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key(id: &str) -> String {
+    format!("video/{id}")
+}
+
+fn idempotency_key(k: &str) -> String {
+    format!("idem/{}", util::hex(&sha256(k.as_bytes())))
+}
+
+/// SHA-256 of `bytes` (request digests for `Idempotency-Key`).
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Whether `id` can be a job id (so that a route never builds a storage key from junk).
+pub fn is_job_id(id: &str) -> bool {
+    id.strip_prefix("video_").is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+impl Jobs {
+    /// The jobs over `store`, stepping with `generator` on accounts of `pool`. `lease` is the
+    /// video slot's lease, renewed at every step; records live `ttl` after their last change.
+    pub fn new(
+        store: Arc<dyn Storage>,
+        pool: AccountPool,
+        generator: Generator,
+        clock: Arc<dyn Clock>,
+        poll: PollSettings,
+        ttl: Duration,
+    ) -> Self {
+        let lease = pool.settings().video_lease;
+        Self {
+            store,
+            pool,
+            generator,
+            clock,
+            poll,
+            lease,
+            ttl,
+        }
+    }
+
+    /// Reads a job.
+    ///
+    /// # Errors
+    /// Storage failures; an unreadable record reads as absent.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StorageError> {
+        if !is_job_id(id) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get(&key(id)).await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
+    async fn put(&self, record: &JobRecord) -> Result<(), StorageError> {
+        let json =
+            serde_json::to_vec(record).map_err(|e| StorageError(format!("encoding a job: {e}")))?;
+        self.store
+            .put(&key(&record.id), json.into(), Some(self.ttl))
+            .await
+    }
+
+    /// Job ids, oldest first (ids sort by creation time).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn ids(&self) -> Result<Vec<String>, StorageError> {
+        let keys = self.store.list("video/").await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix("video/").map(str::to_owned))
+            .collect())
+    }
+
+    /// Creates a job: takes a video slot on an account, uploads the images, stores the record.
+    /// With an idempotency key already used for the same body, returns that job instead; for a
+    /// different body, a 409.
+    ///
+    /// # Errors
+    /// [`JobError::Api`] for anything the client should see (no account, failed upload,
+    /// conflict); storage failures.
+    pub async fn create(&self, new: NewJob) -> Result<(JobRecord, bool), JobError> {
+        if let Some((k, digest)) = &new.idempotency {
+            if let Some(bytes) = self.store.get(&idempotency_key(k)).await? {
+                let seen: record::IdempotencyEntry = serde_json::from_slice(&bytes)
+                    .map_err(|e| StorageError(format!("reading an idempotency entry: {e}")))?;
+                if &seen.digest != digest {
+                    return Err(ApiError::new(
+                        http::StatusCode::CONFLICT,
+                        "This Idempotency-Key was already used with a different request body.",
+                    )
+                    .code("idempotency_key_reused")
+                    .into());
+                }
+                if let Some(existing) = self.get(&seen.job_id).await? {
+                    return Ok((existing, false));
+                }
+            }
+        }
+        let model = new.request.model;
+        let lease = self
+            .pool
+            .acquire(SlotKind::Video, model.min_tier(), model.id, &[])
+            .await
+            .map_err(ApiError::from)?;
+        let (progress, mut lines) = Progress::channel();
+        let started = self
+            .generator
+            .start_video_job(JobContext::from(&lease), &new.request, &progress)
+            .await;
+        let video = match started {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = e.to_string();
+                let blame = e.blame();
+                self.pool.finish(lease, Some((blame, reason))).await;
+                return Err(ApiError::from(e).into());
+            }
+        };
+        let now = self.clock.now_ms();
+        let mut lease = lease;
+        let slot = lease.slot.disarm();
+        let id = format!("video_{now:012x}{}", util::random_hex(8));
+        let mut record = JobRecord {
+            id,
+            model: new.requested_model,
+            model_id: model.id.to_owned(),
+            prompt: new.request.prompt.clone(),
+            seconds: model.duration_secs(),
+            portrait: model.aspect == crate::models::VideoAspect::Portrait,
+            created_at_ms: now,
+            completed_at_ms: None,
+            status: JobStatus::Queued,
+            progress: 0,
+            failure: None,
+            url: None,
+            log: vec![format!(
+                "Video job started on account {}.",
+                crate::util::mask_email(&lease.account.email)
+            )],
+            log_dropped: 0,
+            revision: 1,
+            lease: JobLease {
+                account_id: lease.account.id.clone(),
+                lease_id: slot.map(|s| s.lease_id),
+                project_id: lease.project_id.clone(),
+            },
+            media_base: new.media_base,
+            next_at_ms: now,
+            video,
+        };
+        record.log.extend(drain(&mut lines));
+        self.put(&record).await?;
+        if let Some((k, digest)) = new.idempotency {
+            let entry = record::IdempotencyEntry {
+                job_id: record.id.clone(),
+                digest,
+            };
+            if let Ok(json) = serde_json::to_vec(&entry) {
+                // Best effort: without it a retry makes a second job, as without the header.
+                let _ = self
+                    .store
+                    .put(&idempotency_key(&k), json.into(), Some(self.ttl))
+                    .await;
+            }
+        }
+        Ok((record, true))
+    }
+
+    /// Takes one step of a job: renews its slot, refreshes the account's token if due, and
+    /// advances the generation by one bounded step (a submit, one poll, or resolving the
+    /// result). A finished job reports to the pool and frees its slot.
+    ///
+    /// # Errors
+    /// Storage failures (the driver retries later); everything else ends up in the record.
+    pub async fn step(&self, id: &str) -> Result<StepOutcome, StorageError> {
+        let Some(mut record) = self.get(id).await? else {
+            return Ok(StepOutcome {
+                next: None,
+                revision: 0,
+            });
+        };
+        if record.status.is_terminal() {
+            return Ok(StepOutcome {
+                next: None,
+                revision: record.revision,
+            });
+        }
+        let before = (record.log.len(), record.status, record.progress);
+        let (progress, mut lines) = Progress::channel();
+        let result = self.step_record(&mut record, &progress).await;
+        let new_lines = drain(&mut lines);
+        record.push_log(new_lines, MAX_LOG_LINES);
+        let now = self.clock.now_ms();
+        let next = match result {
+            Ok(Some(wait)) => {
+                record.status = JobStatus::InProgress;
+                record.progress = record.video.progress.min(99);
+                record.next_at_ms = now + wait.as_millis() as u64;
+                Some(wait)
+            }
+            Ok(None) => {
+                record.status = JobStatus::Completed;
+                record.progress = 100;
+                record.url = record.video.result().map(str::to_owned);
+                record.completed_at_ms = Some(now);
+                None
+            }
+            Err(failure) => {
+                record.push_log(vec![format!("Error: {}", failure.0.message)], MAX_LOG_LINES);
+                record.status = JobStatus::Failed;
+                record.completed_at_ms = Some(now);
+                record.failure = Some(JobFailure::from(&failure.0));
+                self.finish_slot(&record, failure.1).await;
+                None
+            }
+        };
+        if record.status == JobStatus::Completed {
+            self.finish_slot(&record, None).await;
+        }
+        if (record.log.len(), record.status, record.progress) != before {
+            record.revision += 1;
+        }
+        self.put(&record).await?;
+        Ok(StepOutcome {
+            next,
+            revision: record.revision,
+        })
+    }
+
+    /// One step on the record's account.
+    async fn step_record(
+        &self,
+        record: &mut JobRecord,
+        progress: &Progress,
+    ) -> Result<Option<Duration>, (ApiError, Option<(crate::flow::Blame, String)>)> {
+        let account = match self.pool.get(&record.lease.account_id).await {
+            Ok(a) => a,
+            Err(e) => {
+                let e = ApiError::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("The job's account is no longer available: {e}"),
+                );
+                return Err((e, None));
+            }
+        };
+        // Renewing the slot also reads the account's state (its token) in the same call.
+        let command = match &record.lease.lease_id {
+            Some(lease_id) => AccountCommand::Renew {
+                lease_id: lease_id.clone(),
+                lease_ms: self.lease.as_millis() as u64,
+            },
+            None => AccountCommand::Status,
+        };
+        let status = match self.pool.coordinator.apply(&account.id, command).await {
+            Ok(reply) => reply.status,
+            Err(e) => {
+                // Transient: try again next step.
+                progress.line(format!("Account state unavailable ({e}); retrying."));
+                return Ok(Some(self.poll.interval.max(Duration::from_secs(1))));
+            }
+        };
+        let token = match self.pool.ensure_token(&account, &status).await {
+            Ok(t) => t,
+            Err(e) => {
+                let err = ApiError::from(e);
+                let reason = err.message.clone();
+                return Err((err, Some((crate::flow::Blame::Auth, reason))));
+            }
+        };
+        let ctx = JobContext {
+            account: &account,
+            token: &token,
+            project_id: &record.lease.project_id,
+        };
+        let media_base = record.media_base.clone();
+        match self
+            .generator
+            .advance_video_job(ctx, &mut record.video, &media_base, self.poll, progress)
+            .await
+        {
+            Ok(next) => Ok(next),
+            Err(e) => {
+                let blame = e.blame();
+                let reason = e.to_string();
+                Err((ApiError::from(e), Some((blame, reason))))
+            }
+        }
+    }
+
+    /// Reports a finished job to its account and frees its slot.
+    async fn finish_slot(&self, record: &JobRecord, failure: Option<(crate::flow::Blame, String)>) {
+        self.pool
+            .finish_held(
+                &record.lease.account_id,
+                record.lease.lease_id.clone(),
+                failure,
+            )
+            .await;
+    }
+
+    /// Deletes a job; a running one stops at its next step and frees its slot now.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn delete(&self, record: &JobRecord) -> Result<(), StorageError> {
+        if !record.status.is_terminal() {
+            self.pool
+                .finish_held(
+                    &record.lease.account_id,
+                    record.lease.lease_id.clone(),
+                    None,
+                )
+                .await;
+        }
+        self.store.delete(&key(&record.id)).await
+    }
+
+    /// Whether a running job's driver seems to have stopped (its next step is long overdue),
+    /// so a reader should schedule it again.
+    pub fn is_stalled(&self, record: &JobRecord) -> bool {
+        let grace = (self.poll.interval * 10).max(Duration::from_secs(60));
+        !record.status.is_terminal()
+            && self.clock.now_ms() > record.next_at_ms + grace.as_millis() as u64
+    }
+}
+
+fn drain(lines: &mut futures::channel::mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(line) = lines.try_recv() {
+        out.push(line.trim_end().to_owned());
+    }
+    out
+}
