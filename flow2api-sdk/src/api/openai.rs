@@ -338,7 +338,7 @@ async fn run(
 /// The final chunk's content: markdown for an image, the `<video>` tag of §5.5 for a video.
 fn final_content(output: &Output) -> String {
     if output.kind == "video" {
-        super::videos::video_html(&output.url)
+        super::videos::video_html(&output.url, output.media_id.as_deref())
     } else {
         format!("![Generated Image]({})", output.url)
     }

@@ -126,6 +126,7 @@ impl AppInner {
                     return Ok(Output {
                         url: record.url.clone().unwrap_or_default(),
                         kind: "video",
+                        media_id: record.video.media_id.clone(),
                     })
                 }
                 JobStatus::Failed => {
@@ -235,9 +236,13 @@ impl AppInner {
     }
 }
 
-/// The `<video>` tag of §5.5 for a chat stream's final chunk.
-pub(crate) fn video_html(url: &str) -> String {
-    let media_id = media_uuid(url).unwrap_or_default();
+/// The `<video>` tag of §5.5 for a chat stream's final chunk; `media_id` is the job's
+/// `video_media_id` (else the UUID in the URL).
+pub(crate) fn video_html(url: &str, media_id: Option<&str>) -> String {
+    let media_id = media_id
+        .map(str::to_owned)
+        .or_else(|| media_uuid(url))
+        .unwrap_or_default();
     format!(
         "<video src='{url}' data-media-id='{media_id}' controls style='max-width:100%'></video>"
     )

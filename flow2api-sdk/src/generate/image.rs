@@ -113,7 +113,11 @@ impl Generator {
                 Ok(bytes) => {
                     progress.line(format!("Image upscaled to {label}; storing it..."));
                     let url = self.store_image(bytes, media_base, progress).await;
-                    return Ok(Output { url, kind: "image" });
+                    return Ok(Output {
+                        url,
+                        kind: "image",
+                        media_id: None,
+                    });
                 }
                 Err(e) => {
                     progress.line(format!(
@@ -126,6 +130,7 @@ impl Generator {
         Ok(Output {
             url: generated.url,
             kind: "image",
+            media_id: None,
         })
     }
 

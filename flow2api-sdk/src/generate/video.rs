@@ -167,6 +167,9 @@ pub struct VideoJob {
     pub progress: u8,
     /// The next step.
     pub phase: JobPhase,
+    /// The media id of the latest finished video (§5.5 `video_media_id`).
+    #[serde(default)]
+    pub media_id: Option<String>,
 }
 
 impl VideoJob {
@@ -255,6 +258,7 @@ impl Generator {
             url: None,
             progress: 0,
             phase: JobPhase::Submit { upscaling: false },
+            media_id: None,
         })
     }
 
@@ -471,12 +475,14 @@ impl Generator {
             Err(e) => return fallback(job, upscaling, e, progress),
         };
         let target = job.upsample.as_deref().and_then(VideoUpsample::from_slug);
+        // §5.5: the UUID in the URL, else the media name.
+        let media_id = media_uuid(&url).unwrap_or_else(|| done.reference().to_owned());
+        job.media_id = Some(media_id.clone());
         if let (false, VideoInput::Extend { source }) = (upscaling, &job.input) {
             // Extend models deliver the source and the new clip joined (E18/E19).
-            let clip = media_uuid(&url).unwrap_or_else(|| done.reference().to_owned());
             job.phase = JobPhase::Concat {
                 source: source.clone(),
-                clip,
+                clip: media_id,
             };
             job.url = Some(url);
             return Ok(Some(Duration::ZERO));
@@ -485,7 +491,7 @@ impl Generator {
             (false, Some(target)) => {
                 progress.line(format!("Video ready; upscaling to {}...", target.label()));
                 // The upsample input is the UUID in the video URL, else the media name (§5.5).
-                let source = media_uuid(&url).unwrap_or_else(|| done.reference().to_owned());
+                let source = media_id;
                 job.aspect = done
                     .aspect_ratio
                     .clone()
@@ -533,6 +539,7 @@ impl Generator {
         Ok(Output {
             url: job.result().unwrap_or_default().to_owned(),
             kind: "video",
+            media_id: job.media_id,
         })
     }
 

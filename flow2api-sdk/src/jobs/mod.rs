@@ -306,6 +306,14 @@ impl Jobs {
         let before = (record.log.len(), record.status, record.progress);
         let (progress, mut lines) = Progress::channel();
         let result = self.step_record(&mut record, &progress).await;
+        // Deleted while the step ran (its slot is already released): writing the record back
+        // would resurrect it and keep its driver going.
+        if self.store.get(&key(&record.id)).await?.is_none() {
+            return Ok(StepOutcome {
+                next: None,
+                revision: record.revision,
+            });
+        }
         let new_lines = drain(&mut lines);
         record.push_log(new_lines, MAX_LOG_LINES);
         let now = self.clock.now_ms();
@@ -421,13 +429,15 @@ impl Jobs {
     /// # Errors
     /// Storage failures.
     pub async fn delete(&self, record: &JobRecord) -> Result<(), StorageError> {
-        if !record.status.is_terminal() {
-            self.pool
-                .finish_held(
-                    &record.lease.account_id,
-                    record.lease.lease_id.clone(),
-                    None,
-                )
+        if let (false, Some(lease_id)) = (record.status.is_terminal(), &record.lease.lease_id) {
+            // Not an outcome for the account: just the slot back.
+            let release = AccountCommand::Release {
+                lease_id: lease_id.clone(),
+            };
+            let _ = self
+                .pool
+                .coordinator
+                .apply(&record.lease.account_id, release)
                 .await;
         }
         self.store.delete(&key(&record.id)).await
