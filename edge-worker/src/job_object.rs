@@ -1,20 +1,22 @@
 //! `JobObject`: one Durable Object per video job (addressed by `id_from_name(job_id)`). Its
 //! alarm takes one step of the job through the SDK ([`App::step_job`]) per invocation — so
-//! each step gets a fresh subrequest budget — and re-arms for the step after. Followers wait
-//! on it for the job's next visible change instead of polling the record.
+//! each step gets a fresh subrequest budget — and re-arms for the step after. Followers (a chat
+//! completion streaming the job) hold one streamed request to it and receive each visible
+//! change as a JSON line: one subrequest for the whole job instead of one per poll.
 //!
 //! [`App::step_job`]: flow2api_sdk::App::step_job
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use futures::channel::oneshot;
-use futures::future::{select, Either};
+use flow2api_sdk::jobs::JobRecord;
+use futures::channel::mpsc;
+use futures::StreamExt;
 // `#[durable_object]` expands to code that names `wasm_bindgen` unqualified.
 use worker::wasm_bindgen;
 use worker::{
-    console_error, console_log, durable_object, Delay, DurableObject, Env, Request, Response,
-    Result, State,
+    console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result,
+    State,
 };
 
 use crate::fetch_http::Subrequests;
@@ -28,10 +30,13 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 pub struct JobObject {
     state: State,
     env: Env,
-    /// The newest revision a step of this instance produced (0 after a restart).
+    /// The newest record a step of this instance produced, as a JSON line (none after a
+    /// restart), with its revision and whether it finished the job.
+    last: RefCell<Option<(u64, String, bool)>>,
+    /// Open follow streams.
+    followers: RefCell<Vec<mpsc::UnboundedSender<String>>>,
+    /// Revision of `last` (0 when none), for a quick comparison.
     revision: Cell<u64>,
-    /// Followers waiting for the next change.
-    waiters: RefCell<Vec<oneshot::Sender<()>>>,
 }
 
 impl std::fmt::Debug for JobObject {
@@ -41,25 +46,40 @@ impl std::fmt::Debug for JobObject {
 }
 
 impl JobObject {
-    fn changed(&self, revision: u64) {
-        if revision > self.revision.get() {
-            self.revision.set(revision);
-            for tx in self.waiters.borrow_mut().drain(..) {
-                let _ = tx.send(());
-            }
+    /// Sends a changed record to the followers; a finished job closes their streams.
+    fn publish(&self, record: &JobRecord) {
+        if record.revision <= self.revision.get() {
+            return;
         }
+        let Ok(mut line) = serde_json::to_string(record) else {
+            return;
+        };
+        line.push('\n');
+        let finished = record.status.is_terminal();
+        self.revision.set(record.revision);
+        let mut followers = self.followers.borrow_mut();
+        followers.retain(|tx| tx.unbounded_send(line.clone()).is_ok());
+        if finished {
+            followers.clear();
+        }
+        *self.last.borrow_mut() = Some((record.revision, line, finished));
     }
 
-    async fn wait(&self, revision: u64, timeout: Duration) -> u64 {
-        if self.revision.get() > revision {
-            return self.revision.get();
+    /// A follow stream: the newest record first if the follower has not seen it, then each
+    /// change, ending with the job.
+    fn follow(&self, revision: u64) -> Result<Response> {
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let mut finished = false;
+        if let Some((rev, line, done)) = &*self.last.borrow() {
+            if *rev > revision {
+                let _ = tx.unbounded_send(line.clone());
+            }
+            finished = *done;
         }
-        let (tx, rx) = oneshot::channel();
-        self.waiters.borrow_mut().push(tx);
-        let delay = Delay::from(timeout);
-        match select(rx, delay).await {
-            Either::Left(_) | Either::Right(_) => self.revision.get(),
+        if !finished {
+            self.followers.borrow_mut().push(tx);
         }
+        Response::from_stream(rx.map(Ok::<String, worker::Error>))
     }
 
     /// One step; returns when to take the next.
@@ -75,11 +95,13 @@ impl JobObject {
         let storage = self.state.storage();
         match app.step_job(id).await {
             Ok(outcome) => {
-                self.changed(outcome.revision);
+                if let Some(record) = &outcome.record {
+                    self.publish(record);
+                }
                 let _ = storage.delete(JOB_FAILURES_KEY).await;
                 console_log!(
                     "video-job step id={id} revision={} subrequests={} next_ms={}",
-                    outcome.revision,
+                    outcome.revision(),
                     subrequests.get(),
                     outcome.next.map_or(-1, |d| d.as_millis() as i64)
                 );
@@ -104,8 +126,9 @@ impl DurableObject for JobObject {
         Self {
             state,
             env,
+            last: RefCell::new(None),
+            followers: RefCell::new(Vec::new()),
             revision: Cell::new(0),
-            waiters: RefCell::new(Vec::new()),
         }
     }
 
@@ -123,14 +146,7 @@ impl DurableObject for JobObject {
                     .await?;
                 JobReply::Scheduled
             }
-            JobCommand::Wait {
-                revision,
-                timeout_ms,
-            } => JobReply::Waited {
-                revision: self
-                    .wait(revision, Duration::from_millis(timeout_ms.min(60_000)))
-                    .await,
-            },
+            JobCommand::Follow { revision } => return self.follow(revision),
         };
         Response::from_json(&reply)
     }

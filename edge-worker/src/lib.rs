@@ -98,6 +98,8 @@ pub(crate) mod entry {
     #[event(fetch)]
     async fn fetch(req: HttpRequest, env: Env, ctx: worker::Context) -> Result<Response> {
         let request = read_request(req).await?;
+        // For the subrequest log line: method and path only (a query may carry `key=`).
+        let route = format!("{} {}", request.method(), request.uri().path());
         LOG_THRESHOLD.with(|t| {
             t.get_or_init(|| {
                 env.var("SUBREQUEST_LOG_THRESHOLD")
@@ -110,7 +112,7 @@ pub(crate) mod entry {
         let wait_until = Arc::new(WaitUntil::new(ctx));
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
         let response = app.handle(request).await;
-        to_worker_response(response, subrequests, &*wait_until)
+        to_worker_response(response, (route, subrequests), &*wait_until)
     }
 
     /// The cron trigger (`[triggers]` in wrangler.toml): refreshes tokens before they expire
@@ -228,7 +230,7 @@ pub(crate) mod entry {
     /// the read, the runtime cancels the stream, and dropping it releases the slot.
     fn to_worker_response(
         response: http::Response<Body>,
-        subrequests: Subrequests,
+        subrequests: (String, Subrequests),
         spawner: &dyn Spawn,
     ) -> Result<Response> {
         let (parts, body) = response.into_parts();
@@ -270,11 +272,11 @@ pub(crate) mod entry {
         }
     }
 
-    fn log_subrequests(subrequests: &Subrequests) {
+    fn log_subrequests((route, subrequests): &(String, Subrequests)) {
         let n = subrequests.get();
         let threshold = LOG_THRESHOLD.with(|t| t.get().copied().unwrap_or(25));
         if n >= threshold {
-            console_log!("subrequests={n}");
+            console_log!("{route} subrequests={n}");
         }
     }
 
@@ -282,7 +284,8 @@ pub(crate) mod entry {
     /// or when it is dropped early (the client went away).
     struct LogWhenDone {
         inner: BoxStream<'static, Bytes>,
-        subrequests: Option<Subrequests>,
+        /// The route and its counter, until logged.
+        subrequests: Option<(String, Subrequests)>,
         /// Keeps the invocation open while the stream lives (see [`to_worker_response`]).
         _open: oneshot::Sender<()>,
     }

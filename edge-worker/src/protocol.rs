@@ -183,26 +183,42 @@ pub enum JobCommand {
         /// Delay in milliseconds.
         delay_ms: u64,
     },
-    /// Answer once the job's revision passes `revision`, or after `timeout_ms`.
-    Wait {
+    /// Stream the job's records, one JSON line each, as its steps change them past
+    /// `revision`; the stream ends after the record that finishes the job.
+    Follow {
         /// The revision the caller has seen.
         revision: u64,
-        /// Longest wait in milliseconds.
-        timeout_ms: u64,
     },
 }
 
-/// The answer to a [`JobCommand`].
+/// The answer to [`JobCommand::Schedule`] (a follow is answered by a stream).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum JobReply {
     /// The alarm is set.
     Scheduled,
-    /// The wait ended; `revision` is the newest the object knows of.
-    Waited {
-        /// Newest known revision.
-        revision: u64,
-    },
+}
+
+/// Splits newline-delimited JSON arriving in arbitrary chunks into records.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Adds a chunk; returns the complete lines it finished, without their newlines.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(chunk);
+        let mut lines = Vec::new();
+        while let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = self.pending.drain(..=i).collect();
+            line.pop();
+            if !line.is_empty() {
+                lines.push(line);
+            }
+        }
+        lines
+    }
 }
 
 /// One entry as stored in the object's storage.
@@ -357,8 +373,19 @@ mod tests {
             serde_json::to_string(&schedule).unwrap(),
             r#"{"cmd":"schedule","id":"video_1","delay_ms":0}"#
         );
-        let waited: JobReply = serde_json::from_str(r#"{"reply":"waited","revision":3}"#).unwrap();
-        assert_eq!(waited, JobReply::Waited { revision: 3 });
+        let reply: JobReply = serde_json::from_str(r#"{"reply":"scheduled"}"#).unwrap();
+        assert_eq!(reply, JobReply::Scheduled);
+    }
+
+    #[test]
+    fn follow_lines_split_across_chunks() {
+        let mut s = LineSplitter::default();
+        assert!(s.push(b"{\"a\":").is_empty());
+        assert_eq!(s.push(b"1}\n{\"b\"").as_slice(), [b"{\"a\":1}".to_vec()]);
+        assert_eq!(
+            s.push(b":2}\n\n{}\n"),
+            vec![b"{\"b\":2}".to_vec(), b"{}".to_vec()]
+        );
     }
 
     #[test]

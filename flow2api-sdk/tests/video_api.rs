@@ -943,9 +943,9 @@ async fn step_job_by_hand_takes_one_step_at_a_time() {
     // Step 1: the submit.
     let out = h.app.step_job(&id).await.unwrap();
     assert!(out.next.is_some());
-    assert!(out.revision > revision, "{out:?}");
+    assert!(out.revision() > revision, "{out:?}");
     let r = h.app.jobs().get(&id).await.unwrap().unwrap();
-    assert_eq!(r.revision, out.revision);
+    assert_eq!(r.revision, out.revision());
     assert_eq!(r.status, JobStatus::InProgress);
     assert!(r.log.len() > log_len, "{:?}", r.log);
     assert!(
@@ -968,7 +968,7 @@ async fn step_job_by_hand_takes_one_step_at_a_time() {
             "one status call per step"
         );
         assert!(r.revision >= revision && r.log.len() >= log_len);
-        assert_eq!(out.revision, r.revision);
+        assert_eq!(out.revision(), r.revision);
         if poll < 7 {
             assert!(out.next.is_some(), "poll {poll}");
             assert_eq!(r.status, JobStatus::InProgress);
@@ -997,7 +997,7 @@ async fn step_job_by_hand_takes_one_step_at_a_time() {
     // A finished job takes no more steps.
     let out = h.app.step_job(&id).await.unwrap();
     assert_eq!(out.next, None);
-    assert_eq!(out.revision, revision);
+    assert_eq!(out.revision(), revision);
     assert_eq!(h.fake.requests_to(Endpoint::CheckVideoStatus).len(), 7);
     assert_eq!(get_video(&h, &id).await.json()["status"], "completed");
     assert_eq!(account(&h).await["in_flight"]["video"], 0);

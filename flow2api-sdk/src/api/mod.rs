@@ -87,13 +87,12 @@ impl JobRunner for NoRunner {
         boxed(async { Err(StorageError("no job runner on this host".into())) })
     }
 
-    fn wait<'a>(
+    fn watch<'a>(
         &'a self,
         _id: &'a str,
         _revision: u64,
-        _timeout: std::time::Duration,
-    ) -> BoxFuture<'a, ()> {
-        boxed(async {})
+    ) -> BoxFuture<'a, crate::seams::BoxStream<'static, crate::jobs::JobRecord>> {
+        boxed(async { crate::seams::boxed_stream(futures::stream::empty()) })
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{select, Either};
 use futures::StreamExt;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
@@ -21,8 +22,35 @@ use super::openai::{ChatEncoder, ChatRequest, Meta};
 use super::sse::EventStream;
 use super::{json_response, AppInner, Body};
 
-/// How long a follower waits for a change before reading the record anyway.
-const FOLLOW_WAIT: Duration = Duration::from_secs(20);
+/// How long a follower listens to a silent watch before reading the record itself.
+const FOLLOW_RECHECK: Duration = Duration::from_secs(120);
+/// Pause before that read when the watch ended early.
+const FOLLOW_PAUSE: Duration = Duration::from_millis(500);
+
+/// Reports the record's new progress lines; `Some` with the result once it has finished.
+fn absorb(
+    record: &JobRecord,
+    seen: &mut u64,
+    progress: &Progress,
+) -> Option<Result<Output, ApiError>> {
+    for line in record.log_since(*seen) {
+        progress.line(line.clone());
+    }
+    *seen = record.log_total();
+    match record.status {
+        JobStatus::Completed => Some(Ok(Output {
+            url: record.url.clone().unwrap_or_default(),
+            kind: "video",
+            media_id: record.video.media_id.clone(),
+        })),
+        JobStatus::Failed => Some(Err(record
+            .failure
+            .as_ref()
+            .map(|f| f.to_api_error())
+            .unwrap_or_else(ApiError::internal))),
+        _ => None,
+    }
+}
 
 /// A video generation as the client asked for it, before a job exists.
 pub(crate) struct VideoAsk {
@@ -109,38 +137,37 @@ impl AppInner {
         Ok(record)
     }
 
-    /// Follows a job to its end, reporting its progress lines as they are written.
+    /// Follows a job to its end, reporting its progress lines as they are written: watches
+    /// the runner for changes, and reads storage only when the watch ends early or stays
+    /// silent for long.
     pub(crate) async fn follow_job(
         &self,
-        mut record: JobRecord,
+        record: JobRecord,
         progress: &Progress,
     ) -> Result<Output, ApiError> {
         let mut seen = 0u64;
+        let mut record = record;
         loop {
-            for line in record.log_since(seen) {
-                progress.line(line.clone());
+            if let Some(done) = absorb(&record, &mut seen, progress) {
+                return done;
             }
-            seen = record.log_total();
-            match record.status {
-                JobStatus::Completed => {
-                    return Ok(Output {
-                        url: record.url.clone().unwrap_or_default(),
-                        kind: "video",
-                        media_id: record.video.media_id.clone(),
-                    })
+            let mut updates = self.runner.watch(&record.id, record.revision).await;
+            loop {
+                let silence = self.deps.clock.sleep(FOLLOW_RECHECK);
+                match select(updates.next(), silence).await {
+                    Either::Left((Some(update), _)) => {
+                        if update.revision > record.revision {
+                            record = update;
+                            if let Some(done) = absorb(&record, &mut seen, progress) {
+                                return done;
+                            }
+                        }
+                    }
+                    Either::Left((None, _)) | Either::Right(_) => break,
                 }
-                JobStatus::Failed => {
-                    return Err(record
-                        .failure
-                        .as_ref()
-                        .map(|f| f.to_api_error())
-                        .unwrap_or_else(ApiError::internal))
-                }
-                _ => {}
             }
-            self.runner
-                .wait(&record.id, record.revision, FOLLOW_WAIT)
-                .await;
+            // Not watched (or silent): pause so a job nothing runs is not read in a spin.
+            self.deps.clock.sleep(FOLLOW_PAUSE).await;
             record = match self.read_job(&record.id).await {
                 Ok(r) => r,
                 Err(e) if e.status == StatusCode::NOT_FOUND => {

@@ -1,18 +1,17 @@
 //! The in-process [`JobRunner`]: one background task per running job over the host's
-//! [`Spawn`], taking steps back to back with the waits they ask for. Used when the host brings
-//! no runner of its own (natively); the record stays in storage, so a restarted process picks
-//! its jobs up again with `App::resume_jobs`.
+//! [`Spawn`], taking steps back to back with the waits they ask for, and telling watchers
+//! about each visible change. Used when the host brings no runner of its own (natively); the
+//! record stays in storage, so a restarted process picks its jobs up with `App::resume_jobs`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::channel::oneshot;
-use futures::future::select;
+use futures::channel::mpsc;
 
-use crate::seams::{boxed, BoxFuture, Clock, Spawn, StorageError};
+use crate::seams::{boxed, boxed_stream, BoxFuture, BoxStream, Clock, Spawn, StorageError};
 
-use super::{JobRunner, Jobs};
+use super::{JobRecord, JobRunner, Jobs};
 
 /// Consecutive storage failures after which a task gives up (a later read reschedules it).
 const MAX_STORE_FAILURES: u32 = 10;
@@ -27,8 +26,16 @@ struct Inner {
     jobs: Jobs,
     spawner: Arc<dyn Spawn>,
     clock: Arc<dyn Clock>,
-    running: Mutex<HashSet<String>>,
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Running jobs and their watchers, under one lock so that a watcher never registers on
+    /// a job whose task has just ended.
+    running: Mutex<HashMap<String, Watched>>,
+}
+
+/// A running job's newest published record and its watchers.
+#[derive(Default)]
+struct Watched {
+    last: Option<JobRecord>,
+    watchers: Vec<mpsc::UnboundedSender<JobRecord>>,
 }
 
 impl LocalRunner {
@@ -40,22 +47,20 @@ impl LocalRunner {
                 jobs,
                 spawner,
                 clock,
-                running: Mutex::new(HashSet::new()),
-                waiters: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
             }),
         }
     }
 }
 
 impl Inner {
-    fn notify(&self, id: &str) {
-        let senders = self
-            .waiters
-            .lock()
-            .map(|mut w| w.remove(id).unwrap_or_default())
-            .unwrap_or_default();
-        for tx in senders {
-            let _ = tx.send(());
+    fn publish(&self, id: &str, record: &JobRecord) {
+        if let Ok(mut running) = self.running.lock() {
+            if let Some(w) = running.get_mut(id) {
+                w.watchers
+                    .retain(|tx| tx.unbounded_send(record.clone()).is_ok());
+                w.last = Some(record.clone());
+            }
         }
     }
 
@@ -64,11 +69,17 @@ impl Inner {
             self.clock.sleep(delay).await;
         }
         let mut failures = 0;
+        let mut revision = 0;
         loop {
             match self.jobs.step(id).await {
                 Ok(outcome) => {
                     failures = 0;
-                    self.notify(id);
+                    if let Some(record) = &outcome.record {
+                        if record.revision > revision {
+                            revision = record.revision;
+                            self.publish(id, record);
+                        }
+                    }
                     match outcome.next {
                         Some(wait) if !wait.is_zero() => self.clock.sleep(wait).await,
                         Some(_) => {}
@@ -82,10 +93,10 @@ impl Inner {
                 Err(_) => break,
             }
         }
+        // Dropping the watchers' senders ends their streams.
         if let Ok(mut running) = self.running.lock() {
             running.remove(id);
         }
-        self.notify(id);
     }
 }
 
@@ -100,7 +111,14 @@ impl JobRunner for LocalRunner {
                 .inner
                 .running
                 .lock()
-                .map(|mut r| r.insert(id.to_owned()))
+                .map(|mut r| {
+                    if r.contains_key(id) {
+                        false
+                    } else {
+                        r.insert(id.to_owned(), Watched::default());
+                        true
+                    }
+                })
                 .unwrap_or(false);
             if fresh {
                 let inner = self.inner.clone();
@@ -113,14 +131,22 @@ impl JobRunner for LocalRunner {
         })
     }
 
-    fn wait<'a>(&'a self, id: &'a str, _revision: u64, timeout: Duration) -> BoxFuture<'a, ()> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut w) = self.inner.waiters.lock() {
-            w.entry(id.to_owned()).or_default().push(tx);
+    fn watch<'a>(
+        &'a self,
+        id: &'a str,
+        revision: u64,
+    ) -> BoxFuture<'a, BoxStream<'static, JobRecord>> {
+        let (tx, rx) = mpsc::unbounded();
+        if let Ok(mut running) = self.inner.running.lock() {
+            // Not running here: the stream ends at once and the follower reads storage.
+            if let Some(w) = running.get_mut(id) {
+                // A change the follower has not seen yet comes first.
+                if let Some(last) = w.last.as_ref().filter(|l| l.revision > revision) {
+                    let _ = tx.unbounded_send(last.clone());
+                }
+                w.watchers.push(tx);
+            }
         }
-        let sleep = self.inner.clock.sleep(timeout);
-        boxed(async move {
-            let _ = select(rx, sleep).await;
-        })
+        boxed(async move { boxed_stream(rx) })
     }
 }

@@ -15,7 +15,9 @@ use crate::api::error::ApiError;
 use crate::generate::video::{JobContext, PollSettings, VideoRequest};
 use crate::generate::{Generator, Progress};
 use crate::pool::{AccountCommand, AccountPool};
-use crate::seams::{BoxFuture, Clock, MaybeSend, MaybeSync, SlotKind, Storage, StorageError};
+use crate::seams::{
+    BoxFuture, BoxStream, Clock, MaybeSend, MaybeSync, SlotKind, Storage, StorageError,
+};
 use crate::util;
 
 pub(crate) use local::LocalRunner;
@@ -34,9 +36,16 @@ pub trait JobRunner: MaybeSend + MaybeSync {
         delay: Duration,
     ) -> BoxFuture<'a, Result<(), StorageError>>;
 
-    /// Resolves when the job may have moved past `revision`, or after `timeout` — whichever
-    /// comes first. A follower then reads the record; spurious wake-ups are fine.
-    fn wait<'a>(&'a self, id: &'a str, revision: u64, timeout: Duration) -> BoxFuture<'a, ()>;
+    /// The job's record each time a step changes what a client sees (its log, status or
+    /// progress) past `revision`, ending after the record that finishes the job. The stream
+    /// may end sooner (the runner lost track of the job, or is not running it): the follower
+    /// then reads the record from storage and watches again. At the edge this is one
+    /// subrequest for the whole job, however long it runs.
+    fn watch<'a>(
+        &'a self,
+        id: &'a str,
+        revision: u64,
+    ) -> BoxFuture<'a, BoxStream<'static, JobRecord>>;
 }
 
 /// What creating a job needs besides the account.
@@ -83,12 +92,26 @@ impl From<JobError> for ApiError {
 }
 
 /// The outcome of one [`Jobs::step`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepOutcome {
     /// When to take the next step; `None` when the job is finished (or gone).
     pub next: Option<Duration>,
-    /// The record's revision after the step.
-    pub revision: u64,
+    /// The record as the step left it; `None` when the job is gone.
+    pub record: Option<JobRecord>,
+}
+
+impl StepOutcome {
+    fn gone() -> Self {
+        Self {
+            next: None,
+            record: None,
+        }
+    }
+
+    /// The record's revision after the step (0 when the job is gone).
+    pub fn revision(&self) -> u64 {
+        self.record.as_ref().map_or(0, |r| r.revision)
+    }
 }
 
 /// The job store and the step function.
@@ -292,15 +315,12 @@ impl Jobs {
     /// Storage failures (the driver retries later); everything else ends up in the record.
     pub async fn step(&self, id: &str) -> Result<StepOutcome, StorageError> {
         let Some(mut record) = self.get(id).await? else {
-            return Ok(StepOutcome {
-                next: None,
-                revision: 0,
-            });
+            return Ok(StepOutcome::gone());
         };
         if record.status.is_terminal() {
             return Ok(StepOutcome {
                 next: None,
-                revision: record.revision,
+                record: Some(record),
             });
         }
         let before = (record.log.len(), record.status, record.progress);
@@ -309,10 +329,7 @@ impl Jobs {
         // Deleted while the step ran (its slot is already released): writing the record back
         // would resurrect it and keep its driver going.
         if self.store.get(&key(&record.id)).await?.is_none() {
-            return Ok(StepOutcome {
-                next: None,
-                revision: record.revision,
-            });
+            return Ok(StepOutcome::gone());
         }
         let new_lines = drain(&mut lines);
         record.push_log(new_lines, MAX_LOG_LINES);
@@ -349,7 +366,7 @@ impl Jobs {
         self.put(&record).await?;
         Ok(StepOutcome {
             next,
-            revision: record.revision,
+            record: Some(record),
         })
     }
 
