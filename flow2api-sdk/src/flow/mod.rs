@@ -1,6 +1,7 @@
 //! The typed Flow client: one method per upstream endpoint, each written as build → send →
 //! parse, with build and parse pure (see the `build_*`/`parse_*` functions).
 
+pub mod concat;
 pub mod error;
 pub mod headers;
 pub mod video;
@@ -53,6 +54,10 @@ pub mod timeouts {
     pub const VIDEO_POLL: Duration = Duration::from_secs(45);
     /// E17.
     pub const MEDIA_BYTES: Duration = Duration::from_secs(120);
+    /// E18: the default `flow.timeout` (§1.14).
+    pub const CONCAT_SUBMIT: Duration = Duration::from_secs(120);
+    /// E19 (§1.14).
+    pub const CONCAT_STATUS: Duration = Duration::from_secs(300);
 }
 
 /// E1 result: a session.
