@@ -24,7 +24,8 @@ fn flow_alias(model: &str, images: usize, reference: bool) -> Option<&'static st
     } else {
         "quality"
     };
-    if !model.starts_with("veo-") {
+    // Only the Veo 3.1 names: older Veo versions are not on Flow.
+    if !model.starts_with("veo-3.1-") {
         return None;
     }
     Some(match (family, images, reference) {
@@ -242,5 +243,6 @@ mod tests {
             Some("veo_3_1_r2v_fast")
         );
         assert_eq!(flow_alias("veo_3_1_t2v_fast", 0, false), None);
+        assert_eq!(flow_alias("veo-2.0-generate-001", 0, false), None);
     }
 }
