@@ -95,6 +95,39 @@ def upsampled_jpeg(label: str) -> bytes:
     return jpeg[:20] + segment + jpeg[20:]
 
 
+def _mp4_box(kind: bytes, payload: bytes) -> bytes:
+    return (len(payload) + 8).to_bytes(4, "big") + kind + payload
+
+
+def fake_mp4(video_id: str) -> bytes:
+    """The MP4 the fake serves for video `video_id` (at <fake>/videos/<id>.mp4, and base64 in
+    E17): `fake_mp4` in flow2api-sdk/src/testing/video.rs, byte for byte — `ftyp` (isom),
+    `moov` with a version-0 `mvhd` (timescale 1000, 8 s), a `free` box naming the id and a
+    4 KiB `mdat` of a fixed pattern."""
+    ftyp = b"isom" + (0x200).to_bytes(4, "big") + b"isomiso2avc1mp41"
+    mvhd = bytes(4)  # version 0, flags 0
+    mvhd += (0).to_bytes(4, "big") + (0).to_bytes(4, "big")  # creation, modification time
+    mvhd += (1000).to_bytes(4, "big") + (8000).to_bytes(4, "big")  # timescale, duration
+    mvhd += (0x0001_0000).to_bytes(4, "big") + (0x0100).to_bytes(2, "big") + bytes(10)
+    for m in (0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000):
+        mvhd += m.to_bytes(4, "big")  # unity matrix
+    mvhd += bytes(24) + (2).to_bytes(4, "big")  # pre_defined, next track id
+    mdat = bytes((i * 31 % 251) for i in range(4096))
+    return (_mp4_box(b"ftyp", ftyp)
+            + _mp4_box(b"moov", _mp4_box(b"mvhd", mvhd))
+            + _mp4_box(b"free", f"flow2api-fake video {video_id}".encode())
+            + _mp4_box(b"mdat", mdat))
+
+
+_FAKE_MP4_ID = re.compile(rb"flow2api-fake video ([!-~]+)")
+
+
+def fake_mp4_id(content: bytes) -> str | None:
+    """The video id named in the `free` box of one of the fake's MP4s, if any."""
+    m = _FAKE_MP4_ID.search(content[:512])
+    return m.group(1).decode() if m else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +321,13 @@ class Fake:
 
     def set_captcha_polls(self, n: int) -> None:
         self._control("POST", "captcha", {"polls_before_ready": n})
+
+    def video(self, **settings: Any) -> None:
+        """POST /_fake/video: any of `pending_polls`, `active_polls`, `concat_polls`,
+        `redirect` ("ok"|"empty"|"lost"), `shape` ("operations"|"workflows"), `fail_next`
+        ({"code","message"}), `error_status_next`. Not cleared by `reset()`; the poll counts
+        apply to operations submitted afterwards."""
+        self._control("POST", "video", settings)
 
     def reset(self) -> None:
         self._control("POST", "reset")

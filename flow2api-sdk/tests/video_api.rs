@@ -1053,3 +1053,61 @@ async fn chat_stream_follows_the_job() {
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(v["url"], url.as_str());
 }
+
+/// Vertex AI express mode (google-genai with `vertexai=True`): the publisher path, with or
+/// without a project, `fetchPredictOperation`, and the Vertex result shape.
+#[tokio::test]
+async fn vertex_express_mode_predict_and_fetch_operation() {
+    let h = setup().await;
+    h.fake.set_video_polls(1, 1);
+    for prefix in [
+        "publishers/google/",
+        "projects/p1/locations/us-central1/publishers/google/",
+    ] {
+        let r = gemini(
+            &h,
+            "POST",
+            &format!("/v1beta1/{prefix}models/{GEMINI_MODEL}:predictLongRunning"),
+            Some(json!({"instances": [{"prompt": "a kite over the sea"}],
+                        "parameters": {"aspectRatio": "9:16", "durationSeconds": 8}})),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let name = r.json()["name"].as_str().unwrap().to_owned();
+        assert!(
+            name.starts_with(&format!("{prefix}models/{GEMINI_MODEL}/operations/video_")),
+            "{name}"
+        );
+        let fetch = format!("/v1beta1/{prefix}models/{GEMINI_MODEL}:fetchPredictOperation");
+        let mut done = None;
+        for _ in 0..5000 {
+            let r = gemini(&h, "POST", &fetch, Some(json!({"operationName": name}))).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let v = r.json();
+            assert_eq!(v["name"], name.as_str());
+            if v["done"] == true {
+                done = Some(v);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let done = done.expect("the operation finished");
+        let video = &done["response"]["videos"][0];
+        assert_eq!(video["mimeType"], "video/mp4", "{done}");
+        let uri = video["gcsUri"].as_str().unwrap();
+        let path = uri.strip_prefix("http://gateway.test").expect(uri);
+        let mp4 = gemini(&h, "GET", path, None).await;
+        assert_eq!(mp4.status, 200, "{}", mp4.text());
+        assert!(done["response"].get("generateVideoResponse").is_none());
+    }
+    let submits = h.fake.videos();
+    assert_eq!(submits.len(), 2);
+    let unknown = gemini(
+        &h,
+        "POST",
+        &format!("/v1beta1/publishers/google/models/{GEMINI_MODEL}:fetchPredictOperation"),
+        Some(json!({"operationName": "publishers/google/models/x/operations/video_00"})),
+    )
+    .await;
+    gemini_error(&unknown, 404, "NOT_FOUND");
+}

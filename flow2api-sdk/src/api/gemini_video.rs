@@ -1,5 +1,11 @@
 //! Gemini Veo (client-apis §1.6): `POST /v1beta/models/{model}:predictLongRunning` starts a
 //! job and answers a long-running operation; `GET /v1beta/{operation name}` reads it.
+//!
+//! The same SDK (google-genai) sends video generation through Vertex AI: with
+//! `vertexai=True`, an API key and the gateway as `base_url`, it calls
+//! `POST /v1beta1/publishers/google/models/{model}:predictLongRunning` and reads the operation
+//! with `POST …/models/{model}:fetchPredictOperation {"operationName"}`. Both are served, each
+//! with its own result shape.
 
 use std::sync::Arc;
 
@@ -40,6 +46,33 @@ fn flow_alias(model: &str, images: usize, reference: bool) -> Option<&'static st
     })
 }
 
+/// Which API a request came through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// The Gemini API (`/v1beta/models/…`).
+    Gemini,
+    /// Vertex AI, with the resource prefix before `models/` (`publishers/google/`, possibly
+    /// after `projects/…/locations/…/`).
+    Vertex(String),
+}
+
+impl Flavour {
+    pub(crate) fn from_prefix(prefix: &str) -> Self {
+        if prefix.is_empty() {
+            Self::Gemini
+        } else {
+            Self::Vertex(prefix.to_owned())
+        }
+    }
+
+    fn prefix(&self) -> &str {
+        match self {
+            Self::Gemini => "",
+            Self::Vertex(p) => p,
+        }
+    }
+}
+
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
@@ -67,6 +100,7 @@ pub(crate) async fn predict_long_running(
     inner: Arc<AppInner>,
     req: Request<Bytes>,
     model_name: &str,
+    flavour: Flavour,
 ) -> Result<Response<Body>, ApiError> {
     let v: Value = serde_json::from_slice(req.body())
         .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
@@ -164,7 +198,23 @@ pub(crate) async fn predict_long_running(
     };
     let media_base = inner.public_base(&req);
     let record = inner.start_video(ask, media_base.clone(), None).await?;
-    Ok(operation_response(&record, &media_base))
+    Ok(operation_response(&record, &media_base, &flavour))
+}
+
+/// `POST …/models/{model}:fetchPredictOperation` `{"operationName"}` (Vertex AI).
+pub(crate) async fn fetch_predict_operation(
+    inner: &AppInner,
+    req: &Request<Bytes>,
+    flavour: Flavour,
+) -> Result<Response<Body>, ApiError> {
+    let v: Value = serde_json::from_slice(req.body())
+        .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
+    let name = v
+        .get("operationName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`operationName` is required."))?;
+    let id = name.rsplit('/').next().unwrap_or_default();
+    get_operation(inner, req, id, flavour).await
 }
 
 /// `GET /v1beta/models/{model}/operations/{id}` (or `/v1beta/operations/{id}`).
@@ -172,6 +222,7 @@ pub(crate) async fn get_operation(
     inner: &AppInner,
     req: &Request<Bytes>,
     id: &str,
+    flavour: Flavour,
 ) -> Result<Response<Body>, ApiError> {
     let record = inner.read_job(id).await.map_err(|e| {
         if e.status == StatusCode::NOT_FOUND {
@@ -180,17 +231,21 @@ pub(crate) async fn get_operation(
             e
         }
     })?;
-    Ok(operation_response(&record, &inner.public_base(req)))
+    Ok(operation_response(
+        &record,
+        &inner.public_base(req),
+        &flavour,
+    ))
 }
 
 /// The operation's resource name.
-fn operation_name(r: &JobRecord) -> String {
-    format!("models/{}/operations/{}", r.model, r.id)
+fn operation_name(r: &JobRecord, flavour: &Flavour) -> String {
+    format!("{}models/{}/operations/{}", flavour.prefix(), r.model, r.id)
 }
 
-fn operation_response(r: &JobRecord, base: &str) -> Response<Body> {
+fn operation_response(r: &JobRecord, base: &str, flavour: &Flavour) -> Response<Body> {
     let mut op = json!({
-        "name": operation_name(r),
+        "name": operation_name(r, flavour),
         "metadata": {
             "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningMetadata",
             "progressPercent": r.progress,
@@ -198,13 +253,23 @@ fn operation_response(r: &JobRecord, base: &str) -> Response<Body> {
     });
     match r.status {
         JobStatus::Completed => {
+            // A link to the gateway, which serves it with the API key.
+            let uri = format!(
+                "{}/v1beta/files/{}:download?alt=media",
+                base.trim_end_matches('/'),
+                r.id
+            );
             op["done"] = json!(true);
-            op["response"] = json!({
-                "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
-                "generateVideoResponse": {"generatedSamples": [{"video": {
-                    "uri": format!("{}/v1beta/files/{}:download?alt=media", base.trim_end_matches('/'), r.id),
-                }}]},
-            });
+            op["response"] = match flavour {
+                Flavour::Gemini => json!({
+                    "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+                    "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]},
+                }),
+                Flavour::Vertex(_) => json!({
+                    "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                    "videos": [{"gcsUri": uri, "mimeType": "video/mp4"}],
+                }),
+            };
         }
         JobStatus::Failed => {
             let e = r

@@ -261,14 +261,9 @@ impl App {
                 }
                 .unwrap_or_else(|e| e.into_response(Dialect::OpenAi));
             }
-            (_, ["v1beta", ..]) => {
+            (_, ["v1beta" | "v1beta1", ..] | ["v1", "projects" | "publishers", ..]) => {
                 return match inner.require_api_key(&req) {
-                    Ok(()) => {
-                        inner
-                            .clone()
-                            .gemini_route(&method, &segments[1..], req)
-                            .await
-                    }
+                    Ok(()) => inner.clone().gemini_route(&method, &segments, req).await,
                     Err(e) => Err(e),
                 }
                 .unwrap_or_else(|e| e.into_response(Dialect::Gemini));
@@ -312,34 +307,45 @@ impl AppInner {
         }
     }
 
-    /// `/v1beta/…` (Gemini Veo operations and the files their results point at).
+    /// `/v1beta/…` (Gemini Veo operations and the files their results point at), and the
+    /// Vertex AI express-mode paths the same SDKs use (`/v1beta1/[projects/…/locations/…/]
+    /// publishers/google/models/…`).
     async fn gemini_route(
         self: Arc<Self>,
         method: &Method,
-        rest: &[&str],
+        segments: &[&str],
         req: Request<Bytes>,
     ) -> Result<Response<Body>, ApiError> {
-        match (method, rest) {
+        let not_found =
+            || ApiError::not_found(format!("No route for {method} /{}", segments.join("/")));
+        // The resource prefix before `models/`: empty for the Gemini API, the publisher
+        // (and project) path for Vertex AI; operation names repeat it.
+        let rest = &segments[1..];
+        let at = rest
+            .iter()
+            .position(|s| matches!(*s, "models" | "operations" | "files"))
+            .ok_or_else(not_found)?;
+        let prefix: String = rest[..at].iter().map(|s| format!("{s}/")).collect();
+        let flavour = gemini_video::Flavour::from_prefix(&prefix);
+        match (method, &rest[at..]) {
             (&Method::POST, ["models", call]) => match call.rsplit_once(':') {
                 Some((model, "predictLongRunning")) => {
                     let model = model.to_owned();
-                    gemini_video::predict_long_running(self, req, &model).await
+                    gemini_video::predict_long_running(self, req, &model, flavour).await
                 }
-                _ => Err(ApiError::not_found(format!(
-                    "No route for POST /v1beta/models/{call}"
-                ))),
+                Some((_, "fetchPredictOperation")) => {
+                    gemini_video::fetch_predict_operation(&self, &req, flavour).await
+                }
+                _ => Err(not_found()),
             },
             (&Method::GET, ["models", _, "operations", id] | ["operations", id]) => {
-                gemini_video::get_operation(&self, &req, id).await
+                gemini_video::get_operation(&self, &req, id, flavour).await
             }
-            (&Method::GET, ["files", file]) => {
+            (&Method::GET, ["files", file]) if prefix.is_empty() => {
                 let id = file.strip_suffix(":download").unwrap_or(file);
                 videos::content(&self, videos::valid_id(id)?).await
             }
-            _ => Err(ApiError::not_found(format!(
-                "No route for {method} /v1beta/{}",
-                rest.join("/")
-            ))),
+            _ => Err(not_found()),
         }
     }
 
