@@ -324,7 +324,7 @@ class Fake:
 
     def video(self, **settings: Any) -> None:
         """POST /_fake/video: any of `pending_polls`, `active_polls`, `concat_polls`,
-        `redirect` ("ok"|"empty"|"lost"), `shape` ("operations"|"workflows"), `fail_next`
+        `redirect` ("ok"|"empty"|"lost"), `fife` (bool), `shape` ("operations"|"workflows"), `fail_next`
         ({"code","message"}), `error_status_next`. Not cleared by `reset()`; the poll counts
         apply to operations submitted afterwards."""
         self._control("POST", "video", settings)

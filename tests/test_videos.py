@@ -56,7 +56,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 STEP_LINE = re.compile(r"video-job step id=(\S+).*?subrequests=(\d+)")
 
 # What every test starts from (and the fake's own defaults).
-DEFAULT_VIDEO = {"pending_polls": 1, "active_polls": 1, "concat_polls": 1,
+DEFAULT_VIDEO = {"pending_polls": 1, "active_polls": 1, "concat_polls": 1, "fife": True,
                  "redirect": "ok", "shape": "operations"}
 SUBMITS = ("generate_video_text", "generate_video_start_image", "generate_video_start_end_image",
            "generate_video_reference_images", "extend_video", "upsample_video")
@@ -407,9 +407,20 @@ def test_chat_non_stream_video(vs: Gateway):
     only(vs.fake.requests("generate_video_text"), "generate_video_text")
 
 
-def test_chat_video_gateway_media_when_redirect_empty(vs: Gateway):
-    """E16 answers an empty URL: the gateway stores the E17 bytes and links its own /media/."""
+def test_chat_video_fife_url_when_redirect_empty(vs: Gateway):
+    """E16 answers an empty URL: the `fifeUrl` of the status is delivered, with no E17."""
     vs.fake.video(redirect="empty")
+    _, events = stream_chat(vs, {"model": T2V, "stream": True, "messages": user("a blue kite")})
+    m = VIDEO_TAG.search(events[-1]["choices"][0]["delta"].get("content") or "")
+    assert m and m.group(1).endswith(".mp4?token=fake-fife"), events[-1]
+    assert not vs.fake.requests("media_bytes"), "E17 was called"
+    assert_fake_mp4(download(m.group(1)).content)
+
+
+def test_chat_video_gateway_media_when_redirect_empty(vs: Gateway):
+    """E16 answers an empty URL and the status has no `fifeUrl`: the gateway stores the E17
+    bytes and links its own /media/."""
+    vs.fake.video(redirect="empty", fife=False)
     headers, events = stream_chat(vs, {"model": T2V, "stream": True, "messages": user("a red kite")})
     final = events[-1]["choices"][0]
     assert final["finish_reason"] == "stop", final

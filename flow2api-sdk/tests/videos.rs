@@ -186,6 +186,12 @@ async fn failures_and_limits() {
 async fn an_empty_redirect_falls_back_to_the_bytes() {
     let v = setup().await;
     v.h.fake.set_video_redirect(VideoRedirect::Empty);
+    // First the `fifeUrl` the status carried.
+    let url = v.run("veo_3_1_t2v_fast_landscape", 0).await.unwrap();
+    assert!(url.ends_with(".mp4?token=fake-fife"), "{url}");
+    assert!(v.h.fake.requests_to(Endpoint::MediaBytes).is_empty());
+    // Without one, the bytes.
+    v.h.fake.set_video_fife(false);
     let url = v.run("veo_3_1_t2v_fast_landscape", 0).await.unwrap();
     let id = url.strip_prefix("http://gw.test/media/").expect(&url);
     let media = v.media.get(id).await.unwrap().unwrap();

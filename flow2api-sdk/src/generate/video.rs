@@ -591,7 +591,8 @@ impl Generator {
         }
     }
 
-    /// The final URL (E16); when it is empty, the bytes (E17) stored as media.
+    /// The final URL: E16, else the status's own `fifeUrl`, else the bytes (E17) stored as
+    /// media.
     async fn resolve_video(
         &self,
         ctx: JobContext<'_>,
@@ -600,21 +601,21 @@ impl Generator {
         progress: &Progress,
     ) -> Result<String, GenerateError> {
         let name = done.reference();
-        match self.flow.media_url(&ctx.account.st, name).await {
+        let redirect = match self.flow.media_url(&ctx.account.st, name).await {
             Ok(Some(url)) => return Ok(url),
-            Ok(None) => {}
-            Err(e) => {
-                return Err(failed(format!(
-                    "the video is ready but its URL could not be read: {e}"
-                )))
-            }
+            Ok(None) => "an empty redirect".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        // Then the URL the status carried, then the bytes themselves.
+        if let Some(url) = &done.embedded_url {
+            return Ok(url.clone());
         }
         progress.line("Video ready; downloading it...");
-        let bytes = self
-            .flow
-            .media_bytes(&ctx.token.at, name)
-            .await
-            .map_err(|e| failed(format!("the video is ready but has no URL: {e}")))?;
+        let bytes = self.flow.media_bytes(&ctx.token.at, name).await.map_err(|e| {
+            failed(format!(
+                "the video is ready but has no URL ({redirect}) and its bytes could not be read: {e}"
+            ))
+        })?;
         let id = self
             .media
             .put(Media {

@@ -202,7 +202,7 @@ fn configure(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
 }
 
 /// `POST /_fake/video`: `{"pending_polls","active_polls","concat_polls","redirect":"ok|empty|lost",
-/// "shape":"operations|workflows","fail_next":{"code","message"},"error_status_next":"…"}`, all
+/// "fife":bool,"shape":"operations|workflows","fail_next":{"code","message"},"error_status_next":"…"}`, all
 /// optional (`pending_polls` and `active_polls` default to the current values when only one is
 /// given).
 fn configure_video(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
@@ -222,6 +222,9 @@ fn configure_video(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
         let redirect: VideoRedirect = serde_json::from_value(redirect.clone())
             .map_err(|_| "redirect must be ok, empty or lost".to_owned())?;
         fake.set_video_redirect(redirect);
+    }
+    if let Some(fife) = v.get("fife") {
+        fake.set_video_fife(fife.as_bool().ok_or("fife must be a boolean")?);
     }
     if let Some(shape) = v.get("shape") {
         let shape: VideoShape = serde_json::from_value(shape.clone())

@@ -146,6 +146,8 @@ pub(super) struct VideoState {
     pub(super) active_polls: u32,
     pub(super) concat_polls: u32,
     pub(super) redirect: VideoRedirect,
+    /// Whether finished videos carry a `fifeUrl` in E15.
+    pub(super) fife: bool,
     pub(super) shape: VideoShape,
     /// Outcomes for the next operations submitted, in order.
     pub(super) next_outcomes: VecDeque<VideoOutcome>,
@@ -160,6 +162,7 @@ impl Default for VideoState {
             active_polls: 1,
             concat_polls: 1,
             redirect: VideoRedirect::Ok,
+            fife: true,
             shape: VideoShape::Operations,
             next_outcomes: VecDeque::new(),
             videos: Vec::new(),
@@ -192,6 +195,11 @@ impl FakeFlow {
     /// E19 reports the concatenation finished on its `polls`-th poll (default 1).
     pub fn set_concat_polls(&self, polls: u32) {
         self.lock().video.concat_polls = polls.max(1);
+    }
+
+    /// Whether E15 gives finished videos a `fifeUrl` (default true).
+    pub fn set_video_fife(&self, fife: bool) {
+        self.lock().video.fife = fife;
     }
 
     /// What E16/E17 answer (default [`VideoRedirect::Ok`]).

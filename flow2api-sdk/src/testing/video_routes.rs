@@ -428,14 +428,29 @@ fn check_status(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
         }
     }
     let media: Vec<Value> = videos.iter().map(|v| media_item(ctx, v)).collect();
-    let answer = match st.video.shape {
+    let mut answer = match st.video.shape {
         VideoShape::Operations => json!({
             "operations": videos.iter().map(|v| legacy_operation(ctx, v)).collect::<Vec<_>>(),
             "media": media,
         }),
         VideoShape::Workflows => json!({ "media": media }),
     };
+    if !st.video.fife {
+        strip_key(&mut answer, "fifeUrl");
+    }
     reply_json(200, &answer)
+}
+
+/// Removes `key` from every object in `v`.
+fn strip_key(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|c| strip_key(c, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|c| strip_key(c, key)),
+        _ => {}
+    }
 }
 
 /// The embedded `fifeUrl` (not the delivery URL: it carries a token).
