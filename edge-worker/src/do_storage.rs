@@ -88,6 +88,29 @@ impl Storage for DoStorage {
         })
     }
 
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Bytes>>, StorageError>> {
+        boxed(async move {
+            let command = StoreCommand::GetMany {
+                keys: keys.to_vec(),
+            };
+            match self.send(command).await? {
+                StoreReply::Values { values } if values.len() == keys.len() => values
+                    .into_iter()
+                    .map(|v| match v {
+                        None => Ok(None),
+                        Some(v) => v.into_bytes().map(Some).ok_or_else(|| {
+                            StorageError("store object: malformed base64 value".into())
+                        }),
+                    })
+                    .collect(),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
         boxed(async move {
             let command = StoreCommand::List {

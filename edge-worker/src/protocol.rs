@@ -135,6 +135,11 @@ pub enum StoreCommand {
         /// The prefix.
         prefix: String,
     },
+    /// Read several keys at once.
+    GetMany {
+        /// The keys.
+        keys: Vec<String>,
+    },
 }
 
 /// The answer to a [`StoreCommand`].
@@ -152,6 +157,11 @@ pub enum StoreReply {
     Keys {
         /// The keys.
         keys: Vec<String>,
+    },
+    /// Values in the order asked, `None` when absent or expired.
+    Values {
+        /// The values.
+        values: Vec<Option<Value>>,
     },
 }
 
@@ -372,6 +382,21 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&schedule).unwrap(),
             r#"{"cmd":"schedule","id":"video_1","delay_ms":0}"#
+        );
+        let many = StoreCommand::GetMany {
+            keys: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&many).unwrap(),
+            r#"{"cmd":"get_many","keys":["a","b"]}"#
+        );
+        let values: StoreReply =
+            serde_json::from_str(r#"{"reply":"values","values":[{"text":"v"},null]}"#).unwrap();
+        assert_eq!(
+            values,
+            StoreReply::Values {
+                values: vec![Some(Value::Text("v".into())), None]
+            }
         );
         let reply: JobReply = serde_json::from_str(r#"{"reply":"scheduled"}"#).unwrap();
         assert_eq!(reply, JobReply::Scheduled);

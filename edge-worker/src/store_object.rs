@@ -93,6 +93,13 @@ impl DurableObject for StoreObject {
             StoreCommand::List { prefix } => StoreReply::Keys {
                 keys: self.list(&prefix, now_ms).await?,
             },
+            StoreCommand::GetMany { keys } => {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    values.push(self.get(key, now_ms).await?);
+                }
+                StoreReply::Values { values }
+            }
         };
         Response::from_json(&reply)
     }

@@ -187,6 +187,20 @@ pub trait Storage: MaybeSend + MaybeSync {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
     /// Lists the keys that start with `prefix`, in key order.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+    /// Reads several values, in the order of `keys`. The default reads them one by one;
+    /// backends where each read is a round trip answer in one.
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Bytes>>, StorageError>> {
+        boxed(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(self.get(k).await?);
+            }
+            Ok(out)
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

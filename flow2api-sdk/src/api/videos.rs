@@ -650,19 +650,17 @@ pub(crate) async fn list(
         None => 0,
     };
     let candidates = &ids[start.min(ids.len())..];
-    let mut data = Vec::new();
-    let mut used = 0;
-    for id in candidates {
-        if data.len() == limit {
-            break;
-        }
-        used += 1;
-        // A record that expired between the listing and the read is skipped.
-        if let Ok(Some(r)) = inner.jobs.get(id).await {
-            data.push(video_object(&r));
-        }
-    }
-    let has_more = used < candidates.len();
+    let page = &candidates[..limit.min(candidates.len())];
+    // One storage call for the page (a record that expired since the listing is left out).
+    let data: Vec<Value> = inner
+        .jobs
+        .get_many(page)
+        .await
+        .map_err(|e| ApiError::from(crate::jobs::JobError::from(e)))?
+        .iter()
+        .map(video_object)
+        .collect();
+    let has_more = page.len() < candidates.len();
     let body = json!({
         "object": "list",
         "data": data,

@@ -200,6 +200,22 @@ impl Jobs {
             .await
     }
 
+    /// Reads several jobs in one storage call; missing or unreadable ones are left out.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<JobRecord>, StorageError> {
+        let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
+        Ok(self
+            .store
+            .get_many(&keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect())
+    }
+
     /// Job ids, oldest first (ids sort by creation time).
     ///
     /// # Errors
