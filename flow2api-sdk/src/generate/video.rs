@@ -231,7 +231,10 @@ impl Generator {
                 end: end.clone(),
             },
             (VideoType::R2v | VideoType::Omni, refs) if !refs.is_empty() => {
-                key = model.key_for_images(refs.len()).to_owned();
+                // Omni switches to its reference-image key; r2v keeps the tier-adjusted key.
+                if model.images_key.is_some() {
+                    key = model.key_for_images(refs.len()).to_owned();
+                }
                 VideoInput::ReferenceImages {
                     refs: refs.to_vec(),
                 }
