@@ -155,11 +155,16 @@ impl DurableObject for JobObject {
         let Some(id) = self.state.storage().get::<String>(JOB_ID_KEY).await? else {
             return Response::empty();
         };
-        if let Some(next) = self.step(&id).await {
-            self.state
-                .storage()
-                .set_alarm(next.max(Duration::from_millis(1)))
-                .await?;
+        match self.step(&id).await {
+            Some(next) => {
+                self.state
+                    .storage()
+                    .set_alarm(next.max(Duration::from_millis(1)))
+                    .await?
+            }
+            // Finished (or given up until a reader schedules it again, which stores the id
+            // anew): the object keeps nothing.
+            None => self.state.storage().delete_all().await?,
         }
         Response::empty()
     }

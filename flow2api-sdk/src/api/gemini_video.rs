@@ -195,6 +195,7 @@ pub(crate) async fn predict_long_running(
         prompt,
         images,
         extend_source: None,
+        images_param: "instances",
     };
     let media_base = inner.public_base(&req);
     let record = inner.start_video(ask, media_base.clone(), None).await?;

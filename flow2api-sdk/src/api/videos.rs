@@ -60,6 +60,8 @@ pub(crate) struct VideoAsk {
     pub(crate) prompt: String,
     pub(crate) images: Vec<Bytes>,
     pub(crate) extend_source: Option<String>,
+    /// The request field the images came in, for errors about them.
+    pub(crate) images_param: &'static str,
 }
 
 /// Resolves a video model name with hints and an optional length in seconds: an alias with
@@ -98,7 +100,7 @@ impl AppInner {
         idempotency: Option<(String, String)>,
     ) -> Result<JobRecord, ApiError> {
         check_image_count(ask.model, ask.images.len())
-            .map_err(|m| ApiError::bad_request(m).param("input_reference"))?;
+            .map_err(|m| ApiError::bad_request(m).param(ask.images_param))?;
         if ask.model.video_type == models::VideoType::Extend && ask.extend_source.is_none() {
             return Err(ApiError::bad_request(
                 "An extend model needs the source video: pass `extend://<mediaGenerationId>` as an image URL.",
@@ -321,6 +323,7 @@ pub(crate) async fn chat_video(
         prompt: chat.prompt,
         images,
         extend_source,
+        images_param: "messages",
     };
     let record = inner.start_video(ask, inner.public_base(req), None).await?;
     let meta = Meta {
@@ -570,6 +573,7 @@ pub(crate) async fn create(
         prompt,
         images,
         extend_source: None,
+        images_param: "input_reference",
     };
     let record = inner
         .start_video(ask, inner.public_base(&req), idempotency)
