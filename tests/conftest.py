@@ -698,3 +698,25 @@ def pytest_unconfigure(config):
     _kill_all()
     if not _FAILED:
         shutil.rmtree(_TMP, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Response checks shared by the test files
+# ---------------------------------------------------------------------------------------------
+
+def ok_json(r: httpx.Response) -> Any:
+    """The JSON body of a 200 response."""
+    assert r.status_code == 200, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
+    return r.json()
+
+
+def openai_error(r: httpx.Response, status: int) -> dict:
+    """The `error` object of an OpenAI-dialect error response with `status`."""
+    assert r.status_code == status, f"{r.request.method} {r.request.url}: expected {status}, got {r.status_code}: {r.text}"
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    body = r.json()
+    err = body.get("error")
+    assert isinstance(err, dict), body
+    assert set(err) >= {"message", "type", "param", "code"}, err
+    assert isinstance(err["message"], str) and err["message"], err
+    return err

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from conftest import FIFE_PNG, Gateway, data_url, make_png, upsampled_jpeg
+from conftest import FIFE_PNG, Gateway, data_url, make_png, ok_json, openai_error, upsampled_jpeg
 
 IMAGE_MD = re.compile(r"!\[Generated Image\]\((\S+?)\)")
 
@@ -53,22 +53,6 @@ def image_url_of(content: str) -> str:
     m = IMAGE_MD.search(content or "")
     assert m, f"no image markdown in {content!r}"
     return m.group(1)
-
-
-def ok_json(r: httpx.Response) -> dict:
-    assert r.status_code == 200, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
-    return r.json()
-
-
-def openai_error(r: httpx.Response, status: int) -> dict:
-    assert r.status_code == status, f"expected {status}, got {r.status_code}: {r.text}"
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    err = body.get("error")
-    assert isinstance(err, dict), body
-    assert set(err) >= {"message", "type", "param", "code"}, err
-    assert isinstance(err["message"], str) and err["message"], err
-    return err
 
 
 def generate(gw: Gateway, model: str, prompt: str, *image_urls: str, **extra) -> str:

@@ -28,8 +28,8 @@ import pytest
 from httpx_sse import connect_sse
 
 from conftest import (
-    HTTP_TIMEOUT, Fake, Gateway, data_url, fake_mp4, fake_mp4_id, make_png, register_account,
-    start_fake, start_worker, stop_stack, wait_until,
+    HTTP_TIMEOUT, Fake, Gateway, data_url, fake_mp4, fake_mp4_id, make_png, ok_json, openai_error,
+    register_account, start_fake, start_worker, stop_stack, wait_until,
 )
 
 # The official SDKs mark their video methods deprecated (Sora shutdown; generate_videos'
@@ -85,22 +85,6 @@ def pngs(n: int) -> list[bytes]:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def ok_json(r: httpx.Response) -> Any:
-    assert r.status_code == 200, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
-    return r.json()
-
-
-def openai_error(r: httpx.Response, status: int) -> dict:
-    assert r.status_code == status, f"{r.request.method} {r.request.url}: expected {status}, got {r.status_code}: {r.text}"
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    err = body.get("error")
-    assert isinstance(err, dict), body
-    assert set(err) >= {"message", "type", "param", "code"}, err
-    assert isinstance(err["message"], str) and err["message"], err
-    return err
 
 
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",

@@ -657,21 +657,30 @@ pub async fn send_with_timeout(
     }
 }
 
+/// A client whose every call fails to connect, for the tests of the pure build and parse
+/// functions.
+#[cfg(test)]
+pub(crate) fn offline_client() -> FlowClient {
+    let http = |_req: HttpRequest| async {
+        Err::<HttpResponse, _>(TransportError::new(
+            crate::seams::TransportErrorKind::Connect,
+            "offline",
+        ))
+    };
+    FlowClient::new(
+        Arc::new(http),
+        Arc::new(crate::memory::ManualClock::new(0)),
+        "https://labs/fx/api/",
+        "https://api/v1",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::ManualClock;
 
     fn client() -> FlowClient {
-        let http = |_req: HttpRequest| async {
-            Err::<HttpResponse, _>(TransportError::new(TransportErrorKind::Connect, "offline"))
-        };
-        FlowClient::new(
-            Arc::new(http),
-            Arc::new(ManualClock::new(0)),
-            "https://labs/fx/api/",
-            "https://api/v1",
-        )
+        super::offline_client()
     }
 
     fn resp(status: u16, body: &str) -> HttpResponse {

@@ -577,20 +577,9 @@ impl FlowClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::ManualClock;
-    use crate::seams::TransportErrorKind;
-    use std::sync::Arc;
 
     fn client() -> FlowClient {
-        let http = |_req: HttpRequest| async {
-            Err::<HttpResponse, _>(TransportError::new(TransportErrorKind::Connect, "offline"))
-        };
-        FlowClient::new(
-            Arc::new(http),
-            Arc::new(ManualClock::new(0)),
-            "https://labs/fx/api",
-            "https://api/v1",
-        )
+        super::super::offline_client()
     }
 
     fn submit<'a>(input: &'a VideoInput, token: &'a Secret) -> VideoSubmit<'a> {
