@@ -764,6 +764,27 @@ async fn gemini(h: &Harness, method: &str, path: &str, body: Option<Value>) -> R
         .await
 }
 
+/// Reads the operation `name` through `method path` until it is done; returns it.
+async fn poll_operation(
+    h: &Harness,
+    name: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    for _ in 0..5000 {
+        let r = gemini(h, method, path, body.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["name"], name);
+        if v["done"] == true {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the operation {name} did not finish");
+}
+
 fn gemini_error(r: &Reply, status: u16, name: &str) -> Value {
     assert_eq!(r.status, status, "{}", r.text());
     let v = r.json();
@@ -797,19 +818,7 @@ async fn gemini_predict_long_running_and_its_operation() {
     assert_eq!(op["done"], false, "{op}");
     let id = name.rsplit('/').next().unwrap().to_owned();
 
-    let mut done = None;
-    for _ in 0..5000 {
-        let r = gemini(&h, "GET", &format!("/v1beta/{name}"), None).await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        let v = r.json();
-        assert_eq!(v["name"], name.as_str());
-        if v["done"] == true {
-            done = Some(v);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let done = done.expect("the operation finished");
+    let done = poll_operation(&h, &name, "GET", &format!("/v1beta/{name}"), None).await;
     assert!(done.get("error").is_none(), "{done}");
     let uri = done["response"]["generateVideoResponse"]["generatedSamples"][0]["video"]["uri"]
         .as_str()
@@ -1079,19 +1088,8 @@ async fn vertex_express_mode_predict_and_fetch_operation() {
             "{name}"
         );
         let fetch = format!("/v1beta1/{prefix}models/{GEMINI_MODEL}:fetchPredictOperation");
-        let mut done = None;
-        for _ in 0..5000 {
-            let r = gemini(&h, "POST", &fetch, Some(json!({"operationName": name}))).await;
-            assert_eq!(r.status, 200, "{}", r.text());
-            let v = r.json();
-            assert_eq!(v["name"], name.as_str());
-            if v["done"] == true {
-                done = Some(v);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let done = done.expect("the operation finished");
+        let body = json!({"operationName": name});
+        let done = poll_operation(&h, &name, "POST", &fetch, Some(body)).await;
         let video = &done["response"]["videos"][0];
         assert_eq!(video["mimeType"], "video/mp4", "{done}");
         let uri = video["gcsUri"].as_str().unwrap();
