@@ -6,10 +6,10 @@
 //!
 //! [`App::step_job`]: flow2api_sdk::App::step_job
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::time::Duration;
 
-use flow2api_sdk::jobs::JobRecord;
+use flow2api_sdk::jobs::{self, JobRecord};
 use futures::channel::mpsc;
 use futures::StreamExt;
 // `#[durable_object]` expands to code that names `wasm_bindgen` unqualified.
@@ -20,10 +20,7 @@ use worker::{
 };
 
 use crate::fetch_http::Subrequests;
-use crate::protocol::{JobCommand, JobReply, JOB_FAILURES_KEY, JOB_ID_KEY, JOB_MAX_FAILURES};
-
-/// Delay before a step that failed on storage is tried again.
-const RETRY_AFTER: Duration = Duration::from_secs(5);
+use crate::protocol::{JobCommand, JobReply, JOB_FAILURES_KEY, JOB_ID_KEY};
 
 /// The Durable Object class bound as `JOBS`.
 #[durable_object]
@@ -35,8 +32,6 @@ pub struct JobObject {
     last: RefCell<Option<(u64, String, bool)>>,
     /// Open follow streams.
     followers: RefCell<Vec<mpsc::UnboundedSender<String>>>,
-    /// Revision of `last` (0 when none), for a quick comparison.
-    revision: Cell<u64>,
 }
 
 impl std::fmt::Debug for JobObject {
@@ -48,7 +43,7 @@ impl std::fmt::Debug for JobObject {
 impl JobObject {
     /// Sends a changed record to the followers; a finished job closes their streams.
     fn publish(&self, record: &JobRecord) {
-        if record.revision <= self.revision.get() {
+        if matches!(&*self.last.borrow(), Some((rev, ..)) if record.revision <= *rev) {
             return;
         }
         let Ok(mut line) = serde_json::to_string(record) else {
@@ -56,7 +51,6 @@ impl JobObject {
         };
         line.push('\n');
         let finished = record.status.is_terminal();
-        self.revision.set(record.revision);
         let mut followers = self.followers.borrow_mut();
         followers.retain(|tx| tx.unbounded_send(line.clone()).is_ok());
         if finished {
@@ -89,7 +83,7 @@ impl JobObject {
             Ok(app) => app,
             Err(e) => {
                 console_error!("video-job step id={id}: cannot start: {e}");
-                return Some(RETRY_AFTER);
+                return Some(jobs::STEP_RETRY);
             }
         };
         let storage = self.state.storage();
@@ -115,7 +109,7 @@ impl JobObject {
                     "video-job step id={id} failed ({failures} in a row): {e} subrequests={}",
                     subrequests.get()
                 );
-                (failures < JOB_MAX_FAILURES).then_some(RETRY_AFTER)
+                jobs::retry_after_failures(failures)
             }
         }
     }
@@ -128,7 +122,6 @@ impl DurableObject for JobObject {
             env,
             last: RefCell::new(None),
             followers: RefCell::new(Vec::new()),
-            revision: Cell::new(0),
         }
     }
 

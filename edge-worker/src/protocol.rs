@@ -178,10 +178,6 @@ pub const JOB_ID_KEY: &str = "job";
 /// The key under which a `JobObject` counts consecutive failed steps.
 pub const JOB_FAILURES_KEY: &str = "failures";
 
-/// Failed steps in a row (storage outages) after which the object stops re-arming; the next
-/// read of the job schedules it again.
-pub const JOB_MAX_FAILURES: u32 = 20;
-
 /// A command to a `JobObject`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]

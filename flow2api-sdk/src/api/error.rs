@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::generate::GenerateError;
 use crate::pool::{NoAccount, PoolError};
+use crate::seams::StorageError;
 
 use super::body::Body;
 
@@ -172,6 +173,17 @@ impl From<NoAccount> for ApiError {
                     .retry_after(retry)
             }
         }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    /// The detail stays in the server's logs: a backend message may name internal keys.
+    fn from(_: StorageError) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Storage is unavailable; try again.",
+        )
+        .retry_after(5)
     }
 }
 

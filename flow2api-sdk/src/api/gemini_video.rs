@@ -116,12 +116,7 @@ pub(crate) async fn predict_long_running(
         .filter(|p| !p.is_empty())
         .ok_or_else(|| bad("`instances[0].prompt` is required."))?
         .to_owned();
-    if prompt.chars().count() > inner.config.max_prompt_chars {
-        return Err(bad(format!(
-            "The prompt is longer than {} characters.",
-            inner.config.max_prompt_chars
-        )));
-    }
+    super::inputs::check_prompt_len(&prompt, inner.config.max_prompt_chars, "instances")?;
     let mut images = Vec::new();
     if let Some(img) = instance.get("image").filter(|i| !i.is_null()) {
         images.push(image_bytes(img, "image")?);

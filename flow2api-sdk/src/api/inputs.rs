@@ -39,6 +39,20 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
         || (seg0 & 0xffc0) == 0xfe80 // link local
 }
 
+/// The prompt-length limit (`MAX_PROMPT_CHARS`), as a 400 naming `param`.
+///
+/// # Errors
+/// When `prompt` is longer than `max` characters.
+pub fn check_prompt_len(prompt: &str, max: usize, param: &str) -> Result<(), ApiError> {
+    if prompt.chars().count() > max {
+        return Err(
+            ApiError::bad_request(format!("The prompt is longer than {max} characters."))
+                .param(param),
+        );
+    }
+    Ok(())
+}
+
 /// Whether `url` points at loopback, private or link-local space (by literal address or by a
 /// name that always means the local machine or cloud metadata).
 pub fn is_private_url(url: &url::Url) -> bool {

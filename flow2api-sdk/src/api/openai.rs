@@ -104,12 +104,7 @@ fn parse_chat(body: &[u8], max_prompt_chars: usize) -> Result<ChatRequest, ApiEr
             "The prompt is empty: the last message has no text.",
         ));
     }
-    if prompt.chars().count() > max_prompt_chars {
-        return Err(field_error(
-            "messages",
-            format!("The prompt is longer than {max_prompt_chars} characters."),
-        ));
-    }
+    super::inputs::check_prompt_len(&prompt, max_prompt_chars, "messages")?;
     // Continuous conversation (§5.7): markdown images of earlier assistant messages, newest
     // first, last image of a message first.
     let mut history_image_uris = Vec::new();

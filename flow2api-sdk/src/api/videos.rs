@@ -131,7 +131,7 @@ impl AppInner {
             .jobs
             .get(id)
             .await
-            .map_err(|e| ApiError::from(crate::jobs::JobError::from(e)))?
+            .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found(format!("No video with id `{id}`.")))?;
         if self.jobs.is_stalled(&record) {
             let _ = self.runner.schedule(&record.id, Duration::ZERO).await;
@@ -513,15 +513,7 @@ pub(crate) async fn create(
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty())
         .ok_or_else(|| field_error("prompt", "`prompt` is required."))?;
-    if prompt.chars().count() > inner.config.max_prompt_chars {
-        return Err(field_error(
-            "prompt",
-            format!(
-                "The prompt is longer than {} characters.",
-                inner.config.max_prompt_chars
-            ),
-        ));
-    }
+    super::inputs::check_prompt_len(&prompt, inner.config.max_prompt_chars, "prompt")?;
     let model_name = fields
         .model
         .take()
@@ -602,11 +594,7 @@ pub(crate) async fn content(inner: &AppInner, id: &str) -> Result<Response<Body>
 /// `DELETE /v1/videos/{id}`.
 pub(crate) async fn delete(inner: &AppInner, id: &str) -> Result<Response<Body>, ApiError> {
     let record = inner.read_job(id).await?;
-    inner
-        .jobs
-        .delete(&record)
-        .await
-        .map_err(|e| ApiError::from(crate::jobs::JobError::from(e)))?;
+    inner.jobs.delete(&record).await.map_err(ApiError::from)?;
     let body = json!({"id": record.id, "object": "video.deleted", "deleted": true});
     Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
 }
@@ -641,11 +629,7 @@ pub(crate) async fn list(
             }
         }
     }
-    let mut ids = inner
-        .jobs
-        .ids()
-        .await
-        .map_err(|e| ApiError::from(crate::jobs::JobError::from(e)))?;
+    let mut ids = inner.jobs.ids().await.map_err(ApiError::from)?;
     if desc {
         ids.reverse();
     }
@@ -660,7 +644,7 @@ pub(crate) async fn list(
         .jobs
         .get_many(page)
         .await
-        .map_err(|e| ApiError::from(crate::jobs::JobError::from(e)))?
+        .map_err(ApiError::from)?
         .iter()
         .map(video_object)
         .collect();

@@ -13,9 +13,6 @@ use crate::seams::{boxed, boxed_stream, BoxFuture, BoxStream, Clock, Spawn, Stor
 
 use super::{JobRecord, JobRunner, Jobs};
 
-/// Consecutive storage failures after which a task gives up (a later read reschedules it).
-const MAX_STORE_FAILURES: u32 = 10;
-
 /// Runs jobs as background tasks.
 #[derive(Clone)]
 pub(crate) struct LocalRunner {
@@ -86,11 +83,13 @@ impl Inner {
                         None => break,
                     }
                 }
-                Err(_) if failures < MAX_STORE_FAILURES => {
+                Err(_) => {
                     failures += 1;
-                    self.clock.sleep(Duration::from_secs(5)).await;
+                    match super::retry_after_failures(failures) {
+                        Some(wait) => self.clock.sleep(wait).await,
+                        None => break,
+                    }
                 }
-                Err(_) => break,
             }
         }
         // Dropping the watchers' senders ends their streams.

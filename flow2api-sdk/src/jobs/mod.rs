@@ -23,6 +23,17 @@ use crate::util;
 pub(crate) use local::LocalRunner;
 pub use record::{JobFailure, JobLease, JobRecord, JobStatus};
 
+/// How long a driver waits before retrying a step that failed on storage.
+pub const STEP_RETRY: Duration = Duration::from_secs(5);
+/// Consecutive failed steps after which a driver stops; the next read of the job (which
+/// finds it overdue) schedules it again.
+pub const MAX_STEP_FAILURES: u32 = 10;
+
+/// When a driver should retry after its `failures`-th failed step in a row; `None`: stop.
+pub fn retry_after_failures(failures: u32) -> Option<Duration> {
+    (failures < MAX_STEP_FAILURES).then_some(STEP_RETRY)
+}
+
 /// Most progress lines a record keeps (the newest).
 const MAX_LOG_LINES: usize = 200;
 
@@ -82,11 +93,7 @@ impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         match e {
             JobError::Api(e) => e,
-            JobError::Storage(_) => ApiError::new(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                "The job store is unavailable; try again.",
-            )
-            .retry_after(5),
+            JobError::Storage(e) => e.into(),
         }
     }
 }
