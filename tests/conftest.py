@@ -720,3 +720,14 @@ def openai_error(r: httpx.Response, status: int) -> dict:
     assert set(err) >= {"message", "type", "param", "code"}, err
     assert isinstance(err["message"], str) and err["message"], err
     return err
+
+
+def check_chunks(events: list[dict], model: str) -> list[dict]:
+    """The chunks of one streamed completion carry no error, one `chatcmpl-` id and the model
+    asked for; returns their deltas."""
+    assert all("error" not in e for e in events), events
+    ids = {e["id"] for e in events}
+    assert len(ids) == 1 and next(iter(ids)).startswith("chatcmpl-"), ids
+    assert {e["model"] for e in events} == {model}
+    assert {e["object"] for e in events} == {"chat.completion.chunk"}
+    return [e["choices"][0]["delta"] for e in events]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from conftest import FIFE_PNG, Gateway, data_url, make_png, ok_json, openai_error, upsampled_jpeg
+from conftest import FIFE_PNG, Gateway, check_chunks, data_url, make_png, ok_json, openai_error, upsampled_jpeg
 
 IMAGE_MD = re.compile(r"!\[Generated Image\]\((\S+?)\)")
 
@@ -174,13 +174,7 @@ def test_text_to_image_stream(server: Gateway):
     prompt = f"a red fox in fresh snow {secrets.token_hex(3)}"
     events = split_stream(stream_chat(server, {"model": model, "stream": True, "messages": user(prompt)}))
 
-    assert all("error" not in e for e in events), events
-    ids = {e["id"] for e in events}
-    assert len(ids) == 1 and next(iter(ids)).startswith("chatcmpl-"), ids
-    assert {e["model"] for e in events} == {model}
-    assert {e["object"] for e in events} == {"chat.completion.chunk"}
-
-    deltas = [e["choices"][0]["delta"] for e in events]
+    deltas = check_chunks(events, model)
     reasoning = [d["reasoning_content"] for d in deltas if d.get("reasoning_content")]
     assert reasoning, f"no reasoning_content progress: {deltas}"
 

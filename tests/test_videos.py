@@ -28,7 +28,8 @@ import pytest
 from httpx_sse import connect_sse
 
 from conftest import (
-    HTTP_TIMEOUT, Fake, Gateway, data_url, fake_mp4, fake_mp4_id, make_png, ok_json, openai_error,
+    HTTP_TIMEOUT, Fake, Gateway, check_chunks, data_url, fake_mp4, fake_mp4_id, make_png, ok_json,
+    openai_error,
     register_account, start_fake, start_worker, stop_stack, wait_until,
 )
 
@@ -312,13 +313,7 @@ def test_chat_stream_video(vs: Gateway, case: str):
 
     vid = headers.get("x-video-id")
     assert vid and VIDEO_ID.match(vid), f"x-video-id: {vid!r}"
-    assert all("error" not in e for e in events), events
-    ids = {e["id"] for e in events}
-    assert len(ids) == 1 and next(iter(ids)).startswith("chatcmpl-"), ids
-    assert {e["model"] for e in events} == {model}
-    assert {e["object"] for e in events} == {"chat.completion.chunk"}
-
-    deltas = [e["choices"][0]["delta"] for e in events]
+    deltas = check_chunks(events, model)
     reasoning = [d["reasoning_content"] for d in deltas if d.get("reasoning_content")]
     assert reasoning, f"no reasoning_content progress: {deltas}"
     assert any(re.search(r"\d+\s*%", line) for line in reasoning), f"no percentage among {reasoning}"
