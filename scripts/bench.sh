@@ -8,6 +8,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 bash scripts/install-tools.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -r tests/requirements.txt
-cargo build --release -p flow2api-examples --bins
+# Two builds: the fake's feature must never reach the server binary.
+cargo build --release -p flow2api-examples --bin flow2api-server
+cargo build --release -p flow2api-examples --features fake --bin flow2api-fake-upstream
 bash scripts/build.sh
 exec .venv/bin/python scripts/bench.py "$@"

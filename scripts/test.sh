@@ -51,7 +51,9 @@ step "cargo test"
 cargo test --workspace --all-features
 
 step "Build the native server and the fake upstream (release)"
-cargo build --release -p flow2api-examples --bins
+# Two builds: the fake's feature must never reach the server binary.
+cargo build --release -p flow2api-examples --bin flow2api-server
+cargo build --release -p flow2api-examples --features fake --bin flow2api-fake-upstream
 
 step "Build the worker (worker-build --release)"
 bash scripts/build.sh

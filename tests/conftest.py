@@ -358,7 +358,7 @@ _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
 def start_fake(name: str) -> Fake:
-    require_file(FAKE_BIN, "run `cargo build --release -p flow2api-examples --bins`")
+    require_file(FAKE_BIN, "run `cargo build --release -p flow2api-examples --features fake --bin flow2api-fake-upstream`")
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "info")
     proc = Proc(name, [str(FAKE_BIN), "--port", "0"], env=env, cwd=_TMP)
@@ -454,7 +454,7 @@ def gateway_env(fake: Fake, api_key: str, admin_password: str, *, allow_private:
 def start_native(name: str, fake: Fake, *, allow_private: bool = True,
                  extra: dict[str, str] | None = None) -> Gateway:
     """A native server on a free loopback port; `extra` adds or overrides settings (env)."""
-    require_file(SERVER_BIN, "run `cargo build --release -p flow2api-examples --bins`")
+    require_file(SERVER_BIN, "run `cargo build --release -p flow2api-examples --bin flow2api-server`")
     port = free_port()
     api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
     env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_KEYS}

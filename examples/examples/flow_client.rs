@@ -10,8 +10,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flow2api_examples::{ReqwestHttp, TokioClock};
 use flow2api_sdk::config::{DEFAULT_API_BASE_URL, DEFAULT_LABS_BASE_URL};
+use flow2api_sdk::native::{ReqwestHttp, TokioClock};
 use flow2api_sdk::{FlowClient, Secret};
 
 fn env_or(name: &str, default: &str) -> String {

@@ -5,8 +5,8 @@
 //!
 //! The SDK holds all the behaviour and reaches the world only through the traits in [`seams`]:
 //! [`HttpClient`], [`Storage`], [`Coordinator`], [`Clock`], [`CaptchaSolver`] and
-//! [`MediaStore`]. A host (the Cloudflare Worker in `edge-worker`, the native server in
-//! `flow2api-examples`) implements them and calls [`App::handle`] with each `http::Request`.
+//! [`MediaStore`]. A host (the Cloudflare Worker in `edge-worker`, or [`native`] on tokio)
+//! implements them and calls [`App::handle`] with each `http::Request`.
 //!
 //! Contents:
 //! - [`api`]: the HTTP surface (OpenAI chat completions and models, admin routes, media).
@@ -18,6 +18,9 @@
 //! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
 //! - [`memory`]: in-memory reference implementations of the seams.
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
+//! - `native` (cargo features `reqwest`, `tokio`, `server`, `native`; all off by default): the
+//!   seams over reqwest, tokio, hyper and files, and `native::Host`, the whole gateway on one
+//!   machine.
 
 #![warn(missing_docs)]
 
@@ -30,6 +33,8 @@ pub mod generate;
 pub mod jobs;
 pub mod memory;
 pub mod models;
+#[cfg(any(feature = "reqwest", feature = "tokio"))]
+pub mod native;
 pub mod pool;
 pub mod seams;
 pub mod secret;

@@ -1,4 +1,4 @@
-//! Run with `cargo run -p flow2api-examples --bin flow2api-fake-upstream -- --port 9100`
+//! Run with `cargo run -p flow2api-examples --features fake --bin flow2api-fake-upstream -- --port 9100`
 //!
 //! Serves the SDK's `FakeFlow` (the fake Google Flow upstream and YesCaptcha) over loopback HTTP.
 //! Prints `listening on http://127.0.0.1:PORT` once bound (`--port 0` picks a free port), then

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flow2api_sdk::seams::{boxed, BoxFuture};
-use flow2api_sdk::Clock;
+use crate::seams::{boxed, BoxFuture};
+use crate::Clock;
 
 /// The [`Clock`] of a tokio host. Must be used inside a tokio runtime (with timers enabled).
 #[derive(Debug, Clone, Copy, Default)]

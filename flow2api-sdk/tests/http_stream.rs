@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flow2api_examples::ReqwestHttp;
+use flow2api_sdk::native::ReqwestHttp;
 use flow2api_sdk::seams::{HttpRequest, HttpStreamResponse};
 use flow2api_sdk::HttpClient;
 use futures::StreamExt;

@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::seams::BoxStream;
+use crate::{App, Body};
 use bytes::Bytes;
-use flow2api_sdk::seams::BoxStream;
-use flow2api_sdk::{App, Body};
 use futures::{Stream, StreamExt};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
-use hyper::body::{Body as _, Frame, Incoming};
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::request_log::RequestLog;
+use super::request_log::RequestLog;
 
 /// Largest request body accepted (64 MB); larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -115,7 +114,10 @@ pub async fn serve_with(
     http.keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    // Connections watch `stop`; upgradeable connections are shut down gracefully by hand
+    // (hyper-util's `GracefulShutdown` does not take them).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -137,16 +139,30 @@ pub async fn serve_with(
         let ctx = ctx.clone();
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            service_fn(move |req| handle(ctx.clone(), req)),
+            service_fn(move |req| serve_one(ctx.clone(), req)),
         );
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        // Upgrades (WebSocket routes) stay possible on every connection.
+        let conn = conn.with_upgrades();
+        let mut stop = stop_rx.clone();
+        conns.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
             // Client resets and timeouts end a connection; nothing to report.
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+            conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         });
+        // Reap finished connections so the set stays as large as the open ones.
+        while conns.try_join_next().is_some() {}
     }
     drop(listener);
-    let _ = tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(options.shutdown_grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
     if let Some(log) = &log {
         log.flush();
     }
@@ -168,20 +184,76 @@ struct Ctx {
     max_body_bytes: usize,
 }
 
-type ResBody = Either<Full<Bytes>, StreamBody<Frames>>;
+/// The body of a response [`handle`] produced: the app's bytes at once, or its chunks as
+/// they are produced. An [`http_body::Body`], so hyper, axum and tower can send it.
+pub struct ResponseBody(Inner);
 
-async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
-    // What the log line needs, kept before the request moves into the app (cheap clones).
-    let seen = ctx.log.as_ref().map(|log| Seen {
-        log: log.clone(),
-        method: req.method().clone(),
-        uri: req.uri().clone(),
-        started: Instant::now(),
-    });
+enum Inner {
+    Full(Full<Bytes>),
+    Stream(StreamBody<Frames>),
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.0 {
+            Inner::Full(body) => Pin::new(body).poll_frame(cx),
+            Inner::Stream(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Full(body) => http_body::Body::is_end_stream(body),
+            Inner::Stream(body) => http_body::Body::is_end_stream(body),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.0 {
+            Inner::Full(body) => http_body::Body::size_hint(body),
+            Inner::Stream(body) => http_body::Body::size_hint(body),
+        }
+    }
+}
+
+/// Answers one request of any [`http_body::Body`] with `app`: the body is collected (up to
+/// `max_body_bytes`, else 413 in the OpenAI error shape), handed to [`App::handle`], and its
+/// answer returned as a [`ResponseBody`]. This is what [`serve_with`] does per request; an app
+/// that has its own server (axum, say) mounts the gateway with it.
+pub async fn handle<B>(app: &App, req: Request<B>, max_body_bytes: usize) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    handle_logged(app, req, max_body_bytes, None).await
+}
+
+async fn handle_logged<B>(
+    app: &App,
+    req: Request<B>,
+    max_body_bytes: usize,
+    seen: Option<Seen>,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (parts, body) = req.into_parts();
-    let response = match read_body(body, ctx.max_body_bytes).await {
-        Ok(bytes) => ctx.app.handle(Request::from_parts(parts, bytes)).await,
-        Err(rejection) => rejection.response(ctx.max_body_bytes),
+    let response = match read_body(body, max_body_bytes).await {
+        Ok(bytes) => app.handle(Request::from_parts(parts, bytes)).await,
+        Err(rejection) => rejection.response(max_body_bytes),
     };
     let (parts, body) = response.into_parts();
     let body = match body {
@@ -189,9 +261,9 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<ResBod
             if let Some(seen) = seen {
                 seen.write(parts.status);
             }
-            Either::Left(Full::new(bytes))
+            Inner::Full(Full::new(bytes))
         }
-        Body::Stream(chunks) => Either::Right(StreamBody::new(Frames {
+        Body::Stream(chunks) => Inner::Stream(StreamBody::new(Frames {
             chunks,
             done: seen.map(|seen| Done {
                 seen: Some(seen),
@@ -199,7 +271,21 @@ async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Result<Response<ResBod
             }),
         })),
     };
-    Ok(Response::from_parts(parts, body))
+    Response::from_parts(parts, ResponseBody(body))
+}
+
+async fn serve_one(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    // What the log line needs, kept before the request moves into the app (cheap clones).
+    let seen = ctx.log.as_ref().map(|log| Seen {
+        log: log.clone(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        started: Instant::now(),
+    });
+    Ok(handle_logged(&ctx.app, req, ctx.max_body_bytes, seen).await)
 }
 
 /// Why a request body was not read.
@@ -208,7 +294,11 @@ enum Rejection {
     Unreadable,
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Rejection>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::memory::is_media_id;
+use crate::seams::{boxed, BoxFuture, Media, StorageError};
+use crate::{util, MediaStore};
 use bytes::Bytes;
-use flow2api_sdk::memory::is_media_id;
-use flow2api_sdk::seams::{boxed, BoxFuture, Media, StorageError};
-use flow2api_sdk::{util, MediaStore};
 
 /// At most one sweep of expired files per this long, started by a `put`.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow2api_examples::{
+use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
+use flow2api_sdk::native::{
     refresh_periodically, report_line, serve_with, ServeOptions, TokioClock, TokioSpawn,
 };
-use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
 use flow2api_sdk::pool::records::AccountSettings;
 use flow2api_sdk::testing::{Endpoint, FakeAccount, FakeFlow, DEFAULT_YESCAPTCHA_KEY};
 use flow2api_sdk::{App, Clock, Config, Deps, Secret};
@@ -105,7 +105,7 @@ fn client() -> reqwest::Client {
 
 #[tokio::test]
 async fn health_and_api_key_checks() {
-    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
     let c = client();
 
     let r = c.get(server.url("/health")).send().await.unwrap();
@@ -161,7 +161,7 @@ async fn health_and_api_key_checks() {
 
 #[tokio::test]
 async fn without_api_key_the_api_answers_503() {
-    let server = Server::start(None, flow2api_examples::MAX_BODY_BYTES).await;
+    let server = Server::start(None, flow2api_sdk::native::MAX_BODY_BYTES).await;
     let r = client()
         .get(server.url("/v1/models"))
         .bearer_auth("anything")
@@ -211,7 +211,7 @@ async fn oversized_bodies_are_413_in_the_openai_shape() {
 
 #[tokio::test]
 async fn a_streamed_image_generation_arrives_in_chunks() {
-    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
     server
         .fake
         .add_account(FakeAccount::new(ST, "alice@example.com"));
@@ -271,7 +271,7 @@ async fn a_streamed_image_generation_arrives_in_chunks() {
 /// refused connection as `Connect`.
 #[tokio::test]
 async fn reqwest_http_does_not_follow_redirects() {
-    use flow2api_examples::ReqwestHttp;
+    use flow2api_sdk::native::ReqwestHttp;
     use flow2api_sdk::seams::TransportErrorKind;
     use flow2api_sdk::HttpClient;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -319,7 +319,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 /// not when the lease lapses (10 minutes by default).
 #[tokio::test]
 async fn a_client_that_goes_away_frees_its_slot() {
-    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
     server
         .fake
         .add_account(FakeAccount::new(ST, "alice@example.com"));
@@ -361,7 +361,7 @@ async fn a_client_that_goes_away_frees_its_slot() {
 /// The background pass refreshes a token that expires within two hours, and reports it.
 #[tokio::test]
 async fn the_background_pass_refreshes_expiring_tokens() {
-    let server = Server::start(Some(API_KEY), flow2api_examples::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
     server
         .fake
         .add_account(FakeAccount::new(ST, "alice@example.com"));

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use flow2api_sdk::pool::tokens::RefreshReport;
-use flow2api_sdk::seams::{BoxFuture, Spawn};
-use flow2api_sdk::App;
+use crate::pool::tokens::RefreshReport;
+use crate::seams::{BoxFuture, Spawn};
+use crate::App;
 
 /// The [`Spawn`] of a tokio host: each future becomes a task on the current runtime.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,7 +21,7 @@ impl Spawn for TokioSpawn {
     }
 }
 
-/// Runs [`AccountPool::refresh_due`](flow2api_sdk::pool::AccountPool::refresh_due) every
+/// Runs [`AccountPool::refresh_due`](crate::pool::AccountPool::refresh_due) every
 /// `every` (the first pass one interval after the start), writing one line per pass to
 /// stderr. Runs until dropped or aborted; a zero `every` runs no pass.
 pub async fn refresh_periodically(app: App, every: Duration) {

@@ -3,11 +3,11 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use flow2api_sdk::seams::{
+use crate::seams::{
     boxed, boxed_stream, BoxFuture, HttpRequest, HttpResponse, HttpStreamResponse, TransportError,
     TransportErrorKind,
 };
-use flow2api_sdk::HttpClient;
+use crate::HttpClient;
 
 /// An [`HttpClient`] over one shared `reqwest::Client`: pooled keep-alive connections, rustls,
 /// no redirects (the SDK decides), no overall timeout (the SDK races every call against its

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::memory::MemoryStorage;
 use base64::Engine as _;
 use bytes::Bytes;
-use flow2api_sdk::memory::MemoryStorage;
 use serde::{Deserialize, Serialize};
 
 const FILE_NAME: &str = "store.json";
@@ -212,8 +212,8 @@ fn hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flow2api_sdk::memory::ManualClock;
-    use flow2api_sdk::Storage;
+    use crate::memory::ManualClock;
+    use crate::Storage;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir =

@@ -1,0 +1,46 @@
+//! The native host: the seams over tokio, reqwest, hyper and files, behind cargo features that
+//! are all off by default (so the wasm build pulls none of them).
+//!
+//! | feature | what it brings |
+//! |---|---|
+//! | `reqwest` | [`ReqwestHttp`]: the [`HttpClient`](crate::HttpClient) over one pooled `reqwest::Client` that never follows redirects |
+//! | `tokio` | [`TokioClock`], [`TokioSpawn`], [`refresh_periodically`], [`DirMediaStore`] (media as files with a TTL), [`FileSnapshot`] (the old JSON state file) |
+//! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades; [`handle`] to mount the gateway in another server |
+//! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory |
+//!
+//! An app on tokio embeds the gateway with [`Host::open`] and [`Host::serve`]; see the README's
+//! "Use it as a library".
+
+#[cfg(feature = "tokio")]
+mod background;
+#[cfg(feature = "tokio")]
+mod clock;
+#[cfg(feature = "native")]
+mod host;
+#[cfg(feature = "reqwest")]
+mod http;
+#[cfg(feature = "tokio")]
+mod media_dir;
+#[cfg(feature = "server")]
+mod request_log;
+#[cfg(feature = "server")]
+mod serve;
+#[cfg(feature = "tokio")]
+mod snapshot;
+
+#[cfg(feature = "tokio")]
+pub use background::{refresh_periodically, report_line, TokioSpawn};
+#[cfg(feature = "tokio")]
+pub use clock::TokioClock;
+#[cfg(feature = "native")]
+pub use host::{Host, HostError, HostOptions};
+#[cfg(feature = "reqwest")]
+pub use http::ReqwestHttp;
+#[cfg(feature = "tokio")]
+pub use media_dir::DirMediaStore;
+#[cfg(feature = "server")]
+pub use serve::{
+    handle, serve, serve_with, shutdown_signal, ResponseBody, ServeOptions, MAX_BODY_BYTES,
+};
+#[cfg(feature = "tokio")]
+pub use snapshot::FileSnapshot;
