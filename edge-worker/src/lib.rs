@@ -14,7 +14,8 @@
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
 //!
-//! The `Config` is read from the environment once per isolate.
+//! The `Config` is read from the environment once per isolate; runtime settings (overrides in
+//! the `StoreObject` named `admin-sessions`) are re-read at most once a second.
 //!
 //! Every module but [`protocol`] talks to the Workers runtime and builds for wasm32 only: on
 //! the host the SDK's seams require `Send` futures, which JS-backed futures are not. On the
@@ -60,10 +61,13 @@ pub(crate) mod entry {
     use std::sync::Arc;
     use std::task::{Context, Poll};
 
+    use flow2api_sdk::api::{ApiError, Dialect};
     use flow2api_sdk::cache::{CachingStorage, StorageCache};
+    use flow2api_sdk::config::ConfigError;
     use flow2api_sdk::memory::StorageMediaStore;
     use flow2api_sdk::seams::{boxed, BoxStream, Bytes, Spawn, Storage};
-    use flow2api_sdk::{App, Body, Config, Deps};
+    use flow2api_sdk::settings::SettingsCache;
+    use flow2api_sdk::{App, Body, Config};
     use futures::channel::oneshot;
     use futures::{Stream, StreamExt};
     use worker::{
@@ -87,7 +91,10 @@ pub(crate) mod entry {
     // Per isolate: an isolate serves many requests, one at a time per thread, and its
     // bindings' values do not change under it (a new deployment is a new isolate).
     thread_local! {
-        static CONFIG: OnceCell<Config> = const { OnceCell::new() };
+        /// The configuration from the environment (or why it is invalid) and the runtime
+        /// settings on top of it.
+        static SETTINGS: OnceCell<std::result::Result<Arc<SettingsCache>, ConfigError>> =
+            const { OnceCell::new() };
         static ACCOUNT_CACHE: OnceCell<Arc<StorageCache>> = const { OnceCell::new() };
         /// `SUBREQUEST_LOG_THRESHOLD`: invocations with at least this many subrequests are
         /// logged (default 25, half the free plan's 50; 0 logs every invocation). A log line
@@ -110,6 +117,14 @@ pub(crate) mod entry {
         });
         let subrequests = Subrequests::default();
         let wait_until = Arc::new(WaitUntil::new(ctx));
+        if let Err(e) = settings(&env) {
+            // Every request says why, in the client's error shape, until the deployment is fixed.
+            console_error!("{e}");
+            let response = ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                .code("invalid_configuration")
+                .into_response(Dialect::OpenAi);
+            return to_worker_response(response, (route, subrequests), &*wait_until);
+        }
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
         let response = app.handle(request).await;
         to_worker_response(response, (route, subrequests), &*wait_until)
@@ -150,7 +165,8 @@ pub(crate) mod entry {
         subrequests: &Subrequests,
         spawner: Option<Arc<dyn Spawn>>,
     ) -> Result<App> {
-        let config = CONFIG.with(|c| c.get_or_init(|| config(env)).clone());
+        let settings = settings(env).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let config = settings.base();
         let cache = ACCOUNT_CACHE.with(|c| {
             c.get_or_init(|| {
                 Arc::new(StorageCache::new(
@@ -160,30 +176,6 @@ pub(crate) mod entry {
             })
             .clone()
         });
-        let deps = deps(env, &config, cache, subrequests, spawner)?;
-        Ok(App::new(config, deps))
-    }
-
-    /// The configuration from `[vars]`, secrets and `.dev.vars`: every name the SDK reads.
-    fn config(env: &Env) -> Config {
-        // Secrets and vars are the same kind of string binding, so `var` reads both.
-        let values: HashMap<&str, String> = Config::NAMES
-            .iter()
-            .filter_map(|&name| Some((name, env.var(name).ok()?.to_string())))
-            .collect();
-        Config::from_lookup(|name| values.get(name).cloned())
-    }
-
-    // One thread on wasm32: the seams need no `Send` there, and `Deps` holds them in `Arc`s so
-    // that it is one type on both targets.
-    #[allow(clippy::arc_with_non_send_sync)]
-    fn deps(
-        env: &Env,
-        config: &Config,
-        account_cache: Arc<StorageCache>,
-        subrequests: &Subrequests,
-        spawner: Option<Arc<dyn Spawn>>,
-    ) -> Result<Deps> {
         let kv: Arc<dyn Storage> = Arc::new(KvStorage::new(env.kv("KV")?));
         let sessions =
             DoStorage::new(&env.durable_object("STORE")?, SESSIONS, subrequests.clone())?;
@@ -194,18 +186,38 @@ pub(crate) mod entry {
             subrequests.clone(),
         )?;
         let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
-        Ok(Deps {
-            http: Arc::new(FetchHttp::new(subrequests.clone())),
-            storage: Arc::new(CachingStorage::new(kv.clone(), account_cache)),
-            sessions: Arc::new(sessions),
-            coordinator: Arc::new(coordinator),
-            clock: Arc::new(WorkerClock),
+        let mut builder = App::builder(config.clone())
+            .settings_cache(settings.clone())
+            .http(Arc::new(FetchHttp::new(subrequests.clone())))
+            .clock(Arc::new(WorkerClock))
+            .storage(Arc::new(CachingStorage::new(kv.clone(), cache)))
+            .consistent(Arc::new(sessions))
+            .coordinator(Arc::new(coordinator))
             // Uncached: media ids are unique and read about once, caching would only hold memory.
-            media: Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))),
-            captcha: None,
-            spawner,
-            jobs: Arc::new(jobs),
-            runner: Some(Arc::new(runner)),
+            .media(Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))))
+            .job_store(Arc::new(jobs))
+            .job_runner(Arc::new(runner));
+        if let Some(spawner) = spawner {
+            builder = builder.spawner(spawner);
+        }
+        builder
+            .build()
+            .map_err(|e| worker::Error::RustError(e.to_string()))
+    }
+
+    /// This isolate's settings: the configuration from `[vars]`, secrets and `.dev.vars`
+    /// (every name the SDK reads), read once, with the runtime overrides on top.
+    fn settings(env: &Env) -> std::result::Result<Arc<SettingsCache>, ConfigError> {
+        SETTINGS.with(|s| {
+            s.get_or_init(|| {
+                // Secrets and vars are the same kind of string binding, so `var` reads both.
+                let values: HashMap<&str, String> = Config::names()
+                    .filter_map(|name| Some((name, env.var(name).ok()?.to_string())))
+                    .collect();
+                Config::from_lookup(|name| values.get(name).cloned())
+                    .map(|c| Arc::new(SettingsCache::new(c)))
+            })
+            .clone()
         })
     }
 

@@ -62,6 +62,19 @@ pub struct YesCaptchaConfig {
     pub max_polls: u32,
 }
 
+impl From<&crate::config::Config> for YesCaptchaConfig {
+    /// The `YESCAPTCHA_*` and `CAPTCHA_*` settings.
+    fn from(config: &crate::config::Config) -> Self {
+        Self {
+            base_url: config.yescaptcha_base_url.clone(),
+            api_key: config.yescaptcha_api_key.clone(),
+            task_type: config.yescaptcha_task_type.clone(),
+            poll_interval: config.captcha_poll_interval,
+            max_polls: config.captcha_max_polls,
+        }
+    }
+}
+
 impl YesCaptcha {
     /// A solver over `http`.
     pub fn new(http: Arc<dyn HttpClient>, clock: Arc<dyn Clock>, config: YesCaptchaConfig) -> Self {

@@ -38,6 +38,7 @@ pub mod native;
 pub mod pool;
 pub mod seams;
 pub mod secret;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod util;
@@ -45,7 +46,7 @@ pub mod util;
 pub use http;
 
 #[doc(inline)]
-pub use api::{App, Body, Deps};
+pub use api::{App, AppBuilder, Body, BuildError};
 #[doc(inline)]
 pub use config::Config;
 #[doc(inline)]

@@ -584,7 +584,7 @@ async fn api_key_sources_and_absence() {
     let fake = flow2api_sdk::testing::FakeFlow::new("https://f", clock.clone());
     let mut cfg = config(&[], &fake);
     cfg.api_key = None;
-    let app = flow2api_sdk::App::new(cfg, deps(&fake, clock));
+    let app = builder(cfg, &fake, clock).build().unwrap();
     let resp = app
         .handle(
             http::Request::get("/v1/models")

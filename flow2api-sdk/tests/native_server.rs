@@ -5,13 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
 use flow2api_sdk::native::{
     refresh_periodically, report_line, serve_with, ServeOptions, TokioClock, TokioSpawn,
 };
 use flow2api_sdk::pool::records::AccountSettings;
 use flow2api_sdk::testing::{Endpoint, FakeAccount, FakeFlow, DEFAULT_YESCAPTCHA_KEY};
-use flow2api_sdk::{App, Clock, Config, Deps, Secret};
+use flow2api_sdk::{App, Clock, Config, Secret};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -46,23 +45,15 @@ impl Server {
             vars.push(("API_KEY", k.to_owned()));
         }
         let config =
-            Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()));
-        let deps = Deps {
-            http: Arc::new(fake.clone()),
-            storage: Arc::new(MemoryStorage::new(clock.clone())),
-            jobs: Arc::new(MemoryStorage::new(clock.clone())),
-            runner: None,
-            sessions: Arc::new(MemoryStorage::new(clock.clone())),
-            coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
-            media: Arc::new(StorageMediaStore::new(
-                Arc::new(MemoryStorage::new(clock.clone())),
-                Some(config.media_ttl),
-            )),
-            clock,
-            captcha: None,
-            spawner: Some(Arc::new(TokioSpawn)),
-        };
-        let app = App::new(config, deps);
+            Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+                .expect("a valid configuration");
+        let app = App::builder(config)
+            .http(Arc::new(fake.clone()))
+            .clock(clock)
+            .spawner(Arc::new(TokioSpawn))
+            .in_memory()
+            .build()
+            .expect("every seam");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -12,11 +12,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use common::*;
 use flow2api_sdk::generate::video::JobPhase;
-use flow2api_sdk::jobs::JobStatus;
+use flow2api_sdk::jobs::{JobRecord, JobRunner, JobStatus};
+use flow2api_sdk::seams::{boxed, boxed_stream, BoxFuture, BoxStream, StorageError};
 use flow2api_sdk::testing::{
     fake_mp4, Endpoint, FakeAccount, FakeFlow, Fault, VideoKind, FIFE_PNG,
 };
-use flow2api_sdk::App;
 use serde_json::{json, Value};
 
 const T2V: &str = "veo_3_1_t2v_fast_landscape";
@@ -871,17 +871,33 @@ async fn gemini_predict_long_running_and_its_operation() {
 // 11. Durability
 // ---------------------------------------------------------------------------------------------
 
-/// An app with no way to run jobs (no spawner, no runner), over fresh in-memory seams.
-async fn idle_app() -> (Harness, flow2api_sdk::Deps, flow2api_sdk::Config) {
+/// A job runner that never runs anything: a process that died before its jobs ran.
+struct Idle;
+
+impl JobRunner for Idle {
+    fn schedule<'a>(&'a self, _: &'a str, _: Duration) -> BoxFuture<'a, Result<(), StorageError>> {
+        boxed(async { Ok(()) })
+    }
+
+    fn watch<'a>(&'a self, _: &'a str, _: u64) -> BoxFuture<'a, BoxStream<'static, JobRecord>> {
+        boxed(async { boxed_stream(futures::stream::empty()) })
+    }
+}
+
+/// An app whose jobs never run, over stores a later app can reuse.
+async fn idle_app() -> (Harness, Stores, flow2api_sdk::Config) {
     let clock = Arc::new(TokioClock::new());
     let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
     fake.add_account(FakeAccount::new(ST, EMAIL));
     let config = config(&[("POLL_INTERVAL", "0.01")], &fake);
-    let mut d = deps(&fake, clock.clone());
-    d.spawner = None;
-    d.runner = None;
+    let stores = Stores::new(clock.clone());
+    let app = stores
+        .attach(builder(config.clone(), &fake, clock.clone()))
+        .job_runner(Arc::new(Idle))
+        .build()
+        .unwrap();
     let mut h = Harness {
-        app: App::new(config.clone(), d.clone()),
+        app,
         fake,
         admin: String::new(),
         clock,
@@ -901,12 +917,12 @@ async fn idle_app() -> (Harness, flow2api_sdk::Deps, flow2api_sdk::Config) {
         .await;
     assert_eq!(added.status, 200, "{}", added.text());
     h.fake.clear_requests();
-    (h, d, config)
+    (h, stores, config)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_job_outlives_its_app_and_resumes() {
-    let (h1, deps1, config) = idle_app().await;
+    let (h1, stores, config) = idle_app().await;
     h1.fake.set_video_polls(20, 5);
     let id = create_ok(&h1, json!({"model": T2V, "prompt": "still here"})).await;
     // Nothing runs it, however long we wait (a read may try to reschedule it, in vain).
@@ -916,12 +932,12 @@ async fn a_job_outlives_its_app_and_resumes() {
     assert_eq!(submits(&h1), 0);
 
     // A new process over the same storage picks it up.
-    let deps2 = flow2api_sdk::Deps {
-        spawner: Some(Arc::new(TokioSpawn)),
-        ..deps1
-    };
+    let app2 = stores
+        .attach(builder(config, &h1.fake, h1.clock.clone()))
+        .build()
+        .unwrap();
     let h2 = Harness {
-        app: App::new(config, deps2),
+        app: app2,
         fake: h1.fake.clone(),
         admin: h1.admin.clone(),
         clock: h1.clock.clone(),

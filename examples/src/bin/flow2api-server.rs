@@ -2,7 +2,7 @@
 //!
 //! Run with `cargo run --release -p flow2api-examples --bin flow2api-server`
 //!
-//! Configuration comes from the environment: every name in [`Config::NAMES`] (at least
+//! Configuration comes from the environment: every setting in `flow2api_sdk::config::SETTINGS` (at least
 //! `API_KEY`; `ADMIN_PASSWORD` to add accounts), plus
 //!
 //! - `LISTEN_ADDR`: where to listen (default `127.0.0.1:8000`);
@@ -42,7 +42,8 @@ fn env(name: &str) -> Option<String> {
 }
 
 async fn run() -> Result<(), Error> {
-    let config = Config::from_lookup(|k| std::env::var(k).ok());
+    // An invalid setting stops the server here, with every problem named.
+    let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     if config.api_key.is_none() {
         eprintln!("warning: API_KEY is not set; /v1 routes answer 503 until it is");
     }

@@ -11,6 +11,7 @@ use crate::pool::records::{AccountSettings, ImportItem};
 use crate::pool::{Account, AccountStatus, PoolError};
 use crate::seams::Bytes;
 use crate::secret::Secret;
+use crate::settings::SettingsError;
 use crate::util;
 
 use super::error::ApiError;
@@ -38,6 +39,14 @@ struct UpdateTokenBody {
     st: Option<String>,
     #[serde(flatten)]
     settings: AccountSettings,
+}
+
+/// `PATCH /api/settings`: `{"values": {"NAME": "value" | null}, "version": n?}`.
+#[derive(Deserialize)]
+struct SettingsBody {
+    values: std::collections::BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    version: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +82,33 @@ pub fn verify_password(configured: &Secret, given: &str) -> bool {
     }
 }
 
+fn refused(status: StatusCode, message: String) -> Response<Body> {
+    json_response(
+        status,
+        Bytes::from(json!({"success": false, "message": message}).to_string()),
+    )
+}
+
 impl AppInner {
+    /// Validates and stores runtime settings. A refusal is `{"success": false, "message"}`
+    /// (400 invalid, 409 changed meanwhile), the shape the original's admin routes use.
+    async fn change_settings(&self, req: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
+        let body: SettingsBody = parse_json(req.body())?;
+        let now = self.deps.clock.now_ms();
+        match self
+            .settings
+            .update(&*self.deps.sessions, &body.values, body.version, now)
+            .await
+        {
+            Ok(o) => Ok(ok(json!({"success": true, "version": o.version}))),
+            Err(SettingsError::Invalid(e)) => Ok(refused(StatusCode::BAD_REQUEST, e.to_string())),
+            Err(e @ SettingsError::Conflict { .. }) => {
+                Ok(refused(StatusCode::CONFLICT, e.to_string()))
+            }
+            Err(_) => Err(ApiError::storage_unavailable()),
+        }
+    }
+
     pub(crate) async fn login(&self, req: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
         let Some(password) = &self.config.admin_password else {
             return Err(ApiError::new(
@@ -154,6 +189,10 @@ impl AppInner {
         let known = matches!(
             (method, segments),
             (&Method::GET | &Method::POST, ["tokens"])
+                | (
+                    &Method::GET | &Method::POST | &Method::PUT | &Method::PATCH,
+                    ["settings"]
+                )
                 | (&Method::POST, ["tokens", "import"])
                 | (&Method::GET, ["tokens", "export"])
                 | (&Method::POST, ["tokens", "refresh-due"])
@@ -172,6 +211,17 @@ impl AppInner {
         self.require_admin(req).await?;
         let pool = &self.pool;
         match (method, segments) {
+            (&Method::GET, ["settings"]) => {
+                let overrides = crate::settings::load(&*self.deps.sessions)
+                    .await
+                    .map_err(|_| ApiError::storage_unavailable())?;
+                Ok(ok(json!({
+                    "success": true,
+                    "version": overrides.version,
+                    "settings": crate::settings::view(self.settings.base(), &overrides),
+                })))
+            }
+            (_, ["settings"]) => self.change_settings(req).await,
             (&Method::GET, ["tokens"]) => {
                 let accounts = pool.list().await.map_err(PoolError::from)?;
                 let statuses =

@@ -90,6 +90,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message).code("not_found")
     }
 
+    /// 503 when a store cannot be reached; the client may retry shortly.
+    pub fn storage_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Storage is unavailable; try again shortly.",
+        )
+        .retry_after(5)
+    }
+
     /// 500 with a generic message; the detail is for logs only.
     pub fn internal() -> Self {
         Self::new(

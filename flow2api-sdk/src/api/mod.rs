@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod body;
+mod builder;
 pub mod error;
 mod gemini_video;
 pub mod inputs;
@@ -11,7 +12,8 @@ mod openai;
 mod sse;
 mod videos;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
@@ -23,83 +25,77 @@ use crate::generate::Generator;
 use crate::jobs::{JobRunner, Jobs, LocalRunner, StepOutcome};
 use crate::pool::{AccountPool, PoolSettings};
 use crate::seams::{
-    boxed, BoxFuture, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn,
-    Storage, StorageError,
+    Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn, Storage, StorageError,
 };
+use crate::settings::{SettingView, SettingsCache, SettingsError};
 
 pub use body::Body;
+pub use builder::{AppBuilder, BuildError, Seam};
 pub use error::{ApiError, Dialect};
 
-/// The seams a host provides.
+/// The seams an [`App`] runs on, as its [`AppBuilder`] assembled them.
 #[derive(Clone)]
-pub struct Deps {
+pub(crate) struct Deps {
     /// Outgoing HTTP (Flow, captcha provider, client image URLs).
-    pub http: Arc<dyn HttpClient>,
+    pub(crate) http: Arc<dyn HttpClient>,
     /// Durable records (accounts). KV at the edge.
-    pub storage: Arc<dyn Storage>,
-    /// Strongly consistent records every instance sees at once (admin sessions). A Durable
-    /// Object at the edge; memory natively.
-    pub sessions: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
+    /// Strongly consistent records every instance sees at once (admin sessions, settings).
+    pub(crate) sessions: Arc<dyn Storage>,
     /// Per-account concurrency slots.
-    pub coordinator: Arc<dyn Coordinator>,
+    pub(crate) coordinator: Arc<dyn Coordinator>,
     /// Time.
-    pub clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Generated media served at `/media/{id}`.
-    pub media: Arc<dyn MediaStore>,
+    pub(crate) media: Arc<dyn MediaStore>,
     /// A captcha solver; `None` builds the one `CAPTCHA_METHOD` names over `http`.
-    pub captcha: Option<Arc<dyn CaptchaSolver>>,
-    /// Runs clean-up beyond a request (releasing the slot of a client that went away);
-    /// `None` leaves that to the slot's lease.
-    pub spawner: Option<Arc<dyn Spawn>>,
+    pub(crate) captcha: Option<Arc<dyn CaptchaSolver>>,
+    /// Runs clean-up beyond a request; `None` leaves that to the slot's lease.
+    pub(crate) spawner: Option<Arc<dyn Spawn>>,
     /// Video job records: strongly consistent (a Durable Object at the edge).
-    pub jobs: Arc<dyn Storage>,
-    /// Drives video jobs; `None` runs them as background tasks over `spawner`.
-    pub runner: Option<Arc<dyn JobRunner>>,
+    pub(crate) jobs: Arc<dyn Storage>,
 }
 
-impl std::fmt::Debug for Deps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps").finish_non_exhaustive()
-    }
+/// What runs video jobs.
+#[derive(Clone)]
+pub(crate) enum JobDriver {
+    /// The host's runner (a Durable Object per job at the edge).
+    Runner(Arc<dyn JobRunner>),
+    /// Background tasks over this spawner, in this process.
+    Local(Arc<dyn Spawn>),
 }
 
+/// One configuration snapshot's worth of the gateway: everything derived from a [`Config`].
+/// A settings change builds a new one; requests in flight finish on theirs.
 pub(crate) struct AppInner {
-    pub(crate) config: Config,
+    pub(crate) config: Arc<Config>,
     pub(crate) deps: Deps,
     pub(crate) pool: AccountPool,
     pub(crate) generator: Generator,
     pub(crate) jobs: Jobs,
     pub(crate) runner: Arc<dyn JobRunner>,
+    pub(crate) settings: Arc<SettingsCache>,
 }
 
 /// How long a job record lives after its last change.
 const JOB_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
-/// The runner when there is nowhere to run jobs: scheduling fails, so jobs stay queued.
-struct NoRunner;
-
-impl JobRunner for NoRunner {
-    fn schedule<'a>(
-        &'a self,
-        _id: &'a str,
-        _delay: std::time::Duration,
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        boxed(async { Err(StorageError("no job runner on this host".into())) })
-    }
-
-    fn watch<'a>(
-        &'a self,
-        _id: &'a str,
-        _revision: u64,
-    ) -> BoxFuture<'a, crate::seams::BoxStream<'static, crate::jobs::JobRecord>> {
-        boxed(async { crate::seams::boxed_stream(futures::stream::empty()) })
-    }
+/// What every snapshot of one [`App`] shares.
+struct Shared {
+    deps: Deps,
+    driver: JobDriver,
+    /// The runner over `driver` when jobs run in this process: one for the app's life, so
+    /// it keeps track of running jobs across settings changes.
+    local: Option<LocalRunner>,
+    settings: Arc<SettingsCache>,
+    current: Mutex<Arc<AppInner>>,
 }
 
-/// The gateway. Cheap to clone; build one per process (or per Worker invocation).
+/// The gateway. Cheap to clone; build one per process (or per Worker invocation) with
+/// [`App::builder`].
 #[derive(Clone)]
 pub struct App {
-    inner: Arc<AppInner>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for App {
@@ -109,11 +105,161 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Builds the gateway from its configuration and seams.
-    // On wasm32 the seams are not `Send` and there is one thread: `Arc` keeps one type for
-    // both targets, so clippy's hint to use `Rc` there does not apply.
+    /// Starts assembling a gateway over `config` (see [`AppBuilder`]).
+    pub fn builder(config: Config) -> AppBuilder {
+        AppBuilder::new(config)
+    }
+
+    // One type on both targets: on wasm32 nothing is `Send` and there is one thread.
     #[allow(clippy::arc_with_non_send_sync)]
-    pub fn new(config: Config, deps: Deps) -> Self {
+    fn assemble(deps: Deps, driver: JobDriver, settings: Arc<SettingsCache>) -> Self {
+        let config = settings.current();
+        let (inner, local) = AppInner::build(&deps, &driver, None, &settings, config);
+        Self {
+            shared: Arc::new(Shared {
+                deps,
+                driver,
+                local,
+                settings,
+                current: Mutex::new(Arc::new(inner)),
+            }),
+        }
+    }
+
+    /// The current snapshot, rebuilt first when the settings store holds a newer version
+    /// (asked at most once per [`crate::settings::REFRESH_EVERY`]).
+    pub(crate) async fn inner(&self) -> Arc<AppInner> {
+        let shared = &self.shared;
+        let now = shared.deps.clock.now_ms();
+        let config = shared.settings.refresh(&*shared.deps.sessions, now).await;
+        self.snapshot_for(config)
+    }
+
+    #[allow(clippy::arc_with_non_send_sync)]
+    fn snapshot_for(&self, config: Arc<Config>) -> Arc<AppInner> {
+        let shared = &self.shared;
+        let mut current = match shared.current.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.config.version < config.version {
+            let (inner, _) = AppInner::build(
+                &shared.deps,
+                &shared.driver,
+                shared.local.as_ref(),
+                &shared.settings,
+                config,
+            );
+            *current = Arc::new(inner);
+        }
+        current.clone()
+    }
+
+    /// The snapshot in use, without asking the settings store.
+    fn current(&self) -> Arc<AppInner> {
+        self.snapshot_for(self.shared.settings.current())
+    }
+
+    /// The configuration in use (the environment's, with the settings store's overrides).
+    pub fn config(&self) -> Arc<Config> {
+        self.current().config.clone()
+    }
+
+    /// The video jobs.
+    pub fn jobs(&self) -> Jobs {
+        self.current().jobs.clone()
+    }
+
+    /// Takes one step of a video job (for hosts that drive jobs themselves: a Durable Object
+    /// alarm calls this once per invocation and re-arms for the `next` it returns).
+    ///
+    /// # Errors
+    /// Storage failures; the host retries the step later.
+    pub async fn step_job(&self, id: &str) -> Result<StepOutcome, StorageError> {
+        self.inner().await.jobs.step(id).await
+    }
+
+    /// Schedules every unfinished job again (a restarted process calls this once).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn resume_jobs(&self) -> Result<usize, StorageError> {
+        let inner = self.inner().await;
+        let mut n = 0;
+        for id in inner.jobs.ids().await? {
+            if let Some(r) = inner.jobs.get(&id).await? {
+                if !r.status.is_terminal() {
+                    inner
+                        .runner
+                        .schedule(&id, std::time::Duration::ZERO)
+                        .await?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// The account pool, for hosts that run background refreshes.
+    pub fn pool(&self) -> AccountPool {
+        self.current().pool.clone()
+    }
+
+    /// Every setting with its current value (secrets masked) and where it comes from.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn settings(&self) -> Result<(u64, Vec<SettingView>), StorageError> {
+        let overrides = crate::settings::load(&*self.shared.deps.sessions).await?;
+        Ok((
+            overrides.version,
+            crate::settings::view(self.shared.settings.base(), &overrides),
+        ))
+    }
+
+    /// Changes runtime settings (`None` removes an override); the next request of every
+    /// process and isolate uses them, here at once, elsewhere within a second.
+    ///
+    /// # Errors
+    /// [`SettingsError`] for invalid values, a stale `expected_version` or storage failures.
+    pub async fn update_settings(
+        &self,
+        changes: &BTreeMap<String, Option<String>>,
+        expected_version: Option<u64>,
+    ) -> Result<u64, SettingsError> {
+        let shared = &self.shared;
+        let overrides = shared
+            .settings
+            .update(
+                &*shared.deps.sessions,
+                changes,
+                expected_version,
+                shared.deps.clock.now_ms(),
+            )
+            .await?;
+        Ok(overrides.version)
+    }
+
+    /// Answers one request. Never panics on client input; every failure is a response.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
+        let inner = self.inner().await;
+        let mut resp = inner.route(req).await;
+        add_cors(&mut resp);
+        resp
+    }
+}
+
+impl AppInner {
+    /// Everything derived from `config` over the shared seams. With `local`, jobs keep
+    /// running on it; else a new local runner is made when the driver asks for one.
+    #[allow(clippy::arc_with_non_send_sync)]
+    fn build(
+        deps: &Deps,
+        driver: &JobDriver,
+        local: Option<&LocalRunner>,
+        settings: &Arc<SettingsCache>,
+        config: Arc<Config>,
+    ) -> (Self, Option<LocalRunner>) {
         let flow = FlowClient::new(
             deps.http.clone(),
             deps.clock.clone(),
@@ -124,13 +270,7 @@ impl App {
             Arc::new(YesCaptcha::new(
                 deps.http.clone(),
                 deps.clock.clone(),
-                YesCaptchaConfig {
-                    base_url: config.yescaptcha_base_url.clone(),
-                    api_key: config.yescaptcha_api_key.clone(),
-                    task_type: config.yescaptcha_task_type.clone(),
-                    poll_interval: config.captcha_poll_interval,
-                    max_polls: config.captcha_max_polls,
-                },
+                YesCaptchaConfig::from(&*config),
             ))
         });
         let pool = AccountPool::new(
@@ -138,7 +278,7 @@ impl App {
             deps.coordinator.clone(),
             deps.spawner.clone(),
             flow.clone(),
-            PoolSettings::from(&config),
+            PoolSettings::from(&*config),
         );
         let generator = Generator::new(
             flow,
@@ -159,75 +299,33 @@ impl App {
             poll,
             JOB_TTL,
         );
-        let runner: Arc<dyn JobRunner> = match (&deps.runner, &deps.spawner) {
-            (Some(r), _) => r.clone(),
-            (None, Some(spawner)) => Arc::new(LocalRunner::new(
-                jobs.clone(),
-                spawner.clone(),
-                deps.clock.clone(),
-            )),
-            (None, None) => Arc::new(NoRunner),
+        let (runner, local): (Arc<dyn JobRunner>, Option<LocalRunner>) = match (driver, local) {
+            (JobDriver::Runner(r), _) => (r.clone(), None),
+            (JobDriver::Local(_), Some(l)) => {
+                l.use_jobs(jobs.clone());
+                (Arc::new(l.clone()), None)
+            }
+            (JobDriver::Local(spawner), None) => {
+                let l = LocalRunner::new(jobs.clone(), spawner.clone(), deps.clock.clone());
+                (Arc::new(l.clone()), Some(l))
+            }
         };
-        Self {
-            inner: Arc::new(AppInner {
+        (
+            Self {
                 config,
-                deps,
+                deps: deps.clone(),
                 pool,
                 generator,
                 jobs,
                 runner,
-            }),
-        }
+                settings: settings.clone(),
+            },
+            local,
+        )
     }
 
-    /// The video jobs.
-    pub fn jobs(&self) -> &Jobs {
-        &self.inner.jobs
-    }
-
-    /// Takes one step of a video job (for hosts that drive jobs themselves: a Durable Object
-    /// alarm calls this once per invocation and re-arms for the `next` it returns).
-    ///
-    /// # Errors
-    /// Storage failures; the host retries the step later.
-    pub async fn step_job(&self, id: &str) -> Result<StepOutcome, StorageError> {
-        self.inner.jobs.step(id).await
-    }
-
-    /// Schedules every unfinished job again (a restarted process calls this once).
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn resume_jobs(&self) -> Result<usize, StorageError> {
-        let mut n = 0;
-        for id in self.inner.jobs.ids().await? {
-            if let Some(r) = self.inner.jobs.get(&id).await? {
-                if !r.status.is_terminal() {
-                    self.inner
-                        .runner
-                        .schedule(&id, std::time::Duration::ZERO)
-                        .await?;
-                    n += 1;
-                }
-            }
-        }
-        Ok(n)
-    }
-
-    /// The account pool, for hosts that run background refreshes.
-    pub fn pool(&self) -> &AccountPool {
-        &self.inner.pool
-    }
-
-    /// Answers one request. Never panics on client input; every failure is a response.
-    pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
-        let mut resp = self.route(req).await;
-        add_cors(&mut resp);
-        resp
-    }
-
-    async fn route(&self, req: Request<Bytes>) -> Response<Body> {
-        let inner = &self.inner;
+    async fn route(self: Arc<Self>, req: Request<Bytes>) -> Response<Body> {
+        let inner = &self;
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         if method == Method::OPTIONS {

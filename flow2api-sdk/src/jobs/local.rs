@@ -20,7 +20,8 @@ pub(crate) struct LocalRunner {
 }
 
 struct Inner {
-    jobs: Jobs,
+    /// Replaced when the settings change (`use_jobs`); each step takes the newest.
+    jobs: Mutex<Jobs>,
     spawner: Arc<dyn Spawn>,
     clock: Arc<dyn Clock>,
     /// Running jobs and their watchers, under one lock so that a watcher never registers on
@@ -41,7 +42,7 @@ impl LocalRunner {
     pub(crate) fn new(jobs: Jobs, spawner: Arc<dyn Spawn>, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                jobs,
+                jobs: Mutex::new(jobs),
                 spawner,
                 clock,
                 running: Mutex::new(HashMap::new()),
@@ -50,7 +51,23 @@ impl LocalRunner {
     }
 }
 
+impl LocalRunner {
+    /// Runs the next steps of every job with `jobs` (built from newer settings).
+    pub(crate) fn use_jobs(&self, jobs: Jobs) {
+        if let Ok(mut j) = self.inner.jobs.lock() {
+            *j = jobs;
+        }
+    }
+}
+
 impl Inner {
+    fn jobs(&self) -> Jobs {
+        match self.jobs.lock() {
+            Ok(j) => j.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     fn publish(&self, id: &str, record: &JobRecord) {
         if let Ok(mut running) = self.running.lock() {
             if let Some(w) = running.get_mut(id) {
@@ -68,7 +85,7 @@ impl Inner {
         let mut failures = 0;
         let mut revision = 0;
         loop {
-            match self.jobs.step(id).await {
+            match self.jobs().step(id).await {
                 Ok(outcome) => {
                     failures = 0;
                     if let Some(record) = &outcome.record {

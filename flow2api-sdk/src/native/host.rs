@@ -12,7 +12,7 @@ use super::{
     TokioClock, TokioSpawn,
 };
 use crate::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
-use crate::{App, Clock, Config, Deps, MediaStore};
+use crate::{App, BuildError, Clock, Config, MediaStore};
 
 /// How often the state file is written when something changed.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
@@ -106,6 +106,9 @@ pub enum HostError {
     /// The HTTP client could not be built (no TLS backend).
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// A seam is missing (a bug of the host; see [`BuildError`]).
+    #[error("{0}")]
+    Build(#[from] BuildError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
@@ -157,20 +160,17 @@ impl Host {
                 Some(config.media_ttl),
             )),
         };
-        let deps = Deps {
-            http: Arc::new(ReqwestHttp::new()?),
+        let app = App::builder(config)
+            .http(Arc::new(ReqwestHttp::new()?))
+            .clock(clock.clone())
             // Video jobs share the (optionally file-backed) store, so a restart resumes them.
-            jobs: storage.clone(),
-            runner: None,
-            storage,
-            sessions: Arc::new(MemoryStorage::new(clock.clone())),
-            coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
-            clock,
-            media,
-            captcha: None,
-            spawner: Some(Arc::new(TokioSpawn)),
-        };
-        let app = App::new(config, deps);
+            .job_store(storage.clone())
+            .storage(storage)
+            .consistent(Arc::new(MemoryStorage::new(clock.clone())))
+            .coordinator(Arc::new(MemoryCoordinator::new(clock)))
+            .media(media)
+            .spawner(Arc::new(TokioSpawn))
+            .build()?;
         match app.resume_jobs().await {
             Ok(0) => {}
             Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),

@@ -55,6 +55,15 @@ impl Strategy {
             _ => None,
         }
     }
+
+    /// The canonical name, as [`Strategy::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LeastLoaded => "least_loaded",
+            Self::RoundRobin => "round_robin",
+            Self::CreditAware => "credit_aware",
+        }
+    }
 }
 
 /// One Google account: the durable record (the hot state lives in the coordinator).

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
+use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage};
 use flow2api_sdk::seams::{boxed, BoxFuture, Clock};
 use flow2api_sdk::testing::{FakeAccount, FakeFlow};
-use flow2api_sdk::{App, Config, Deps};
+use flow2api_sdk::{App, AppBuilder, Config};
 use serde_json::{json, Value};
 
 /// Wall time that follows tokio's clock, so `start_paused` tests skip sleeps.
@@ -96,25 +96,45 @@ pub fn config(extra: &[(&str, &str)], fake: &FakeFlow) -> Config {
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }
-    Config::from_lookup(|k| env.get(k).cloned())
+    Config::from_lookup(|k| env.get(k).cloned()).expect("a valid test configuration")
 }
 
-/// In-memory seams around `fake`.
-pub fn deps(fake: &FakeFlow, clock: Arc<TokioClock>) -> Deps {
-    Deps {
-        http: Arc::new(fake.clone()),
-        storage: Arc::new(MemoryStorage::new(clock.clone())),
-        jobs: Arc::new(MemoryStorage::new(clock.clone())),
-        runner: None,
-        sessions: Arc::new(MemoryStorage::new(clock.clone())),
-        coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
-        clock: clock.clone(),
-        media: Arc::new(StorageMediaStore::new(
-            Arc::new(MemoryStorage::new(clock)),
-            None,
-        )),
-        captcha: None,
-        spawner: Some(Arc::new(TokioSpawn)),
+/// The gateway over `fake`, in memory, with jobs run as tokio tasks; tests add or replace
+/// seams before `build`.
+pub fn builder(config: Config, fake: &FakeFlow, clock: Arc<TokioClock>) -> AppBuilder {
+    App::builder(config)
+        .http(Arc::new(fake.clone()))
+        .clock(clock)
+        .spawner(Arc::new(TokioSpawn))
+        .in_memory()
+}
+
+/// Stores that outlive an app, so a second app over them plays a restarted process.
+#[derive(Clone)]
+pub struct Stores {
+    pub storage: Arc<MemoryStorage>,
+    pub sessions: Arc<MemoryStorage>,
+    pub jobs: Arc<MemoryStorage>,
+    pub coordinator: Arc<MemoryCoordinator>,
+}
+
+impl Stores {
+    pub fn new(clock: Arc<TokioClock>) -> Self {
+        Self {
+            storage: Arc::new(MemoryStorage::new(clock.clone())),
+            sessions: Arc::new(MemoryStorage::new(clock.clone())),
+            jobs: Arc::new(MemoryStorage::new(clock.clone())),
+            coordinator: Arc::new(MemoryCoordinator::new(clock)),
+        }
+    }
+
+    /// `builder` with these stores in place of fresh ones.
+    pub fn attach(&self, builder: AppBuilder) -> AppBuilder {
+        builder
+            .storage(self.storage.clone())
+            .consistent(self.sessions.clone())
+            .job_store(self.jobs.clone())
+            .coordinator(self.coordinator.clone())
     }
 }
 
@@ -132,8 +152,7 @@ pub async fn harness_with(extra: &[(&str, &str)], tier: Option<&str>) -> Harness
     }
     fake.add_account(acct);
     let config = config(extra, &fake);
-    let deps = deps(&fake, clock.clone());
-    let app = App::new(config, deps);
+    let app = builder(config, &fake, clock.clone()).build().unwrap();
     let mut h = Harness {
         app,
         fake,
