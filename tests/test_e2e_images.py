@@ -382,3 +382,27 @@ def test_content_policy_stream(server: Gateway):
     assert not any(IMAGE_MD.search((e.get("choices") or [{}])[0].get("delta", {}).get("content") or "")
                    for e in events), events
     only(server.fake.requests("generate_image"), "generate_image")
+
+
+# ---------------------------------------------------------------------------------------------
+# one-off upstream hiccups: retried on the same account with a new captcha token
+# ---------------------------------------------------------------------------------------------
+
+def _captcha_token(rec: dict) -> str:
+    return rec["json"]["clientContext"]["recaptchaContext"]["token"]
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "rate_limited"},     # 429 RESOURCE_EXHAUSTED without the quota reason
+    {"kind": "malformed_json"},   # 200 whose body is cut off: {"media": [
+])
+def test_one_off_429_or_cut_off_answer_is_retried(server: Gateway, fault: dict):
+    server.fake.fault("generate_image", times=1, **fault)
+    generate(server, "gemini-3.1-flash-image-landscape", "a quiet harbour")
+    first, second = server.fake.requests("generate_image")
+    assert second["at_ms"] - first["at_ms"] >= 1000, (first["at_ms"], second["at_ms"])
+    assert _captcha_token(first) != _captcha_token(second)
+    # The account neither rests nor counts the hiccup.
+    view = account_view(server, server.email)
+    assert view is not None and view["status"] == "active", view
+    assert view["consecutive_error_count"] == 0, view

@@ -729,3 +729,125 @@ async fn access_token_is_refreshed_within_an_hour_of_expiry() {
         .await;
     assert!(h.fake.requests_to(Endpoint::Session).is_empty());
 }
+
+/// The captcha token of a recorded generate call.
+fn captcha_token(r: &flow2api_sdk::testing::RecordedRequest) -> String {
+    r.json.as_ref().unwrap()["clientContext"]["recaptchaContext"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts that consecutive generate calls were at least 1 s apart and each had its own token.
+fn assert_retried_after_a_pause(gens: &[flow2api_sdk::testing::RecordedRequest]) {
+    for pair in gens.windows(2) {
+        assert!(
+            pair[1].at_ms >= pair[0].at_ms + 1000,
+            "a retry waits 1 s: {} then {}",
+            pair[0].at_ms,
+            pair[1].at_ms
+        );
+        assert_ne!(
+            captcha_token(&pair[0]),
+            captcha_token(&pair[1]),
+            "a retry re-solves the captcha"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_429_is_retried_on_the_same_account_before_it_rests() {
+    let h = harness().await;
+    let chat = || {
+        h.chat(json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("x"))}))
+    };
+    // A one-off 429 without the quota reason: the same request again after 1 s, new token.
+    h.fake
+        .inject(Endpoint::GenerateImage, Fault::rate_limited(), 1);
+    let r = chat().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gens = h.fake.requests_to(Endpoint::GenerateImage);
+    assert_eq!(gens.len(), 2);
+    assert_retried_after_a_pause(&gens);
+    let a = &h.accounts().await["alice@example.com"];
+    assert_eq!(a["status"], "active", "not resting: {a}");
+    assert!(a["cooldown_until"].is_null(), "{a}");
+
+    // 429 on every attempt: the budget (3 attempts) is spent, then the account rests for the
+    // short cooldown and the error is returned (no other account to move to).
+    h.fake.clear_requests();
+    h.fake
+        .inject(Endpoint::GenerateImage, Fault::rate_limited(), 10);
+    let r = chat().await;
+    let v = assert_error(&r, 502, Some("upstream_error"));
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("HTTP 429"),
+        "{v}"
+    );
+    let gens = h.fake.requests_to(Endpoint::GenerateImage);
+    assert_eq!(gens.len(), 3);
+    assert_retried_after_a_pause(&gens);
+    let a = &h.accounts().await["alice@example.com"];
+    assert_eq!(a["status"], "cooling_down", "{a}");
+    assert_eq!(
+        a["consecutive_error_count"], 0,
+        "a rate limit is not counted: {a}"
+    );
+    assert_eq!(a["is_active"], true, "{a}");
+    let r = chat().await;
+    assert_error(&r, 503, Some("no_account_available"));
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((50..=60).contains(&retry), "the short cooldown: {retry}");
+    h.fake.clear_faults();
+
+    // The quota reason still means the long cooldown at once, without a retry.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    h.fake.clear_requests();
+    h.fake.inject(Endpoint::GenerateImage, Fault::quota(), 1);
+    assert_error(&chat().await, 429, Some("insufficient_quota"));
+    assert_eq!(h.fake.requests_to(Endpoint::GenerateImage).len(), 1);
+    let r = chat().await;
+    assert_error(&r, 503, Some("no_account_available"));
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "the long cooldown: {retry}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_truncated_generate_body_is_retried_and_never_blamed_on_the_account() {
+    let h = harness().await;
+    let chat = || {
+        h.chat(json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("x"))}))
+    };
+    // One 200 cut off mid-JSON, then a good answer.
+    h.fake
+        .inject(Endpoint::GenerateImage, Fault::MalformedJson, 1);
+    let r = chat().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gens = h.fake.requests_to(Endpoint::GenerateImage);
+    assert_eq!(gens.len(), 2);
+    assert_retried_after_a_pause(&gens);
+
+    // Cut off every time: three attempts, each with a new token, then the error; more times
+    // than ERROR_BAN_THRESHOLD (3), and the account is neither counted nor disabled.
+    h.fake
+        .inject_forever(Endpoint::GenerateImage, Fault::MalformedJson);
+    for _ in 0..4 {
+        h.fake.clear_requests();
+        let r = chat().await;
+        let v = assert_error(&r, 502, Some("upstream_error"));
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("cut off"),
+            "{v}"
+        );
+        let gens = h.fake.requests_to(Endpoint::GenerateImage);
+        assert_eq!(gens.len(), 3);
+        assert_retried_after_a_pause(&gens);
+    }
+    let a = &h.accounts().await["alice@example.com"];
+    assert_eq!(a["status"], "active", "{a}");
+    assert_eq!(a["is_active"], true, "{a}");
+    assert_eq!(a["consecutive_error_count"], 0, "{a}");
+    assert!(a["cooldown_until"].is_null(), "{a}");
+    h.fake.clear_faults();
+    assert_eq!(chat().await.status, 200);
+}

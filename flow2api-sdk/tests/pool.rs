@@ -212,6 +212,73 @@ async fn upstream_errors_move_to_another_account_uncounted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn plain_429s_are_retried_then_the_account_rests_and_the_request_moves() {
+    let h = two_accounts(&[("RATE_LIMIT_COOLDOWN", "60")]).await;
+    h.fake.inject_rate_for_account(
+        "a@example.com",
+        Endpoint::GenerateImage,
+        Fault::rate_limited(),
+        100,
+    );
+    // Random selection: send requests until one lands on a; each still succeeds on b.
+    let mut sent = 0;
+    while h.accounts().await["a@example.com"]["status"] != "cooling_down" {
+        assert!(sent < 60, "a was never chosen");
+        let r = h.chat(body()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(last_generator(&h), "b@example.com");
+        sent += 1;
+    }
+    // a was tried three times (the retry budget) before the request moved to b.
+    let refused = h.fake.requests_to(Endpoint::GenerateImage).len() - h.fake.generated().len();
+    assert_eq!(refused, 3);
+    let a = &h.accounts().await["a@example.com"];
+    assert_eq!(
+        a["consecutive_error_count"], 0,
+        "a rate limit is not counted: {a}"
+    );
+    assert_eq!(a["is_active"], true, "{a}");
+    assert!(
+        a["cooldown_reason"].as_str().unwrap().contains("429"),
+        "{a}"
+    );
+    // It rests for the short cooldown only.
+    h.fake.clear_faults();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(h.accounts().await["a@example.com"]["status"], "active");
+}
+
+#[tokio::test(start_paused = true)]
+async fn truncated_answers_move_to_another_account_and_never_disable() {
+    let h = two_accounts(&[("ERROR_BAN_THRESHOLD", "2")]).await;
+    h.fake.inject_rate_for_account(
+        "a@example.com",
+        Endpoint::GenerateImage,
+        Fault::MalformedJson,
+        100,
+    );
+    // Until a has been chosen more often than the threshold; every request ends on b.
+    for _ in 0..100 {
+        let refused = h.fake.requests_to(Endpoint::GenerateImage).len() - h.fake.generated().len();
+        if refused >= 3 * 3 {
+            break;
+        }
+        let r = h.chat(body()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(last_generator(&h), "b@example.com");
+    }
+    let refused = h.fake.requests_to(Endpoint::GenerateImage).len() - h.fake.generated().len();
+    assert!(
+        refused >= 9 && refused % 3 == 0,
+        "three attempts per visit: {refused}"
+    );
+    let a = &h.accounts().await["a@example.com"];
+    assert_eq!(a["status"], "active", "{a}");
+    assert_eq!(a["is_active"], true, "{a}");
+    assert_eq!(a["consecutive_error_count"], 0, "{a}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn account_errors_count_and_disable_at_the_threshold() {
     let h = two_accounts(&[("ERROR_BAN_THRESHOLD", "3")]).await;
     let denied = Fault::status(403, None, "The caller does not have permission");

@@ -532,6 +532,91 @@ async fn a_failed_generation_fails_the_job_not_the_account() {
     wait_completed(&h, &next).await;
 }
 
+/// The captcha tokens of the video submits the fake received, with their arrival times.
+fn submit_tokens(h: &Harness) -> Vec<(u64, String)> {
+    h.fake
+        .requests_to(Endpoint::GenerateVideoText)
+        .iter()
+        .map(|r| {
+            let token = r.json.as_ref().unwrap()["clientContext"]["recaptchaContext"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (r.at_ms, token)
+        })
+        .collect()
+}
+
+/// Consecutive submits at least 1 s apart, each with its own captcha token.
+fn assert_paused_with_new_tokens(sent: &[(u64, String)]) {
+    for pair in sent.windows(2) {
+        assert!(pair[1].0 >= pair[0].0 + 1000, "{sent:?}");
+        assert_ne!(pair[0].1, pair[1].1, "{sent:?}");
+    }
+}
+
+/// Seconds of `Retry-After` on a create refused for want of an account.
+async fn refused_retry_after(h: &Harness) -> u64 {
+    let r = create(h, json!({"model": T2V, "prompt": "refused"})).await;
+    assert_error(&r, 503, Some("no_account_available"));
+    r.headers["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_off_plain_429_on_the_submit_is_retried_and_the_video_delivered() {
+    let h = setup().await;
+    h.fake
+        .inject(Endpoint::GenerateVideoText, Fault::rate_limited(), 1);
+    let id = create_ok(&h, json!({"model": T2V, "prompt": "a calm sea"})).await;
+    wait_completed(&h, &id).await;
+    let content = h
+        .api("GET", &format!("/v1/videos/{id}/content"), None)
+        .await;
+    assert_eq!(content.status, 200, "{}", content.text());
+    let sent = submit_tokens(&h);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_paused_with_new_tokens(&sent);
+    assert_eq!(h.fake.videos().len(), 1, "one video");
+    let a = account(&h).await;
+    assert_eq!(a["status"], "active", "not resting: {a}");
+    assert!(a["cooldown_until"].is_null(), "{a}");
+    assert_eq!(a["consecutive_error_count"], 0, "{a}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_429s_past_the_budget_fail_the_job_and_rest_the_account_briefly() {
+    let h = setup().await;
+    h.fake
+        .inject(Endpoint::GenerateVideoText, Fault::rate_limited(), 10);
+    let id = create_ok(&h, json!({"model": T2V, "prompt": "a calm sea"})).await;
+    let last = poll_until_done(&h, &id).await.pop().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    let sent = submit_tokens(&h);
+    assert_eq!(sent.len(), 3, "FLOW_MAX_RETRIES attempts: {sent:?}");
+    assert_paused_with_new_tokens(&sent);
+    let a = account(&h).await;
+    assert_eq!(a["status"], "cooling_down", "{a}");
+    assert_eq!(a["consecutive_error_count"], 0, "{a}");
+    assert_eq!(a["in_flight"]["video"], 0, "the slot is released: {a}");
+    let retry = refused_retry_after(&h).await;
+    assert!((50..=60).contains(&retry), "RATE_LIMIT_COOLDOWN: {retry}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_quota_reason_on_the_submit_rests_the_account_at_once() {
+    let h = setup().await;
+    h.fake
+        .inject(Endpoint::GenerateVideoText, Fault::quota(), 1);
+    let id = create_ok(&h, json!({"model": T2V, "prompt": "a calm sea"})).await;
+    let last = poll_until_done(&h, &id).await.pop().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    assert_eq!(submits(&h), 1, "no retry on the quota reason");
+    let a = account(&h).await;
+    assert_eq!(a["status"], "cooling_down", "{a}");
+    let retry = refused_retry_after(&h).await;
+    assert!((3500..=3600).contains(&retry), "QUOTA_COOLDOWN: {retry}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 7. Idempotency-Key
 // ---------------------------------------------------------------------------------------------

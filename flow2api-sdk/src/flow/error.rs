@@ -25,9 +25,12 @@ pub enum Blame {
     Captcha,
     /// The account's quota is spent: it cools down; the request moves to another account.
     Quota,
-    /// A plain rate limit: a short cooldown; the request moves to another account.
+    /// A plain rate limit (no quota reason): retried within the upstream budget like
+    /// `Upstream`; once that is spent, a short cooldown and the request moves to another
+    /// account. Never counted.
     RateLimited,
-    /// Google or the network: retried, then on another account; never counted.
+    /// Google or the network (a truncated body included): retried, then on another account;
+    /// never counted.
     Upstream,
     /// The credentials were refused: the token is refreshed (the account expires if its ST
     /// is dead); the request moves to another account.

@@ -214,12 +214,26 @@ fn json_body<T: serde::Serialize>(v: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
+/// Parses a 2xx body. A body that ends before its JSON does (cut off in transit, as Google's
+/// front end sometimes answers) is a transport failure, not a parse one: nothing usable arrived,
+/// so it is retried like a dropped connection and never read as a change of Google's format.
 fn parse_json<T: serde::de::DeserializeOwned>(
     endpoint: &'static str,
     resp: &HttpResponse,
 ) -> Result<T, FlowError> {
-    serde_json::from_slice(resp.body())
-        .map_err(|e| FlowError::parse(endpoint, format!("invalid JSON: {e}"), resp.body()))
+    serde_json::from_slice(resp.body()).map_err(|e| {
+        if e.is_eof() {
+            FlowError::transport(
+                endpoint,
+                TransportError::new(
+                    TransportErrorKind::Other,
+                    format!("the response body was cut off: {e}"),
+                ),
+            )
+        } else {
+            FlowError::parse(endpoint, format!("invalid JSON: {e}"), resp.body())
+        }
+    })
 }
 
 fn check_status(endpoint: &'static str, resp: &HttpResponse) -> Result<(), FlowError> {
@@ -786,6 +800,14 @@ mod tests {
                 .unwrap_err()
                 .is_parse()
         );
+        // A body cut off mid-JSON is a transport failure (retried, never the account's fault);
+        // a body that is complete but not JSON stays a parse failure.
+        let cut = FlowClient::parse_generate_image(&resp(200, r#"{"media": ["#)).unwrap_err();
+        assert!(cut.is_transport() && !cut.is_parse(), "{cut}");
+        assert_eq!(cut.blame(), Blame::Upstream);
+        assert!(cut.to_string().contains("cut off"), "{cut}");
+        let html = FlowClient::parse_generate_image(&resp(200, "<html>")).unwrap_err();
+        assert!(html.is_parse() && !html.is_transport(), "{html}");
         let g = FlowClient::parse_generate_image(&resp(
             200,
             r#"{"media":[{"name":"m","image":{"generatedImage":{"fifeUrl":"https://x/y"}}}]}"#,

@@ -27,8 +27,8 @@ pub struct ImageRequest {
 
 impl Generator {
     /// Runs the image pipeline on one leased account and returns the image URL. Only captcha
-    /// and upstream (5xx, network) failures are retried here; the rest end the attempt so
-    /// that the caller can move to another account. `media_base` is the
+    /// failures, upstream ones (5xx, network, a body cut off) and plain 429s are retried here;
+    /// the rest end the attempt so that the caller can move to another account. `media_base` is the
     /// public base URL under which `/media/{id}` is served.
     ///
     /// # Errors

@@ -220,7 +220,10 @@ impl Generator {
         self.captcha.solve(&request).await
     }
 
-    /// Classifies one failed attempt against the budgets.
+    /// Classifies one failed attempt against the budgets: captcha failures spend the captcha
+    /// budget; upstream failures and plain rate limits spend the upstream budget; anything else
+    /// (quota, auth, account, client) ends the call at once. A retry pauses 1 s and solves a
+    /// new captcha (the callers' loops).
     pub(crate) fn judge<T>(
         &self,
         budget: &mut Budget,
@@ -243,10 +246,14 @@ impl Generator {
                     Step::Retry("reCAPTCHA evaluation failed, retrying with a new token".to_owned())
                 }
             }
-            Ok(e) if e.blame() == Blame::Upstream => {
+            // A plain rate limit is usually a one-off: repeat the call (with a new token) before
+            // the account rests; spent, it is reported as `RateLimited` and the account rests.
+            Ok(e) if matches!(e.blame(), Blame::Upstream | Blame::RateLimited) => {
                 budget.upstream = budget.upstream.saturating_sub(1);
                 if budget.upstream == 0 {
                     Step::Fail(GenerateError::Upstream(e))
+                } else if e.blame() == Blame::RateLimited {
+                    Step::Retry(format!("rate limited ({e}), retrying"))
                 } else {
                     Step::Retry(format!("upstream error ({e}), retrying"))
                 }

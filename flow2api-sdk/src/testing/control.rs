@@ -126,6 +126,7 @@ fn add_fault(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
             }
         }
         Some("quota") => Fault::quota(),
+        Some("rate_limited") => Fault::rate_limited(),
         Some("unusual_activity") => Fault::unusual_activity(),
         Some("unsafe_generation") => Fault::unsafe_generation(),
         Some("internal") => Fault::internal(),

@@ -68,7 +68,8 @@
 //! - `POST /_fake/faults` — `{"endpoint":"generate_image","status":429,"reason":"…","message":"…","times":1}`
 //!   (optional `"email"`: only calls made with that account's access token)
 //!   or `{"endpoint":…,"kind":"malformed_json"|"latency"|"captcha_unsolvable"|"captcha_error"|
-//!   "quota"|"unusual_activity"|"unsafe_generation"|"internal","latency_ms":…,"times":…}`; with
+//!   "quota"|"rate_limited"|"unusual_activity"|"unsafe_generation"|"internal","latency_ms":…,
+//!   "times":…}` (`times` defaults to 1: the fault answers exactly the next call); with
 //!   `"percent":p` instead of `times` the fault applies to p % of calls forever;
 //! - `POST /_fake/captcha` — `{"polls_before_ready":n}`;
 //! - `POST /_fake/config` — any of `{"polls_before_ready","at_lifetime_ms","yescaptcha_key",
@@ -78,7 +79,8 @@
 //!   "fail_next":{"code","message"},"error_status_next":"MEDIA_GENERATION_STATUS_ERROR_…"}`
 //!   (see [`VideoRedirect`], [`VideoShape`]);
 //! - `POST /_fake/expire_st` — `{"st":…}`;
-//! - `GET /_fake/requests` — the recorded requests, oldest first;
+//! - `GET /_fake/requests` — the recorded requests, oldest first (each with `at_ms`, its
+//!   arrival on the fake's clock);
 //! - `POST /_fake/reset` — clears faults, recordings, rejections and in-flight peaks (keeps
 //!   accounts and media);
 //! - `GET /_fake/stats` — `{"max_in_flight":{email:n},"generated":n,"rejections":[…]}`.
@@ -217,6 +219,12 @@ impl Fault {
         )
     }
 
+    /// A plain rate limit: 429 `RESOURCE_EXHAUSTED` "Resource has been exhausted (e.g. check
+    /// quota)." without a `details` reason (unlike [`quota`](Self::quota)).
+    pub fn rate_limited() -> Self {
+        Self::status(429, None, "Resource has been exhausted (e.g. check quota).")
+    }
+
     /// 403 `PUBLIC_ERROR_UNUSUAL_ACTIVITY` "reCAPTCHA evaluation failed".
     pub fn unusual_activity() -> Self {
         Self::status(
@@ -290,6 +298,8 @@ pub struct RecordedRequest {
     pub json: Option<serde_json::Value>,
     /// Where it was routed.
     pub endpoint: Endpoint,
+    /// When it arrived, in Unix ms on the fake's clock (so tests can check pauses).
+    pub at_ms: u64,
 }
 
 impl RecordedRequest {
@@ -557,7 +567,8 @@ impl FakeFlow {
         };
         let in_flight = {
             let mut st = self.lock();
-            st.requests.push(record(&parts.uri, &incoming, endpoint));
+            st.requests
+                .push(record(&parts.uri, &incoming, endpoint, self.clock.now_ms()));
             if endpoint == Endpoint::GenerateImage {
                 let now = self.clock.now_ms();
                 st.email_for_at(bearer(&incoming.headers), now)
@@ -611,7 +622,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn record(uri: &http::Uri, req: &routes::Incoming, endpoint: Endpoint) -> RecordedRequest {
+fn record(
+    uri: &http::Uri,
+    req: &routes::Incoming,
+    endpoint: Endpoint,
+    at_ms: u64,
+) -> RecordedRequest {
     RecordedRequest {
         method: req.method.to_string(),
         url: uri.to_string(),
@@ -628,6 +644,7 @@ fn record(uri: &http::Uri, req: &routes::Incoming, endpoint: Endpoint) -> Record
             .collect(),
         json: req.json.clone(),
         endpoint,
+        at_ms,
     }
 }
 

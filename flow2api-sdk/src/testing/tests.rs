@@ -454,6 +454,40 @@ fn injected_quota_fault_is_answered_once() {
 }
 
 #[test]
+fn rate_limited_fault_through_the_control_api_answers_exactly_once() {
+    let (fake, clock) = setup();
+    let at = login(&fake);
+    let pid = create_project(&fake);
+    let r = post_json(
+        &fake,
+        &format!("{BASE}/_fake/faults"),
+        &[],
+        &json!({"endpoint": "generate_image", "kind": "rate_limited"}),
+    );
+    assert_eq!(body(&r), json!({"ok": true}));
+    let (token, ua) = solve(&fake, &pid);
+    let r = generate(&fake, &at, &pid, &token, &ua, &[]);
+    assert_eq!(r.status(), 429);
+    assert_eq!(
+        body(&r),
+        json!({"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+            "status": "RESOURCE_EXHAUSTED"}}),
+        "a plain 429 carries no details reason"
+    );
+    block_on(clock.sleep(Duration::from_millis(1500)));
+    let (token, ua) = solve(&fake, &pid);
+    assert_eq!(generate(&fake, &at, &pid, &token, &ua, &[]).status(), 200);
+    let gens = fake.requests_to(Endpoint::GenerateImage);
+    assert_eq!(gens.len(), 2);
+    assert!(
+        gens[1].at_ms >= gens[0].at_ms + 1500,
+        "{} then {}",
+        gens[0].at_ms,
+        gens[1].at_ms
+    );
+}
+
+#[test]
 fn malformed_json_both_ways() {
     let (fake, _clock) = setup();
     let at = login(&fake);
