@@ -248,6 +248,11 @@ async fn coordinator_keeps_cooldown_errors_token_and_video_leases_across_a_reope
         )
         .await
         .unwrap();
+    // Usage alone is not written at once; it rides along with the next durable change.
+    coord
+        .apply(a, AccountCommand::Success { release: None })
+        .await
+        .unwrap();
     let counted = AccountCommand::Failure {
         counted: true,
         cooldown_ms: None,
@@ -299,6 +304,10 @@ async fn coordinator_keeps_cooldown_errors_token_and_video_leases_across_a_reope
     assert_eq!(after.cooldown_reason.as_deref(), Some("quota"));
     assert_eq!(after.consecutive_errors, 2, "consecutive errors kept");
     assert_eq!(after.error_count, 3);
+    assert_eq!(
+        after.use_count, 1,
+        "usage written with the failures after it"
+    );
     assert_eq!(after.token, Some(token), "the access token kept");
     assert!(!after.refreshing, "the refresh lock died with its holder");
     assert_eq!(

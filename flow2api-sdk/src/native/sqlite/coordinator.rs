@@ -21,8 +21,11 @@ use crate::seams::{boxed, BoxFuture, Clock, Coordinator, SlotKind, StorageError}
 /// leases of video slots (a video job is stored and resumed after a restart, so its slot
 /// stays held). Image slot leases (their requests died with the process), the single-flight
 /// refresh lock (its holder died too) and the project round-robin position are not written,
-/// and are empty after [`SqliteCoordinator::open`]. So the hot path of an image generation
-/// (acquire, release) writes nothing; its outcome (success or failure) writes one row.
+/// and are empty after [`SqliteCoordinator::open`]. Usage statistics (use count, last use) are
+/// written along with the next durable change, not on their own: a crash may forget the last
+/// successes counted, never a cooldown or an error. So an image generation that succeeds
+/// writes nothing (one commit per image would be most of its CPU cost); a failure writes one
+/// row.
 ///
 /// One process per database: the memory is the authority while it runs.
 pub struct SqliteCoordinator {
@@ -56,6 +59,19 @@ fn durable(state: &AccountState) -> AccountState {
     d.refresh_lock_until_ms = 0;
     d.project_seq = 0;
     d
+}
+
+/// `durable` without the usage statistics, which alone do not call for a write.
+fn must_write(written: Option<&AccountState>, durable: &AccountState) -> bool {
+    let Some(written) = written else {
+        return true;
+    };
+    let strip = |s: &AccountState| AccountState {
+        use_count: 0,
+        last_used_ms: 0,
+        ..s.clone()
+    };
+    strip(written) != strip(durable)
 }
 
 impl SqliteCoordinator {
@@ -149,7 +165,7 @@ impl Coordinator for SqliteCoordinator {
             let mut write = None;
             if changed || entry.written.is_none() {
                 let d = durable(&entry.state);
-                if entry.written.as_ref() != Some(&d) {
+                if must_write(entry.written.as_ref(), &d) {
                     entry.version += 1;
                     write = Some((entry.version, d.clone()));
                     entry.written = Some(d);
