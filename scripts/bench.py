@@ -187,7 +187,9 @@ def measure_images(base, pids, total):
 def bench_native(results):
     fake, fake_base = start_fake()
     port = free_port()
-    env = dict(os.environ, **settings(fake_base), LISTEN_ADDR=f"127.0.0.1:{port}", LOG_REQUESTS="0")
+    state = tempfile.mkdtemp(prefix="flow2api-bench-native-")
+    env = dict(os.environ, **settings(fake_base), LISTEN_ADDR=f"127.0.0.1:{port}", LOG_REQUESTS="0",
+               DATA_DIR=state)
     server = start([f"{ROOT}/target/release/flow2api-server"], env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -200,6 +202,7 @@ def bench_native(results):
     finally:
         stop(server)
         stop(fake)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def bench_worker(results):

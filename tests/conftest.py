@@ -452,23 +452,31 @@ def gateway_env(fake: Fake, api_key: str, admin_password: str, *, allow_private:
 
 
 def start_native(name: str, fake: Fake, *, allow_private: bool = True,
-                 extra: dict[str, str] | None = None) -> Gateway:
-    """A native server on a free loopback port; `extra` adds or overrides settings (env)."""
+                 extra: dict[str, str] | None = None, api_key: str | None = None,
+                 admin_password: str | None = None) -> Gateway:
+    """A native server on a free loopback port; `extra` adds or overrides settings (env).
+    Its DATA_DIR is `<tmp>/<name>/data` unless `extra` names one; pass an earlier instance's
+    `gw.extra["DATA_DIR"]`, `gw.api_key` and `gw.admin_password` to restart on its state."""
     require_file(SERVER_BIN, "run `cargo build --release -p flow2api-examples --bin flow2api-server`")
     port = free_port()
-    api_key, admin_password = f"sk-e2e-{secrets.token_hex(12)}", secrets.token_hex(12)
+    api_key = api_key or f"sk-e2e-{secrets.token_hex(12)}"
+    admin_password = admin_password or secrets.token_hex(12)
     env = {k: v for k, v in os.environ.items() if k not in _GATEWAY_KEYS}
     env.update(gateway_env(fake, api_key, admin_password, allow_private=allow_private))
+    workdir = _TMP / name
+    workdir.mkdir(exist_ok=True)
+    # Its own state (flow2api.db, media/) in the temporary directory; `extra` may name another
+    # (a restart on an earlier instance's DATA_DIR).
+    env["DATA_DIR"] = str(workdir / "data")
     env.update(extra or {})
     env["LISTEN_ADDR"] = f"127.0.0.1:{port}"
     env.setdefault("RUST_LOG", "info")
-    workdir = _TMP / name
-    workdir.mkdir(exist_ok=True)
     proc = Proc(name, [str(SERVER_BIN)], env=env, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, proc, NATIVE_START_TIMEOUT)
     return Gateway(kind="native", base=base, proc=proc, fake=fake, api_key=api_key,
-                   admin_password=admin_password, extra=dict(extra or {}))
+                   admin_password=admin_password,
+                   extra={"DATA_DIR": env["DATA_DIR"], **(extra or {})})
 
 
 def _wrangler_config() -> list[str]:

@@ -42,24 +42,6 @@ impl MemoryStorage {
             map: Mutex::new(BTreeMap::new()),
         }
     }
-
-    /// Every live entry, for hosts that persist the store to a file.
-    pub fn snapshot(&self) -> Vec<(String, Bytes, Option<u64>)> {
-        let now = self.clock.now_ms();
-        lock(&self.map)
-            .iter()
-            .filter(|(_, (_, exp))| exp.is_none_or(|e| e > now))
-            .map(|(k, (v, e))| (k.clone(), v.clone(), *e))
-            .collect()
-    }
-
-    /// Loads entries saved by [`MemoryStorage::snapshot`].
-    pub fn restore(&self, entries: impl IntoIterator<Item = (String, Bytes, Option<u64>)>) {
-        let mut map = lock(&self.map);
-        for (k, v, e) in entries {
-            map.insert(k, (v, e));
-        }
-    }
 }
 
 impl Storage for MemoryStorage {

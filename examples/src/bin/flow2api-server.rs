@@ -6,8 +6,9 @@
 //! `API_KEY`; `ADMIN_PASSWORD` to add accounts), plus
 //!
 //! - `LISTEN_ADDR`: where to listen (default `127.0.0.1:8000`);
-//! - `DATA_DIR`: keep state and generated media under this directory across restarts; without
-//!   it everything is in memory and lost on exit;
+//! - `DATA_DIR`: the directory of the state database (`flow2api.db`: accounts with their
+//!   cooldowns and error counts, admin sessions, video jobs) and of generated media (default
+//!   `./data`); an old `store.json` found there is imported once;
 //! - `LOG_REQUESTS`: `0`/`false`/`off` turns the per-request line on stderr off;
 //! - `REFRESH_INTERVAL`: seconds between background passes that refresh access tokens
 //!   expiring within two hours and the credits of resting accounts (default 600; `0` turns

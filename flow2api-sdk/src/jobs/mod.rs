@@ -149,6 +149,12 @@ fn idempotency_key(k: &str) -> String {
     format!("idem/{}", util::hex(&sha256(k.as_bytes())))
 }
 
+/// Whether `key` is one the jobs write to their store (a job record or an idempotency entry),
+/// for a host that sorts keys of a store shared in the past.
+pub fn is_job_key(key: &str) -> bool {
+    key.starts_with("video/") || key.starts_with("idem/")
+}
+
 /// SHA-256 of `bytes` (request digests for `Idempotency-Key`).
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;

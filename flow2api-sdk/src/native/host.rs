@@ -8,14 +8,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{
-    refresh_periodically, serve_with, DirMediaStore, FileSnapshot, ReqwestHttp, ServeOptions,
-    TokioClock, TokioSpawn,
+    refresh_periodically, serve_with, DirMediaStore, ReqwestHttp, ServeOptions, SqliteCoordinator,
+    SqliteDb, SqliteError, TokioClock, TokioSpawn, DB_FILE,
 };
+use crate::cache::{CachingStorage, StorageCache};
 use crate::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
-use crate::{App, BuildError, Clock, Config, MediaStore};
+use crate::{App, BuildError, Clock, Config, Coordinator, MediaStore, Storage};
 
-/// How often the state file is written when something changed.
-const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// Default of [`HostOptions::data_dir`] in [`HostOptions::from_env`].
+pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default of [`HostOptions::refresh_interval`].
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -23,8 +24,9 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HostOptions {
-    /// The data directory (state and generated media); `None` keeps everything in memory, lost
-    /// on exit. `DATA_DIR` in [`HostOptions::from_env`].
+    /// The data directory: the database `flow2api.db` (accounts, their cooldowns and error
+    /// counts, admin sessions, video jobs) and `media/`. `None` keeps everything in memory,
+    /// lost on exit. `DATA_DIR` in [`HostOptions::from_env`] (default `./data`).
     pub data_dir: Option<PathBuf>,
     /// Time between background passes that refresh access tokens about to expire and the
     /// credits of resting accounts; zero turns them off. `REFRESH_INTERVAL` (seconds, default
@@ -53,7 +55,7 @@ impl HostOptions {
         self
     }
 
-    /// Reads `DATA_DIR` and `REFRESH_INTERVAL` from the environment.
+    /// Reads `DATA_DIR` (default `./data`) and `REFRESH_INTERVAL` from the environment.
     ///
     /// # Errors
     /// [`HostError::Setting`] when `REFRESH_INTERVAL` is not a number of seconds.
@@ -77,7 +79,9 @@ impl HostOptions {
                 })?,
         };
         Ok(Self {
-            data_dir: env("DATA_DIR").map(PathBuf::from),
+            data_dir: Some(PathBuf::from(
+                env("DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()),
+            )),
             refresh_interval,
         })
     }
@@ -103,6 +107,9 @@ pub enum HostError {
         /// The failure.
         source: std::io::Error,
     },
+    /// The database could not be opened, or an old state file not imported.
+    #[error("database: {0}")]
+    Database(#[from] SqliteError),
     /// The HTTP client could not be built (no TLS backend).
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
@@ -119,7 +126,7 @@ pub enum HostError {
 /// refresh. [`Host::serve`] answers HTTP until a shutdown signal.
 pub struct Host {
     app: App,
-    snapshot: Option<Arc<FileSnapshot>>,
+    db: Option<SqliteDb>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -137,38 +144,15 @@ impl Host {
     /// [`HostError`] when the state cannot be opened or the HTTP client cannot be built.
     pub async fn open(config: Config, options: HostOptions) -> Result<Self, HostError> {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock);
-        let storage = Arc::new(MemoryStorage::new(clock.clone()));
-        let snapshot = match &options.data_dir {
-            Some(dir) => Some(Arc::new(FileSnapshot::open(dir, storage.clone()).map_err(
-                |source| HostError::State {
-                    path: dir.clone(),
-                    source,
-                },
-            )?)),
-            None => None,
-        };
-        let media: Arc<dyn MediaStore> = match &options.data_dir {
-            Some(dir) => {
-                let path = dir.join("media");
-                Arc::new(
-                    DirMediaStore::open(&path, config.media_ttl)
-                        .map_err(|source| HostError::State { path, source })?,
-                )
-            }
-            None => Arc::new(StorageMediaStore::new(
-                Arc::new(MemoryStorage::new(clock.clone())),
-                Some(config.media_ttl),
-            )),
-        };
+        let stores = Stores::open(&config, &options, &clock).await?;
         let app = App::builder(config)
             .http(Arc::new(ReqwestHttp::new()?))
-            .clock(clock.clone())
-            // Video jobs share the (optionally file-backed) store, so a restart resumes them.
-            .job_store(storage.clone())
-            .storage(storage)
-            .consistent(Arc::new(MemoryStorage::new(clock.clone())))
-            .coordinator(Arc::new(MemoryCoordinator::new(clock)))
-            .media(media)
+            .clock(clock)
+            .storage(stores.storage)
+            .consistent(stores.sessions)
+            .job_store(stores.jobs)
+            .coordinator(stores.coordinator)
+            .media(stores.media)
             .spawner(Arc::new(TokioSpawn))
             .build()?;
         match app.resume_jobs().await {
@@ -176,16 +160,13 @@ impl Host {
             Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),
             Err(e) => eprintln!("warning: cannot resume video jobs: {e}"),
         }
-        let mut tasks = vec![tokio::spawn(refresh_periodically(
+        let tasks = vec![tokio::spawn(refresh_periodically(
             app.clone(),
             options.refresh_interval,
         ))];
-        if let Some(s) = &snapshot {
-            tasks.push(tokio::spawn(s.clone().autosave(SAVE_EVERY)));
-        }
         Ok(Self {
             app,
-            snapshot,
+            db: stores.db,
             tasks,
         })
     }
@@ -199,8 +180,7 @@ impl Host {
     /// lets open responses finish and [closes](Host::close) the host.
     ///
     /// # Errors
-    /// [`HostError::Serve`] when the server cannot run; [`HostError::State`] when the state
-    /// cannot be saved at the end.
+    /// [`HostError::Serve`] when the server cannot run.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -213,10 +193,11 @@ impl Host {
         self.close().await
     }
 
-    /// Stops the background work and writes what is not yet on disk.
+    /// Stops the background work and checkpoints the database (every acknowledged write is
+    /// already committed; this only folds the write-ahead log into the database file).
     ///
     /// # Errors
-    /// [`HostError::State`] when the state cannot be saved.
+    /// Never at present; the checkpoint's failure is reported on stderr.
     pub async fn close(self) -> Result<(), HostError> {
         for task in &self.tasks {
             task.abort();
@@ -224,12 +205,85 @@ impl Host {
         for task in self.tasks {
             let _ = task.await;
         }
-        if let Some(snapshot) = self.snapshot {
-            snapshot.save().map_err(|source| HostError::State {
-                path: snapshot.path().to_owned(),
-                source,
-            })?;
+        if let Some(db) = self.db {
+            if let Err(e) = db.checkpoint().await {
+                eprintln!("warning: checkpoint of {}: {e}", db.path().display());
+            }
         }
         Ok(())
+    }
+}
+
+/// Namespaces of the database, one per store the gateway is given.
+const RECORDS: &str = "records";
+const SESSIONS: &str = "sessions";
+const JOBS: &str = "jobs";
+
+/// Where a key of the old state file goes: it held the job store's keys among the records.
+fn snapshot_namespace(key: &str) -> &'static str {
+    if crate::jobs::is_job_key(key) {
+        JOBS
+    } else {
+        RECORDS
+    }
+}
+
+/// The stores of a host: one SQLite database and a media directory under the data directory,
+/// or memory without one.
+struct Stores {
+    storage: Arc<dyn Storage>,
+    sessions: Arc<dyn Storage>,
+    jobs: Arc<dyn Storage>,
+    coordinator: Arc<dyn Coordinator>,
+    media: Arc<dyn MediaStore>,
+    db: Option<SqliteDb>,
+}
+
+impl Stores {
+    async fn open(
+        config: &Config,
+        options: &HostOptions,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Self, HostError> {
+        let Some(dir) = &options.data_dir else {
+            let memory = || Arc::new(MemoryStorage::new(clock.clone()));
+            return Ok(Self {
+                jobs: memory(),
+                storage: memory(),
+                sessions: memory(),
+                coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
+                media: Arc::new(StorageMediaStore::new(memory(), Some(config.media_ttl))),
+                db: None,
+            });
+        };
+        let db = SqliteDb::open_async(dir.join(DB_FILE), clock.clone()).await?;
+        if let Some(report) = db.import_snapshot(dir, snapshot_namespace).await? {
+            eprintln!(
+                "imported the old state file: {} entries ({} already in the database, {} \
+                 expired); it is now {}",
+                report.imported,
+                report.already_present,
+                report.expired,
+                report.renamed_to.display()
+            );
+        }
+        let media_dir = dir.join("media");
+        let media = DirMediaStore::open(&media_dir, config.media_ttl).map_err(|source| {
+            HostError::State {
+                path: media_dir,
+                source,
+            }
+        })?;
+        // Every request reads the account list: answered from memory within
+        // ACCOUNT_CACHE_TTL, and this process's own writes drop what they change at once.
+        let cache = Arc::new(StorageCache::new(clock.clone(), config.account_cache_ttl));
+        Ok(Self {
+            storage: Arc::new(CachingStorage::new(Arc::new(db.storage(RECORDS)), cache)),
+            sessions: Arc::new(db.storage(SESSIONS)),
+            jobs: Arc::new(db.storage(JOBS)),
+            coordinator: Arc::new(SqliteCoordinator::open(&db).await?),
+            media: Arc::new(media),
+            db: Some(db),
+        })
     }
 }

@@ -4,7 +4,8 @@
 //! | feature | what it brings |
 //! |---|---|
 //! | `reqwest` | [`ReqwestHttp`]: the [`HttpClient`](crate::HttpClient) over one pooled `reqwest::Client` that never follows redirects |
-//! | `tokio` | [`TokioClock`], [`TokioSpawn`], [`refresh_periodically`], [`DirMediaStore`] (media as files with a TTL), [`FileSnapshot`] (the old JSON state file) |
+//! | `tokio` | [`TokioClock`], [`TokioSpawn`], [`refresh_periodically`], [`DirMediaStore`] (media as files with a TTL) |
+//! | `sqlite` | [`SqliteDb`]: one SQLite file holding [`SqliteStorage`] namespaces and the [`SqliteCoordinator`]'s durable account states (implies `tokio`) |
 //! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades; [`handle`] to mount the gateway in another server |
 //! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory |
 //!
@@ -25,15 +26,15 @@ mod media_dir;
 mod request_log;
 #[cfg(feature = "server")]
 mod serve;
-#[cfg(feature = "tokio")]
-mod snapshot;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 #[cfg(feature = "tokio")]
 pub use background::{refresh_periodically, report_line, TokioSpawn};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 #[cfg(feature = "native")]
-pub use host::{Host, HostError, HostOptions};
+pub use host::{Host, HostError, HostOptions, DEFAULT_DATA_DIR};
 #[cfg(feature = "reqwest")]
 pub use http::ReqwestHttp;
 #[cfg(feature = "tokio")]
@@ -42,5 +43,7 @@ pub use media_dir::DirMediaStore;
 pub use serve::{
     handle, serve, serve_with, shutdown_signal, ResponseBody, ServeOptions, MAX_BODY_BYTES,
 };
-#[cfg(feature = "tokio")]
-pub use snapshot::FileSnapshot;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{
+    ImportReport, SqliteCoordinator, SqliteDb, SqliteError, SqliteStorage, DB_FILE, SNAPSHOT_FILE,
+};
