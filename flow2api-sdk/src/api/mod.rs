@@ -13,6 +13,7 @@ mod videos;
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::captcha::{YesCaptcha, YesCaptchaConfig};
@@ -23,8 +24,8 @@ use crate::generate::Generator;
 use crate::jobs::{JobRunner, Jobs, LocalRunner, StepOutcome};
 use crate::pool::{AccountPool, PoolSettings};
 use crate::seams::{
-    boxed, BoxFuture, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn,
-    Storage, StorageError,
+    boxed, BoxFuture, ByteRange, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaRead,
+    MediaStore, Spawn, Storage, StorageError,
 };
 
 pub use body::Body;
@@ -241,7 +242,7 @@ impl App {
             (&Method::GET, ["health"]) => {
                 Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
             }
-            (&Method::GET, ["media", id]) => inner.serve_media(id).await,
+            (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
             (&Method::GET, ["v1", "models"]) => inner
                 .require_api_key(&req)
                 .map(|_| openai::models_response()),
@@ -382,21 +383,61 @@ impl AppInner {
         }
     }
 
-    pub(crate) async fn serve_media(&self, id: &str) -> Result<Response<Body>, ApiError> {
-        match self.deps.media.get(id).await {
-            Ok(Some(m)) => Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, m.content_type)
-                .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
-                .body(Body::Full(m.bytes))
-                .unwrap_or_else(|_| Response::new(Body::empty()))),
-            Ok(None) => Err(ApiError::not_found("No such media (it may have expired).")),
-            Err(_) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Media storage is unavailable.",
+    /// `GET /media/{id}`: the object streamed, or the one byte range a `Range:` header asks
+    /// for (`206` with `Content-Range`; `416` when it starts past the end; other range forms
+    /// are ignored and the whole object is sent, as HTTP allows).
+    pub(crate) async fn serve_media(
+        &self,
+        id: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Response<Body>, ApiError> {
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ByteRange::parse_header);
+        let object = match self.deps.media.get(id, range).await {
+            Ok(MediaRead::Found(o)) => o,
+            Ok(MediaRead::Missing) => {
+                return Err(ApiError::not_found("No such media (it may have expired)."))
+            }
+            Ok(MediaRead::Unsatisfiable { total_len }) => {
+                return Ok(Response::builder()
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{total_len}"))
+                    .header(header::ACCEPT_RANGES, "bytes")
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| Response::new(Body::empty())));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Media storage is unavailable.",
+                )
+                .retry_after(5))
+            }
+        };
+        let span = object.range.clone();
+        let mut builder = Response::builder()
+            .header(header::CONTENT_TYPE, object.content_type.as_str())
+            .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::CONTENT_LENGTH, span.end - span.start);
+        builder = if object.is_partial() {
+            builder.status(StatusCode::PARTIAL_CONTENT).header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", span.start, span.end - 1, object.total_len),
             )
-            .retry_after(5)),
-        }
+        } else {
+            builder.status(StatusCode::OK)
+        };
+        // A stream that breaks off ends the body early; the length tells the client.
+        let body = object
+            .body
+            .take_while(|chunk| futures::future::ready(chunk.is_ok()))
+            .filter_map(|chunk| futures::future::ready(chunk.ok()));
+        Ok(builder
+            .body(Body::Stream(crate::seams::boxed_stream(body)))
+            .unwrap_or_else(|_| Response::new(Body::empty())))
     }
 
     /// Base URL for links to `/media/{id}`: `PUBLIC_BASE_URL`, else the request's forwarded

@@ -1,0 +1,1 @@
+//! The [`MediaStore`](crate::MediaStore) suite (filled in with the streaming media API).
