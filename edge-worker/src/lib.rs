@@ -27,6 +27,8 @@ mod account_object;
 #[cfg(target_arch = "wasm32")]
 mod clock;
 #[cfg(target_arch = "wasm32")]
+mod conformance;
+#[cfg(target_arch = "wasm32")]
 mod coordinator;
 #[cfg(target_arch = "wasm32")]
 mod do_client;
@@ -98,6 +100,17 @@ pub(crate) mod entry {
     #[event(fetch)]
     async fn fetch(req: HttpRequest, env: Env, ctx: worker::Context) -> Result<Response> {
         let request = read_request(req).await?;
+        // Test-only, and off unless the CONFORMANCE_ROUTE variable is set (see the module).
+        if let Some(rest) = request
+            .uri()
+            .path()
+            .strip_prefix(crate::conformance::PREFIX)
+        {
+            if crate::conformance::enabled(&env) {
+                let body = String::from_utf8_lossy(request.body()).into_owned();
+                return crate::conformance::handle(&env, rest, &body).await;
+            }
+        }
         // For the subrequest log line: method and path only (a query may carry `key=`).
         let route = format!("{} {}", request.method(), request.uri().path());
         LOG_THRESHOLD.with(|t| {
