@@ -221,8 +221,75 @@ impl App {
     }
 
     /// Answers one request. Never panics on client input; every failure is a response.
+    /// Runs [`check_head`](Self::check_head) first, so a host that did not call it gets the
+    /// same answers.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
-        let mut resp = self.route(req).await;
+        let (parts, body) = req.into_parts();
+        if let Some(rejected) = self.check_head(&parts) {
+            return rejected;
+        }
+        let mut resp = self.route(Request::from_parts(parts, body)).await;
+        add_cors(&mut resp);
+        resp
+    }
+
+    /// The answer to a request that can be refused from its head alone, before its body is
+    /// read: an unknown route (404), a missing or wrong API key on an API route (401, or 503
+    /// when no key is configured), a `Content-Length` over
+    /// [`max_request_bytes`](Self::max_request_bytes) (413). `None`: read the body and call
+    /// [`handle`](Self::handle). Hosts call this first so that such a request costs no body
+    /// read (a client with a bad key cannot make the server take in 100 MB).
+    pub fn check_head(&self, parts: &http::request::Parts) -> Option<Response<Body>> {
+        if parts.method == Method::OPTIONS {
+            return None;
+        }
+        let path = parts.uri.path();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (needs_key, dialect) = match segments.as_slice() {
+            ["health"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
+            ["v1", "projects" | "publishers", ..] | ["v1beta" | "v1beta1", ..] => {
+                (true, Dialect::Gemini)
+            }
+            ["v1", ..] => (true, Dialect::OpenAi),
+            _ => {
+                let e = ApiError::not_found(format!("No route for {} {path}", parts.method));
+                return Some(self.rejected(e, Dialect::OpenAi));
+            }
+        };
+        if needs_key {
+            if let Err(e) = self.inner.check_api_key(&parts.headers, &parts.uri) {
+                return Some(self.rejected(e, dialect));
+            }
+        }
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let limit = self.max_request_bytes();
+        if declared.is_some_and(|n| n > limit as u64) {
+            let e = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {limit} bytes."),
+            );
+            return Some(self.rejected(e, dialect));
+        }
+        None
+    }
+
+    /// The largest request body the API takes: every image a request may carry
+    /// (`MAX_IMAGES` × `MAX_IMAGE_BYTES`), base64-encoded, plus 1 MiB for the rest.
+    pub fn max_request_bytes(&self) -> usize {
+        let c = &self.inner.config;
+        c.max_images
+            .saturating_mul(c.max_image_bytes)
+            .saturating_mul(4)
+            / 3
+            + (1 << 20)
+    }
+
+    fn rejected(&self, e: ApiError, dialect: Dialect) -> Response<Body> {
+        let mut resp = e.into_response(dialect);
         add_cors(&mut resp);
         resp
     }
@@ -352,6 +419,11 @@ impl AppInner {
 
     /// API-key check: `Authorization: Bearer` (alone when present), `x-goog-api-key`, `?key=`.
     fn require_api_key(&self, req: &Request<Bytes>) -> Result<(), ApiError> {
+        self.check_api_key(req.headers(), req.uri())
+    }
+
+    /// [`require_api_key`](Self::require_api_key) on a request's head.
+    fn check_api_key(&self, h: &http::HeaderMap, uri: &http::Uri) -> Result<(), ApiError> {
         let Some(expected) = &self.config.api_key else {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -359,7 +431,6 @@ impl AppInner {
             )
             .code("api_key_not_configured"));
         };
-        let h = req.headers();
         let given = if let Some(auth) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             auth.strip_prefix("Bearer ")
                 .or_else(|| auth.strip_prefix("bearer "))
@@ -368,7 +439,7 @@ impl AppInner {
         } else if let Some(k) = h.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
             Some(k.trim().to_owned())
         } else {
-            req.uri().query().and_then(|q| {
+            uri.query().and_then(|q| {
                 url::form_urlencoded::parse(q.as_bytes())
                     .find(|(k, _)| k == "key")
                     .map(|(_, v)| v.into_owned())

@@ -320,7 +320,7 @@ mod tests {
             bytes: Bytes::from_static(b"\x89PNG...."),
         });
         let id = store
-            .put(upload.with_ttl(Duration::from_millis(10)))
+            .put(upload.with_ttl(Duration::from_millis(800)))
             .await
             .unwrap();
         assert!(is_media_id(&id));
@@ -337,7 +337,7 @@ mod tests {
         ));
         assert_eq!(store.sweep().unwrap(), 0);
 
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(900));
         assert!(
             matches!(store.get(&id, None).await.unwrap(), MediaRead::Missing),
             "past its own TTL, though the store's is an hour"
