@@ -131,3 +131,35 @@ async fn the_suite_fails_a_broken_backend_and_names_the_cases() {
     let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("get_put_delete:"), "{text}");
 }
+
+#[tokio::test]
+async fn storage_media_stores_pass_the_media_suite() {
+    use flow2api_sdk::memory::StorageMediaStore;
+    use flow2api_sdk::testing::conformance::media;
+    // The default piece size, and a small one so that reads and ranges cross pieces.
+    for chunk in [flow2api_sdk::memory::DEFAULT_MEDIA_CHUNK, 65_536, 4_096] {
+        let report = media::suite(|| async {
+            let (clock, store) = memory();
+            let media =
+                StorageMediaStore::new(store, Some(Duration::from_secs(60))).with_chunk_size(chunk);
+            media::Subject::new(Arc::new(media), Time::Manual(clock))
+        })
+        .await;
+        report.assert_passed();
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn the_media_directory_passes_the_media_suite() {
+    use flow2api_sdk::native::{DirMediaStore, TokioClock};
+    use flow2api_sdk::testing::conformance::media;
+    let dir = std::env::temp_dir().join(format!("flow2api-media-suite-{}", std::process::id()));
+    let report = media::suite(|| async {
+        let store = DirMediaStore::open(&dir, Duration::from_secs(60)).unwrap();
+        media::Subject::new(Arc::new(store), Time::Real(Arc::new(TokioClock)))
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    report.assert_passed();
+}
