@@ -447,6 +447,38 @@ mod tests {
         assert_eq!(get(&s, "account:a").as_deref(), Some("new"));
     }
 
+    /// Pinned, not wished away: a cached value may outlive its entry's own expiry by up to
+    /// the cache TTL, which is why the decorator reports itself eventually consistent.
+    #[test]
+    fn a_cached_value_may_outlive_its_entry_by_the_cache_ttl() {
+        let t = Setup::new(Duration::from_secs(5));
+        block_on(t.backend.inner.put(
+            "account:a",
+            Bytes::from_static(b"1"),
+            Some(Duration::from_secs(1)),
+        ))
+        .unwrap();
+        let s = t.storage();
+        assert_eq!(get(&s, "account:a").as_deref(), Some("1"));
+        t.clock.advance(Duration::from_secs(2));
+        assert_eq!(
+            get(&t.backend.inner, "account:a"),
+            None,
+            "expired in the backend"
+        );
+        assert_eq!(get(&s, "account:a").as_deref(), Some("1"), "still cached");
+        t.clock.advance(Duration::from_secs(3));
+        assert_eq!(
+            get(&s, "account:a"),
+            None,
+            "gone once the cache TTL is over"
+        );
+        assert_eq!(
+            s.capabilities().consistency,
+            crate::seams::Consistency::Eventual
+        );
+    }
+
     #[test]
     fn a_zero_ttl_caches_nothing() {
         let t = Setup::new(Duration::ZERO);
