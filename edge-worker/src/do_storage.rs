@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use flow2api_sdk::seams::{boxed, BoxFuture, Bytes, Storage, StorageError};
+use flow2api_sdk::seams::{
+    boxed, BoxFuture, Bytes, Capabilities, Expect, ListPage, Storage, StorageError,
+};
 use worker::{ObjectNamespace, Stub};
 
 use crate::do_client::call;
@@ -39,6 +41,11 @@ fn unexpected(_: StoreReply) -> StorageError {
 }
 
 impl Storage for DoStorage {
+    /// One object serialises every command: strong, with atomic conditional writes.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::strong()
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
         boxed(async move {
             let command = StoreCommand::Get {
@@ -111,13 +118,44 @@ impl Storage for DoStorage {
         })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    fn put_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        boxed(async move {
+            let command = StoreCommand::PutIf {
+                key: key.to_owned(),
+                value: Value::from_bytes(&value),
+                ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                expect: match expect {
+                    Expect::Absent => None,
+                    Expect::Value(v) => Some(Value::from_bytes(&v)),
+                },
+            };
+            match self.send(command).await? {
+                StoreReply::Written { ok } => Ok(ok),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
         boxed(async move {
             let command = StoreCommand::List {
                 prefix: prefix.to_owned(),
+                limit,
+                cursor: cursor.map(str::to_owned),
             };
             match self.send(command).await? {
-                StoreReply::Keys { keys } => Ok(keys),
+                StoreReply::Keys { keys, cursor } => Ok(ListPage { keys, cursor }),
                 other => Err(unexpected(other)),
             }
         })

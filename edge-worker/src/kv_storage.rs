@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use flow2api_sdk::seams::{boxed, BoxFuture, Bytes, Storage, StorageError};
+use flow2api_sdk::seams::{
+    boxed, clamp_list_limit, BoxFuture, Bytes, Capabilities, ListPage, Storage, StorageError,
+};
 use worker::kv::{KvError, KvStore};
 
-use crate::protocol::kv_ttl_secs;
+use crate::protocol::{kv_ttl_secs, KV_MIN_TTL};
 
-/// A KV namespace as [`Storage`]. KV is eventually consistent (about 60 s across locations)
+/// A KV namespace as [`Storage`]. KV is eventually consistent (about 60 s across locations),
+/// keeps nothing shorter than 60 s (shorter TTLs are rounded up), has no conditional write,
 /// and allows about one write per second per key, so hot state never goes here.
 #[derive(Debug, Clone)]
 pub struct KvStorage {
@@ -26,6 +29,10 @@ fn kv_error(op: &str, e: KvError) -> StorageError {
 }
 
 impl Storage for KvStorage {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::eventual().with_min_ttl(KV_MIN_TTL)
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
         boxed(async move {
             let value = self
@@ -60,25 +67,24 @@ impl Storage for KvStorage {
         boxed(async move { self.kv.delete(key).await.map_err(|e| kv_error("delete", e)) })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    /// KV's own list is paged the same way (at most 1,000 keys a call, with a cursor), so
+    /// one page here is one KV list call.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
         boxed(async move {
-            let mut keys = Vec::new();
-            let mut cursor = None;
-            loop {
-                let mut list = self.kv.list().prefix(prefix.to_owned());
-                if let Some(c) = cursor.take() {
-                    list = list.cursor(c);
-                }
-                let page = list.execute().await.map_err(|e| kv_error("list", e))?;
-                keys.extend(page.keys.into_iter().map(|k| k.name));
-                match page.cursor.filter(|c| !page.list_complete && !c.is_empty()) {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
+            let limit = clamp_list_limit(limit) as u64;
+            let mut list = self.kv.list().prefix(prefix.to_owned()).limit(limit);
+            if let Some(c) = cursor {
+                list = list.cursor(c.to_owned());
             }
-            // KV lists in UTF-8 byte order already; sorting keeps the contract explicit.
-            keys.sort();
-            Ok(keys)
+            let page = list.execute().await.map_err(|e| kv_error("list", e))?;
+            let keys = page.keys.into_iter().map(|k| k.name).collect();
+            let cursor = page.cursor.filter(|c| !page.list_complete && !c.is_empty());
+            Ok(ListPage { keys, cursor })
         })
     }
 }

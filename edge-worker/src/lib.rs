@@ -28,6 +28,8 @@ mod account_object;
 #[cfg(target_arch = "wasm32")]
 mod clock;
 #[cfg(target_arch = "wasm32")]
+mod conformance;
+#[cfg(target_arch = "wasm32")]
 mod coordinator;
 #[cfg(target_arch = "wasm32")]
 mod do_client;
@@ -104,9 +106,9 @@ pub(crate) mod entry {
 
     #[event(fetch)]
     async fn fetch(req: HttpRequest, env: Env, ctx: worker::Context) -> Result<Response> {
-        let request = read_request(req).await?;
+        let (parts, body) = req.into_parts();
         // For the subrequest log line: method and path only (a query may carry `key=`).
-        let route = format!("{} {}", request.method(), request.uri().path());
+        let route = format!("{} {}", parts.method, parts.uri.path());
         LOG_THRESHOLD.with(|t| {
             t.get_or_init(|| {
                 env.var("SUBREQUEST_LOG_THRESHOLD")
@@ -126,6 +128,25 @@ pub(crate) mod entry {
             return to_worker_response(response, (route, subrequests), &*wait_until);
         }
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
+        // Test-only, and off unless the CONFORMANCE_ROUTE variable is set (see the module).
+        let conformance = parts
+            .uri
+            .path()
+            .strip_prefix(crate::conformance::PREFIX)
+            .filter(|_| crate::conformance::enabled(&env))
+            .map(str::to_owned);
+        // Refused from the head (bad key, unknown route, declared too large): the body is
+        // never read.
+        if conformance.is_none() {
+            if let Some(rejected) = app.check_head(&parts) {
+                return to_worker_response(rejected, (route, subrequests), &*wait_until);
+            }
+        }
+        let request = http::Request::from_parts(parts, read_body(body).await?);
+        if let Some(rest) = conformance {
+            let body = String::from_utf8_lossy(request.body()).into_owned();
+            return crate::conformance::handle(&env, &rest, &body).await;
+        }
         let response = app.handle(request).await;
         to_worker_response(response, (route, subrequests), &*wait_until)
     }
@@ -221,14 +242,13 @@ pub(crate) mod entry {
         })
     }
 
-    /// The incoming request with its whole body read.
-    async fn read_request(req: HttpRequest) -> Result<http::Request<Bytes>> {
-        let (parts, mut body) = req.into_parts();
+    /// A request's whole body.
+    async fn read_body(mut body: worker::Body) -> Result<Bytes> {
         let mut bytes = Vec::new();
         while let Some(chunk) = body.next().await {
             bytes.extend_from_slice(&chunk?);
         }
-        Ok(http::Request::from_parts(parts, Bytes::from(bytes)))
+        Ok(Bytes::from(bytes))
     }
 
     /// The SDK's response as a Workers response: same status and headers; a whole body as

@@ -130,10 +130,26 @@ pub enum StoreCommand {
         /// The key.
         key: String,
     },
-    /// List the live keys that start with `prefix`, in key order.
+    /// One page of the live keys that start with `prefix`, in key order ([`list_page`]).
     List {
         /// The prefix.
         prefix: String,
+        /// At most this many keys (clamped to the SDK's `MAX_LIST_LIMIT`).
+        limit: usize,
+        /// The previous page's cursor (its last key).
+        #[serde(default)]
+        cursor: Option<String>,
+    },
+    /// Write one key only if it holds `expect` (`None`: nothing live), atomically.
+    PutIf {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Value,
+        /// Lifetime in milliseconds; `None` = forever.
+        ttl_ms: Option<u64>,
+        /// The value the key must hold; `None` = absent.
+        expect: Option<Value>,
     },
     /// Read several keys at once.
     GetMany {
@@ -153,10 +169,18 @@ pub enum StoreReply {
     },
     /// The write or delete is durable.
     Done,
-    /// Live keys in order.
+    /// One page of live keys in order.
     Keys {
         /// The keys.
         keys: Vec<String>,
+        /// Where the next page starts; `None` on the last page.
+        #[serde(default)]
+        cursor: Option<String>,
+    },
+    /// Whether a conditional write happened.
+    Written {
+        /// It did.
+        ok: bool,
     },
     /// Values in the order asked, `None` when absent or expired.
     Values {
@@ -259,8 +283,49 @@ impl StoredEntry {
 /// (KV rejects less).
 pub fn kv_ttl_secs(ttl: std::time::Duration) -> u64 {
     let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-    secs.max(60)
+    secs.max(KV_MIN_TTL.as_secs())
 }
+
+/// What a `StoreObject` answers to a [`StoreCommand::List`], from the raw entries its storage
+/// listed in key order starting at the cursor (inclusive) or the prefix, `limit + 2` of them
+/// at most: the page's live keys, the cursor of the next page, and the expired keys to delete.
+/// The cursor is the last key the page covered, live or not, so that paging always moves on.
+pub fn list_page(
+    raw: Vec<(String, Option<StoredEntry>)>,
+    cursor: Option<&str>,
+    limit: usize,
+    now_ms: u64,
+) -> (Vec<String>, Option<String>, Vec<String>) {
+    let limit = flow2api_sdk::seams::clamp_list_limit(limit);
+    let mut rest = raw
+        .into_iter()
+        .filter(|(k, _)| Some(k.as_str()) != cursor)
+        .peekable();
+    let (mut live, mut expired) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for (key, entry) in rest.by_ref().take(limit) {
+        last = Some(key.clone());
+        match entry {
+            Some(e) if e.is_live(now_ms) => live.push(key),
+            _ => expired.push(key),
+        }
+    }
+    let next = rest.peek().is_some().then_some(last).flatten();
+    (live, next, expired)
+}
+
+/// Whether a [`StoreCommand::PutIf`] writes: the current entry (live or not) matches `expect`.
+pub fn put_if_matches(current: Option<&StoredEntry>, expect: Option<&Value>, now_ms: u64) -> bool {
+    let live = current.filter(|e| e.is_live(now_ms)).map(|e| &e.value);
+    match (expect, live) {
+        (None, None) => true,
+        (Some(want), Some(have)) => want == have,
+        _ => false,
+    }
+}
+
+/// KV's shortest expiry: a shorter TTL is rounded up to it by [`kv_ttl_secs`].
+pub const KV_MIN_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A runtime error message fit for a [`flow2api_sdk::seams::TransportError`]: URLs (which may
 /// carry keys in their query) replaced by `<url>`, and at most 200 characters.
@@ -426,6 +491,50 @@ mod tests {
         assert!(e.is_live(1099));
         assert!(!e.is_live(1100));
         assert!(StoredEntry::new(Value::Text("v".into()), None, 0).is_live(u64::MAX));
+    }
+
+    fn entry(text: &str, expires_ms: Option<u64>) -> Option<StoredEntry> {
+        Some(StoredEntry {
+            value: Value::Text(text.into()),
+            expires_ms,
+        })
+    }
+
+    #[test]
+    fn list_pages_skip_the_cursor_and_expired_keys() {
+        let raw = |keys: &[&str]| -> Vec<(String, Option<StoredEntry>)> {
+            keys.iter()
+                .map(|k| {
+                    let e = if k.ends_with('x') {
+                        entry("v", Some(5))
+                    } else {
+                        entry("v", None)
+                    };
+                    ((*k).to_owned(), e)
+                })
+                .collect()
+        };
+        // First page of 2 out of a, bx, c, d: the expired bx counts toward the page.
+        let (keys, cursor, expired) = list_page(raw(&["a", "bx", "c", "d"]), None, 2, 10);
+        assert_eq!((keys, cursor.as_deref()), (vec!["a".into()], Some("bx")));
+        assert_eq!(expired, ["bx"]);
+        // From the cursor (inclusive in storage, skipped here).
+        let (keys, cursor, _) = list_page(raw(&["bx", "c", "d"]), Some("bx"), 2, 10);
+        assert_eq!((keys, cursor), (vec!["c".into(), "d".into()], None));
+        let (keys, cursor, _) = list_page(Vec::new(), Some("d"), 2, 10);
+        assert_eq!((keys.len(), cursor), (0, None));
+    }
+
+    #[test]
+    fn conditional_writes_compare_live_values() {
+        let v = Value::Text("v".into());
+        assert!(put_if_matches(None, None, 0));
+        assert!(put_if_matches(entry("v", Some(5)).as_ref(), None, 10));
+        assert!(!put_if_matches(entry("v", None).as_ref(), None, 10));
+        assert!(put_if_matches(entry("v", None).as_ref(), Some(&v), 10));
+        assert!(!put_if_matches(entry("w", None).as_ref(), Some(&v), 10));
+        assert!(!put_if_matches(entry("v", Some(5)).as_ref(), Some(&v), 10));
+        assert!(!put_if_matches(None, Some(&v), 10));
     }
 
     #[test]

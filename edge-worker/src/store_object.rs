@@ -7,7 +7,7 @@ use worker::durable::ListOptions;
 use worker::wasm_bindgen;
 use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, State};
 
-use crate::protocol::{StoreCommand, StoreReply, StoredEntry, Value};
+use crate::protocol::{list_page, put_if_matches, StoreCommand, StoreReply, StoredEntry, Value};
 
 /// The Durable Object class bound as `STORE`.
 #[durable_object]
@@ -45,24 +45,52 @@ impl StoreObject {
         self.state.storage().put(key, json).await
     }
 
-    async fn list(&self, prefix: &str, now_ms: u64) -> Result<Vec<String>> {
+    /// One page of live keys after `cursor` (see [`list_page`]); expired entries met on the
+    /// way are deleted.
+    async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+        cursor: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(Vec<String>, Option<String>)> {
         let storage = self.state.storage();
-        let map = storage
-            .list_with_options(ListOptions::new().prefix(prefix))
-            .await?;
-        let (mut live, mut expired) = (Vec::new(), Vec::new());
+        let limit = flow2api_sdk::seams::clamp_list_limit(limit);
+        let mut options = ListOptions::new().prefix(prefix).limit(limit + 2);
+        if let Some(c) = cursor {
+            options = options.start(c);
+        }
+        let map = storage.list_with_options(options).await?;
+        let mut raw = Vec::new();
         map.for_each(&mut |value, key| {
             let Some(key) = key.as_string() else { return };
-            match value.as_string().as_deref().and_then(decode) {
-                Some(entry) if entry.is_live(now_ms) => live.push(key),
-                _ => expired.push(key),
-            }
+            raw.push((key, value.as_string().as_deref().and_then(decode)));
         });
+        // A JS Map iterates in insertion order, which storage gives in key order.
+        raw.sort_by(|a, b| a.0.cmp(&b.0));
+        let (live, next, expired) = list_page(raw, cursor, limit, now_ms);
         if !expired.is_empty() {
             storage.delete_multiple(expired).await?;
         }
-        live.sort();
-        Ok(live)
+        Ok((live, next))
+    }
+
+    /// Writes `entry` if `key` holds `expect`. Atomic: between the read and the write this
+    /// handler awaits only storage, so the object's input gate lets no other event in.
+    async fn put_if(
+        &self,
+        key: &str,
+        entry: &StoredEntry,
+        expect: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let current = self.state.storage().get::<String>(key).await?;
+        let current = current.as_deref().and_then(decode);
+        if !put_if_matches(current.as_ref(), expect, now_ms) {
+            return Ok(false);
+        }
+        self.put(key, entry).await?;
+        Ok(true)
     }
 }
 
@@ -90,8 +118,28 @@ impl DurableObject for StoreObject {
                 self.state.storage().delete(&key).await?;
                 StoreReply::Done
             }
-            StoreCommand::List { prefix } => StoreReply::Keys {
-                keys: self.list(&prefix, now_ms).await?,
+            StoreCommand::List {
+                prefix,
+                limit,
+                cursor,
+            } => {
+                let (keys, cursor) = self.list(&prefix, limit, cursor.as_deref(), now_ms).await?;
+                StoreReply::Keys { keys, cursor }
+            }
+            StoreCommand::PutIf {
+                key,
+                value,
+                ttl_ms,
+                expect,
+            } => StoreReply::Written {
+                ok: self
+                    .put_if(
+                        &key,
+                        &StoredEntry::new(value, ttl_ms, now_ms),
+                        expect.as_ref(),
+                        now_ms,
+                    )
+                    .await?,
             },
             StoreCommand::GetMany { keys } => {
                 let mut values = Vec::with_capacity(keys.len());

@@ -4,7 +4,7 @@
 //! The cached values live in a [`StorageCache`] that the host may keep longer than one
 //! [`CachingStorage`] (per Worker isolate at the edge), so that a request made within the TTL
 //! of an earlier one reads nothing from the backend. `get` results (absent keys included) and
-//! `list` results are kept for the TTL; `put` and `delete` go through to the backend and then
+//! `list` pages are kept for the TTL; `put` and `delete` go through to the backend and then
 //! drop the key and every cached list whose prefix the key starts with, so a writer reads its
 //! own writes at once. Other instances see a write after at most the TTL (on top of whatever
 //! delay the backend has of its own).
@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::seams::{boxed, BoxFuture, Bytes, Clock, Storage, StorageError};
+use crate::seams::{
+    boxed, BoxFuture, Bytes, Capabilities, Clock, Consistency, Expect, ListPage, Storage,
+    StorageError,
+};
 
 /// Above this many entries, an insert first drops the expired ones, and clears the map if
 /// that is not enough: the cache stays bounded whatever keys are read.
@@ -28,12 +31,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The arguments of one `list` call: prefix, limit, cursor.
+type ListArgs = (String, usize, Option<String>);
+
 #[derive(Default)]
 struct Tables {
     /// `get` results with their expiry (Unix ms); `None` = the key was absent.
     values: HashMap<String, (Option<Bytes>, u64)>,
-    /// `list(prefix)` results by prefix, with their expiry.
-    lists: HashMap<String, (Vec<String>, u64)>,
+    /// `list` pages by their arguments, with their expiry.
+    lists: HashMap<ListArgs, (ListPage, u64)>,
     /// Bumped by every write or delete. A read that started under an older generation does not
     /// store its result, which may predate the write.
     generation: u64,
@@ -44,11 +50,11 @@ impl Tables {
         self.generation = self.generation.wrapping_add(1);
         self.values.remove(key);
         self.lists
-            .retain(|prefix, _| !key.starts_with(prefix.as_str()));
+            .retain(|(prefix, _, _), _| !key.starts_with(prefix.as_str()));
     }
 }
 
-fn bound<V>(map: &mut HashMap<String, (V, u64)>, now_ms: u64) {
+fn bound<K, V>(map: &mut HashMap<K, (V, u64)>, now_ms: u64) {
     if map.len() >= MAX_ENTRIES {
         map.retain(|_, (_, exp)| *exp > now_ms);
         if map.len() >= MAX_ENTRIES {
@@ -108,11 +114,11 @@ impl StorageCache {
             .map(|(v, _)| v.clone())
     }
 
-    fn cached_list(&self, prefix: &str) -> Option<Vec<String>> {
+    fn cached_list(&self, args: &ListArgs) -> Option<ListPage> {
         let now = self.clock.now_ms();
         let t = lock(&self.tables);
         t.lists
-            .get(prefix)
+            .get(args)
             .filter(|(_, exp)| *exp > now)
             .map(|(v, _)| v.clone())
     }
@@ -131,13 +137,13 @@ impl StorageCache {
         }
     }
 
-    fn store_list(&self, prefix: &str, keys: Vec<String>, generation: u64) {
+    fn store_list(&self, args: ListArgs, page: ListPage, generation: u64) {
         let now = self.clock.now_ms();
         let mut t = lock(&self.tables);
         if t.generation == generation {
             bound(&mut t.lists, now);
             let exp = now.saturating_add(self.ttl_ms);
-            t.lists.insert(prefix.to_owned(), (keys, exp));
+            t.lists.insert(args, (page, exp));
         }
     }
 
@@ -169,6 +175,17 @@ impl CachingStorage {
 }
 
 impl Storage for CachingStorage {
+    /// The backend's, except that with the cache on other instances see a write only after
+    /// the cache TTL, and an entry may be read up to that long after it expired: eventual.
+    fn capabilities(&self) -> Capabilities {
+        let inner = self.inner.capabilities();
+        if self.cache.enabled() {
+            inner.with_consistency(Consistency::Eventual)
+        } else {
+            inner
+        }
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
         if !self.cache.enabled() {
             return self.inner.get(key);
@@ -198,6 +215,21 @@ impl Storage for CachingStorage {
         })
     }
 
+    fn put_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        // The backend decides atomically; the cache only forgets what it held.
+        boxed(async move {
+            let result = self.inner.put_if(key, value, ttl, expect).await;
+            self.cache.invalidate(key);
+            result
+        })
+    }
+
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
         boxed(async move {
             let result = self.inner.delete(key).await;
@@ -206,18 +238,24 @@ impl Storage for CachingStorage {
         })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
         if !self.cache.enabled() {
-            return self.inner.list(prefix);
+            return self.inner.list(prefix, limit, cursor);
         }
-        if let Some(hit) = self.cache.cached_list(prefix) {
+        let args: ListArgs = (prefix.to_owned(), limit, cursor.map(str::to_owned));
+        if let Some(hit) = self.cache.cached_list(&args) {
             return boxed(async move { Ok(hit) });
         }
         boxed(async move {
             let generation = self.cache.generation();
-            let keys = self.inner.list(prefix).await?;
-            self.cache.store_list(prefix, keys.clone(), generation);
-            Ok(keys)
+            let page = self.inner.list(prefix, limit, cursor).await?;
+            self.cache.store_list(args, page.clone(), generation);
+            Ok(page)
         })
     }
 }
@@ -239,6 +277,9 @@ mod tests {
     }
 
     impl Storage for Counting {
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
         fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
             self.gets.fetch_add(1, Ordering::SeqCst);
             self.inner.get(key)
@@ -254,9 +295,14 @@ mod tests {
         fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
             self.inner.delete(key)
         }
-        fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        fn list<'a>(
+            &'a self,
+            prefix: &'a str,
+            limit: usize,
+            cursor: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
             self.lists.fetch_add(1, Ordering::SeqCst);
-            self.inner.list(prefix)
+            self.inner.list(prefix, limit, cursor)
         }
     }
 
@@ -307,7 +353,7 @@ mod tests {
     }
 
     fn list(s: &dyn Storage, prefix: &str) -> Vec<String> {
-        block_on(s.list(prefix)).unwrap()
+        block_on(crate::seams::list_all(s, prefix)).unwrap()
     }
 
     #[test]
@@ -399,6 +445,38 @@ mod tests {
             generation,
         );
         assert_eq!(get(&s, "account:a").as_deref(), Some("new"));
+    }
+
+    /// Pinned, not wished away: a cached value may outlive its entry's own expiry by up to
+    /// the cache TTL, which is why the decorator reports itself eventually consistent.
+    #[test]
+    fn a_cached_value_may_outlive_its_entry_by_the_cache_ttl() {
+        let t = Setup::new(Duration::from_secs(5));
+        block_on(t.backend.inner.put(
+            "account:a",
+            Bytes::from_static(b"1"),
+            Some(Duration::from_secs(1)),
+        ))
+        .unwrap();
+        let s = t.storage();
+        assert_eq!(get(&s, "account:a").as_deref(), Some("1"));
+        t.clock.advance(Duration::from_secs(2));
+        assert_eq!(
+            get(&t.backend.inner, "account:a"),
+            None,
+            "expired in the backend"
+        );
+        assert_eq!(get(&s, "account:a").as_deref(), Some("1"), "still cached");
+        t.clock.advance(Duration::from_secs(3));
+        assert_eq!(
+            get(&s, "account:a"),
+            None,
+            "gone once the cache TTL is over"
+        );
+        assert_eq!(
+            s.capabilities().consistency,
+            crate::seams::Consistency::Eventual
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod config;
 pub mod flow;
 pub mod generate;
 pub mod jobs;
+pub mod media;
 pub mod memory;
 pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]

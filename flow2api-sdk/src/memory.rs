@@ -5,11 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::media::slice_chunk;
 use crate::pool::state::{AccountCommand, AccountReply, AccountState};
 use crate::seams::{
-    boxed, BoxFuture, Bytes, Clock, Coordinator, Media, MediaStore, Storage, StorageError,
+    boxed, boxed_stream, clamp_list_limit, BoxFuture, ByteRange, Bytes, Capabilities, Clock,
+    Coordinator, Expect, ListPage, MediaObject, MediaRead, MediaStore, MediaUpload, Storage,
+    StorageError,
 };
 use crate::util;
+use futures::StreamExt;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not take every later request down with it.
@@ -42,6 +46,26 @@ impl MemoryStorage {
             map: Mutex::new(BTreeMap::new()),
         }
     }
+
+    fn insert(
+        &self,
+        map: &mut BTreeMap<String, (Bytes, Option<u64>)>,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        now: u64,
+    ) {
+        let exp = ttl.map(|t| now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
+        map.insert(key.to_owned(), (value, exp));
+        let last = self
+            .last_sweep_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) >= SWEEP_EVERY_MS {
+            self.last_sweep_ms
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            map.retain(|_, (_, e)| e.is_none_or(|e| e > now));
+        }
+    }
 }
 
 impl Storage for MemoryStorage {
@@ -61,18 +85,34 @@ impl Storage for MemoryStorage {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StorageError>> {
         let now = self.clock.now_ms();
-        let exp = ttl.map(|t| now + t.as_millis() as u64);
         let mut map = lock(&self.map);
-        map.insert(key.to_owned(), (value, exp));
-        let last = self
-            .last_sweep_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if now.saturating_sub(last) >= SWEEP_EVERY_MS {
-            self.last_sweep_ms
-                .store(now, std::sync::atomic::Ordering::Relaxed);
-            map.retain(|_, (_, e)| e.is_none_or(|e| e > now));
-        }
+        self.insert(&mut map, key, value, ttl, now);
         boxed(async { Ok(()) })
+    }
+
+    fn put_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        let now = self.clock.now_ms();
+        // Checked and written under one lock: atomic.
+        let mut map = lock(&self.map);
+        let current = map
+            .get(key)
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(v, _)| v);
+        let matches = match (&expect, current) {
+            (Expect::Absent, None) => true,
+            (Expect::Value(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if matches {
+            self.insert(&mut map, key, value, ttl, now);
+        }
+        boxed(async move { Ok(matches) })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
@@ -80,15 +120,34 @@ impl Storage for MemoryStorage {
         boxed(async { Ok(()) })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
+        use std::ops::Bound;
         let now = self.clock.now_ms();
-        let keys = lock(&self.map)
-            .range(prefix.to_owned()..)
+        let limit = clamp_list_limit(limit);
+        // The cursor is the last key of the previous page; the next page starts after it.
+        let from = match cursor {
+            Some(c) if c >= prefix => Bound::Excluded(c.to_owned()),
+            _ => Bound::Included(prefix.to_owned()),
+        };
+        let map = lock(&self.map);
+        let mut live = map
+            .range((from, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .filter(|(_, (_, exp))| exp.is_none_or(|e| e > now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        boxed(async move { Ok(keys) })
+            .map(|(k, _)| k);
+        let keys: Vec<String> = live.by_ref().take(limit).cloned().collect();
+        let more = live.next().is_some();
+        let cursor = more.then(|| keys.last().cloned()).flatten();
+        boxed(async move { Ok(ListPage { keys, cursor }) })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::strong()
     }
 }
 
@@ -129,25 +188,52 @@ impl Coordinator for MemoryCoordinator {
     }
 }
 
-/// A [`MediaStore`] over any [`Storage`]: the bytes under `media:{id}`, the content type under
-/// `media-type:{id}`, both with a TTL.
+/// A [`MediaStore`] over any [`Storage`], in pieces so that neither a write nor a range read
+/// holds more than one piece in memory: `media/{id}` holds the object's [`MediaMeta`] and
+/// `media/{id}/{n}` its `n`-th piece of `chunk_size` bytes, all with the object's TTL. The
+/// pieces are written first and the metadata last, so an object is visible only whole.
 pub struct StorageMediaStore {
     storage: Arc<dyn Storage>,
     ttl: Option<Duration>,
+    chunk_size: usize,
 }
+
+/// What `media/{id}` holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct MediaMeta {
+    content_type: String,
+    len: u64,
+    chunk_size: u64,
+}
+
+/// The default piece: 4 MiB, so an image is one or two writes (KV values may reach 25 MiB).
+pub const DEFAULT_MEDIA_CHUNK: usize = 4 << 20;
 
 impl std::fmt::Debug for StorageMediaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StorageMediaStore")
             .field("ttl", &self.ttl)
+            .field("chunk_size", &self.chunk_size)
             .finish_non_exhaustive()
     }
 }
 
 impl StorageMediaStore {
-    /// Stores media in `storage`, each item kept for `ttl` (`None` = forever).
+    /// Stores media in `storage`, each item kept for `ttl` (`None` = forever) unless its
+    /// upload says otherwise.
     pub fn new(storage: Arc<dyn Storage>, ttl: Option<Duration>) -> Self {
-        Self { storage, ttl }
+        Self {
+            storage,
+            ttl,
+            chunk_size: DEFAULT_MEDIA_CHUNK,
+        }
+    }
+
+    /// The same with pieces of `chunk_size` bytes (at least 1).
+    #[must_use]
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size.max(1);
+        self
     }
 }
 
@@ -156,41 +242,95 @@ pub fn is_media_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+fn chunk_key(id: &str, n: u64) -> String {
+    format!("media/{id}/{n}")
+}
+
 impl MediaStore for StorageMediaStore {
-    fn put(&self, media: Media) -> BoxFuture<'_, Result<String, StorageError>> {
+    fn put(&self, upload: MediaUpload) -> BoxFuture<'_, Result<String, StorageError>> {
         boxed(async move {
             let id = util::random_hex(16);
+            let ttl = upload.ttl.or(self.ttl);
+            let mut body = upload.body;
+            let mut buf: Vec<u8> = Vec::new();
+            let (mut n, mut len) = (0u64, 0u64);
+            loop {
+                let next = body.next().await.transpose()?;
+                if let Some(bytes) = &next {
+                    len += bytes.len() as u64;
+                    buf.extend_from_slice(bytes);
+                }
+                while buf.len() >= self.chunk_size || (next.is_none() && !buf.is_empty()) {
+                    let rest = buf.split_off(self.chunk_size.min(buf.len()));
+                    let piece = std::mem::replace(&mut buf, rest);
+                    self.storage
+                        .put(&chunk_key(&id, n), Bytes::from(piece), ttl)
+                        .await?;
+                    n += 1;
+                }
+                if next.is_none() {
+                    break;
+                }
+            }
+            let meta = MediaMeta {
+                content_type: upload.content_type,
+                len,
+                chunk_size: self.chunk_size as u64,
+            };
+            let json = serde_json::to_vec(&meta)
+                .map_err(|e| StorageError(format!("encoding media metadata: {e}")))?;
             self.storage
-                .put(
-                    &format!("media-type:{id}"),
-                    Bytes::from(media.content_type),
-                    self.ttl,
-                )
-                .await?;
-            self.storage
-                .put(&format!("media:{id}"), media.bytes, self.ttl)
+                .put(&format!("media/{id}"), Bytes::from(json), ttl)
                 .await?;
             Ok(id)
         })
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Media>, StorageError>> {
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        range: Option<ByteRange>,
+    ) -> BoxFuture<'a, Result<MediaRead, StorageError>> {
         boxed(async move {
             if !is_media_id(id) {
-                return Ok(None);
+                return Ok(MediaRead::Missing);
             }
-            let Some(bytes) = self.storage.get(&format!("media:{id}")).await? else {
-                return Ok(None);
+            let Some(raw) = self.storage.get(&format!("media/{id}")).await? else {
+                return Ok(MediaRead::Missing);
             };
-            let content_type = self
-                .storage
-                .get(&format!("media-type:{id}"))
-                .await?
-                .and_then(|b| String::from_utf8(b.to_vec()).ok())
-                .unwrap_or_else(|| "application/octet-stream".to_owned());
-            Ok(Some(Media {
-                content_type,
-                bytes,
+            let meta: MediaMeta = serde_json::from_slice(&raw)
+                .map_err(|e| StorageError(format!("corrupt media metadata: {e}")))?;
+            let span = match range {
+                None => 0..meta.len,
+                Some(r) => match r.resolve(meta.len) {
+                    Some(span) => span,
+                    None => {
+                        return Ok(MediaRead::Unsatisfiable {
+                            total_len: meta.len,
+                        })
+                    }
+                },
+            };
+            let size = meta.chunk_size.max(1);
+            let (first, last) = (span.start / size, span.end.div_ceil(size));
+            let storage = self.storage.clone();
+            let id = id.to_owned();
+            let wanted = span.clone();
+            // One piece read per item pulled, so the reader's pace bounds memory.
+            let body = futures::stream::iter(first..last).then(move |n| {
+                let (storage, id, wanted) = (storage.clone(), id.clone(), wanted.clone());
+                async move {
+                    match storage.get(&chunk_key(&id, n)).await? {
+                        Some(piece) => Ok(slice_chunk(&piece, n * size, &wanted)),
+                        None => Err(StorageError(format!("media piece {n} is missing"))),
+                    }
+                }
+            });
+            Ok(MediaRead::Found(MediaObject {
+                content_type: meta.content_type,
+                total_len: meta.len,
+                range: span,
+                body: boxed_stream(body),
             }))
         })
     }
@@ -244,7 +384,7 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(
-            futures::executor::block_on(store.list("")).unwrap(),
+            futures::executor::block_on(crate::seams::list_all(&store, "")).unwrap(),
             vec!["b".to_owned()]
         );
         clock.advance(Duration::from_millis(SWEEP_EVERY_MS));

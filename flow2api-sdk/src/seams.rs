@@ -170,23 +170,148 @@ where
 #[error("storage backend: {0}")]
 pub struct StorageError(pub String);
 
+impl StorageError {
+    /// The error of a backend asked for something its [`Capabilities`] do not offer.
+    pub fn unsupported(what: &str) -> Self {
+        Self(format!("{what} are not supported by this backend"))
+    }
+}
+
+/// The most keys one [`Storage::list`] call returns: Workers KV's own page size, so that every
+/// backend pages the same way.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// One page of keys from [`Storage::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Keys in key order (UTF-8 byte order), at most the `limit` asked for. A page may hold
+    /// fewer keys than the limit (even none) and still have a `cursor`.
+    pub keys: Vec<String>,
+    /// Where the next page starts; `None` when this was the last page. Opaque: pass it back
+    /// to [`Storage::list`] with the same prefix.
+    pub cursor: Option<String>,
+}
+
+/// What a conditional write ([`Storage::put_if`]) expects to find under its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No live value (absent or expired).
+    Absent,
+    /// Exactly these bytes.
+    Value(Bytes),
+}
+
+/// How soon a backend's readers see a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// A read that starts after a write ended sees it (read-your-writes, for every reader).
+    Strong,
+    /// Readers may see older values for a while (KV: about 60 s across locations).
+    Eventual,
+}
+
+/// What a [`Storage`] backend guarantees, for code that must choose what to put where. The
+/// conformance suite (`testing::conformance`, feature `testing`) checks each backend against
+/// what it claims here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// [`Storage::put_if`] works and is atomic.
+    pub conditional_writes: bool,
+    /// Whether reads see every earlier write.
+    pub consistency: Consistency,
+    /// The shortest TTL the backend keeps; a shorter one is rounded up to it (KV: 60 s).
+    pub min_ttl: Option<Duration>,
+}
+
+impl Capabilities {
+    /// Strongly consistent, with atomic conditional writes and any TTL.
+    pub const fn strong() -> Self {
+        Self {
+            conditional_writes: true,
+            consistency: Consistency::Strong,
+            min_ttl: None,
+        }
+    }
+
+    /// Eventually consistent, without conditional writes, any TTL.
+    pub const fn eventual() -> Self {
+        Self {
+            conditional_writes: false,
+            consistency: Consistency::Eventual,
+            min_ttl: None,
+        }
+    }
+
+    /// The same with a minimum TTL.
+    #[must_use]
+    pub const fn with_min_ttl(mut self, min_ttl: Duration) -> Self {
+        self.min_ttl = Some(min_ttl);
+        self
+    }
+
+    /// The same with `conditional_writes` set.
+    #[must_use]
+    pub const fn with_conditional_writes(mut self, yes: bool) -> Self {
+        self.conditional_writes = yes;
+        self
+    }
+
+    /// The same with `consistency` set.
+    #[must_use]
+    pub const fn with_consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+
+    /// How long an entry written with `ttl` actually lives: `ttl` rounded up to `min_ttl`.
+    pub fn effective_ttl(&self, ttl: Duration) -> Duration {
+        self.min_ttl.map_or(ttl, |min| ttl.max(min))
+    }
+}
+
 /// Durable records under string keys. Values are opaque bytes (the SDK stores JSON).
 ///
-/// Backends: memory or files natively, KV or Durable Object storage at the edge.
+/// Backends: memory or files natively, KV or Durable Object storage at the edge. What each
+/// one guarantees beyond the methods' contracts is in its [`Capabilities`]; the conformance
+/// suite pins both.
 pub trait Storage: MaybeSend + MaybeSync {
+    /// What this backend guarantees.
+    fn capabilities(&self) -> Capabilities;
     /// Reads a value, `None` when absent or expired.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>>;
-    /// Writes a value; with `ttl` it disappears after that long.
+    /// Writes a value; with `ttl` it disappears after that long (rounded up to the backend's
+    /// [`Capabilities::min_ttl`]).
     fn put<'a>(
         &'a self,
         key: &'a str,
         value: Bytes,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Writes a value only when the key holds what `expect` says, atomically; `Ok(false)` when
+    /// it did not (nothing written). Backends without [`Capabilities::conditional_writes`]
+    /// answer an error (the default).
+    fn put_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        let _ = (key, value, ttl, expect);
+        boxed(async { Err(StorageError::unsupported("conditional writes")) })
+    }
     /// Deletes a value (absent keys are not an error).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
-    /// Lists the keys that start with `prefix`, in key order.
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+    /// One page of the live keys that start with `prefix`, in key order: at most `limit`
+    /// keys (clamped to `1..=`[`MAX_LIST_LIMIT`]), after `cursor` (from the previous page;
+    /// `None` for the first). [`list_all`] collects every page.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>>;
     /// Reads several values, in the order of `keys`. The default reads them one by one;
     /// backends where each read is a round trip answer in one.
     fn get_many<'a>(
@@ -203,26 +328,43 @@ pub trait Storage: MaybeSend + MaybeSync {
     }
 }
 
+/// Every live key under `prefix`, in key order, reading page after page of
+/// [`MAX_LIST_LIMIT`] keys.
+///
+/// # Errors
+/// The first failing page's error.
+pub async fn list_all<S: Storage + ?Sized>(
+    storage: &S,
+    prefix: &str,
+) -> Result<Vec<String>, StorageError> {
+    let mut keys = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = storage
+            .list(prefix, MAX_LIST_LIMIT, cursor.as_deref())
+            .await?;
+        keys.extend(page.keys);
+        match page.cursor {
+            // A cursor that does not move would loop forever: treat it as the end.
+            Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(keys)
+}
+
+/// Clamps a `limit` given to [`Storage::list`] to `1..=`[`MAX_LIST_LIMIT`], for backends.
+pub fn clamp_list_limit(limit: usize) -> usize {
+    limit.clamp(1, MAX_LIST_LIMIT)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Media
 // ---------------------------------------------------------------------------------------------
 
-/// A stored media object.
-#[derive(Debug, Clone)]
-pub struct Media {
-    /// MIME type, e.g. `image/jpeg`.
-    pub content_type: String,
-    /// The bytes.
-    pub bytes: Bytes,
-}
-
-/// Bytes in → id, id → bytes. Serves generated media at `GET /media/{id}`.
-pub trait MediaStore: MaybeSend + MaybeSync {
-    /// Stores `media` and returns its id (URL-safe, unguessable).
-    fn put(&self, media: Media) -> BoxFuture<'_, Result<String, StorageError>>;
-    /// Reads media by id.
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Media>, StorageError>>;
-}
+pub use crate::media::{
+    ByteRange, Media, MediaObject, MediaRead, MediaStore, MediaStream, MediaUpload,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Coordination

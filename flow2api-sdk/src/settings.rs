@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Config, ConfigError};
-use crate::seams::{Bytes, Storage, StorageError};
+use crate::seams::{Bytes, Expect, Storage, StorageError};
 
 /// The key of the overrides record in the consistent store.
 pub const SETTINGS_KEY: &str = "settings:overrides";
@@ -214,7 +214,12 @@ impl SettingsCache {
         expected_version: Option<u64>,
         now_ms: u64,
     ) -> Result<Overrides, SettingsError> {
-        let mut overrides = load(store).await?;
+        let previous = store.get(SETTINGS_KEY).await?;
+        let mut overrides: Overrides = match &previous {
+            None => Overrides::default(),
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map_err(|e| StorageError(format!("settings record unreadable: {e}")))?,
+        };
         if expected_version.is_some_and(|v| v != overrides.version) {
             return Err(SettingsError::Conflict {
                 current: overrides.version,
@@ -244,7 +249,20 @@ impl SettingsCache {
         self.base.with_overrides(overrides.version, pairs)?;
         let bytes = serde_json::to_vec(&overrides)
             .map_err(|e| StorageError(format!("settings record: {e}")))?;
-        store.put(SETTINGS_KEY, Bytes::from(bytes), None).await?;
+        if store.capabilities().conditional_writes {
+            // Two operators saving at once: the second finds the record changed and is told,
+            // rather than silently undoing the first one's change.
+            let expect = previous.map_or(Expect::Absent, Expect::Value);
+            if !store
+                .put_if(SETTINGS_KEY, Bytes::from(bytes), None, expect)
+                .await?
+            {
+                let current = load(store).await?.version;
+                return Err(SettingsError::Conflict { current });
+            }
+        } else {
+            store.put(SETTINGS_KEY, Bytes::from(bytes), None).await?;
+        }
         self.apply(&overrides);
         Ok(overrides)
     }

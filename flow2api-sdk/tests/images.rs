@@ -851,3 +851,65 @@ async fn a_truncated_generate_body_is_retried_and_never_blamed_on_the_account() 
     h.fake.clear_faults();
     assert_eq!(chat().await.status, 200);
 }
+
+/// `GET /media/{id}` serves byte ranges: 206 with `Content-Range`, 416 past the end, the
+/// whole object otherwise.
+#[tokio::test]
+async fn media_answers_range_requests() {
+    use flow2api_sdk::seams::{Media, MediaStore};
+    use std::sync::Arc;
+    let clock = Arc::new(TokioClock::new());
+    let fake = flow2api_sdk::testing::FakeFlow::new("https://fake.flow.test", clock.clone());
+    let media = Arc::new(flow2api_sdk::memory::StorageMediaStore::new(
+        Arc::new(flow2api_sdk::memory::MemoryStorage::new(clock.clone())),
+        None,
+    ));
+    let app = builder(config(&[], &fake), &fake, clock)
+        .media(media.clone())
+        .build()
+        .unwrap();
+    let bytes: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let id = media
+        .put(
+            Media {
+                content_type: "image/jpeg".into(),
+                bytes: bytes.clone().into(),
+            }
+            .into(),
+        )
+        .await
+        .unwrap();
+    let get = |range: Option<&'static str>| {
+        let mut req = http::Request::get(format!("/media/{id}"));
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let app = app.clone();
+        let req = req.body(bytes::Bytes::new()).unwrap();
+        async move {
+            let resp = app.handle(req).await;
+            let (parts, body) = resp.into_parts();
+            (parts.status, parts.headers, body.collect().await)
+        }
+    };
+    let (status, headers, body) = get(None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_eq!(headers["content-length"], "1000");
+    assert_eq!(body, bytes);
+    let (status, headers, body) = get(Some("bytes=10-19")).await;
+    assert_eq!(status, 206);
+    assert_eq!(headers["content-range"], "bytes 10-19/1000");
+    assert_eq!(headers["content-length"], "10");
+    assert_eq!(body, bytes[10..20]);
+    let (status, headers, body) = get(Some("bytes=-5")).await;
+    assert_eq!(status, 206);
+    assert_eq!(headers["content-range"], "bytes 995-999/1000");
+    assert_eq!(body, bytes[995..]);
+    let (status, headers, _) = get(Some("bytes=1000-")).await;
+    assert_eq!(status, 416);
+    assert_eq!(headers["content-range"], "bytes */1000");
+    // Several ranges are not supported: the whole object, as HTTP allows.
+    let (status, _, body) = get(Some("bytes=0-1,5-6")).await;
+    assert_eq!((status.as_u16(), body.len()), (200, 1000));
+}

@@ -382,3 +382,46 @@ async fn the_background_pass_refreshes_expiring_tokens() {
     task.abort();
     server.stop().await;
 }
+
+/// A request with a bad key that announces a huge body is refused from its head: the answer
+/// comes while the client has sent only the head, so the body was never read.
+#[tokio::test]
+async fn a_bad_key_is_refused_before_the_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let addr = server
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer wrong\r\n\
+         content-type: application/json\r\ncontent-length: 104857600\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Not one byte of the 100 MB body is sent: a server that waited for it would never answer.
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("Incorrect API key"), "{text}");
+
+    // The same with the right key but a body over the limit: 413 from the head alone.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {API_KEY}\r\n\
+         content-length: 104857600000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .expect("an answer without the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    server.stop().await;
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use flow2api_sdk::memory::ManualClock;
 use flow2api_sdk::native::{SqliteCoordinator, SqliteDb, DB_FILE, SNAPSHOT_FILE};
 use flow2api_sdk::pool::state::{AccountCommand, TokenState};
+use flow2api_sdk::seams::list_all;
 use flow2api_sdk::seams::{Bytes, SlotKind, SlotRequest};
 use flow2api_sdk::{Clock, Coordinator, Secret, Storage};
 
@@ -48,13 +49,16 @@ async fn get_put_delete_and_list_in_key_order_per_namespace() {
         .unwrap();
 
     assert_eq!(
-        records.list("account:").await.unwrap(),
+        list_all(&records, "account:").await.unwrap(),
         ["account:a", "account:b", "account:c/1"],
         "only the prefix's keys, in key order, and none of another namespace"
     );
-    assert_eq!(records.list("").await.unwrap().len(), 7);
-    assert_eq!(sessions.list("").await.unwrap(), ["account:z"]);
-    assert_eq!(records.list("nothing").await.unwrap(), Vec::<String>::new());
+    assert_eq!(list_all(&records, "").await.unwrap().len(), 7);
+    assert_eq!(list_all(&sessions, "").await.unwrap(), ["account:z"]);
+    assert_eq!(
+        list_all(&records, "nothing").await.unwrap(),
+        Vec::<String>::new()
+    );
 
     assert_eq!(
         records.get("account:a").await.unwrap(),
@@ -73,7 +77,7 @@ async fn get_put_delete_and_list_in_key_order_per_namespace() {
     records.delete("account:a").await.unwrap();
     assert_eq!(records.get("account:a").await.unwrap(), None);
     assert_eq!(
-        records.list("account:").await.unwrap(),
+        list_all(&records, "account:").await.unwrap(),
         ["account:b", "account:c/1"]
     );
     let keys = vec![
@@ -131,7 +135,7 @@ async fn entries_expire_by_the_clock_and_are_swept() {
         "absent at its expiry"
     );
     assert_eq!(
-        s.list("session:").await.unwrap(),
+        list_all(&s, "session:").await.unwrap(),
         ["session:ever", "session:long", "session:made-permanent"]
     );
     assert_eq!(
@@ -155,7 +159,7 @@ async fn entries_expire_by_the_clock_and_are_swept() {
         "the put already swept the long entry"
     );
     assert_eq!(
-        s.list("session:").await.unwrap(),
+        list_all(&s, "session:").await.unwrap(),
         ["session:ever", "session:made-permanent", "session:new"]
     );
 }
@@ -189,7 +193,7 @@ async fn concurrent_puts_from_many_tasks_lose_nothing() {
     drop(db);
     let db = open(dir.path(), &clock);
     let s = db.storage("records");
-    let keys = s.list("k:").await.unwrap();
+    let keys = list_all(&s, "k:").await.unwrap();
     assert_eq!(keys.len(), 32 * 25);
     let values = s.get_many(&keys).await.unwrap();
     for (k, v) in keys.iter().zip(values) {
@@ -465,13 +469,16 @@ async fn the_old_state_file_is_imported_once_then_renamed() {
 
     let records = db.storage("records");
     let jobs = db.storage("jobs");
-    assert_eq!(records.list("").await.unwrap(), ["account:1", "bin"]);
+    assert_eq!(list_all(&records, "").await.unwrap(), ["account:1", "bin"]);
     assert_eq!(records.get("bin").await.unwrap(), Some(b("newer")));
     assert_eq!(
         records.get("account:1").await.unwrap(),
         Some(b(r#"{"id":"1","st":"s"}"#))
     );
-    assert_eq!(jobs.list("").await.unwrap(), ["idem/ab", "video/video_1"]);
+    assert_eq!(
+        list_all(&jobs, "").await.unwrap(),
+        ["idem/ab", "video/video_1"]
+    );
     clock.advance(Duration::from_millis(999_999_999_999));
     assert_eq!(
         jobs.get("idem/ab").await.unwrap(),
@@ -495,7 +502,7 @@ async fn a_damaged_state_file_is_an_error_and_stays_in_place() {
     assert!(db.import_snapshot(dir.path(), namespace_of).await.is_err());
     assert!(path.exists());
     assert_eq!(
-        db.storage("records").list("").await.unwrap(),
+        list_all(&db.storage("records"), "").await.unwrap(),
         Vec::<String>::new()
     );
 }
@@ -531,4 +538,53 @@ async fn host_imports_the_state_file_and_keeps_accounts_across_restarts() {
     let host = Host::open(config(), options()).await.unwrap();
     assert_eq!(host.app().pool().list().await.unwrap().len(), 1);
     host.close().await.unwrap();
+}
+
+/// The seams' conformance suites, run on SQLite as on every other backend.
+#[cfg(feature = "testing")]
+mod conformance {
+    use std::sync::Arc;
+
+    use flow2api_sdk::memory::ManualClock;
+    use flow2api_sdk::native::{SqliteCoordinator, SqliteDb};
+    use flow2api_sdk::seams::Capabilities;
+    use flow2api_sdk::testing::conformance::{coordinator, storage, Outcome, Time};
+    use flow2api_sdk::Storage;
+
+    /// A database in a fresh directory that outlives the test (tests are short-lived
+    /// processes; the OS temp dir is theirs to litter).
+    fn db(clock: Arc<ManualClock>) -> SqliteDb {
+        let dir = tempfile::tempdir().unwrap().keep();
+        SqliteDb::open(dir.join("flow2api.db"), clock).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_storage_passes_the_storage_suite() {
+        let report = storage::suite(|| async {
+            let clock = Arc::new(ManualClock::new(1_000_000));
+            let store = db(clock.clone()).storage("records");
+            assert_eq!(store.capabilities(), Capabilities::strong());
+            storage::Subject::new(Arc::new(store), Time::Manual(clock))
+        })
+        .await;
+        report.assert_passed();
+        assert!(
+            report
+                .cases
+                .iter()
+                .all(|(n, o)| *o == Outcome::Passed || *n == "min_ttl"),
+            "{report}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_coordinator_passes_the_coordinator_suite() {
+        let report = coordinator::suite(|| async {
+            let clock = Arc::new(ManualClock::new(1_000_000));
+            let coordinator = SqliteCoordinator::open(&db(clock.clone())).await.unwrap();
+            coordinator::Subject::new(Arc::new(coordinator), Time::Manual(clock))
+        })
+        .await;
+        report.assert_passed();
+    }
 }

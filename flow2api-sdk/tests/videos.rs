@@ -253,9 +253,10 @@ async fn an_empty_redirect_falls_back_to_the_bytes() {
     v.h.fake.set_video_fife(false);
     let url = v.run("veo_3_1_t2v_fast_landscape", 0).await.unwrap();
     let id = url.strip_prefix("http://gw.test/media/").expect(&url);
-    let media = v.media.get(id).await.unwrap().unwrap();
+    let media = v.media.get(id, None).await.unwrap().found().unwrap();
     assert_eq!(media.content_type, "video/mp4");
-    assert_eq!(&media.bytes[4..8], b"ftyp");
+    let bytes = media.collect().await.unwrap();
+    assert_eq!(&bytes[4..8], b"ftyp");
     assert_eq!(v.h.fake.requests_to(Endpoint::MediaBytes).len(), 1);
 
     v.h.fake.set_video_redirect(VideoRedirect::Lost);

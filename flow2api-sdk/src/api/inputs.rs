@@ -145,13 +145,12 @@ impl AppInner {
         if !is_media_id(id) {
             return None;
         }
-        self.deps
-            .media
-            .get(id)
-            .await
-            .ok()
-            .flatten()
-            .map(|m| m.bytes)
+        let object = self.deps.media.get(id, None).await.ok()?.found()?;
+        // An image input is held whole anyway; refuse what the limit would refuse.
+        if object.total_len > self.config.max_image_bytes as u64 {
+            return None;
+        }
+        object.collect().await.ok()
     }
 
     async fn fetch_image(&self, mut url: url::Url) -> Result<Bytes, ApiError> {

@@ -15,6 +15,7 @@ mod videos;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::captcha::{YesCaptcha, YesCaptchaConfig};
@@ -25,7 +26,8 @@ use crate::generate::Generator;
 use crate::jobs::{JobRunner, Jobs, LocalRunner, StepOutcome};
 use crate::pool::{AccountPool, PoolSettings};
 use crate::seams::{
-    Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaStore, Spawn, Storage, StorageError,
+    ByteRange, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaRead, MediaStore, Spawn,
+    Storage, StorageError,
 };
 use crate::settings::{SettingView, SettingsCache, SettingsError};
 
@@ -241,11 +243,33 @@ impl App {
     }
 
     /// Answers one request. Never panics on client input; every failure is a response.
+    /// Runs [`check_head`](Self::check_head) first, so a host that did not call it gets the
+    /// same answers.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
         let inner = self.inner().await;
-        let mut resp = inner.route(req).await;
+        let (parts, body) = req.into_parts();
+        if let Some(rejected) = inner.check_head(&parts) {
+            return rejected;
+        }
+        let mut resp = inner.route(Request::from_parts(parts, body)).await;
         add_cors(&mut resp);
         resp
+    }
+
+    /// The answer to a request that can be refused from its head alone, before its body is
+    /// read: an unknown route (404), a missing or wrong API key on an API route (401, or 503
+    /// when no key is configured), a `Content-Length` over
+    /// [`max_request_bytes`](Self::max_request_bytes) (413). `None`: read the body and call
+    /// [`handle`](Self::handle). Hosts call this first so that such a request costs no body
+    /// read (a client with a bad key cannot make the server take in 100 MB).
+    pub fn check_head(&self, parts: &http::request::Parts) -> Option<Response<Body>> {
+        self.current().check_head(parts)
+    }
+
+    /// The largest request body the API takes: every image a request may carry
+    /// (`MAX_IMAGES` × `MAX_IMAGE_BYTES`), base64-encoded, plus 1 MiB for the rest.
+    pub fn max_request_bytes(&self) -> usize {
+        self.current().max_request_bytes()
     }
 }
 
@@ -324,6 +348,67 @@ impl AppInner {
         )
     }
 
+    /// The answer to a request that can be refused from its head alone, before its body is
+    /// read: an unknown route (404), a missing or wrong API key on an API route (401, or 503
+    /// when no key is configured), a `Content-Length` over
+    /// [`App::max_request_bytes`] (413). `None`: read the body and call
+    /// [`App::handle`]. Hosts call this first so that such a request costs no body
+    /// read (a client with a bad key cannot make the server take in 100 MB).
+    pub(crate) fn check_head(&self, parts: &http::request::Parts) -> Option<Response<Body>> {
+        if parts.method == Method::OPTIONS {
+            return None;
+        }
+        let path = parts.uri.path();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (needs_key, dialect) = match segments.as_slice() {
+            ["health"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
+            ["v1", "projects" | "publishers", ..] | ["v1beta" | "v1beta1", ..] => {
+                (true, Dialect::Gemini)
+            }
+            ["v1", ..] => (true, Dialect::OpenAi),
+            _ => {
+                let e = ApiError::not_found(format!("No route for {} {path}", parts.method));
+                return Some(self.rejected(e, Dialect::OpenAi));
+            }
+        };
+        if needs_key {
+            if let Err(e) = self.check_api_key(&parts.headers, &parts.uri) {
+                return Some(self.rejected(e, dialect));
+            }
+        }
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let limit = self.max_request_bytes();
+        if declared.is_some_and(|n| n > limit as u64) {
+            let e = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {limit} bytes."),
+            );
+            return Some(self.rejected(e, dialect));
+        }
+        None
+    }
+
+    /// The largest request body the API takes: every image a request may carry
+    /// (`MAX_IMAGES` × `MAX_IMAGE_BYTES`), base64-encoded, plus 1 MiB for the rest.
+    pub(crate) fn max_request_bytes(&self) -> usize {
+        let c = &self.config;
+        c.max_images
+            .saturating_mul(c.max_image_bytes)
+            .saturating_mul(4)
+            / 3
+            + (1 << 20)
+    }
+
+    fn rejected(&self, e: ApiError, dialect: Dialect) -> Response<Body> {
+        let mut resp = e.into_response(dialect);
+        add_cors(&mut resp);
+        resp
+    }
+
     async fn route(self: Arc<Self>, req: Request<Bytes>) -> Response<Body> {
         let inner = &self;
         let method = req.method().clone();
@@ -339,7 +424,7 @@ impl AppInner {
             (&Method::GET, ["health"]) => {
                 Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
             }
-            (&Method::GET, ["media", id]) => inner.serve_media(id).await,
+            (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
             (&Method::GET, ["v1", "models"]) => inner
                 .require_api_key(&req)
                 .map(|_| openai::models_response()),
@@ -449,6 +534,11 @@ impl AppInner {
 
     /// API-key check: `Authorization: Bearer` (alone when present), `x-goog-api-key`, `?key=`.
     fn require_api_key(&self, req: &Request<Bytes>) -> Result<(), ApiError> {
+        self.check_api_key(req.headers(), req.uri())
+    }
+
+    /// [`require_api_key`](Self::require_api_key) on a request's head.
+    fn check_api_key(&self, h: &http::HeaderMap, uri: &http::Uri) -> Result<(), ApiError> {
         let Some(expected) = &self.config.api_key else {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -456,7 +546,6 @@ impl AppInner {
             )
             .code("api_key_not_configured"));
         };
-        let h = req.headers();
         let given = if let Some(auth) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             auth.strip_prefix("Bearer ")
                 .or_else(|| auth.strip_prefix("bearer "))
@@ -465,7 +554,7 @@ impl AppInner {
         } else if let Some(k) = h.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
             Some(k.trim().to_owned())
         } else {
-            req.uri().query().and_then(|q| {
+            uri.query().and_then(|q| {
                 url::form_urlencoded::parse(q.as_bytes())
                     .find(|(k, _)| k == "key")
                     .map(|(_, v)| v.into_owned())
@@ -480,21 +569,61 @@ impl AppInner {
         }
     }
 
-    pub(crate) async fn serve_media(&self, id: &str) -> Result<Response<Body>, ApiError> {
-        match self.deps.media.get(id).await {
-            Ok(Some(m)) => Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, m.content_type)
-                .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
-                .body(Body::Full(m.bytes))
-                .unwrap_or_else(|_| Response::new(Body::empty()))),
-            Ok(None) => Err(ApiError::not_found("No such media (it may have expired).")),
-            Err(_) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Media storage is unavailable.",
+    /// `GET /media/{id}`: the object streamed, or the one byte range a `Range:` header asks
+    /// for (`206` with `Content-Range`; `416` when it starts past the end; other range forms
+    /// are ignored and the whole object is sent, as HTTP allows).
+    pub(crate) async fn serve_media(
+        &self,
+        id: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<Response<Body>, ApiError> {
+        let range = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ByteRange::parse_header);
+        let object = match self.deps.media.get(id, range).await {
+            Ok(MediaRead::Found(o)) => o,
+            Ok(MediaRead::Missing) => {
+                return Err(ApiError::not_found("No such media (it may have expired)."))
+            }
+            Ok(MediaRead::Unsatisfiable { total_len }) => {
+                return Ok(Response::builder()
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{total_len}"))
+                    .header(header::ACCEPT_RANGES, "bytes")
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| Response::new(Body::empty())));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Media storage is unavailable.",
+                )
+                .retry_after(5))
+            }
+        };
+        let span = object.range.clone();
+        let mut builder = Response::builder()
+            .header(header::CONTENT_TYPE, object.content_type.as_str())
+            .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
+            .header(header::ACCEPT_RANGES, "bytes")
+            .header(header::CONTENT_LENGTH, span.end - span.start);
+        builder = if object.is_partial() {
+            builder.status(StatusCode::PARTIAL_CONTENT).header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", span.start, span.end - 1, object.total_len),
             )
-            .retry_after(5)),
-        }
+        } else {
+            builder.status(StatusCode::OK)
+        };
+        // A stream that breaks off ends the body early; the length tells the client.
+        let body = object
+            .body
+            .take_while(|chunk| futures::future::ready(chunk.is_ok()))
+            .filter_map(|chunk| futures::future::ready(chunk.ok()));
+        Ok(builder
+            .body(Body::Stream(crate::seams::boxed_stream(body)))
+            .unwrap_or_else(|_| Response::new(Body::empty())))
     }
 
     /// Base URL for links to `/media/{id}`: `PUBLIC_BASE_URL`, else the request's forwarded

@@ -211,7 +211,7 @@ impl AppInner {
         };
         let own = format!("{}/media/", record.media_base.trim_end_matches('/'));
         if let Some(id) = url.strip_prefix(&own) {
-            return self.serve_media(id).await;
+            return self.serve_media(id, &http::HeaderMap::new()).await;
         }
         self.stream_upstream(&url).await
     }

@@ -200,10 +200,13 @@ impl Generator {
         let content_type = crate::flow::sniff_mime(&bytes).to_owned();
         match self
             .media
-            .put(Media {
-                content_type: content_type.clone(),
-                bytes: bytes.clone(),
-            })
+            .put(
+                Media {
+                    content_type: content_type.clone(),
+                    bytes: bytes.clone(),
+                }
+                .into(),
+            )
             .await
         {
             Ok(id) => format!("{}/media/{id}", media_base.trim_end_matches('/')),

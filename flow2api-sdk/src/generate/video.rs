@@ -320,7 +320,7 @@ impl Generator {
                             content_type: "video/mp4".to_owned(),
                             bytes,
                         };
-                        match self.media.put(media).await {
+                        match self.media.put(media.into()).await {
                             Ok(id) => {
                                 Some(format!("{}/media/{id}", media_base.trim_end_matches('/')))
                             }
@@ -621,10 +621,13 @@ impl Generator {
         })?;
         let id = self
             .media
-            .put(Media {
-                content_type: "video/mp4".to_owned(),
-                bytes,
-            })
+            .put(
+                Media {
+                    content_type: "video/mp4".to_owned(),
+                    bytes,
+                }
+                .into(),
+            )
             .await
             .map_err(|e| failed(format!("storing the video failed: {e}")))?;
         Ok(format!("{}/media/{id}", media_base.trim_end_matches('/')))

@@ -16,7 +16,8 @@ use crate::generate::video::{JobContext, PollSettings, VideoRequest};
 use crate::generate::{Generator, Progress};
 use crate::pool::{AccountCommand, AccountPool};
 use crate::seams::{
-    BoxFuture, BoxStream, Clock, MaybeSend, MaybeSync, SlotKind, Storage, StorageError,
+    BoxFuture, BoxStream, Bytes, Clock, Consistency, Expect, MaybeSend, MaybeSync, SlotKind,
+    Storage, StorageError,
 };
 use crate::util;
 
@@ -141,6 +142,12 @@ impl std::fmt::Debug for Jobs {
     }
 }
 
+fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, StorageError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| StorageError(format!("encoding a job: {e}")))
+}
+
 fn key(id: &str) -> String {
     format!("video/{id}")
 }
@@ -171,6 +178,13 @@ pub fn is_job_id(id: &str) -> bool {
 impl Jobs {
     /// The jobs over `store`, stepping with `generator` on accounts of `pool`. `lease` is the
     /// video slot's lease, renewed at every step; records live `ttl` after their last change.
+    ///
+    /// `store` must be strongly consistent ([`Consistency::Strong`]): a step reads what the
+    /// last one wrote. Conditional writes, where it has them, make a step's write-back and
+    /// `Idempotency-Key` claims atomic.
+    ///
+    /// # Panics
+    /// In debug builds, when `store` says it is only eventually consistent.
     pub fn new(
         store: Arc<dyn Storage>,
         pool: AccountPool,
@@ -179,6 +193,11 @@ impl Jobs {
         poll: PollSettings,
         ttl: Duration,
     ) -> Self {
+        debug_assert_eq!(
+            store.capabilities().consistency,
+            Consistency::Strong,
+            "the job store must be strongly consistent"
+        );
         let lease = pool.settings().video_lease;
         Self {
             store,
@@ -196,21 +215,44 @@ impl Jobs {
     /// # Errors
     /// Storage failures; an unreadable record reads as absent.
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StorageError> {
+        Ok(self.get_raw(id).await?.map(|(record, _)| record))
+    }
+
+    /// A job with the bytes it was read from (for a conditional write back).
+    async fn get_raw(&self, id: &str) -> Result<Option<(JobRecord, Bytes)>, StorageError> {
         if !is_job_id(id) {
             return Ok(None);
         }
         let Some(bytes) = self.store.get(&key(id)).await? else {
             return Ok(None);
         };
-        Ok(serde_json::from_slice(&bytes).ok())
+        Ok(serde_json::from_slice(&bytes).ok().map(|r| (r, bytes)))
     }
 
     async fn put(&self, record: &JobRecord) -> Result<(), StorageError> {
-        let json =
-            serde_json::to_vec(record).map_err(|e| StorageError(format!("encoding a job: {e}")))?;
         self.store
-            .put(&key(&record.id), json.into(), Some(self.ttl))
+            .put(&key(&record.id), encode(record)?, Some(self.ttl))
             .await
+    }
+
+    /// Writes a record back only if it still holds `read` (what the step started from), so
+    /// that a job deleted (or stepped by another driver) meanwhile is not overwritten.
+    /// Without conditional writes, a plain read first (not atomic, but the store is strongly
+    /// consistent: [`Jobs::new`] asks for that).
+    async fn put_back(&self, record: &JobRecord, read: Bytes) -> Result<bool, StorageError> {
+        let k = key(&record.id);
+        if self.store.capabilities().conditional_writes {
+            let json = encode(record)?;
+            return self
+                .store
+                .put_if(&k, json, Some(self.ttl), Expect::Value(read))
+                .await;
+        }
+        if self.store.get(&k).await?.is_none() {
+            return Ok(false);
+        }
+        self.put(record).await?;
+        Ok(true)
     }
 
     /// Reads several jobs in one storage call; missing or unreadable ones are left out.
@@ -234,7 +276,7 @@ impl Jobs {
     /// # Errors
     /// Storage failures.
     pub async fn ids(&self) -> Result<Vec<String>, StorageError> {
-        let keys = self.store.list("video/").await?;
+        let keys = crate::seams::list_all(&*self.store, "video/").await?;
         Ok(keys
             .into_iter()
             .filter_map(|k| k.strip_prefix("video/").map(str::to_owned))
@@ -325,15 +367,55 @@ impl Jobs {
                 job_id: record.id.clone(),
                 digest,
             };
-            if let Ok(json) = serde_json::to_vec(&entry) {
-                // Best effort: without it a retry makes a second job, as without the header.
-                let _ = self
-                    .store
-                    .put(&idempotency_key(&k), json.into(), Some(self.ttl))
-                    .await;
+            if let Some(winner) = self.claim_idempotency_key(&k, &entry).await {
+                // A concurrent request with the same key won: this job has not been stepped
+                // (nothing was submitted), so drop it and answer with that one.
+                let _ = self.delete(&record).await;
+                return match winner {
+                    Ok(existing) => Ok((existing, false)),
+                    Err(e) => Err(e),
+                };
             }
         }
         Ok((record, true))
+    }
+
+    /// Records `entry` under the idempotency key `k` unless a concurrent request got there
+    /// first (conditional write, where the store has them); then the winner's job, or the
+    /// conflict. Best effort otherwise: without the entry a retry makes a second job, as
+    /// without the header.
+    async fn claim_idempotency_key(
+        &self,
+        k: &str,
+        entry: &record::IdempotencyEntry,
+    ) -> Option<Result<JobRecord, JobError>> {
+        let json = encode(entry).ok()?;
+        let ikey = idempotency_key(k);
+        if !self.store.capabilities().conditional_writes {
+            let _ = self.store.put(&ikey, json, Some(self.ttl)).await;
+            return None;
+        }
+        match self
+            .store
+            .put_if(&ikey, json, Some(self.ttl), Expect::Absent)
+            .await
+        {
+            Ok(true) | Err(_) => None,
+            Ok(false) => {
+                let seen = self.store.get(&ikey).await.ok().flatten()?;
+                let seen: record::IdempotencyEntry = serde_json::from_slice(&seen).ok()?;
+                if seen.digest != entry.digest {
+                    return Some(Err(ApiError::new(
+                        http::StatusCode::CONFLICT,
+                        "This Idempotency-Key was already used with a different request body.",
+                    )
+                    .code("idempotency_key_reused")
+                    .into()));
+                }
+                let existing = self.get(&seen.job_id).await.ok().flatten()?;
+                Some(Ok(existing))
+            }
+        }
     }
 
     /// Takes one step of a job: renews its slot, refreshes the account's token if due, and
@@ -343,7 +425,7 @@ impl Jobs {
     /// # Errors
     /// Storage failures (the driver retries later); everything else ends up in the record.
     pub async fn step(&self, id: &str) -> Result<StepOutcome, StorageError> {
-        let Some(mut record) = self.get(id).await? else {
+        let Some((mut record, read)) = self.get_raw(id).await? else {
             return Ok(StepOutcome::gone());
         };
         if record.status.is_terminal() {
@@ -355,11 +437,6 @@ impl Jobs {
         let before = (record.log.len(), record.status, record.progress);
         let (progress, mut lines) = Progress::channel();
         let result = self.step_record(&mut record, &progress).await;
-        // Deleted while the step ran (its slot is already released): writing the record back
-        // would resurrect it and keep its driver going.
-        if self.store.get(&key(&record.id)).await?.is_none() {
-            return Ok(StepOutcome::gone());
-        }
         let new_lines = drain(&mut lines);
         record.push_log(new_lines, MAX_LOG_LINES);
         let now = self.clock.now_ms();
@@ -392,7 +469,22 @@ impl Jobs {
         if (record.log.len(), record.status, record.progress) != before {
             record.revision += 1;
         }
-        self.put(&record).await?;
+        if !self.put_back(&record, read).await? {
+            // Deleted while the step ran (its slot is already released): writing the record
+            // back would resurrect it and keep its driver going. Or another driver stepped it:
+            // its record stands, and this driver looks again later.
+            return Ok(match self.get(id).await? {
+                None => StepOutcome::gone(),
+                Some(r) if r.status.is_terminal() => StepOutcome {
+                    next: None,
+                    record: Some(r),
+                },
+                Some(r) => StepOutcome {
+                    next: Some(self.poll.interval.max(Duration::from_secs(1))),
+                    record: Some(r),
+                },
+            });
+        }
         Ok(StepOutcome {
             next,
             record: Some(record),

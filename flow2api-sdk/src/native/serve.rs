@@ -251,9 +251,14 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
-    let response = match read_body(body, max_body_bytes).await {
-        Ok(bytes) => app.handle(Request::from_parts(parts, bytes)).await,
-        Err(rejection) => rejection.response(max_body_bytes),
+    // Refused from the head (bad key, unknown route, declared too large): the body is never
+    // read.
+    let response = match app.check_head(&parts) {
+        Some(rejected) => rejected,
+        None => match read_body(body, max_body_bytes).await {
+            Ok(bytes) => app.handle(Request::from_parts(parts, bytes)).await,
+            Err(rejection) => rejection.response(max_body_bytes),
+        },
     };
     let (parts, body) = response.into_parts();
     let body = match body {

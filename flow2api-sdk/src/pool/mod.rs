@@ -377,7 +377,7 @@ impl AccountPool {
     /// # Errors
     /// Storage failures. Records that no longer parse are skipped, not fatal.
     pub async fn list(&self) -> Result<Vec<Account>, StorageError> {
-        let keys = self.storage.list(KEY_PREFIX).await?;
+        let keys = crate::seams::list_all(&*self.storage, KEY_PREFIX).await?;
         let reads = keys.iter().map(|k| self.storage.get(k));
         let mut out: Vec<Account> = futures::future::join_all(reads)
             .await

@@ -86,6 +86,7 @@
 //! - `GET /_fake/stats` — `{"max_in_flight":{email:n},"generated":n,"rejections":[…]}`.
 
 mod assets;
+pub mod conformance;
 mod control;
 mod reply;
 mod routes;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension};
 
 use super::{sweep, to_sql_ms, SqliteDb};
-use crate::seams::{boxed, BoxFuture, Bytes, Storage, StorageError};
+use crate::seams::{
+    boxed, BoxFuture, Bytes, Capabilities, Expect, ListPage, Storage, StorageError, MAX_LIST_LIMIT,
+};
 
 /// A [`Storage`] over the rows of one namespace of a [`SqliteDb`]. Take one per namespace with
 /// [`SqliteDb::storage`]; cheap to clone.
@@ -49,14 +51,19 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// The live keys of namespace ?1 at time ?2 from ?3 on, in key order.
-const LIST_FROM: &str = "SELECT key FROM kv WHERE ns = ?1 AND key >= ?3
-    AND (expires_ms IS NULL OR expires_ms > ?2) ORDER BY key";
-/// [`LIST_FROM`] below ?4.
-const LIST_RANGE: &str = "SELECT key FROM kv WHERE ns = ?1 AND key >= ?3 AND key < ?4
-    AND (expires_ms IS NULL OR expires_ms > ?2) ORDER BY key";
+/// Up to ?5 live keys of namespace ?1 at time ?2 after ?3 (or from it, when ?4 is 1) and
+/// below ?6 (none when NULL), in key order.
+const LIST_PAGE: &str = "SELECT key FROM kv WHERE ns = ?1
+    AND (key > ?3 OR (?4 = 1 AND key = ?3)) AND (?6 IS NULL OR key < ?6)
+    AND (expires_ms IS NULL OR expires_ms > ?2) ORDER BY key LIMIT ?5";
 
 impl Storage for SqliteStorage {
+    fn capabilities(&self) -> Capabilities {
+        // One writer connection and committed-before-return writes: every reader of this
+        // database sees every acknowledged write, and `put_if` runs in one transaction.
+        Capabilities::strong()
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
         let (ns, key, now) = (self.ns.clone(), key.to_owned(), self.db.now_ms());
         boxed(async move {
@@ -118,31 +125,95 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
         let (ns, now) = (self.ns.clone(), self.db.now_ms());
-        let (start, end) = (prefix.to_owned(), prefix_end(prefix));
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let end = prefix_end(prefix);
+        // The cursor is the last key of the previous page; a foreign one is clamped into the
+        // prefix's range so it can never list keys outside it.
+        let (start, inclusive) = match cursor {
+            Some(c) if c >= prefix => (c.to_owned(), 0),
+            _ => (prefix.to_owned(), 1),
+        };
         boxed(async move {
-            let keys = self
+            let mut keys = self
                 .db
                 .read(move |c| {
                     // A range on the primary key: an index seek, not a scan of the namespace.
-                    let now = to_sql_ms(now);
-                    let key = |r: &rusqlite::Row<'_>| r.get::<_, String>(0);
-                    let mut stmt;
-                    let rows = match &end {
-                        Some(end) => {
-                            stmt = c.prepare_cached(LIST_RANGE)?;
-                            stmt.query_map(params![&*ns, now, start, end], key)?
-                        }
-                        None => {
-                            stmt = c.prepare_cached(LIST_FROM)?;
-                            stmt.query_map(params![&*ns, now, start], key)?
-                        }
-                    };
+                    let mut stmt = c.prepare_cached(LIST_PAGE)?;
+                    let rows = stmt.query_map(
+                        params![
+                            &*ns,
+                            to_sql_ms(now),
+                            start,
+                            inclusive,
+                            limit as i64 + 1,
+                            end
+                        ],
+                        |r| r.get::<_, String>(0),
+                    )?;
                     rows.collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .await?;
-            Ok(keys)
+            let more = keys.len() > limit;
+            keys.truncate(limit);
+            let cursor = if more { keys.last().cloned() } else { None };
+            Ok(ListPage { keys, cursor })
+        })
+    }
+
+    fn put_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        let (ns, key, now) = (self.ns.clone(), key.to_owned(), self.db.now_ms());
+        let expires = ttl.map(|t| to_sql_ms(now.saturating_add(t.as_millis() as u64)));
+        boxed(async move {
+            self.db
+                .write(move |c| {
+                    // The single writer connection makes read-compare-write atomic; the
+                    // transaction makes it one commit.
+                    let tx = c.unchecked_transaction()?;
+                    let current = tx
+                        .prepare_cached(
+                            "SELECT value FROM kv WHERE ns = ?1 AND key = ?2
+                             AND (expires_ms IS NULL OR expires_ms > ?3)",
+                        )?
+                        .query_row(params![&*ns, key, to_sql_ms(now)], |r| {
+                            r.get::<_, Vec<u8>>(0)
+                        })
+                        .optional()?;
+                    let matches = match (&expect, &current) {
+                        (Expect::Absent, None) => true,
+                        (Expect::Value(want), Some(have)) => want[..] == have[..],
+                        _ => false,
+                    };
+                    if matches {
+                        tx.prepare_cached(
+                            "INSERT INTO kv (ns, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (ns, key) DO UPDATE
+                             SET value = excluded.value, expires_ms = excluded.expires_ms",
+                        )?
+                        .execute(params![
+                            &*ns,
+                            key,
+                            &value[..],
+                            expires
+                        ])?;
+                    }
+                    tx.commit()?;
+                    Ok(matches)
+                })
+                .await
+                .map_err(StorageError::from)
         })
     }
 

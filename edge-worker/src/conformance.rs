@@ -1,0 +1,119 @@
+//! The seams' conformance suites (`flow2api_sdk::testing::conformance`) run inside workerd
+//! against this worker's own implementations: `POST /__conformance/{seam}/{backend}/{case}`.
+//!
+//! Test-only. The route answers only when the variable `CONFORMANCE_ROUTE` is `"1"`, which
+//! `wrangler.toml` never sets: `tests/test_conformance_worker.py` starts `wrangler dev` with
+//! `--var CONFORMANCE_ROUTE:1`. It is compiled into the normal build so that the test reuses
+//! the one worker build CI already makes (a second build costs minutes on CI's two cores);
+//! without the variable every request to it is a plain 404.
+//!
+//! One case per request keeps each invocation within its subrequest budget; the 1,000-key
+//! listing case is split into `seed` requests (`{"prefix","from","to"}`) and one
+//! `check_listing` (`{"prefix","count"}`). The answer is
+//! `{"outcome":"passed"|"skipped"|"failed","message":…}`.
+
+use std::sync::Arc;
+
+use flow2api_sdk::testing::conformance::{coordinator, storage, Outcome, Time};
+use serde::{Deserialize, Serialize};
+use worker::{Env, Response, Result};
+
+use crate::clock::WorkerClock;
+use crate::coordinator::DoCoordinator;
+use crate::do_storage::DoStorage;
+use crate::fetch_http::Subrequests;
+use crate::kv_storage::KvStorage;
+
+/// The path prefix of the route.
+pub const PREFIX: &str = "/__conformance/";
+
+/// Whether the route is switched on for this deployment.
+pub fn enabled(env: &Env) -> bool {
+    env.var("CONFORMANCE_ROUTE")
+        .map(|v| v.to_string() == "1")
+        .unwrap_or(false)
+}
+
+/// Arguments of the split listing case.
+#[derive(Debug, Default, Deserialize)]
+struct Args {
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    from: usize,
+    #[serde(default)]
+    to: usize,
+    #[serde(default)]
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Answer {
+    outcome: &'static str,
+    message: Option<String>,
+}
+
+/// The `StoreObject` instance the storage cases use.
+const STORE_INSTANCE: &str = "conformance";
+
+/// Runs one case: `rest` is `{seam}/{backend}/{case}`, `body` the JSON arguments.
+#[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32
+pub async fn handle(env: &Env, rest: &str, body: &str) -> Result<Response> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [seam, backend, case] = parts.as_slice() else {
+        return Response::error("expected /__conformance/{seam}/{backend}/{case}", 404);
+    };
+    let args: Args = if body.trim().is_empty() {
+        Args::default()
+    } else {
+        match serde_json::from_str(body) {
+            Ok(a) => a,
+            Err(e) => return Response::error(format!("bad arguments: {e}"), 400),
+        }
+    };
+    let time = Time::Real(Arc::new(WorkerClock));
+    let subrequests = Subrequests::default();
+    let result = match *seam {
+        "storage" => {
+            let store: Arc<dyn flow2api_sdk::Storage> = match *backend {
+                "kv" => Arc::new(KvStorage::new(env.kv("KV")?)),
+                "do" => Arc::new(DoStorage::new(
+                    &env.durable_object("STORE")?,
+                    STORE_INSTANCE,
+                    subrequests.clone(),
+                )?),
+                other => return Response::error(format!("no storage backend {other}"), 404),
+            };
+            let subject = storage::Subject::new(store, time);
+            match *case {
+                "seed" => storage::seed_keys(&subject, &args.prefix, args.from..args.to)
+                    .await
+                    .map(|()| None),
+                "check_listing" => storage::check_listing(&subject, &args.prefix, args.count)
+                    .await
+                    .map(|()| None),
+                name => storage::case(name, &subject).await,
+            }
+        }
+        "coordinator" if *backend == "do" => {
+            let c = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
+            coordinator::case(case, &coordinator::Subject::new(Arc::new(c), time)).await
+        }
+        _ => return Response::error(format!("no suite {seam}/{backend}"), 404),
+    };
+    let answer = match Outcome::from(result) {
+        Outcome::Passed => Answer {
+            outcome: "passed",
+            message: None,
+        },
+        Outcome::Skipped(why) => Answer {
+            outcome: "skipped",
+            message: Some(why),
+        },
+        Outcome::Failed(why) => Answer {
+            outcome: "failed",
+            message: Some(why),
+        },
+    };
+    Response::from_json(&answer)
+}

@@ -1,0 +1,165 @@
+//! The seams' conformance suites (`flow2api_sdk::testing::conformance`) against the in-memory
+//! implementations and the caching decorator. The worker's run inside workerd
+//! (`tests/test_conformance_worker.py`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow2api_sdk::cache::{CachingStorage, StorageCache};
+use flow2api_sdk::memory::{ManualClock, MemoryCoordinator, MemoryStorage};
+use flow2api_sdk::seams::{BoxFuture, Bytes, Capabilities, ListPage, Storage, StorageError};
+use flow2api_sdk::testing::conformance::{coordinator, storage, Outcome, Time};
+
+fn memory() -> (Arc<ManualClock>, Arc<MemoryStorage>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    (clock.clone(), Arc::new(MemoryStorage::new(clock)))
+}
+
+#[tokio::test]
+async fn memory_storage_passes_the_storage_suite() {
+    let report = storage::suite(|| async {
+        let (clock, store) = memory();
+        storage::Subject::new(store, Time::Manual(clock))
+    })
+    .await;
+    report.assert_passed();
+    assert!(
+        report
+            .cases
+            .iter()
+            .all(|(n, o)| *o == Outcome::Passed || *n == "min_ttl"),
+        "memory is strong with conditional writes: only min_ttl skips\n{report}"
+    );
+}
+
+#[tokio::test]
+async fn the_caching_decorator_passes_the_storage_suite() {
+    let report = storage::suite(|| async {
+        let (clock, store) = memory();
+        let cache = Arc::new(StorageCache::new(clock.clone(), Duration::from_secs(2)));
+        let cached = CachingStorage::new(store, cache);
+        storage::Subject::new(Arc::new(cached), Time::Manual(clock))
+    })
+    .await;
+    report.assert_passed();
+}
+
+#[tokio::test]
+async fn the_caching_decorator_with_a_zero_ttl_is_its_backend() {
+    let report = storage::suite(|| async {
+        let (clock, store) = memory();
+        let cache = Arc::new(StorageCache::new(clock.clone(), Duration::ZERO));
+        let cached = CachingStorage::new(store, cache);
+        assert_eq!(cached.capabilities(), Capabilities::strong());
+        storage::Subject::new(Arc::new(cached), Time::Manual(clock))
+    })
+    .await;
+    report.assert_passed();
+}
+
+#[tokio::test]
+async fn memory_coordinator_passes_the_coordinator_suite() {
+    let report = coordinator::suite(|| async {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        coordinator::Subject::new(
+            Arc::new(MemoryCoordinator::new(clock.clone())),
+            Time::Manual(clock),
+        )
+    })
+    .await;
+    report.assert_passed();
+    assert!(
+        report.cases.iter().all(|(_, o)| *o == Outcome::Passed),
+        "{report}"
+    );
+}
+
+/// A backend that forgets every other write: the suite must notice.
+struct Lossy {
+    inner: MemoryStorage,
+    n: std::sync::atomic::AtomicUsize,
+}
+
+impl Storage for Lossy {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::strong()
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
+        self.inner.get(key)
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        if self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 1 {
+            return Box::pin(async { Ok(()) });
+        }
+        self.inner.put(key, value, ttl)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        self.inner.delete(key)
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
+        self.inner.list(prefix, limit, cursor)
+    }
+}
+
+#[tokio::test]
+async fn the_suite_fails_a_broken_backend_and_names_the_cases() {
+    let report = storage::suite(|| async {
+        let clock = Arc::new(ManualClock::new(0));
+        let lossy = Lossy {
+            inner: MemoryStorage::new(clock.clone()),
+            n: 0.into(),
+        };
+        storage::Subject::new(Arc::new(lossy), Time::Manual(clock))
+    })
+    .await;
+    let failed: Vec<&str> = report.failures().iter().map(|(n, _)| *n).collect();
+    assert!(failed.contains(&"get_put_delete"), "{report}");
+    assert!(failed.contains(&"list_past_1000_keys"), "{report}");
+    // It claims conditional writes it does not have.
+    assert!(failed.contains(&"conditional_write"), "{report}");
+    let panic = std::panic::catch_unwind(|| report.assert_passed()).unwrap_err();
+    let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("get_put_delete:"), "{text}");
+}
+
+#[tokio::test]
+async fn storage_media_stores_pass_the_media_suite() {
+    use flow2api_sdk::memory::StorageMediaStore;
+    use flow2api_sdk::testing::conformance::media;
+    // The default piece size, and a small one so that reads and ranges cross pieces.
+    for chunk in [flow2api_sdk::memory::DEFAULT_MEDIA_CHUNK, 65_536, 4_096] {
+        let report = media::suite(|| async {
+            let (clock, store) = memory();
+            let media =
+                StorageMediaStore::new(store, Some(Duration::from_secs(60))).with_chunk_size(chunk);
+            media::Subject::new(Arc::new(media), Time::Manual(clock))
+        })
+        .await;
+        report.assert_passed();
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn the_media_directory_passes_the_media_suite() {
+    use flow2api_sdk::native::{DirMediaStore, TokioClock};
+    use flow2api_sdk::testing::conformance::media;
+    let dir = std::env::temp_dir().join(format!("flow2api-media-suite-{}", std::process::id()));
+    let report = media::suite(|| async {
+        let store = DirMediaStore::open(&dir, Duration::from_secs(60)).unwrap();
+        media::Subject::new(Arc::new(store), Time::Real(Arc::new(TokioClock)))
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    report.assert_passed();
+}
