@@ -232,7 +232,9 @@ def bench_worker(results):
     wrangler = start(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/health")
+        # `wrangler dev` runs the [build] command first (wasm-opt alone takes a minute or two
+        # on a busy 2-core machine).
+        wait_http(f"{base}/health", timeout=600)
         add_accounts(base, fake_base, "worker")
         workerd = by_name(descendants(wrangler.pid), "workerd")
         rps, errors = wrk_models(base)
