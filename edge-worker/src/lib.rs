@@ -185,14 +185,10 @@ pub(crate) mod entry {
         spawner: Option<Arc<dyn Spawn>>,
     ) -> Result<Deps> {
         let kv: Arc<dyn Storage> = Arc::new(KvStorage::new(env.kv("KV")?));
-        let sessions =
-            DoStorage::new(&env.durable_object("STORE")?, SESSIONS, subrequests.clone())?;
+        let store = env.durable_object("STORE")?;
+        let sessions = DoStorage::new(store.clone(), SESSIONS, subrequests.clone());
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
-        let jobs = DoStorage::new(
-            &env.durable_object("STORE")?,
-            VIDEO_JOBS,
-            subrequests.clone(),
-        )?;
+        let jobs = DoStorage::new(store, VIDEO_JOBS, subrequests.clone());
         let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
         Ok(Deps {
             http: Arc::new(FetchHttp::new(subrequests.clone())),
