@@ -78,10 +78,10 @@ pub async fn handle(env: &Env, rest: &str, body: &str) -> Result<Response> {
             let store: Arc<dyn flow2api_sdk::Storage> = match *backend {
                 "kv" => Arc::new(KvStorage::new(env.kv("KV")?)),
                 "do" => Arc::new(DoStorage::new(
-                    &env.durable_object("STORE")?,
+                    env.durable_object("STORE")?,
                     STORE_INSTANCE,
                     subrequests.clone(),
-                )?),
+                )),
                 other => return Response::error(format!("no storage backend {other}"), 404),
             };
             let subject = storage::Subject::new(store, time);

@@ -1,6 +1,7 @@
 //! The SDK's [`Storage`] over one named `StoreObject` instance: strongly consistent records
 //! every isolate sees at once (admin sessions).
 
+use std::cell::OnceCell;
 use std::time::Duration;
 
 use flow2api_sdk::seams::{
@@ -15,23 +16,39 @@ use crate::protocol::{StoreCommand, StoreReply, Value, STORE_URL};
 /// [`Storage`] in the `StoreObject` instance of a given name.
 #[derive(Debug)]
 pub struct DoStorage {
-    stub: Stub,
+    store: ObjectNamespace,
+    name: &'static str,
+    /// Made on first use: most invocations (an image) never touch this store, and naming an
+    /// object costs a hash and two calls into the runtime.
+    stub: OnceCell<Stub>,
     subrequests: Subrequests,
 }
 
 impl DoStorage {
     /// Storage in the instance `name` of the `STORE` namespace, counting into `subrequests`.
-    pub fn new(
-        store: &ObjectNamespace,
-        name: &str,
-        subrequests: Subrequests,
-    ) -> worker::Result<Self> {
-        let stub = store.id_from_name(name)?.get_stub()?;
-        Ok(Self { stub, subrequests })
+    pub fn new(store: ObjectNamespace, name: &'static str, subrequests: Subrequests) -> Self {
+        Self {
+            store,
+            name,
+            stub: OnceCell::new(),
+            subrequests,
+        }
+    }
+
+    fn stub(&self) -> Result<&Stub, StorageError> {
+        if let Some(stub) = self.stub.get() {
+            return Ok(stub);
+        }
+        let stub = self
+            .store
+            .id_from_name(self.name)
+            .and_then(|id| id.get_stub())
+            .map_err(|e| StorageError(format!("store object: {e}")))?;
+        Ok(self.stub.get_or_init(|| stub))
     }
 
     async fn send(&self, command: StoreCommand) -> Result<StoreReply, StorageError> {
-        call(&self.stub, STORE_URL, &command, &self.subrequests).await
+        call(self.stub()?, STORE_URL, &command, &self.subrequests).await
     }
 }
 

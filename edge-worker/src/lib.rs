@@ -198,14 +198,10 @@ pub(crate) mod entry {
             .clone()
         });
         let kv: Arc<dyn Storage> = Arc::new(KvStorage::new(env.kv("KV")?));
-        let sessions =
-            DoStorage::new(&env.durable_object("STORE")?, SESSIONS, subrequests.clone())?;
+        let store = env.durable_object("STORE")?;
+        let sessions = DoStorage::new(store.clone(), SESSIONS, subrequests.clone());
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
-        let jobs = DoStorage::new(
-            &env.durable_object("STORE")?,
-            VIDEO_JOBS,
-            subrequests.clone(),
-        )?;
+        let jobs = DoStorage::new(store, VIDEO_JOBS, subrequests.clone());
         let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
         let mut builder = App::builder(config.clone())
             .settings_cache(settings.clone())

@@ -33,6 +33,10 @@ pub(crate) struct EventStream<E: Encoder> {
     clock: Arc<dyn Clock>,
     interval: Duration,
     heartbeat: BoxFuture<'static, ()>,
+    /// When the last frame went out (Unix ms). Frames only note the time: the one timer is
+    /// re-armed when it fires, not replaced on every frame (at the edge each replacement is a
+    /// `setTimeout` and a `clearTimeout`).
+    last_sent_ms: u64,
     started: bool,
     done: bool,
 }
@@ -46,6 +50,7 @@ impl<E: Encoder> EventStream<E> {
         interval: Duration,
     ) -> Self {
         let heartbeat = clock.sleep(interval);
+        let last_sent_ms = clock.now_ms();
         Self {
             pipeline: Some(pipeline),
             outcome: None,
@@ -54,13 +59,14 @@ impl<E: Encoder> EventStream<E> {
             clock,
             interval,
             heartbeat,
+            last_sent_ms,
             started: false,
             done: false,
         }
     }
 
-    fn reset_heartbeat(&mut self) {
-        self.heartbeat = self.clock.sleep(self.interval);
+    fn note_sent(&mut self) {
+        self.last_sent_ms = self.clock.now_ms();
     }
 }
 
@@ -83,7 +89,7 @@ where
         }
         // Progress first, so lines sent before the result are never overtaken by it.
         if let Poll::Ready(Some(line)) = Pin::new(&mut this.lines).poll_next(cx) {
-            this.reset_heartbeat();
+            this.note_sent();
             return Poll::Ready(Some(Bytes::from(this.encoder.progress(&line))));
         }
         if let Some(p) = this.pipeline.as_mut() {
@@ -103,8 +109,20 @@ where
             }
         }
         if this.heartbeat.as_mut().poll(cx).is_ready() {
-            this.reset_heartbeat();
-            return Poll::Ready(Some(Bytes::from_static(b": keep-alive\n\n")));
+            let interval_ms = u64::try_from(this.interval.as_millis()).unwrap_or(u64::MAX);
+            let quiet_ms = this.clock.now_ms().saturating_sub(this.last_sent_ms);
+            // A frame went out since the timer was armed: wait out the rest of the interval
+            // (polled once so that it wakes this stream; a clock whose sleeps end at once
+            // gets its keep-alive now rather than a busy loop).
+            let rest = interval_ms.saturating_sub(quiet_ms);
+            if rest > 0 {
+                this.heartbeat = this.clock.sleep(Duration::from_millis(rest));
+            }
+            if rest == 0 || this.heartbeat.as_mut().poll(cx).is_ready() {
+                this.heartbeat = this.clock.sleep(this.interval);
+                this.note_sent();
+                return Poll::Ready(Some(Bytes::from_static(b": keep-alive\n\n")));
+            }
         }
         Poll::Pending
     }
