@@ -174,6 +174,17 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// A name that is not in [`SETTINGS`].
+    pub fn unknown(name: &str) -> Self {
+        Self {
+            name: "setting",
+            value: Some(name.to_owned()),
+            message: "no such setting".to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
@@ -209,11 +220,7 @@ impl fmt::Display for ConfigError {
 /// The [`Problem`] with that value.
 pub fn check(name: &str, value: &str) -> Result<(), Problem> {
     let Some(setting) = setting_named(name) else {
-        return Err(Problem {
-            name: "setting",
-            value: Some(name.to_owned()),
-            message: "no such setting".to_owned(),
-        });
+        return Err(Problem::unknown(name));
     };
     let mut reader = Reader {
         lookup: &|n: &str| (n == name).then(|| value.to_owned()),
@@ -534,11 +541,7 @@ impl Config {
                 Some(s) => {
                     values.insert(s.name, value.to_owned());
                 }
-                None => problems.push(Problem {
-                    name: "setting",
-                    value: Some(name.to_owned()),
-                    message: "no such setting".to_owned(),
-                }),
+                None => problems.push(Problem::unknown(name)),
             }
         }
         if !problems.is_empty() {

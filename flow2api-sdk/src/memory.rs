@@ -104,11 +104,7 @@ impl Storage for MemoryStorage {
             .get(key)
             .filter(|(_, exp)| exp.is_none_or(|e| e > now))
             .map(|(v, _)| v);
-        let matches = match (&expect, current) {
-            (Expect::Absent, None) => true,
-            (Expect::Value(want), Some(have)) => want == have,
-            _ => false,
-        };
+        let matches = expect.matches(current.map(|v| &v[..]));
         if matches {
             self.insert(&mut map, key, value, ttl, now);
         }

@@ -201,6 +201,18 @@ pub enum Expect {
     Value(Bytes),
 }
 
+impl Expect {
+    /// Whether a key whose live value is `current` (`None`: absent or expired) holds what
+    /// this expects: the one comparison every backend's [`Storage::put_if`] makes.
+    pub fn matches(&self, current: Option<&[u8]>) -> bool {
+        match (self, current) {
+            (Self::Absent, None) => true,
+            (Self::Value(want), Some(have)) => want[..] == *have,
+            _ => false,
+        }
+    }
+}
+
 /// How soon a backend's readers see a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {

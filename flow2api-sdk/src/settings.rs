@@ -57,11 +57,15 @@ pub enum SettingsError {
 /// # Errors
 /// Storage failures; an unreadable record reads as a storage failure too.
 pub async fn load(store: &dyn Storage) -> Result<Overrides, StorageError> {
-    match store.get(SETTINGS_KEY).await? {
-        None => Ok(Overrides::default()),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| StorageError(format!("settings record unreadable: {e}"))),
-    }
+    parse(store.get(SETTINGS_KEY).await?.as_deref())
+}
+
+/// The overrides in a stored record (`None`: never written).
+fn parse(record: Option<&[u8]>) -> Result<Overrides, StorageError> {
+    record.map_or(Ok(Overrides::default()), |bytes| {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StorageError(format!("settings record unreadable: {e}")))
+    })
 }
 
 /// One setting as an operator sees it.
@@ -215,11 +219,7 @@ impl SettingsCache {
         now_ms: u64,
     ) -> Result<Overrides, SettingsError> {
         let previous = store.get(SETTINGS_KEY).await?;
-        let mut overrides: Overrides = match &previous {
-            None => Overrides::default(),
-            Some(bytes) => serde_json::from_slice(bytes)
-                .map_err(|e| StorageError(format!("settings record unreadable: {e}")))?,
-        };
+        let mut overrides = parse(previous.as_deref())?;
         if expected_version.is_some_and(|v| v != overrides.version) {
             return Err(SettingsError::Conflict {
                 current: overrides.version,
@@ -231,10 +231,11 @@ impl SettingsCache {
                     config::check(name, v).map_err(|p| ConfigError { problems: vec![p] })?;
                     overrides.values.insert(name.clone(), v.to_owned());
                 }
+                _ if config::setting_named(name).is_none() => {
+                    let problems = vec![config::Problem::unknown(name)];
+                    return Err(ConfigError { problems }.into());
+                }
                 _ => {
-                    if config::setting_named(name).is_none() {
-                        config::check(name, "").map_err(|p| ConfigError { problems: vec![p] })?;
-                    }
                     overrides.values.remove(name);
                 }
             }

@@ -191,11 +191,7 @@ impl Storage for SqliteStorage {
                             r.get::<_, Vec<u8>>(0)
                         })
                         .optional()?;
-                    let matches = match (&expect, &current) {
-                        (Expect::Absent, None) => true,
-                        (Expect::Value(want), Some(have)) => want[..] == have[..],
-                        _ => false,
-                    };
+                    let matches = expect.matches(current.as_deref());
                     if matches {
                         tx.prepare_cached(
                             "INSERT INTO kv (ns, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{check, check_eq, CaseResult, Outcome, Report, Time};
+use super::{check, check_eq, CaseResult, Report, Time};
 use crate::pool::state::{AccountCommand, AccountReply, TokenState};
 use crate::seams::{Coordinator, SlotKind, SlotRequest};
 use crate::secret::Secret;
@@ -59,14 +59,11 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Subject>,
 {
-    let mut report = Report::default();
-    for name in CASES {
-        let subject = factory().await;
-        report
-            .cases
-            .push((name, Outcome::from(case(name, &subject).await)));
-    }
-    report
+    super::run(CASES, |name| {
+        let subject = factory();
+        async move { case(name, &subject.await).await }
+    })
+    .await
 }
 
 /// Runs the case `name` of [`CASES`] on a fresh account id (an unknown name fails).

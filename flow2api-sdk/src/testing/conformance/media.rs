@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{check, check_eq, CaseResult, Outcome, Report, Time};
+use super::{check, check_eq, CaseResult, Report, Time};
 use crate::seams::{
     boxed_stream, ByteRange, Bytes, Media, MediaRead, MediaStore, MediaUpload, StorageError,
 };
@@ -43,14 +43,11 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Subject>,
 {
-    let mut report = Report::default();
-    for name in CASES {
-        let subject = factory().await;
-        report
-            .cases
-            .push((name, Outcome::from(case(name, &subject).await)));
-    }
-    report
+    super::run(CASES, |name| {
+        let subject = factory();
+        async move { case(name, &subject.await).await }
+    })
+    .await
 }
 
 /// Runs the case `name` of [`CASES`] (an unknown name fails).

@@ -163,6 +163,22 @@ impl fmt::Display for Report {
     }
 }
 
+/// Runs each of `cases` through `run_case` (which builds a fresh subject and runs the case on
+/// it) and reports each outcome: the loop every suite's `suite` shares.
+pub(crate) async fn run<F, Fut>(cases: &'static [&'static str], run_case: F) -> Report
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = CaseResult>,
+{
+    let mut report = Report::default();
+    for name in cases {
+        report
+            .cases
+            .push((name, Outcome::from(run_case(name).await)));
+    }
+    report
+}
+
 /// Fails the case with `msg` unless `cond`.
 pub(crate) fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
     if cond {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{check, check_eq, namespace, CaseResult, Outcome, Report, Time};
+use super::{check, check_eq, namespace, CaseResult, Report, Time};
 use crate::seams::{
     list_all, Bytes, Capabilities, Consistency, Expect, ListPage, Storage, MAX_LIST_LIMIT,
 };
@@ -63,14 +63,11 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Subject>,
 {
-    let mut report = Report::default();
-    for name in CASES {
-        let subject = factory().await;
-        report
-            .cases
-            .push((name, Outcome::from(case(name, &subject).await)));
-    }
-    report
+    super::run(CASES, |name| {
+        let subject = factory();
+        async move { case(name, &subject.await).await }
+    })
+    .await
 }
 
 /// Runs the case `name` of [`CASES`] (an unknown name fails).
