@@ -568,10 +568,12 @@ def start_gateway(kind: str, name: str, fake: Fake, *, extra: dict[str, str] | N
 
 
 def _config_names() -> set[str]:
-    """Every name in the SDK's `Config::NAMES` (config.rs)."""
+    """Every setting in the SDK's `SETTINGS` table (config.rs)."""
     src = (ROOT / "flow2api-sdk" / "src" / "config.rs").read_text()
-    body = src.split("pub const NAMES", 1)[1].split("];", 1)[0]
-    return set(re.findall(r'"([A-Z0-9_]+)"', body))
+    body = src.split("pub const SETTINGS", 1)[1].split("];", 1)[0]
+    names = set(re.findall(r'setting\("([A-Z0-9_]+)"', body))
+    assert len(names) > 20, "SETTINGS parsed"
+    return names
 
 
 # Config names the gateways read: never inherited from the developer's environment.
