@@ -185,9 +185,9 @@ impl Coordinator for MemoryCoordinator {
 }
 
 /// A [`MediaStore`] over any [`Storage`], in pieces so that neither a write nor a range read
-/// holds more than one piece in memory: `media/{id}` holds the object's [`MediaMeta`] and
-/// `media/{id}/{n}` its `n`-th piece of `chunk_size` bytes, all with the object's TTL. The
-/// pieces are written first and the metadata last, so an object is visible only whole.
+/// holds more than one piece in memory: `media/{id}` holds the object's metadata (type, length,
+/// expiry) and `media/{id}/{n}` its `n`-th piece of `chunk_size` bytes, all with the object's
+/// TTL. The pieces are written first and the metadata last, so an object is visible only whole.
 pub struct StorageMediaStore {
     storage: Arc<dyn Storage>,
     ttl: Option<Duration>,
