@@ -1,4 +1,4 @@
-//! The seams' conformance suites (`flow2api_sdk::testing::conformance`) run inside workerd
+//! The seams' conformance suites (`flow2api_sdk::conformance`) run inside workerd
 //! against this worker's own implementations: `POST /__conformance/{seam}/{backend}/{case}`.
 //!
 //! Test-only. The route answers only when the variable `CONFORMANCE_ROUTE` is `"1"`, which
@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use flow2api_sdk::testing::conformance::{coordinator, storage, Outcome, Time};
+use flow2api_sdk::conformance::{coordinator, storage, Outcome, Time};
 use serde::{Deserialize, Serialize};
 use worker::{Env, Response, Result};
 

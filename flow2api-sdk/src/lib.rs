@@ -28,6 +28,8 @@ pub mod api;
 pub mod cache;
 pub mod captcha;
 pub mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod flow;
 pub mod generate;
 pub mod jobs;

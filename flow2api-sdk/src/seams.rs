@@ -223,7 +223,7 @@ pub enum Consistency {
 }
 
 /// What a [`Storage`] backend guarantees, for code that must choose what to put where. The
-/// conformance suite (`testing::conformance`, feature `testing`) checks each backend against
+/// conformance suite (`conformance`, feature `conformance`) checks each backend against
 /// what it claims here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -86,7 +86,8 @@
 //! - `GET /_fake/stats` — `{"max_in_flight":{email:n},"generated":n,"rejections":[…]}`.
 
 mod assets;
-pub mod conformance;
+/// The seams' conformance suites (also available alone, feature `conformance`).
+pub use crate::conformance;
 mod control;
 mod reply;
 mod routes;

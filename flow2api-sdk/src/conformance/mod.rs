@@ -18,7 +18,7 @@
 //! # futures::executor::block_on(async {
 //! use std::sync::Arc;
 //! use flow2api_sdk::memory::{ManualClock, MemoryStorage};
-//! use flow2api_sdk::testing::conformance::{storage, Time};
+//! use flow2api_sdk::conformance::{storage, Time};
 //!
 //! let report = storage::suite(|| async {
 //!     let clock = Arc::new(ManualClock::new(1_000));
