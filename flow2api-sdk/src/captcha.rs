@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::flow::headers::FALLBACK_USER_AGENT;
-use crate::flow::send_with_timeout;
-use crate::flow::timeouts;
-use crate::flow::wire::{CaptchaTask, CreateTaskRequest, TaskResponse, TaskResultRequest};
 use crate::seams::{
     boxed, BoxFuture, Bytes, CaptchaError, CaptchaRequest, CaptchaSolution, CaptchaSolver, Clock,
     HttpClient,
 };
 use crate::secret::Secret;
+use crate::transport::{send_with_timeout, timeouts, FALLBACK_USER_AGENT};
+
+use wire::{CaptchaTask, CreateTaskRequest, TaskResponse, TaskResultRequest};
 
 /// The YesCaptcha task types the original accepts; anything else falls back to the default.
 pub const YESCAPTCHA_TASK_TYPES: &[&str] = &[
@@ -219,5 +218,80 @@ impl CaptchaSolver for YesCaptcha {
         request: &'a CaptchaRequest,
     ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>> {
         boxed(self.solve_inner(request))
+    }
+}
+
+/// The task API's JSON (YesCaptcha and compatible providers), as they send and expect it.
+mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    /// YesCaptcha `createTask` body.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CreateTaskRequest<'a> {
+        /// The solver API key.
+        pub client_key: &'a str,
+        /// The task.
+        pub task: CaptchaTask<'a>,
+    }
+
+    /// The task of `createTask`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct CaptchaTask<'a> {
+        /// Page URL.
+        #[serde(rename = "websiteURL")]
+        pub website_url: &'a str,
+        /// Site key.
+        pub website_key: &'a str,
+        /// Task type.
+        #[serde(rename = "type")]
+        pub kind: &'a str,
+        /// reCAPTCHA action.
+        pub page_action: &'a str,
+        /// UA to solve with.
+        pub user_agent: &'a str,
+        /// 0.7 or 0.9 for the M1S7/M1S9 types.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub min_score: Option<f64>,
+    }
+
+    /// `getTaskResult` body.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TaskResultRequest<'a> {
+        /// The solver API key.
+        pub client_key: &'a str,
+        /// Task id.
+        pub task_id: &'a str,
+    }
+
+    /// `createTask` / `getTaskResult` response.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct TaskResponse {
+        /// 0 on success.
+        pub error_id: Option<i64>,
+        /// e.g. `ERROR_NO_SLOT_AVAILABLE`.
+        pub error_code: Option<String>,
+        /// Human text.
+        pub error_description: Option<String>,
+        /// Task id (createTask); a string or a number.
+        pub task_id: Option<Value>,
+        /// `processing` or `ready`.
+        pub status: Option<String>,
+        /// The solution when ready.
+        pub solution: Option<TaskSolution>,
+    }
+
+    /// `solution`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct TaskSolution {
+        /// The token.
+        pub g_recaptcha_response: Option<String>,
+        /// The solver's UA.
+        pub user_agent: Option<String>,
     }
 }

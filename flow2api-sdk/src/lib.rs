@@ -44,6 +44,7 @@ pub mod secret;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transport;
 pub mod util;
 
 pub use http;

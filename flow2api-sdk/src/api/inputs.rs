@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use base64::Engine as _;
 use http::Method;
 
-use crate::flow::{send_with_timeout, timeouts};
 use crate::memory::is_media_id;
 use crate::seams::Bytes;
+use crate::transport::{send_with_timeout, timeouts};
 
 use super::error::ApiError;
 use super::AppInner;
@@ -176,7 +176,7 @@ impl AppInner {
                     "accept",
                     "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
                 )
-                .header("user-agent", crate::flow::headers::FALLBACK_USER_AGENT)
+                .header("user-agent", crate::transport::FALLBACK_USER_AGENT)
                 .body(Bytes::new())
                 .map_err(|_| failed(&url, "invalid URL"))?;
             let resp = send_with_timeout(

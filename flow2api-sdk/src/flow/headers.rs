@@ -3,8 +3,7 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-/// The User-Agent used when no captcha solver supplied one.
-pub const FALLBACK_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36";
+pub use crate::transport::FALLBACK_USER_AGENT;
 /// The Accept-Language used when no fingerprint supplied one.
 pub const FALLBACK_ACCEPT_LANGUAGE: &str = "zh-CN,zh;q=0.9";
 /// Origin of every Flow call.

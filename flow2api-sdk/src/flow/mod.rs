@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures::future::{select, Either};
 use http::header::{HeaderMap, HeaderValue};
 use http::Method;
 
@@ -20,6 +19,7 @@ use crate::seams::{
     Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
 };
 use crate::secret::Secret;
+use crate::transport::{json_body, request, send_with_timeout};
 use crate::util;
 
 pub use error::{Blame, FlowError};
@@ -44,10 +44,6 @@ pub mod timeouts {
     pub const GENERATE_IMAGE: Duration = Duration::from_secs(40);
     /// E8.
     pub const UPSAMPLE_IMAGE: Duration = Duration::from_secs(300);
-    /// Captcha provider calls.
-    pub const CAPTCHA: Duration = Duration::from_secs(30);
-    /// Fetching a client's image URL.
-    pub const FETCH_IMAGE: Duration = Duration::from_secs(60);
     /// E9–E14, per attempt.
     pub const VIDEO_SUBMIT: Duration = Duration::from_secs(75);
     /// E15.
@@ -178,23 +174,6 @@ pub fn sniff_mime(bytes: &[u8]) -> &'static str {
     }
 }
 
-fn request(
-    method: Method,
-    url: &str,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<HttpRequest, TransportError> {
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(body)
-        .map_err(|e| {
-            TransportError::new(TransportErrorKind::Other, format!("invalid request: {e}"))
-        })?;
-    *req.headers_mut() = headers;
-    Ok(req)
-}
-
 fn with_bearer(mut h: HeaderMap, at: &Secret) -> HeaderMap {
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", at.expose())) {
         h.insert(http::header::AUTHORIZATION, v);
@@ -207,11 +186,6 @@ fn with_session_cookie(mut h: HeaderMap, st: &Secret) -> HeaderMap {
         h.insert(http::header::COOKIE, v);
     }
     h
-}
-
-fn json_body<T: serde::Serialize>(v: &T) -> Bytes {
-    // Serialising our own wire structs cannot fail.
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// Parses a 2xx body. A body that ends before its JSON does (cut off in transit, as Google's
@@ -647,27 +621,6 @@ impl FlowClient {
             )
             .await?;
         Self::parse_upsample_image(&resp)
-    }
-}
-
-/// Races one exchange against a deadline on `clock`.
-///
-/// # Errors
-/// The client's [`TransportError`], or a timeout.
-pub async fn send_with_timeout(
-    http: &dyn HttpClient,
-    clock: &dyn Clock,
-    req: HttpRequest,
-    timeout: Duration,
-) -> Result<HttpResponse, TransportError> {
-    let call = http.call(req);
-    let deadline = clock.sleep(timeout);
-    match select(call, deadline).await {
-        Either::Left((r, _)) => r,
-        Either::Right(_) => Err(TransportError::new(
-            TransportErrorKind::Timeout,
-            format!("no answer within {} s", timeout.as_secs()),
-        )),
     }
 }
 

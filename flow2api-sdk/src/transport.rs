@@ -1,0 +1,74 @@
+//! Sending one HTTP request over the [`HttpClient`] seam: building it, racing it against a
+//! deadline on the [`Clock`], and the browser User-Agent that calls without a better one send.
+//! The Flow client, the captcha solvers and the API's image fetching all send through here; this
+//! module knows nothing of any of them (see `docs/upstream.md#common-request-rules`).
+
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use http::header::HeaderMap;
+use http::Method;
+
+use crate::seams::{
+    Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+};
+
+/// The User-Agent of calls that have no other (a recent desktop Chrome on Windows): Flow calls
+/// made without a captcha token, the captcha task itself, and fetching a client's image URL.
+pub const FALLBACK_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36";
+
+/// Deadlines of the calls that are not Flow's (Flow's own are `flow::timeouts`).
+pub mod timeouts {
+    use std::time::Duration;
+    /// Each call to the captcha provider (`createTask`, `getTaskResult`).
+    pub const CAPTCHA: Duration = Duration::from_secs(30);
+    /// Fetching a client's image URL (each redirect hop).
+    pub const FETCH_IMAGE: Duration = Duration::from_secs(60);
+}
+
+/// An [`HttpRequest`] with these parts; a URL that does not parse is a [`TransportError`] of
+/// kind [`TransportErrorKind::Other`] (nothing was sent).
+pub(crate) fn request(
+    method: Method,
+    url: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<HttpRequest, TransportError> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(body)
+        .map_err(|e| {
+            TransportError::new(TransportErrorKind::Other, format!("invalid request: {e}"))
+        })?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// `v` as a JSON body.
+pub(crate) fn json_body<T: serde::Serialize>(v: &T) -> Bytes {
+    // Serialising our own wire structs cannot fail.
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Races one exchange against a deadline on `clock`.
+///
+/// # Errors
+/// The client's [`TransportError`], or one of kind [`TransportErrorKind::Timeout`] when no
+/// answer came within `timeout`.
+pub async fn send_with_timeout(
+    http: &dyn HttpClient,
+    clock: &dyn Clock,
+    req: HttpRequest,
+    timeout: Duration,
+) -> Result<HttpResponse, TransportError> {
+    let call = http.call(req);
+    let deadline = clock.sleep(timeout);
+    match select(call, deadline).await {
+        Either::Left((r, _)) => r,
+        Either::Right(_) => Err(TransportError::new(
+            TransportErrorKind::Timeout,
+            format!("no answer within {} s", timeout.as_secs()),
+        )),
+    }
+}
