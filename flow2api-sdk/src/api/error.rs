@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 use crate::generate::GenerateError;
+use crate::jobs::{FailureKind, JobError, JobFailure};
 use crate::pool::{NoAccount, PoolError};
 use crate::seams::StorageError;
 
@@ -218,51 +219,48 @@ impl From<PoolError> for ApiError {
     }
 }
 
+impl From<&JobFailure> for ApiError {
+    /// The one place a classified failure gets its HTTP status, `code` and `Retry-After`
+    /// (see `docs/upstream.md#what-the-client-sees`).
+    fn from(f: &JobFailure) -> Self {
+        let (status, retry_after) = match f.kind {
+            FailureKind::CaptchaFailed | FailureKind::UpstreamCaptchaRejected => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(10))
+            }
+            FailureKind::ContentPolicyViolation => (StatusCode::BAD_REQUEST, None),
+            FailureKind::UpstreamTimeout | FailureKind::VideoTimeout => {
+                (StatusCode::GATEWAY_TIMEOUT, None)
+            }
+            FailureKind::InsufficientQuota => (StatusCode::TOO_MANY_REQUESTS, Some(60)),
+            FailureKind::UpstreamError | FailureKind::VideoFailed => {
+                (StatusCode::BAD_GATEWAY, None)
+            }
+            FailureKind::AccountUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+            FailureKind::StorageUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+            FailureKind::Other => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        let mut e = Self::new(status, f.message.clone()).code(f.code());
+        e.retry_after = retry_after;
+        e
+    }
+}
+
 impl From<GenerateError> for ApiError {
+    /// Classified as a job's failure would be ([`JobFailure`]), then mapped as one.
     fn from(e: GenerateError) -> Self {
-        match &e {
-            GenerateError::Captcha(c) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("Could not obtain a reCAPTCHA token: {}", c.message),
-            )
-            .code("captcha_failed")
-            .retry_after(10),
-            GenerateError::Upstream(f) if f.is_content_policy() => Self::bad_request(format!(
-                "Google refused the content ({}): {}",
-                f.reason().unwrap_or("content policy"),
-                f.message()
-            ))
-            .code("content_policy_violation"),
-            GenerateError::Upstream(f) if f.is_timeout() => Self::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("Upstream timed out: {f}"),
-            )
-            .code("upstream_timeout"),
-            GenerateError::Upstream(f) if f.is_quota_exhausted() => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Upstream quota exhausted: {f}"),
-            )
-            .code("insufficient_quota")
-            .retry_after(60),
-            GenerateError::Upstream(f) if f.is_captcha_rejected() => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("reCAPTCHA kept failing: {f}"),
-            )
-            .code("upstream_captcha_rejected")
-            .retry_after(10),
-            GenerateError::Upstream(f) => {
-                Self::new(StatusCode::BAD_GATEWAY, format!("Upstream failed: {f}"))
-                    .code("upstream_error")
+        Self::from(&JobFailure::from(&e))
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::NoAccount(e) => e.into(),
+            JobError::Start(e) => e.into(),
+            JobError::IdempotencyConflict => {
+                Self::new(StatusCode::CONFLICT, e.to_string()).code("idempotency_key_reused")
             }
-            GenerateError::VideoFailed(m) => {
-                Self::new(StatusCode::BAD_GATEWAY, m.clone()).code("video_failed")
-            }
-            GenerateError::VideoTimeout(m) => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, m.clone()).code("video_timeout")
-            }
-            GenerateError::NoProject => {
-                Self::new(StatusCode::BAD_GATEWAY, e.to_string()).code("upstream_error")
-            }
+            JobError::Storage(e) => e.into(),
         }
     }
 }

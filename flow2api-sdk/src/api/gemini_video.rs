@@ -271,7 +271,7 @@ fn operation_response(r: &JobRecord, base: &str, flavour: &Flavour) -> Response<
             let e = r
                 .failure
                 .as_ref()
-                .map(|f| f.to_api_error())
+                .map(ApiError::from)
                 .unwrap_or_else(ApiError::internal);
             op["done"] = json!(true);
             op["error"] = e.body_json(super::Dialect::Gemini)["error"].clone();

@@ -46,7 +46,7 @@ fn absorb(
         JobStatus::Failed => Some(Err(record
             .failure
             .as_ref()
-            .map(|f| f.to_api_error())
+            .map(ApiError::from)
             .unwrap_or_else(ApiError::internal))),
         _ => None,
     }
@@ -372,7 +372,7 @@ pub(crate) fn video_object(r: &JobRecord) -> Value {
         "size": r.size(),
         "prompt": r.prompt,
         "remixed_from_video_id": null,
-        "error": r.failure.as_ref().map(|f| json!({"code": f.code, "message": f.message})),
+        "error": r.failure.as_ref().map(|f| json!({"code": f.code(), "message": f.message})),
     });
     if let Some(url) = &r.url {
         v["url"] = json!(url);

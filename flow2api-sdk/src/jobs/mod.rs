@@ -5,13 +5,14 @@
 //! finished. Clients read the record (OpenAI Videos, Gemini operations) or follow it (a chat
 //! completion stream), and a client that goes away loses nothing.
 
+mod failure;
 mod local;
 mod record;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::error::ApiError;
+use crate::flow::Blame;
 use crate::generate::video::{JobContext, PollSettings, VideoRequest};
 use crate::generate::{Generator, Progress};
 use crate::pool::{AccountCommand, AccountPool};
@@ -21,8 +22,9 @@ use crate::seams::{
 };
 use crate::util;
 
+pub use failure::{FailureKind, JobError, JobFailure};
 pub(crate) use local::LocalRunner;
-pub use record::{JobFailure, JobLease, JobRecord, JobStatus};
+pub use record::{JobLease, JobRecord, JobStatus};
 
 /// How long a driver waits before retrying a step that failed on storage.
 pub const STEP_RETRY: Duration = Duration::from_secs(5);
@@ -71,32 +73,6 @@ pub struct NewJob {
     pub media_base: String,
     /// The client's `Idempotency-Key` and a digest of its request body.
     pub idempotency: Option<(String, String)>,
-}
-
-/// Why a job could not be created or read.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// A client-facing failure (no account, upload failed, idempotency conflict…).
-    #[error("{}", .0.message)]
-    Api(ApiError),
-    /// The job store failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl From<ApiError> for JobError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
-
-impl From<JobError> for ApiError {
-    fn from(e: JobError) -> Self {
-        match e {
-            JobError::Api(e) => e,
-            JobError::Storage(e) => e.into(),
-        }
-    }
 }
 
 /// The outcome of one [`Jobs::step`].
@@ -288,20 +264,15 @@ impl Jobs {
     /// different body, a 409.
     ///
     /// # Errors
-    /// [`JobError::Api`] for anything the client should see (no account, failed upload,
-    /// conflict); storage failures.
+    /// [`JobError`]: no account could take the job, starting it failed (an upload), the
+    /// idempotency key was used for another body, or storage failed.
     pub async fn create(&self, new: NewJob) -> Result<(JobRecord, bool), JobError> {
         if let Some((k, digest)) = &new.idempotency {
             if let Some(bytes) = self.store.get(&idempotency_key(k)).await? {
                 let seen: record::IdempotencyEntry = serde_json::from_slice(&bytes)
                     .map_err(|e| StorageError(format!("reading an idempotency entry: {e}")))?;
                 if &seen.digest != digest {
-                    return Err(ApiError::new(
-                        http::StatusCode::CONFLICT,
-                        "This Idempotency-Key was already used with a different request body.",
-                    )
-                    .code("idempotency_key_reused")
-                    .into());
+                    return Err(JobError::IdempotencyConflict);
                 }
                 if let Some(existing) = self.get(&seen.job_id).await? {
                     return Ok((existing, false));
@@ -313,7 +284,7 @@ impl Jobs {
             .pool
             .acquire(SlotKind::Video, model.min_tier(), model.id, &[])
             .await
-            .map_err(ApiError::from)?;
+            .map_err(JobError::NoAccount)?;
         let (progress, mut lines) = Progress::channel();
         let started = self
             .generator
@@ -325,7 +296,7 @@ impl Jobs {
                 let reason = e.to_string();
                 let blame = e.blame();
                 self.pool.finish(lease, Some((blame, reason))).await;
-                return Err(ApiError::from(e).into());
+                return Err(JobError::Start(e));
             }
         };
         let now = self.clock.now_ms();
@@ -405,12 +376,7 @@ impl Jobs {
                 let seen = self.store.get(&ikey).await.ok().flatten()?;
                 let seen: record::IdempotencyEntry = serde_json::from_slice(&seen).ok()?;
                 if seen.digest != entry.digest {
-                    return Some(Err(ApiError::new(
-                        http::StatusCode::CONFLICT,
-                        "This Idempotency-Key was already used with a different request body.",
-                    )
-                    .code("idempotency_key_reused")
-                    .into()));
+                    return Some(Err(JobError::IdempotencyConflict));
                 }
                 let existing = self.get(&seen.job_id).await.ok().flatten()?;
                 Some(Ok(existing))
@@ -454,12 +420,12 @@ impl Jobs {
                 record.completed_at_ms = Some(now);
                 None
             }
-            Err(failure) => {
-                record.push_log(vec![format!("Error: {}", failure.0.message)], MAX_LOG_LINES);
+            Err((failure, blame)) => {
+                record.push_log(vec![format!("Error: {}", failure.message)], MAX_LOG_LINES);
                 record.status = JobStatus::Failed;
                 record.completed_at_ms = Some(now);
-                record.failure = Some(JobFailure::from(&failure.0));
-                self.finish_slot(&record, failure.1).await;
+                record.failure = Some(failure);
+                self.finish_slot(&record, blame).await;
                 None
             }
         };
@@ -496,16 +462,10 @@ impl Jobs {
         &self,
         record: &mut JobRecord,
         progress: &Progress,
-    ) -> Result<Option<Duration>, (ApiError, Option<(crate::flow::Blame, String)>)> {
+    ) -> Result<Option<Duration>, (JobFailure, Option<(Blame, String)>)> {
         let account = match self.pool.get(&record.lease.account_id).await {
             Ok(a) => a,
-            Err(e) => {
-                let e = ApiError::new(
-                    http::StatusCode::SERVICE_UNAVAILABLE,
-                    format!("The job's account is no longer available: {e}"),
-                );
-                return Err((e, None));
-            }
+            Err(e) => return Err((JobFailure::account_lost(&e), None)),
         };
         // Renewing the slot also reads the account's state (its token) in the same call.
         let command = match &record.lease.lease_id {
@@ -526,9 +486,9 @@ impl Jobs {
         let token = match self.pool.ensure_token(&account, &status).await {
             Ok(t) => t,
             Err(e) => {
-                let err = ApiError::from(e);
-                let reason = err.message.clone();
-                return Err((err, Some((crate::flow::Blame::Auth, reason))));
+                let failure = JobFailure::token_refresh(&e);
+                let reason = failure.message.clone();
+                return Err((failure, Some((Blame::Auth, reason))));
             }
         };
         let ctx = JobContext {
@@ -546,13 +506,13 @@ impl Jobs {
             Err(e) => {
                 let blame = e.blame();
                 let reason = e.to_string();
-                Err((ApiError::from(e), Some((blame, reason))))
+                Err((JobFailure::from(&e), Some((blame, reason))))
             }
         }
     }
 
     /// Reports a finished job to its account and frees its slot.
-    async fn finish_slot(&self, record: &JobRecord, failure: Option<(crate::flow::Blame, String)>) {
+    async fn finish_slot(&self, record: &JobRecord, failure: Option<(Blame, String)>) {
         self.pool
             .finish_held(
                 &record.lease.account_id,

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::error::ApiError;
 use crate::generate::video::VideoJob;
+
+use super::failure::JobFailure;
 
 /// Where a job is, in the OpenAI Videos vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,39 +34,6 @@ impl JobStatus {
             Self::Completed => "completed",
             Self::Failed => "failed",
         }
-    }
-}
-
-/// Why a job failed, as the client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobFailure {
-    /// The HTTP status the failure maps to.
-    pub status: u16,
-    /// A short machine-readable code.
-    pub code: String,
-    /// The message (never a secret).
-    pub message: String,
-}
-
-impl From<&ApiError> for JobFailure {
-    fn from(e: &ApiError) -> Self {
-        Self {
-            status: e.status.as_u16(),
-            code: e
-                .code
-                .map(str::to_owned)
-                .unwrap_or_else(|| "video_generation_failed".to_owned()),
-            message: e.message.clone(),
-        }
-    }
-}
-
-impl JobFailure {
-    /// As a client error.
-    pub fn to_api_error(&self) -> ApiError {
-        let status = http::StatusCode::from_u16(self.status)
-            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError::new(status, self.message.clone())
     }
 }
 
