@@ -261,6 +261,8 @@ impl From<JobError> for ApiError {
                 Self::new(StatusCode::CONFLICT, e.to_string()).code("idempotency_key_reused")
             }
             JobError::Storage(e) => e.into(),
+            JobError::Failed(f) => Self::from(&f),
+            JobError::Gone => Self::new(StatusCode::GONE, e.to_string()),
         }
     }
 }

@@ -187,19 +187,7 @@ impl App {
     /// Storage failures.
     pub async fn resume_jobs(&self) -> Result<usize, StorageError> {
         let inner = self.inner().await;
-        let mut n = 0;
-        for id in inner.jobs.ids().await? {
-            if let Some(r) = inner.jobs.get(&id).await? {
-                if !r.status.is_terminal() {
-                    inner
-                        .runner
-                        .schedule(&id, std::time::Duration::ZERO)
-                        .await?;
-                    n += 1;
-                }
-            }
-        }
-        Ok(n)
+        inner.jobs.resume(&*inner.runner).await
     }
 
     /// The account pool, for hosts that run background refreshes.

@@ -3,15 +3,13 @@
 //! starting a job, reading it, following it, serving its MP4.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::future::{select, Either};
 use futures::StreamExt;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::generate::video::{check_image_count, media_uuid, VideoRequest};
-use crate::generate::{Output, Progress};
+use crate::generate::Progress;
 use crate::jobs::{is_job_id, JobRecord, JobStatus, NewJob};
 use crate::models::{self, find_video_alias, ResolveHints, VideoModel};
 use crate::seams::{boxed, boxed_stream, Bytes};
@@ -21,36 +19,6 @@ use super::error::ApiError;
 use super::openai::{ChatEncoder, ChatRequest, Meta};
 use super::sse::EventStream;
 use super::{json_response, AppInner, Body};
-
-/// How long a follower listens to a silent watch before reading the record itself.
-const FOLLOW_RECHECK: Duration = Duration::from_secs(120);
-/// Pause before that read when the watch ended early.
-const FOLLOW_PAUSE: Duration = Duration::from_millis(500);
-
-/// Reports the record's new progress lines; `Some` with the result once it has finished.
-fn absorb(
-    record: &JobRecord,
-    seen: &mut u64,
-    progress: &Progress,
-) -> Option<Result<Output, ApiError>> {
-    for line in record.log_since(*seen) {
-        progress.line(line.clone());
-    }
-    *seen = record.log_total();
-    match record.status {
-        JobStatus::Completed => Some(Ok(Output {
-            url: record.url.clone().unwrap_or_default(),
-            kind: "video",
-            media_id: record.video.media_id.clone(),
-        })),
-        JobStatus::Failed => Some(Err(record
-            .failure
-            .as_ref()
-            .map(ApiError::from)
-            .unwrap_or_else(ApiError::internal))),
-        _ => None,
-    }
-}
 
 /// A video generation as the client asked for it, before a job exists.
 pub(crate) struct VideoAsk {
@@ -117,71 +85,15 @@ impl AppInner {
             media_base,
             idempotency,
         };
-        let (record, created) = self.jobs.create(new).await?;
-        if created {
-            // If this fails the job is stalled, and the next read schedules it again.
-            let _ = self.runner.schedule(&record.id, Duration::ZERO).await;
-        }
-        Ok(record)
+        Ok(self.jobs.start(&*self.runner, new).await?)
     }
 
-    /// Reads a job, rescheduling it if its driver seems to have stopped.
+    /// Reads a job (scheduling it again if its driver seems to have stopped).
     pub(crate) async fn read_job(&self, id: &str) -> Result<JobRecord, ApiError> {
-        let record = self
-            .jobs
-            .get(id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found(format!("No video with id `{id}`.")))?;
-        if self.jobs.is_stalled(&record) {
-            let _ = self.runner.schedule(&record.id, Duration::ZERO).await;
-        }
-        Ok(record)
-    }
-
-    /// Follows a job to its end, reporting its progress lines as they are written: watches
-    /// the runner for changes, and reads storage only when the watch ends early or stays
-    /// silent for long.
-    pub(crate) async fn follow_job(
-        &self,
-        record: JobRecord,
-        progress: &Progress,
-    ) -> Result<Output, ApiError> {
-        let mut seen = 0u64;
-        let mut record = record;
-        loop {
-            if let Some(done) = absorb(&record, &mut seen, progress) {
-                return done;
-            }
-            let mut updates = self.runner.watch(&record.id, record.revision).await;
-            loop {
-                let silence = self.deps.clock.sleep(FOLLOW_RECHECK);
-                match select(updates.next(), silence).await {
-                    Either::Left((Some(update), _)) => {
-                        if update.revision > record.revision {
-                            record = update;
-                            if let Some(done) = absorb(&record, &mut seen, progress) {
-                                return done;
-                            }
-                        }
-                    }
-                    Either::Left((None, _)) | Either::Right(_) => break,
-                }
-            }
-            // Not watched (or silent): pause so a job nothing runs is not read in a spin.
-            self.deps.clock.sleep(FOLLOW_PAUSE).await;
-            record = match self.read_job(&record.id).await {
-                Ok(r) => r,
-                Err(e) if e.status == StatusCode::NOT_FOUND => {
-                    return Err(ApiError::new(
-                        StatusCode::GONE,
-                        "The video job was deleted.",
-                    ))
-                }
-                // A passing storage failure: keep following.
-                Err(_) => record,
-            };
-        }
+        self.jobs
+            .get_and_recover(&*self.runner, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("No video with id `{id}`.")))
     }
 
     /// The MP4 of a completed job: from the media store, or streamed from upstream.
@@ -338,13 +250,19 @@ pub(crate) async fn chat_video(
         let interval = inner.config.keepalive_interval;
         let follow = {
             let inner = inner.clone();
-            boxed(async move { inner.follow_job(record, &progress).await })
+            boxed(async move {
+                let followed = inner.jobs.follow(&*inner.runner, record, &progress).await;
+                followed.map_err(ApiError::from)
+            })
         };
         let encoder = ChatEncoder::new(meta, chat.include_usage);
         let stream = EventStream::new(follow, lines, encoder, clock, interval);
         super::openai::sse_response(Body::Stream(boxed_stream(stream)))
     } else {
-        let output = inner.follow_job(record, &Progress::discard()).await?;
+        let output = inner
+            .jobs
+            .follow(&*inner.runner, record, &Progress::discard())
+            .await?;
         super::openai::completion_response(&meta, video_block(&output.url))
     };
     if let Some(v) = job_id {

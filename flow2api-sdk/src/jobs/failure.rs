@@ -168,7 +168,7 @@ impl From<&GenerateError> for JobFailure {
     }
 }
 
-/// Why a job could not be created.
+/// Why a job could not be created, or ended without a video for its follower.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
@@ -184,6 +184,12 @@ pub enum JobError {
     /// The job store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The followed job failed.
+    #[error(transparent)]
+    Failed(JobFailure),
+    /// The followed job was deleted.
+    #[error("The video job was deleted.")]
+    Gone,
 }
 
 #[cfg(test)]

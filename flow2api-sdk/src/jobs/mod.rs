@@ -6,6 +6,7 @@
 //! completion stream), and a client that goes away loses nothing.
 
 mod failure;
+mod follow;
 mod local;
 mod record;
 
