@@ -5,14 +5,16 @@ use std::sync::{Arc, OnceLock};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
+use crate::generate::video::media_uuid;
 use crate::generate::{ImageRequest, Output, Progress};
 use crate::models;
 use crate::pool::Lease;
-use crate::seams::{boxed, Bytes, SlotKind};
+use crate::seams::{boxed, boxed_stream, Bytes, SlotKind};
 use crate::util;
 
 use super::error::{ApiError, Dialect};
 use super::sse::{data, Encoder, EventStream};
+use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
 
 /// `GET /v1/models`: built once, since the catalogue is static.
@@ -43,14 +45,14 @@ pub(crate) fn models_response() -> Response<Body> {
 }
 
 /// A chat completion request, checked and typed.
-pub(crate) struct ChatRequest {
-    pub(crate) model_name: String,
-    pub(crate) stream: bool,
-    pub(crate) include_usage: bool,
-    pub(crate) prompt: String,
-    pub(crate) image_uris: Vec<String>,
-    pub(crate) history_image_uris: Vec<String>,
-    pub(crate) hints: models::ResolveHints,
+struct ChatRequest {
+    model_name: String,
+    stream: bool,
+    include_usage: bool,
+    prompt: String,
+    image_uris: Vec<String>,
+    history_image_uris: Vec<String>,
+    hints: models::ResolveHints,
 }
 
 fn field_error(param: &str, message: impl Into<String>) -> ApiError {
@@ -217,7 +219,7 @@ pub(crate) async fn chat_completions(
     // Unknown names fail before any image is fetched.
     let Some(mut model) = models::resolve_image(&chat.model_name, &chat.hints, None) else {
         if models::resolve_video(&chat.model_name, &chat.hints, None).is_some() {
-            return super::videos::chat_video(inner, &req, chat).await;
+            return chat_video(inner, &req, chat).await;
         }
         return Err(ApiError::model_not_found(&chat.model_name));
     };
@@ -269,9 +271,7 @@ pub(crate) async fn chat_completions(
         let pipeline = boxed(run(inner, lease, job, media_base, progress));
         let encoder = ChatEncoder::new(meta, chat.include_usage);
         let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
-        Ok(sse_response(Body::Stream(crate::seams::boxed_stream(
-            stream,
-        ))))
+        Ok(sse_response(Body::Stream(boxed_stream(stream))))
     } else {
         let output = run(inner, lease, job, media_base, Progress::discard()).await?;
         Ok(completion_response(&meta, final_content(&output)))
@@ -279,7 +279,7 @@ pub(crate) async fn chat_completions(
 }
 
 /// An SSE response around `body`.
-pub(crate) fn sse_response(body: Body) -> Response<Body> {
+fn sse_response(body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
@@ -292,7 +292,7 @@ pub(crate) fn sse_response(body: Body) -> Response<Body> {
 }
 
 /// A non-streaming `chat.completion` with `content`.
-pub(crate) fn completion_response(meta: &Meta, content: String) -> Response<Body> {
+fn completion_response(meta: &Meta, content: String) -> Response<Body> {
     let body = json!({
         "id": meta.id,
         "object": "chat.completion",
@@ -333,27 +333,121 @@ async fn run(
 /// The final chunk's content: markdown for an image, the `<video>` tag of §5.5 for a video.
 fn final_content(output: &Output) -> String {
     if output.kind == "video" {
-        super::videos::video_html(&output.url, output.media_id.as_deref())
+        video_html(&output.url, output.media_id.as_deref())
     } else {
         format!("![Generated Image]({})", output.url)
     }
 }
 
+/// The `<video>` tag of §5.5 for a chat stream's final chunk; `media_id` is the job's
+/// `video_media_id` (else the UUID in the URL).
+fn video_html(url: &str, media_id: Option<&str>) -> String {
+    let media_id = media_id
+        .map(str::to_owned)
+        .or_else(|| media_uuid(url))
+        .unwrap_or_default();
+    format!(
+        "<video src='{url}' data-media-id='{media_id}' controls style='max-width:100%'></video>"
+    )
+}
+
+/// The non-streaming chat content: a fenced HTML block.
+fn video_block(url: &str) -> String {
+    format!("```html\n<video src='{url}' controls></video>\n```")
+}
+
+/// Chat completions for a video model: the job is created now (so every failure before it
+/// exists is a plain error response) and the response follows it.
+async fn chat_video(
+    inner: Arc<AppInner>,
+    req: &Request<Bytes>,
+    chat: ChatRequest,
+) -> Result<Response<Body>, ApiError> {
+    let mut extend_source = None;
+    let mut uris = Vec::new();
+    for uri in &chat.image_uris {
+        match uri.strip_prefix("extend://") {
+            Some(id) if !id.trim().is_empty() => extend_source = Some(id.trim().to_owned()),
+            Some(_) => {
+                return Err(ApiError::bad_request("`extend://` needs a media id.").param("messages"))
+            }
+            None => uris.push(uri.clone()),
+        }
+    }
+    if uris.len() > inner.config.max_images {
+        return Err(ApiError::bad_request(format!(
+            "At most {} images per request.",
+            inner.config.max_images
+        ))
+        .param("messages"));
+    }
+    let mut images = Vec::with_capacity(uris.len());
+    for uri in &uris {
+        images.push(inner.load_image(uri).await?);
+    }
+    let model = resolve_video_model(
+        &chat.model_name,
+        &chat.hints,
+        None,
+        images.first().map(|b| &b[..]),
+    )?;
+    let ask = VideoAsk {
+        model_name: chat.model_name.clone(),
+        model,
+        prompt: chat.prompt,
+        images,
+        extend_source,
+        images_param: "messages",
+    };
+    let record = inner.start_video(ask, inner.public_base(req), None).await?;
+    let meta = Meta {
+        id: format!("chatcmpl-{}", record.id),
+        created: record.created_at_ms / 1000,
+        model: chat.model_name,
+    };
+    let job_id = HeaderValue::from_str(&record.id).ok();
+    let mut resp = if chat.stream {
+        let (progress, lines) = Progress::channel();
+        let clock = inner.deps.clock.clone();
+        let interval = inner.config.keepalive_interval;
+        let follow = {
+            let inner = inner.clone();
+            boxed(async move {
+                let followed = inner.jobs.follow(&*inner.runner, record, &progress).await;
+                followed.map_err(ApiError::from)
+            })
+        };
+        let encoder = ChatEncoder::new(meta, chat.include_usage);
+        let stream = EventStream::new(follow, lines, encoder, clock, interval);
+        sse_response(Body::Stream(boxed_stream(stream)))
+    } else {
+        let output = inner
+            .jobs
+            .follow(&*inner.runner, record, &Progress::discard())
+            .await?;
+        completion_response(&meta, video_block(&output.url))
+    };
+    if let Some(v) = job_id {
+        resp.headers_mut().insert("x-video-id", v);
+    }
+    Ok(resp)
+}
+
 /// What every chunk of one completion repeats.
-pub(crate) struct Meta {
-    pub(crate) id: String,
-    pub(crate) created: u64,
-    pub(crate) model: String,
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
 }
 
 /// Chat completion chunks.
-pub(crate) struct ChatEncoder {
+struct ChatEncoder {
     meta: Meta,
     include_usage: bool,
 }
 
 impl ChatEncoder {
-    pub(crate) fn new(meta: Meta, include_usage: bool) -> Self {
+    fn new(meta: Meta, include_usage: bool) -> Self {
         Self {
             meta,
             include_usage,

@@ -1,6 +1,6 @@
-//! Video jobs over HTTP: the OpenAI Videos API (`/v1/videos`…), chat completions for video
-//! models (a stream that follows the job), and what both share with the Gemini operations:
-//! starting a job, reading it, following it, serving its MP4.
+//! Video jobs over HTTP: the OpenAI Videos API (`/v1/videos`…), and what it shares with chat
+//! completions for video models (`openai.rs`) and the Gemini operations (`gemini_video.rs`):
+//! resolving the model, starting a job, reading it, serving its MP4.
 
 use std::sync::Arc;
 
@@ -8,16 +8,13 @@ use futures::StreamExt;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::generate::video::{check_image_count, media_uuid, VideoRequest};
-use crate::generate::Progress;
+use crate::generate::video::{check_image_count, VideoRequest};
 use crate::jobs::{is_job_id, JobRecord, JobStatus, NewJob};
 use crate::models::{self, find_video_alias, ResolveHints, VideoModel};
-use crate::seams::{boxed, boxed_stream, Bytes};
+use crate::seams::{boxed_stream, Bytes};
 use crate::util;
 
 use super::error::ApiError;
-use super::openai::{ChatEncoder, ChatRequest, Meta};
-use super::sse::EventStream;
 use super::{json_response, AppInner, Body};
 
 /// A video generation as the client asked for it, before a job exists.
@@ -175,100 +172,6 @@ impl AppInner {
         }
         Err(unavailable("too many redirects".into()))
     }
-}
-
-/// The `<video>` tag of §5.5 for a chat stream's final chunk; `media_id` is the job's
-/// `video_media_id` (else the UUID in the URL).
-pub(crate) fn video_html(url: &str, media_id: Option<&str>) -> String {
-    let media_id = media_id
-        .map(str::to_owned)
-        .or_else(|| media_uuid(url))
-        .unwrap_or_default();
-    format!(
-        "<video src='{url}' data-media-id='{media_id}' controls style='max-width:100%'></video>"
-    )
-}
-
-/// The non-streaming chat content: a fenced HTML block.
-pub(crate) fn video_block(url: &str) -> String {
-    format!("```html\n<video src='{url}' controls></video>\n```")
-}
-
-/// Chat completions for a video model: the job is created now (so every failure before it
-/// exists is a plain error response) and the response follows it.
-pub(crate) async fn chat_video(
-    inner: Arc<AppInner>,
-    req: &Request<Bytes>,
-    chat: ChatRequest,
-) -> Result<Response<Body>, ApiError> {
-    let mut extend_source = None;
-    let mut uris = Vec::new();
-    for uri in &chat.image_uris {
-        match uri.strip_prefix("extend://") {
-            Some(id) if !id.trim().is_empty() => extend_source = Some(id.trim().to_owned()),
-            Some(_) => {
-                return Err(ApiError::bad_request("`extend://` needs a media id.").param("messages"))
-            }
-            None => uris.push(uri.clone()),
-        }
-    }
-    if uris.len() > inner.config.max_images {
-        return Err(ApiError::bad_request(format!(
-            "At most {} images per request.",
-            inner.config.max_images
-        ))
-        .param("messages"));
-    }
-    let mut images = Vec::with_capacity(uris.len());
-    for uri in &uris {
-        images.push(inner.load_image(uri).await?);
-    }
-    let model = resolve_video_model(
-        &chat.model_name,
-        &chat.hints,
-        None,
-        images.first().map(|b| &b[..]),
-    )?;
-    let ask = VideoAsk {
-        model_name: chat.model_name.clone(),
-        model,
-        prompt: chat.prompt,
-        images,
-        extend_source,
-        images_param: "messages",
-    };
-    let record = inner.start_video(ask, inner.public_base(req), None).await?;
-    let meta = Meta {
-        id: format!("chatcmpl-{}", record.id),
-        created: record.created_at_ms / 1000,
-        model: chat.model_name,
-    };
-    let job_id = HeaderValue::from_str(&record.id).ok();
-    let mut resp = if chat.stream {
-        let (progress, lines) = Progress::channel();
-        let clock = inner.deps.clock.clone();
-        let interval = inner.config.keepalive_interval;
-        let follow = {
-            let inner = inner.clone();
-            boxed(async move {
-                let followed = inner.jobs.follow(&*inner.runner, record, &progress).await;
-                followed.map_err(ApiError::from)
-            })
-        };
-        let encoder = ChatEncoder::new(meta, chat.include_usage);
-        let stream = EventStream::new(follow, lines, encoder, clock, interval);
-        super::openai::sse_response(Body::Stream(boxed_stream(stream)))
-    } else {
-        let output = inner
-            .jobs
-            .follow(&*inner.runner, record, &Progress::discard())
-            .await?;
-        super::openai::completion_response(&meta, video_block(&output.url))
-    };
-    if let Some(v) = job_id {
-        resp.headers_mut().insert("x-video-id", v);
-    }
-    Ok(resp)
 }
 
 // ---------------------------------------------------------------------------------------------
