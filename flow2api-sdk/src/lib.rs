@@ -13,6 +13,7 @@
 //! - [`flow`]: the typed upstream client, one function per endpoint, build → send → parse.
 //! - [`models`]: the model catalogue, tiers and name resolution.
 //! - [`captcha`]: reCAPTCHA solvers over [`HttpClient`].
+//! - [`coordination`]: what a [`Coordinator`] is told and keeps per account.
 //! - [`pool`]: accounts, their tokens and their concurrency slots.
 //! - [`generate`]: the generation pipeline, emitting progress events.
 //! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
@@ -30,6 +31,7 @@ pub mod captcha;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod coordination;
 pub mod flow;
 pub mod generate;
 pub mod jobs;

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::coordination::{AccountCommand, AccountReply, AccountState};
 use crate::media::slice_chunk;
-use crate::pool::state::{AccountCommand, AccountReply, AccountState};
 use crate::seams::{
     boxed, boxed_stream, clamp_list_limit, BoxFuture, ByteRange, Bytes, Capabilities, Clock,
     Coordinator, Expect, ListPage, MediaObject, MediaRead, MediaStore, MediaUpload, Storage,

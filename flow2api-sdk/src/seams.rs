@@ -382,27 +382,6 @@ pub use crate::media::{
 // Coordination
 // ---------------------------------------------------------------------------------------------
 
-/// What a generation asks of an account's coordinator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SlotKind {
-    /// An image generation.
-    Image,
-    /// A video generation.
-    Video,
-}
-
-/// A request for a concurrency slot on one account.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct SlotRequest {
-    /// Image or video.
-    pub kind: SlotKind,
-    /// The account's limit for that kind; `None` = unlimited.
-    pub limit: Option<u32>,
-    /// How long the slot is held at most unless renewed, in milliseconds.
-    pub lease_ms: u64,
-}
-
 /// A held slot; release it when the generation ends.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlotLease {
@@ -412,12 +391,12 @@ pub struct SlotLease {
     pub lease_id: String,
 }
 
-pub use crate::pool::state::{AccountCommand, AccountReply};
+pub use crate::coordination::{AccountCommand, AccountReply, SlotKind, SlotRequest};
 
 /// Strongly consistent per-account state: concurrency slots held as leases, the access token
 /// and its single-flight refresh lock, consecutive errors and cooldown.
 ///
-/// Every implementation keeps one [`crate::pool::state::AccountState`] per account and calls
+/// Every implementation keeps one [`crate::coordination::AccountState`] per account and calls
 /// its `apply` for each command, atomically per account: natively an in-process table, at the
 /// edge one Durable Object per account.
 pub trait Coordinator: MaybeSend + MaybeSync {

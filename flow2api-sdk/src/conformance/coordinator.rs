@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::{check, check_eq, CaseResult, Report, Time};
-use crate::pool::state::{AccountCommand, AccountReply, TokenState};
+use crate::coordination::{AccountCommand, AccountReply, TokenState};
 use crate::seams::{Coordinator, SlotKind, SlotRequest};
 use crate::secret::Secret;
 

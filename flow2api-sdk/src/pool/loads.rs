@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use super::state::AccountStatus;
+use crate::coordination::AccountStatus;
 
 /// How long a seen state is trusted for ordering.
 pub const MAX_AGE_MS: u64 = 2_000;

@@ -10,8 +10,6 @@
 pub mod loads;
 pub mod records;
 pub mod select;
-pub mod slots;
-pub mod state;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -25,6 +23,8 @@ use crate::models::Tier;
 use crate::seams::{Bytes, Clock, Coordinator, SlotKind, Spawn, Storage, StorageError};
 use crate::secret::Secret;
 
+/// The coordination protocol ([`crate::coordination`]) under its former path.
+pub use crate::coordination as state;
 pub use select::{Lease, SlotGuard};
 pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, TokenState};
 

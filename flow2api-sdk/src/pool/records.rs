@@ -7,8 +7,8 @@ use crate::models::Tier;
 use crate::secret::Secret;
 use crate::util;
 
-use super::state::AccountCommand;
 use super::{Account, AccountPool, PoolError};
+use crate::coordination::AccountCommand;
 
 /// Settings given when adding or updating an account (every field optional).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -8,8 +8,8 @@ use crate::models::Tier;
 use crate::seams::{Coordinator, SlotKind, SlotLease, SlotRequest, Spawn, StorageError};
 use crate::util;
 
-use super::state::{AccountCommand, AccountStatus, TokenState};
 use super::{shuffle, Account, AccountPool, NoAccount, PoolError, Strategy};
+use crate::coordination::{AccountCommand, AccountStatus, TokenState};
 
 /// How many eligible accounts one selection round looks at: bounds the coordinator calls
 /// (Durable Object subrequests at the edge) per request in large pools.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::flow::{Credits, FlowError};
 
-use super::state::{AccountCommand, AccountStatus, TokenState};
 use super::{Account, AccountPool, PoolError, REFRESH_MARGIN_MS};
+use crate::coordination::{AccountCommand, AccountStatus, TokenState};
 
 /// How long the refresh lock holds if its holder dies mid-refresh.
 const REFRESH_LOCK_MS: u64 = 30_000;

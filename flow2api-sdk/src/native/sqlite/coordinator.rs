@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::params;
 
 use super::{lock, SqliteDb, SqliteError};
-use crate::pool::state::{AccountCommand, AccountReply, AccountState};
+use crate::coordination::{AccountCommand, AccountReply, AccountState};
 use crate::seams::{boxed, BoxFuture, Clock, Coordinator, SlotKind, StorageError};
 
 /// A [`Coordinator`] whose account states survive a restart: each account's

@@ -6,7 +6,7 @@
 //! - `kv (ns, key, value, expires_ms)`: every [`Storage`](crate::Storage) namespace (account
 //!   records, admin sessions, video jobs…), so namespaces never collide;
 //! - `account_state (account_id, version, state)`: the durable part of each account's
-//!   [`AccountState`](crate::pool::state::AccountState), written through by the coordinator.
+//!   [`AccountState`](crate::coordination::AccountState), written through by the coordinator.
 //!
 //! One writer connection behind a mutex and a few reader connections, which WAL lets read
 //! while the writer writes. Every call runs on tokio's blocking pool, so a slow disk never

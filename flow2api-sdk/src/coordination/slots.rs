@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::seams::{SlotKind, SlotRequest};
+use super::{SlotKind, SlotRequest};
 
 /// One held slot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,15 +1,38 @@
-//! The hot, strongly consistent state of one account and the rule that changes it: slots held
-//! as leases, the access token with its single-flight refresh lock, consecutive errors,
-//! cooldown and usage. The in-process coordinator keeps one [`AccountState`] per account in
-//! memory; at the edge each account's Durable Object persists its own and calls
-//! [`AccountState::apply`].
+//! The [`Coordinator`](crate::seams::Coordinator) protocol: the commands a coordinator takes,
+//! its replies, and the hot, strongly consistent state of one account with the rule that
+//! changes it (slots held as leases, the access token with its single-flight refresh lock,
+//! consecutive errors, cooldown and usage). It sits below the seams and the pool, which both
+//! speak it. The in-process coordinator keeps one [`AccountState`] per account in memory; at the
+//! edge each account's Durable Object persists its own and calls [`AccountState::apply`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::seams::{SlotKind, SlotRequest};
 use crate::secret::Secret;
 
-use super::slots::SlotTable;
+pub mod slots;
+
+use slots::SlotTable;
+
+/// What a generation asks of an account's coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKind {
+    /// An image generation.
+    Image,
+    /// A video generation.
+    Video,
+}
+
+/// A request for a concurrency slot on one account.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct SlotRequest {
+    /// Image or video.
+    pub kind: SlotKind,
+    /// The account's limit for that kind; `None` = unlimited.
+    pub limit: Option<u32>,
+    /// How long the slot is held at most unless renewed, in milliseconds.
+    pub lease_ms: u64,
+}
 
 /// An access token and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
