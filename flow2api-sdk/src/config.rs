@@ -347,7 +347,7 @@ fn parse(setting: &Setting, raw: &str) -> Result<Value, String> {
                 ));
             }
             if setting.name == "SELECTION_STRATEGY" {
-                if let Some(s) = crate::pool::Strategy::parse(&word) {
+                if let Some(s) = Strategy::parse(&word) {
                     return Ok(Value::Text(s.as_str().to_owned()));
                 }
             }
@@ -435,7 +435,7 @@ pub struct Config {
     /// `VIDEO_SLOT_LEASE` (seconds, default 600): lease of a video slot (renewed while held).
     pub video_slot_lease: Duration,
     /// `SELECTION_STRATEGY`: `least_loaded` (default), `round_robin` or `credit_aware`.
-    pub selection_strategy: crate::pool::Strategy,
+    pub selection_strategy: Strategy,
     /// `CREDIT_FLOOR` (default 0): with `credit_aware`, skip accounts with fewer credits.
     pub credit_floor: i64,
     /// `PROJECT_POOL_SIZE` (default 4, 1–50): Flow projects per account, used round-robin.
@@ -503,10 +503,8 @@ impl Config {
             slot_wait_timeout: r.secs("SLOT_WAIT_TIMEOUT"),
             image_slot_lease: r.secs("IMAGE_SLOT_LEASE"),
             video_slot_lease: r.secs("VIDEO_SLOT_LEASE"),
-            selection_strategy: crate::pool::Strategy::parse(
-                &r.text_or_default("SELECTION_STRATEGY"),
-            )
-            .unwrap_or_default(),
+            selection_strategy: Strategy::parse(&r.text_or_default("SELECTION_STRATEGY"))
+                .unwrap_or_default(),
             credit_floor: r.int("CREDIT_FLOOR"),
             project_pool_size: r.int("PROJECT_POOL_SIZE") as usize,
             account_cache_ttl: r.secs("ACCOUNT_CACHE_TTL"),
@@ -572,6 +570,40 @@ impl Config {
     /// The names [`Config::from_lookup`] reads, for hosts that must enumerate them (Workers).
     pub fn names() -> impl Iterator<Item = &'static str> {
         SETTINGS.iter().map(|s| s.name)
+    }
+}
+
+/// How the pool chooses the next account (`SELECTION_STRATEGY`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Fewest slots in use first, ties at random.
+    #[default]
+    LeastLoaded,
+    /// Least recently used first.
+    RoundRobin,
+    /// Most remaining credits first; accounts under `CREDIT_FLOOR` are skipped.
+    CreditAware,
+}
+
+impl Strategy {
+    /// Parses `least_loaded`, `round_robin` (or `polling`) and `credit_aware`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "least_loaded" | "default" | "random" => Some(Self::LeastLoaded),
+            "round_robin" | "polling" => Some(Self::RoundRobin),
+            "credit_aware" | "credits" => Some(Self::CreditAware),
+            _ => None,
+        }
+    }
+
+    /// The canonical name, as [`Strategy::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LeastLoaded => "least_loaded",
+            Self::RoundRobin => "round_robin",
+            Self::CreditAware => "credit_aware",
+        }
     }
 }
 
@@ -671,7 +703,7 @@ mod tests {
             c.public_base_url.as_deref(),
             Some("https://example.test/flow")
         );
-        assert_eq!(c.selection_strategy, crate::pool::Strategy::RoundRobin);
+        assert_eq!(c.selection_strategy, Strategy::RoundRobin);
         assert!(with(&[("SELECTION_STRATEGY", "fastest")]).is_err());
     }
 

@@ -32,39 +32,7 @@ pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, Token
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
 const KEY_PREFIX: &str = "account:";
 
-/// How the next account is chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Fewest slots in use first, ties at random.
-    #[default]
-    LeastLoaded,
-    /// Least recently used first.
-    RoundRobin,
-    /// Most remaining credits first; accounts under `CREDIT_FLOOR` are skipped.
-    CreditAware,
-}
-
-impl Strategy {
-    /// Parses `least_loaded`, `round_robin` (or `polling`) and `credit_aware`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "least_loaded" | "default" | "random" => Some(Self::LeastLoaded),
-            "round_robin" | "polling" => Some(Self::RoundRobin),
-            "credit_aware" | "credits" => Some(Self::CreditAware),
-            _ => None,
-        }
-    }
-
-    /// The canonical name, as [`Strategy::parse`] reads it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LeastLoaded => "least_loaded",
-            Self::RoundRobin => "round_robin",
-            Self::CreditAware => "credit_aware",
-        }
-    }
-}
+pub use crate::config::Strategy;
 
 /// One Google account: the durable record (the hot state lives in the coordinator).
 #[derive(Debug, Clone, Serialize, Deserialize)]
