@@ -35,7 +35,6 @@ pub mod coordination;
 pub mod flow;
 pub mod generate;
 pub mod jobs;
-pub mod media;
 pub mod memory;
 pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::coordination::{AccountCommand, AccountReply, AccountState};
-use crate::media::slice_chunk;
+use crate::seams::media::slice_chunk;
 use crate::seams::{
     boxed, boxed_stream, clamp_list_limit, BoxFuture, ByteRange, Bytes, Capabilities, Clock,
     Coordinator, Expect, ListPage, MediaObject, MediaRead, MediaStore, MediaUpload, Storage,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::seams::{boxed_stream, BoxFuture, BoxStream, Bytes, MaybeSend, MaybeSync, StorageError};
+use super::{boxed_stream, BoxFuture, BoxStream, Bytes, MaybeSend, MaybeSync, StorageError};
 
 /// A stored media object given whole (the common case: an image already in memory).
 #[derive(Debug, Clone)]

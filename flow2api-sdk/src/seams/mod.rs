@@ -374,9 +374,9 @@ pub fn clamp_list_limit(limit: usize) -> usize {
 // Media
 // ---------------------------------------------------------------------------------------------
 
-pub use crate::media::{
-    ByteRange, Media, MediaObject, MediaRead, MediaStore, MediaStream, MediaUpload,
-};
+pub mod media;
+
+pub use media::{ByteRange, Media, MediaObject, MediaRead, MediaStore, MediaStream, MediaUpload};
 
 // ---------------------------------------------------------------------------------------------
 // Coordination
