@@ -1,5 +1,6 @@
-//! `FlowClient` as a library: exchange a session token (ST) for an access token (E1), then read
-//! the account's credits and tier (E2).
+//! `FlowClient` as a library: exchange a session token (ST) for an access token, then read
+//! the account's credits and tier (see `docs/upstream.md#session-to-access-token` and
+//! `docs/upstream.md#credits`).
 //!
 //! Run with `cargo run -p flow2api-examples --example flow_client -- <ST>`
 //!
@@ -46,19 +47,19 @@ async fn main() -> ExitCode {
         &env_or("FLOW_API_BASE_URL", DEFAULT_API_BASE_URL),
     );
 
-    // E1: ST → AT.
+    // session-to-access-token: ST → AT.
     let session = match flow.session(&st).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("session (E1) failed: {e}");
+            eprintln!("session (ST → AT) failed: {e}");
             return ExitCode::FAILURE;
         }
     };
-    // E2: credits and tier.
+    // credits and tier.
     let credits = match flow.credits(&session.access_token).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("credits (E2) failed: {e}");
+            eprintln!("credits failed: {e}");
             return ExitCode::FAILURE;
         }
     };

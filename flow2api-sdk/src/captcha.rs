@@ -1,5 +1,5 @@
-//! reCAPTCHA solving through task-API providers (§10.2): `createTask`, then `getTaskResult`
-//! polling. The solver's User-Agent is returned so the submit can reuse it.
+//! reCAPTCHA solving through task-API providers (`docs/upstream.md#recaptcha`): `createTask`, then
+//! `getTaskResult` polling. The solver's User-Agent is returned so the submit can reuse it.
 
 use std::sync::Arc;
 use std::time::Duration;

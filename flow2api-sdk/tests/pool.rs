@@ -56,7 +56,7 @@ async fn single_flight_refresh_ten_concurrent_requests_one_exchange() {
     assert_eq!(
         h.fake.requests_to(Endpoint::Session).len(),
         1,
-        "one E1 for ten requests"
+        "one session-to-access-token for ten requests"
     );
     assert_eq!(h.fake.requests_to(Endpoint::GenerateImage).len(), 10);
 }

@@ -123,7 +123,7 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Bytes {
     Bytes::from(out)
 }
 
-/// The submits (E9–E14) the fake received.
+/// The video submits the fake received.
 fn submits(h: &Harness) -> usize {
     [
         Endpoint::GenerateVideoText,
@@ -1152,7 +1152,8 @@ async fn chat_stream_follows_the_job() {
     let videos = h.fake.videos();
     assert_eq!(videos.len(), 1);
     let url = h.fake.video_url(&videos[0].name);
-    // §5.5: data-media-id is the UUID of `/video/<uuid>` in the URL, else the media name.
+    // `docs/upstream.md#video-url-resolution`: data-media-id is the UUID of `/video/<uuid>` in the
+    // URL, else the media name.
     let expected = format!(
         "<video src='{url}' data-media-id='{}' controls style='max-width:100%'></video>",
         videos[0].name

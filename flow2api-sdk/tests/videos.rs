@@ -152,7 +152,7 @@ async fn text_to_video_polls_then_resolves_the_redirect() {
     let videos = v.h.fake.videos();
     assert_eq!(videos.len(), 1);
     assert_eq!(videos[0].kind, VideoKind::Text);
-    // An Ultra account is moved to the ultra key (§2.1).
+    // An Ultra account is moved to the ultra key (`docs/upstream.md#models`).
     assert_eq!(videos[0].model_key, "veo_3_1_t2v_fast_portrait_ultra");
     assert_eq!(videos[0].aspect_ratio, "VIDEO_ASPECT_RATIO_PORTRAIT");
     assert_eq!(url, v.h.fake.video_url(&videos[0].name));
@@ -339,7 +339,7 @@ async fn lite_models_use_their_own_keys_and_endpoints() {
     v.run("veo_3_1_interpolation_lite_landscape", 2)
         .await
         .unwrap();
-    // The 4s/6s lite rows have keys of another family (§2.3).
+    // The 4s/6s lite rows have keys of another family (`docs/upstream.md#models`).
     v.run("veo_3_1_i2v_lite_4s_portrait", 1).await.unwrap();
     v.run("veo_3_1_interpolation_lite_6s_portrait", 2)
         .await
@@ -417,7 +417,8 @@ async fn four_k_models_upsample_to_4k() {
     assert!(body["requests"][0].get("textInput").is_none(), "{body}");
     assert_eq!(body["clientContext"]["userPaygateTier"], "PAYGATE_TIER_TWO");
 
-    // An i2v 4K id with both frames: E11 with the `_fl` key, then the 4K upsample of it.
+    // An i2v 4K id with both frames: video-submit-start-end-image with the `_fl` key, then the 4K
+    // upsample of it.
     let url = v.run("veo_3_1_i2v_s_4k", 2).await.unwrap();
     let videos = v.h.fake.videos();
     assert_eq!(
@@ -568,8 +569,8 @@ async fn tier_keys_upgrade_on_ultra_and_downgrade_on_pro() {
         }
     }
 
-    // So the Pro downgrade (§2.1) is only reached past the pool's check: a lease taken at Pro,
-    // used for an ultra id.
+    // So the Pro downgrade (`docs/upstream.md#models`) is only reached past the pool's check: a
+    // lease taken at Pro, used for an ultra id.
     let id = "veo_3_1_i2v_s_fast_portrait_ultra_fl";
     let lease = p.lease(Tier::Pro, id).await.unwrap();
     let (two, lines) = p.generate(&lease, id, 2, poll()).await;
@@ -655,7 +656,7 @@ async fn the_poll_count_limit_ends_a_pending_job() {
 async fn slow_status_calls_within_and_beyond_the_poll_timeout() {
     let v = setup().await;
     v.h.fake.set_video_polls(1, 1);
-    // 44 s is slow but inside the 45 s E15 timeout: the answer is used.
+    // 44 s is slow but inside the 45 s video-status timeout: the answer is used.
     v.h.fake.inject(
         Endpoint::CheckVideoStatus,
         Fault::Latency(Duration::from_secs(44)),

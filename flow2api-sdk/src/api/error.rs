@@ -120,7 +120,7 @@ impl ApiError {
         }
     }
 
-    /// Gemini `status` for the HTTP code (client-apis §1.7).
+    /// Gemini `status` for the HTTP code.
     pub fn gemini_status(&self) -> &'static str {
         match self.status.as_u16() {
             400 => "INVALID_ARGUMENT",

@@ -1,5 +1,6 @@
-//! Gemini Veo (client-apis §1.6): `POST /v1beta/models/{model}:predictLongRunning` starts a
-//! job and answers a long-running operation; `GET /v1beta/{operation name}` reads it.
+//! Gemini Veo (a client-facing API, see the README): `POST
+//! /v1beta/models/{model}:predictLongRunning` starts a job and answers a long-running operation;
+//! `GET /v1beta/{operation name}` reads it.
 //!
 //! The same SDK (google-genai) sends video generation through Vertex AI: with
 //! `vertexai=True`, an API key and the gateway as `base_url`, it calls

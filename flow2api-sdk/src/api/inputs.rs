@@ -1,5 +1,5 @@
-//! Client image inputs (§5.6): `data:` URLs and http(s) URLs, fetched only from public
-//! addresses unless `ALLOW_PRIVATE_IMAGE_URLS` is set, with size limits. Our own
+//! Client image inputs (`docs/upstream.md#media-urls`): `data:` URLs and http(s) URLs, fetched only
+//! from public addresses unless `ALLOW_PRIVATE_IMAGE_URLS` is set, with size limits. Our own
 //! `/media/{id}` links are read from the media store directly.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -107,8 +107,8 @@ fn parse_chat(body: &[u8], max_prompt_chars: usize) -> Result<ChatRequest, ApiEr
         ));
     }
     super::inputs::check_prompt_len(&prompt, max_prompt_chars, "messages")?;
-    // Continuous conversation (§5.7): markdown images of earlier assistant messages, newest
-    // first, last image of a message first.
+    // Continuous conversation (`docs/upstream.md#image-pipeline`): markdown images of earlier
+    // assistant messages, newest first, last image of a message first.
     let mut history_image_uris = Vec::new();
     for m in earlier.iter().rev() {
         if m.get("role").and_then(Value::as_str) != Some("assistant") {
@@ -330,7 +330,8 @@ async fn run(
     })
 }
 
-/// The final chunk's content: markdown for an image, the `<video>` tag of §5.5 for a video.
+/// The final chunk's content: markdown for an image, the `<video>` tag
+/// (`docs/upstream.md#video-url-resolution`) for a video.
 fn final_content(output: &Output) -> String {
     if output.kind == "video" {
         video_html(&output.url, output.media_id.as_deref())
@@ -339,8 +340,8 @@ fn final_content(output: &Output) -> String {
     }
 }
 
-/// The `<video>` tag of §5.5 for a chat stream's final chunk; `media_id` is the job's
-/// `video_media_id` (else the UUID in the URL).
+/// The `<video>` tag of a chat stream's final chunk (`docs/upstream.md#video-url-resolution`);
+/// `media_id` is the job's `video_media_id` (else the UUID in the URL).
 fn video_html(url: &str, media_id: Option<&str>) -> String {
     let media_id = media_id
         .map(str::to_owned)

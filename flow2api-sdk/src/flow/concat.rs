@@ -1,4 +1,5 @@
-//! E18/E19: joining an extended video to its source (§1.14), for extend models. Build and
+//! concat-submit and concat-status: joining an extended video to its source, for extend models
+//! (see `docs/upstream.md#concat-submit` and `docs/upstream.md#concat-status`). Build and
 //! parse are pure.
 
 use base64::Engine as _;
@@ -11,7 +12,8 @@ use crate::secret::Secret;
 use super::video::str_at;
 use super::{headers, request, timeouts, with_bearer, FlowClient, FlowError};
 
-/// E19 result: the state of a concatenation (§1.14), parsed tolerantly.
+/// concat-status result: the state of a concatenation (`docs/upstream.md#concat-status`), parsed
+/// tolerantly.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConcatStatus {
     /// `status` as sent (e.g. `MEDIA_GENERATION_STATUS_SUCCESSFUL`); empty when absent.
@@ -52,8 +54,8 @@ impl std::fmt::Debug for ConcatStatus {
 }
 
 impl FlowClient {
-    /// Builds E18 `POST {api}:runVideoFxConcatenation`: the source video whole (`0s`–`8s`)
-    /// followed by the extension without its first second (`1s`–`8s`).
+    /// Builds concat-submit `POST {api}:runVideoFxConcatenation`: the source video whole
+    /// (`0s`–`8s`) followed by the extension without its first second (`1s`–`8s`).
     pub fn build_concat_videos(
         &self,
         at: &Secret,
@@ -75,15 +77,15 @@ impl FlowClient {
         )
     }
 
-    /// Parses E18: the operation name at `operation.operation.name`, `None` when absent or
-    /// empty.
+    /// Parses concat-submit: the operation name at `operation.operation.name`, `None` when absent
+    /// or empty.
     pub fn parse_concat_videos(resp: &HttpResponse) -> Result<Option<String>, FlowError> {
         let v: Value = super::parse_json("concat_videos", resp)?;
         Ok(str_at(&v, &["/operation/operation/name"]).map(str::to_owned))
     }
 
-    /// E18: starts concatenating an extended video after its source; answers the operation
-    /// to poll with [`FlowClient::concat_status`] (`None` when Google named none).
+    /// concat-submit: starts concatenating an extended video after its source; answers the
+    /// operation to poll with [`FlowClient::concat_status`] (`None` when Google named none).
     ///
     /// # Errors
     /// Upstream (e.g. `INVALID_ARGUMENT` for an unfinished video), transport and parse errors.
@@ -100,7 +102,7 @@ impl FlowClient {
         Self::parse_concat_videos(&resp)
     }
 
-    /// Builds E19 `POST {api}:runVideoFxCheckConcatenationStatus`:
+    /// Builds concat-status `POST {api}:runVideoFxCheckConcatenationStatus`:
     /// `{"operation":{"operation":{"name":…}}}`.
     pub fn build_concat_status(
         &self,
@@ -117,7 +119,7 @@ impl FlowClient {
         )
     }
 
-    /// Parses E19: `status`, `outputUri` and the decoded `encodedVideo`; missing or empty
+    /// Parses concat-status: `status`, `outputUri` and the decoded `encodedVideo`; missing or empty
     /// fields are empty or `None`.
     ///
     /// # Errors
@@ -142,7 +144,8 @@ impl FlowClient {
         })
     }
 
-    /// E19: one poll of a concatenation (the caller polls every 3 s for at most 300 s, §1.14).
+    /// concat-status: one poll of a concatenation (the caller polls every 3 s for at most 300 s,
+    /// `docs/upstream.md#concat-status`).
     ///
     /// # Errors
     /// Upstream, transport and parse errors. A failed concatenation is not an error here:

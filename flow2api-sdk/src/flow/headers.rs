@@ -1,5 +1,6 @@
-//! Header assembly for Google calls (§1.1 of the dossier), without TLS impersonation: the
-//! browser-like headers, client hints derived from the User-Agent, and Origin/Referer.
+//! Header assembly for Google calls (`docs/upstream.md#common-request-rules`), without TLS
+//! impersonation: the browser-like headers, client hints derived from the User-Agent, and
+//! Origin/Referer.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 

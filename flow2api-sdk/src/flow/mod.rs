@@ -31,32 +31,32 @@ const TOOL: &str = "PINHOLE";
 const RECAPTCHA_APP: &str = "RECAPTCHA_APPLICATION_TYPE_WEB";
 const SESSION_COOKIE: &str = "__Secure-next-auth.session-token";
 
-/// Per-call timeouts (§1.1).
+/// Per-call timeouts (`docs/upstream.md#common-request-rules`).
 pub mod timeouts {
     use std::time::Duration;
-    /// E1, E2.
+    /// session-to-access-token, credits.
     pub const CONTROL: Duration = Duration::from_secs(10);
-    /// E3.
+    /// create-project.
     pub const CREATE_PROJECT: Duration = Duration::from_secs(15);
-    /// E5.
+    /// upload-image.
     pub const UPLOAD: Duration = Duration::from_secs(120);
-    /// E7, per attempt.
+    /// generate-image, per attempt.
     pub const GENERATE_IMAGE: Duration = Duration::from_secs(40);
-    /// E8.
+    /// upsample-image.
     pub const UPSAMPLE_IMAGE: Duration = Duration::from_secs(300);
-    /// E9–E14, per attempt.
+    /// the video submits, per attempt.
     pub const VIDEO_SUBMIT: Duration = Duration::from_secs(75);
-    /// E15.
+    /// video-status.
     pub const VIDEO_POLL: Duration = Duration::from_secs(45);
-    /// E17.
+    /// media-bytes.
     pub const MEDIA_BYTES: Duration = Duration::from_secs(120);
-    /// E18: the default `flow.timeout` (§1.14).
+    /// concat-submit (the original's default `flow.timeout`).
     pub const CONCAT_SUBMIT: Duration = Duration::from_secs(120);
-    /// E19 (§1.14).
+    /// concat-status.
     pub const CONCAT_STATUS: Duration = Duration::from_secs(300);
 }
 
-/// E1 result: a session.
+/// session-to-access-token result: a session.
 #[derive(Debug, Clone)]
 pub struct Session {
     /// The access token.
@@ -69,7 +69,7 @@ pub struct Session {
     pub name: Option<String>,
 }
 
-/// E2 result.
+/// credits result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Credits {
     /// Remaining credits.
@@ -78,7 +78,7 @@ pub struct Credits {
     pub tier: Tier,
 }
 
-/// E7 inputs.
+/// generate-image inputs.
 #[derive(Debug, Clone)]
 pub struct ImageGeneration<'a> {
     /// Flow project.
@@ -101,7 +101,7 @@ pub struct ImageGeneration<'a> {
     pub seed: u32,
 }
 
-/// E7 result.
+/// generate-image result.
 #[derive(Debug, Clone)]
 pub struct GeneratedImage {
     /// Media id (for upsampling).
@@ -110,12 +110,12 @@ pub struct GeneratedImage {
     pub url: String,
 }
 
-/// E8 inputs.
+/// upsample-image inputs.
 #[derive(Debug, Clone)]
 pub struct ImageUpsample<'a> {
     /// Project of the generation.
     pub project_id: &'a str,
-    /// E7 media id.
+    /// generate-image media id.
     pub media_id: &'a str,
     /// `UPSAMPLE_IMAGE_RESOLUTION_…`.
     pub target: &'a str,
@@ -152,7 +152,8 @@ pub fn session_id(now_ms: u64) -> String {
     format!(";{now_ms}")
 }
 
-/// MIME type by magic bytes (§1.7); unknown or short input is `image/jpeg`.
+/// MIME type by magic bytes (`docs/upstream.md#upload-image`); unknown or short input is
+/// `image/jpeg`.
 pub fn sniff_mime(bytes: &[u8]) -> &'static str {
     if bytes.len() < 12 {
         return "image/jpeg";
@@ -261,9 +262,9 @@ impl FlowClient {
         Ok(resp)
     }
 
-    // ---- E1 ---------------------------------------------------------------------------------
+    // ---- session-to-access-token ----------------------------------------------------------------
 
-    /// Builds E1 `GET {labs}/auth/session`.
+    /// Builds session-to-access-token `GET {labs}/auth/session`.
     pub fn build_session(&self, st: &Secret) -> Result<HttpRequest, TransportError> {
         let h = with_session_cookie(headers::profile_d(headers::FALLBACK_USER_AGENT, None), st);
         request(
@@ -274,7 +275,8 @@ impl FlowClient {
         )
     }
 
-    /// Parses E1. An ST that no longer works answers `{}`: that is an auth error.
+    /// Parses session-to-access-token. An ST that no longer works answers `{}`: that is an auth
+    /// error.
     pub fn parse_session(resp: &HttpResponse) -> Result<Session, FlowError> {
         let s: SessionResponse = parse_json("session", resp)?;
         let Some(at) = s.access_token.filter(|a| !a.is_empty()) else {
@@ -299,7 +301,7 @@ impl FlowClient {
         })
     }
 
-    /// E1: exchanges a session token for an access token.
+    /// session-to-access-token: exchanges a session token for an access token.
     ///
     /// # Errors
     /// [`FlowError::is_auth`] when the ST is no longer valid; transport and parse errors.
@@ -310,9 +312,9 @@ impl FlowClient {
         Self::parse_session(&resp)
     }
 
-    // ---- E2 ---------------------------------------------------------------------------------
+    // ---- credits --------------------------------------------------------------------------------
 
-    /// Builds E2 `GET {api}/credits`.
+    /// Builds credits `GET {api}/credits`.
     pub fn build_credits(&self, at: &Secret) -> Result<HttpRequest, TransportError> {
         let h = with_bearer(headers::profile_d(headers::FALLBACK_USER_AGENT, None), at);
         request(
@@ -323,7 +325,7 @@ impl FlowClient {
         )
     }
 
-    /// Parses E2.
+    /// Parses credits.
     pub fn parse_credits(resp: &HttpResponse) -> Result<Credits, FlowError> {
         let c: CreditsResponse = parse_json("credits", resp)?;
         Ok(Credits {
@@ -332,7 +334,7 @@ impl FlowClient {
         })
     }
 
-    /// E2: credits and tier.
+    /// credits: credits and tier.
     ///
     /// # Errors
     /// [`FlowError::is_auth`] for a dead AT; transport and parse errors.
@@ -343,9 +345,9 @@ impl FlowClient {
         Self::parse_credits(&resp)
     }
 
-    // ---- E3 ---------------------------------------------------------------------------------
+    // ---- create-project -------------------------------------------------------------------------
 
-    /// Builds E3 `POST {labs}/trpc/project.createProject`.
+    /// Builds create-project `POST {labs}/trpc/project.createProject`.
     pub fn build_create_project(
         &self,
         st: &Secret,
@@ -366,7 +368,7 @@ impl FlowClient {
         )
     }
 
-    /// Parses E3: the id at `result.data.json.result.projectId`.
+    /// Parses create-project: the id at `result.data.json.result.projectId`.
     pub fn parse_create_project(resp: &HttpResponse) -> Result<String, FlowError> {
         let v: serde_json::Value = parse_json("create_project", resp)?;
         v.pointer("/result/data/json/result/projectId")
@@ -376,7 +378,7 @@ impl FlowClient {
             .ok_or_else(|| FlowError::parse("create_project", "missing projectId", resp.body()))
     }
 
-    /// E3: creates a Flow project and returns its id.
+    /// create-project: creates a Flow project and returns its id.
     ///
     /// # Errors
     /// Upstream, transport and parse errors.
@@ -391,9 +393,9 @@ impl FlowClient {
         Self::parse_create_project(&resp)
     }
 
-    // ---- E5 ---------------------------------------------------------------------------------
+    // ---- upload-image ---------------------------------------------------------------------------
 
-    /// Builds E5 `POST {api}/flow/uploadImage`.
+    /// Builds upload-image `POST {api}/flow/uploadImage`.
     pub fn build_upload_image(
         &self,
         at: &Secret,
@@ -430,7 +432,8 @@ impl FlowClient {
         )
     }
 
-    /// Parses E5: `media.name` (object or array), else `mediaGenerationId.mediaGenerationId`.
+    /// Parses upload-image: `media.name` (object or array), else
+    /// `mediaGenerationId.mediaGenerationId`.
     pub fn parse_upload_image(resp: &HttpResponse) -> Result<String, FlowError> {
         let r: UploadImageResponse = parse_json("upload_image", resp)?;
         let from_media = match &r.media {
@@ -456,7 +459,7 @@ impl FlowClient {
             .ok_or_else(|| FlowError::parse("upload_image", "missing media id", resp.body()))
     }
 
-    /// E5: uploads a reference image into a project and returns its media id.
+    /// upload-image: uploads a reference image into a project and returns its media id.
     ///
     /// # Errors
     /// Upstream, transport and parse errors.
@@ -471,9 +474,9 @@ impl FlowClient {
         Self::parse_upload_image(&resp)
     }
 
-    // ---- E7 ---------------------------------------------------------------------------------
+    // ---- generate-image -------------------------------------------------------------------------
 
-    /// Builds E7 `POST {api}/projects/{PID}/flowMedia:batchGenerateImages`.
+    /// Builds generate-image `POST {api}/projects/{PID}/flowMedia:batchGenerateImages`.
     pub fn build_generate_image(
         &self,
         at: &Secret,
@@ -518,7 +521,7 @@ impl FlowClient {
         request(Method::POST, &url, h, body)
     }
 
-    /// Parses E7: the first media's id and `fifeUrl`.
+    /// Parses generate-image: the first media's id and `fifeUrl`.
     pub fn parse_generate_image(resp: &HttpResponse) -> Result<GeneratedImage, FlowError> {
         let r: GenerateImagesResponse = parse_json("generate_image", resp)?;
         let Some(first) = r.media.into_iter().next() else {
@@ -540,7 +543,7 @@ impl FlowClient {
         })
     }
 
-    /// E7: generates one image.
+    /// generate-image: generates one image.
     ///
     /// # Errors
     /// Upstream (captcha rejection, quota, content policy…), transport and parse errors.
@@ -559,9 +562,9 @@ impl FlowClient {
         Self::parse_generate_image(&resp)
     }
 
-    // ---- E8 ---------------------------------------------------------------------------------
+    // ---- upsample-image -------------------------------------------------------------------------
 
-    /// Builds E8 `POST {api}/flow/upsampleImage`.
+    /// Builds upsample-image `POST {api}/flow/upsampleImage`.
     pub fn build_upsample_image(
         &self,
         at: &Secret,
@@ -587,7 +590,7 @@ impl FlowClient {
         )
     }
 
-    /// Parses E8: the decoded image bytes. An empty `encodedImage` is an error.
+    /// Parses upsample-image: the decoded image bytes. An empty `encodedImage` is an error.
     pub fn parse_upsample_image(resp: &HttpResponse) -> Result<Bytes, FlowError> {
         let r: UpsampleImageResponse = parse_json("upsample_image", resp)?;
         let b64 = r.encoded_image.unwrap_or_default();
@@ -604,7 +607,7 @@ impl FlowClient {
             .map_err(|e| FlowError::parse("upsample_image", format!("invalid base64: {e}"), b""))
     }
 
-    /// E8: upsamples a generated image to 2K or 4K and returns the JPEG bytes.
+    /// upsample-image: upsamples a generated image to 2K or 4K and returns the JPEG bytes.
     ///
     /// # Errors
     /// Upstream, transport and parse errors.

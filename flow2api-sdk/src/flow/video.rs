@@ -1,7 +1,8 @@
-//! Video endpoints (E9–E17): submit bodies per kind, the tolerant normalisation of the two
-//! response shapes Google has used (`operations` and `workflows`/`media`), status polling,
-//! the final media URL and the media-bytes fallback. Build and parse are pure. (E18/E19,
-//! concatenation, are in [`super::concat`].)
+//! Video endpoints (video-submit to media-bytes, `docs/upstream.md#video-submit`): submit bodies
+//! per kind, the tolerant normalisation of the two response shapes Google has used (`operations`
+//! and `workflows`/`media`), status polling, the final media URL and the media-bytes fallback.
+//! Build and parse are pure. (concat-submit and concat-status, concatenation, are in
+//! [`super::concat`].)
 
 use base64::Engine as _;
 use http::Method;
@@ -20,31 +21,32 @@ pub const STATUS_PENDING: &str = "MEDIA_GENERATION_STATUS_PENDING";
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VideoInput {
-    /// E9: text only (also R2V and omni without images).
+    /// video-submit-text: text only (also R2V and omni without images).
     Text,
-    /// E10: a first frame.
+    /// video-submit-start-image: a first frame.
     StartImage {
         /// Uploaded media id.
         start: String,
     },
-    /// E11: first and last frames.
+    /// video-submit-start-end-image: first and last frames.
     StartEndImage {
         /// First frame media id.
         start: String,
         /// Last frame media id.
         end: String,
     },
-    /// E12: up to 3 reference images.
+    /// video-submit-reference-images: up to 3 reference images.
     ReferenceImages {
         /// Uploaded media ids.
         refs: Vec<String>,
     },
-    /// E13: extend a generated video.
+    /// video-submit-extend: extend a generated video.
     Extend {
         /// Source video media id.
         source: String,
     },
-    /// E14: upsample a generated video to `resolution` (`VIDEO_RESOLUTION_1080P`/`_4K`).
+    /// video-submit-upsample: upsample a generated video to `resolution`
+    /// (`VIDEO_RESOLUTION_1080P`/`_4K`).
     Upsample {
         /// Source video media id.
         source: String,
@@ -112,7 +114,8 @@ pub struct VideoOperation {
     pub scene_id: Option<String>,
     /// `VIDEO_ASPECT_RATIO_…` of the result, when known.
     pub aspect_ratio: Option<String>,
-    /// A URL embedded in the response (not used for delivery, §13.1 #5, but kept).
+    /// A URL embedded in the response (the second choice for delivery:
+    /// `docs/upstream.md#video-url-resolution`).
     pub embedded_url: Option<String>,
     /// `(code, message)` of a failed operation.
     pub error: Option<(String, String)>,
@@ -248,8 +251,8 @@ fn error_pair(e: &Value) -> (String, String) {
     (code, message)
 }
 
-/// Normalises a submit or status response (§1.10): `operations[]` enriched from same-named
-/// `media[]` items, or the media items themselves.
+/// Normalises a submit or status response (`docs/upstream.md#video-submit`): `operations[]`
+/// enriched from same-named `media[]` items, or the media items themselves.
 pub fn normalize_operations(v: &Value, request_pid: &str) -> Vec<VideoOperation> {
     let media: Vec<VideoOperation> = v
         .get("media")
@@ -311,7 +314,7 @@ pub fn normalize_operations(v: &Value, request_pid: &str) -> Vec<VideoOperation>
 }
 
 impl FlowClient {
-    /// Builds a video submit (E9–E14) for `s.input`'s kind.
+    /// Builds a video submit (`docs/upstream.md#video-submit`) for `s.input`'s kind.
     pub fn build_video_submit(
         &self,
         at: &Secret,
@@ -390,7 +393,7 @@ impl FlowClient {
         Ok(ops)
     }
 
-    /// E9–E14: submits a video generation.
+    /// video-submit: submits a video generation.
     ///
     /// # Errors
     /// Upstream (captcha rejection, quota…), transport and parse errors.
@@ -409,7 +412,7 @@ impl FlowClient {
         Self::parse_video_submit(&resp, s.project_id)
     }
 
-    /// Builds E15: `{"media":[{"name","projectId"}]}` for the operations that have both.
+    /// Builds video-status: `{"media":[{"name","projectId"}]}` for the operations that have both.
     pub fn build_video_status(
         &self,
         at: &Secret,
@@ -435,7 +438,7 @@ impl FlowClient {
         )
     }
 
-    /// E15: polls operations.
+    /// video-status: polls operations.
     ///
     /// # Errors
     /// Upstream, transport and parse errors.
@@ -451,7 +454,7 @@ impl FlowClient {
         Ok(normalize_operations(&v, request_pid))
     }
 
-    /// Builds E16 `GET {labs}/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=…`.
+    /// Builds media-url-redirect `GET {labs}/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=…`.
     pub fn build_media_url(
         &self,
         st: &Secret,
@@ -481,8 +484,8 @@ impl FlowClient {
         )
     }
 
-    /// Parses E16: the `Location` of a redirect, resolved against the request URL. `Ok(None)`
-    /// for an empty location (the caller then falls back to E17).
+    /// Parses media-url-redirect: the `Location` of a redirect, resolved against the request URL.
+    /// `Ok(None)` for an empty location (the caller then falls back to media-bytes).
     pub fn parse_media_url(
         resp: &HttpResponse,
         request_url: &str,
@@ -513,7 +516,7 @@ impl FlowClient {
         Ok(Some(resolved))
     }
 
-    /// E16: the final URL of a generated video.
+    /// media-url-redirect: the final URL of a generated video.
     ///
     /// # Errors
     /// Upstream, transport and unexpected answers.
@@ -531,7 +534,7 @@ impl FlowClient {
         Self::parse_media_url(&resp, &url)
     }
 
-    /// Builds E17 `GET {api}/media/{name}`.
+    /// Builds media-bytes `GET {api}/media/{name}`.
     pub fn build_media_bytes(
         &self,
         at: &Secret,
@@ -547,7 +550,7 @@ impl FlowClient {
         )
     }
 
-    /// Parses E17: the decoded `video.encodedVideo`.
+    /// Parses media-bytes: the decoded `video.encodedVideo`.
     pub fn parse_media_bytes(resp: &HttpResponse) -> Result<Bytes, FlowError> {
         let v: Value = super::parse_json("media_bytes", resp)?;
         let b64 = str_at(&v, &["/video/encodedVideo", "/encodedVideo"])
@@ -558,7 +561,7 @@ impl FlowClient {
             .map_err(|e| FlowError::parse("media_bytes", format!("invalid base64: {e}"), b""))
     }
 
-    /// E17: the bytes of a generated video (fallback when E16 gives no URL).
+    /// media-bytes: the bytes of a generated video (fallback when media-url-redirect gives no URL).
     ///
     /// # Errors
     /// Upstream, transport and parse errors.

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// E1 response: a NextAuth session.
+/// session-to-access-token response: a NextAuth session.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SessionResponse {
@@ -17,7 +17,7 @@ pub struct SessionResponse {
     pub access_token: Option<String>,
 }
 
-/// E1 `user`.
+/// session-to-access-token `user`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SessionUser {
@@ -27,7 +27,7 @@ pub struct SessionUser {
     pub email: Option<String>,
 }
 
-/// E2 response.
+/// credits response.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct CreditsResponse {
@@ -37,14 +37,14 @@ pub struct CreditsResponse {
     pub user_paygate_tier: Option<String>,
 }
 
-/// E3 body: `{"json":{"projectTitle","toolName"}}`.
+/// create-project body: `{"json":{"projectTitle","toolName"}}`.
 #[derive(Debug, Serialize)]
 pub struct CreateProjectRequest<'a> {
     /// tRPC envelope.
     pub json: CreateProjectJson<'a>,
 }
 
-/// E3 body payload.
+/// create-project body payload.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateProjectJson<'a> {
@@ -68,7 +68,7 @@ pub struct ClientContext<'a> {
     pub project_id: Option<&'a str>,
     /// Always `PINHOLE`.
     pub tool: &'a str,
-    /// Only E8 (and video) carry the tier.
+    /// Only upsample-image (and video) carry the tier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_paygate_tier: Option<&'a str>,
 }
@@ -83,7 +83,7 @@ pub struct RecaptchaContext<'a> {
     pub application_type: &'a str,
 }
 
-/// E5 body.
+/// upload-image body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadImageRequest<'a> {
@@ -101,7 +101,8 @@ pub struct UploadImageRequest<'a> {
     pub mime_type: &'a str,
 }
 
-/// E5 response: the id is `media.name` (object or array) or `mediaGenerationId.mediaGenerationId`.
+/// upload-image response: the id is `media.name` (object or array) or
+/// `mediaGenerationId.mediaGenerationId`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct UploadImageResponse {
@@ -111,7 +112,7 @@ pub struct UploadImageResponse {
     pub media_generation_id: Option<Value>,
 }
 
-/// E7 body.
+/// generate-image body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GenerateImagesRequest<'a> {
@@ -133,7 +134,7 @@ pub struct MediaGenerationContext {
     pub batch_id: String,
 }
 
-/// One E7 request.
+/// One generate-image request.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageGenerationRequest<'a> {
@@ -175,7 +176,7 @@ pub struct ImageInput<'a> {
     pub image_input_type: &'a str,
 }
 
-/// E7 response.
+/// generate-image response.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct GenerateImagesResponse {
@@ -183,7 +184,7 @@ pub struct GenerateImagesResponse {
     pub media: Vec<GeneratedMedia>,
 }
 
-/// E7 `media[]`.
+/// generate-image `media[]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct GeneratedMedia {
@@ -193,7 +194,7 @@ pub struct GeneratedMedia {
     pub image: Option<GeneratedMediaImage>,
 }
 
-/// E7 `media[].image`.
+/// generate-image `media[].image`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GeneratedMediaImage {
@@ -201,7 +202,7 @@ pub struct GeneratedMediaImage {
     pub generated_image: Option<GeneratedImageInfo>,
 }
 
-/// E7 `media[].image.generatedImage`.
+/// generate-image `media[].image.generatedImage`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GeneratedImageInfo {
@@ -209,11 +210,11 @@ pub struct GeneratedImageInfo {
     pub fife_url: Option<String>,
 }
 
-/// E8 body.
+/// upsample-image body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpsampleImageRequest<'a> {
-    /// E7's `media[0].name`.
+    /// generate-image's `media[0].name`.
     pub media_id: &'a str,
     /// `UPSAMPLE_IMAGE_RESOLUTION_2K|4K`.
     pub target_resolution: &'a str,
@@ -221,7 +222,7 @@ pub struct UpsampleImageRequest<'a> {
     pub client_context: ClientContext<'a>,
 }
 
-/// E8 response.
+/// upsample-image response.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct UpsampleImageResponse {

@@ -1,4 +1,5 @@
-//! The image pipeline (§5.2): upload references, generate with retries, upsample, store.
+//! The image pipeline (`docs/upstream.md#image-pipeline`): upload references, generate with
+//! retries, upsample, store.
 
 use std::time::Duration;
 
@@ -181,7 +182,7 @@ impl Generator {
                     };
                     match self.flow.upsample_image(at, &u).await {
                         Ok(bytes) => Step::Done(bytes),
-                        // An empty image is final (§5.2): not retried.
+                        // An empty image is final (`docs/upstream.md#image-pipeline`): not retried.
                         Err(e) if e.is_parse() => Step::Fail(GenerateError::Upstream(e)),
                         Err(e) => self.judge(&mut budget, Ok(e)),
                     }

@@ -88,8 +88,9 @@ pub struct Output {
     pub url: String,
     /// `image` or `video`.
     pub kind: &'static str,
-    /// A video's media id (§5.5 `video_media_id`: the UUID of `/video/<uuid>` in its URL, else
-    /// the media name), for `data-media-id` and `extend://`; `None` for images.
+    /// A video's media id (`video_media_id`, `docs/upstream.md#video-url-resolution`: the UUID of
+    /// `/video/<uuid>` in its URL, else the media name), for `data-media-id` and `extend://`;
+    /// `None` for images.
     pub media_id: Option<String>,
 }
 

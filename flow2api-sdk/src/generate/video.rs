@@ -1,6 +1,7 @@
-//! The video pipeline (§5.3–§5.5): tier key adjustment, uploads, submit with retries, the
-//! polling loop with its limits, the final URL (E16, else the E17 bytes stored as media), and
-//! a real 1080p/4K upsample (the original's BUG in §5.5 returned the unscaled video).
+//! The video pipeline (`docs/upstream.md#video-pipeline`): tier key adjustment, uploads, submit
+//! with retries, the polling loop with its limits, the final URL (media-url-redirect, else the
+//! media-bytes answer stored as media), and a real 1080p/4K upsample (the original's bug returned
+//! the unscaled video).
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ pub struct VideoRequest {
     pub extend_source: Option<String>,
 }
 
-/// The polling limits of §5.4.
+/// The polling limits (`docs/upstream.md#video-pipeline`).
 #[derive(Debug, Clone, Copy)]
 pub struct PollSettings {
     /// Sleep before each status call (`POLL_INTERVAL`).
@@ -52,7 +53,7 @@ impl Default for PollSettings {
     }
 }
 
-/// Checks the image count against the model's rules (§5.3 step 2).
+/// Checks the image count against the model's rules (`docs/upstream.md#video-pipeline`).
 ///
 /// # Errors
 /// A message for a 400 when the count is outside the model's range.
@@ -125,16 +126,16 @@ pub enum JobPhase {
         /// Consecutive failed polls.
         errors: u32,
     },
-    /// Submit the concatenation of an extend model's source and its new clip (E18).
+    /// Submit the concatenation of an extend model's source and its new clip (concat-submit).
     Concat {
         /// The source video's media id.
         source: String,
         /// The new clip's media id.
         clip: String,
     },
-    /// Poll the concatenation (E19).
+    /// Poll the concatenation (concat-status).
     ConcatPoll {
-        /// The E18 operation.
+        /// The concat-submit operation.
         operation: String,
         /// Polls made.
         attempt: u32,
@@ -167,7 +168,8 @@ pub struct VideoJob {
     pub progress: u8,
     /// The next step.
     pub phase: JobPhase,
-    /// The media id of the latest finished video (§5.5 `video_media_id`).
+    /// The media id of the latest finished video (`video_media_id`,
+    /// `docs/upstream.md#video-url-resolution`).
     #[serde(default)]
     pub media_id: Option<String>,
 }
@@ -478,11 +480,12 @@ impl Generator {
             Err(e) => return fallback(job, upscaling, e, progress),
         };
         let target = job.upsample.as_deref().and_then(VideoUpsample::from_slug);
-        // §5.5: the UUID in the URL, else the media name.
+        // `docs/upstream.md#video-url-resolution`: the UUID in the URL, else the media name.
         let media_id = media_uuid(&url).unwrap_or_else(|| done.reference().to_owned());
         job.media_id = Some(media_id.clone());
         if let (false, VideoInput::Extend { source }) = (upscaling, &job.input) {
-            // Extend models deliver the source and the new clip joined (E18/E19).
+            // Extend models deliver the source and the new clip joined (concat-submit and
+            // concat-status).
             job.phase = JobPhase::Concat {
                 source: source.clone(),
                 clip: media_id,
@@ -493,7 +496,8 @@ impl Generator {
         match (upscaling, target) {
             (false, Some(target)) => {
                 progress.line(format!("Video ready; upscaling to {}...", target.label()));
-                // The upsample input is the UUID in the video URL, else the media name (§5.5).
+                // The upsample input is the UUID in the video URL, else the media name
+                // (`docs/upstream.md#video-url-resolution`).
                 let source = media_id;
                 job.aspect = done
                     .aspect_ratio
@@ -551,7 +555,8 @@ impl Generator {
         ctx: JobContext<'_>,
         job: &VideoJob,
     ) -> Result<Vec<VideoOperation>, GenerateError> {
-        // One session and batch per call; a new captcha and seed per attempt (§1.10).
+        // One session and batch per call; a new captcha and seed per attempt
+        // (`docs/upstream.md#video-submit`).
         let sid = session_id(self.clock.now_ms());
         let batch_id = util::uuid_v4();
         let workflow_id = util::uuid_v4();
@@ -594,8 +599,8 @@ impl Generator {
         }
     }
 
-    /// The final URL: E16, else the status's own `fifeUrl`, else the bytes (E17) stored as
-    /// media.
+    /// The final URL: media-url-redirect, else the status's own `fifeUrl`, else the bytes
+    /// (media-bytes) stored as media.
     async fn resolve_video(
         &self,
         ctx: JobContext<'_>,
@@ -634,7 +639,8 @@ impl Generator {
     }
 }
 
-/// E19 polls before the concatenation is abandoned (§1.14: 300 s at the default 3 s).
+/// concat-status polls before the concatenation is abandoned (300 s at the default 3 s,
+/// `docs/upstream.md#concat-status`).
 const CONCAT_MAX_POLLS: u32 = 100;
 
 /// A failed concatenation ends the job with the extension clip alone.

@@ -1,5 +1,5 @@
 //! Image dimensions from file headers (PNG, JPEG, GIF, WebP, BMP), for aspect inference
-//! (§2.4 "Image-dimension inference"). Only headers are read; nothing is decoded.
+//! (`docs/upstream.md#models`). Only headers are read; nothing is decoded.
 
 use super::ImageAspect;
 

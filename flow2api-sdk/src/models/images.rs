@@ -1,4 +1,5 @@
-//! The image catalogue (§2.2): the 32 public ids, the three aliases and their descriptions.
+//! The image catalogue (`docs/upstream.md#models`): the 32 public ids, the three aliases and their
+//! descriptions.
 
 use super::{
     dims, find_image, image_models, normalize_aspect, normalize_size, ImageAspect, ImageModel,
@@ -28,7 +29,7 @@ const fn m(
 const K2: Option<Upsample> = Some(Upsample::TwoK);
 const K4: Option<Upsample> = Some(Upsample::FourK);
 
-/// §2.2, in the dossier's order.
+/// In the original Flow2API's order.
 pub(super) static IMAGE_MODELS: [ImageModel; 32] = [
     m("gemini-3.0-pro-image-landscape", GEM_PIX_2, L, None),
     m("gemini-3.0-pro-image-portrait", GEM_PIX_2, P, None),
@@ -64,7 +65,7 @@ pub(super) static IMAGE_MODELS: [ImageModel; 32] = [
     m("gemini-3.1-flash-image-three-four-4k", NARWHAL, TF, K4),
 ];
 
-/// An image alias (§2.4 "Image aliases"): a simplified name that stands for a family of ids
+/// An image alias (`docs/upstream.md#models`): a simplified name that stands for a family of ids
 /// differing only in aspect and upsample size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageFamily {
@@ -149,9 +150,9 @@ impl ImageFamily {
             .find(|m| m.aspect == aspect && m.upsample == size)
     }
 
-    /// Resolves the alias with request hints (§2.4): aspect from `hints`, else from the
-    /// dimensions of `first_image`, else landscape; an unsupported aspect becomes landscape;
-    /// `2k`/`4k` only if supported, any other size ignored.
+    /// Resolves the alias with request hints (`docs/upstream.md#models`): aspect from `hints`, else
+    /// from the dimensions of `first_image`, else landscape; an unsupported aspect becomes
+    /// landscape; `2k`/`4k` only if supported, any other size ignored.
     pub fn resolve(
         &self,
         hints: &ResolveHints,

@@ -1,16 +1,17 @@
-//! The model catalogue (§2 of the protocol dossier): image models, account tiers and name
+//! The model catalogue (`docs/upstream.md#models`): image models, account tiers and name
 //! resolution.
 //!
-//! - [`image_models`] is the fixed table of the 32 public image ids (§2.2), [`image_aliases`] the
-//!   three simplified names (`gemini-3.0-pro-image`, `gemini-3.1-flash-image`,
-//!   `imagen-4.0-generate-preview`) that [`resolve_image`] maps to an id.
+//! - [`image_models`] is the fixed table of the 32 public image ids (`docs/upstream.md#models`),
+//!   [`image_aliases`] the three simplified names (`gemini-3.0-pro-image`,
+//!   `gemini-3.1-flash-image`, `imagen-4.0-generate-preview`) that [`resolve_image`] maps to an id.
 //! - [`hints_from_body`] gathers the aspect ratio and size a client asked for, from any of the
-//!   places OpenAI- and Gemini-style bodies put them (§2.4).
+//!   places OpenAI- and Gemini-style bodies put them (`docs/upstream.md#models`).
 //! - [`image_dimensions`] reads the width and height from a PNG, JPEG, GIF, WebP or BMP header,
 //!   so that an alias can follow the aspect of the first reference image.
-//! - [`video_models`] is the fixed table of the 182 public video ids (§2.3), [`video_aliases`]
-//!   the 56 simplified names that [`resolve_video`] maps to an id; [`adjust_key_for_tier`] and
-//!   [`single_image_key`] give the `videoModelKey` actually sent for an account and image count.
+//! - [`video_models`] is the fixed table of the 182 public video ids (`docs/upstream.md#models`),
+//!   [`video_aliases`] the 56 simplified names that [`resolve_video`] maps to an id;
+//!   [`adjust_key_for_tier`] and [`single_image_key`] give the `videoModelKey` actually sent for an
+//!   account and image count.
 
 mod dims;
 mod images;
@@ -160,7 +161,7 @@ impl ImageAspect {
     }
 }
 
-/// An upsample target (E8 `targetResolution`).
+/// An upsample target (upsample-image `targetResolution`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsample {
     /// 2K
@@ -218,13 +219,13 @@ pub struct ImageModel {
 }
 
 impl ImageModel {
-    /// The minimum account tier, from the id text (§2.1).
+    /// The minimum account tier, from the id text (`docs/upstream.md#models`).
     pub fn min_tier(&self) -> Tier {
         min_tier(self.id)
     }
 }
 
-/// Minimum tier for a public id (§2.1).
+/// Minimum tier for a public id (`docs/upstream.md#models`).
 pub fn min_tier(id: &str) -> Tier {
     if id.ends_with("-4k") || id.ends_with("_4k") || id.contains("_ultra") {
         Tier::Ultra
@@ -235,16 +236,17 @@ pub fn min_tier(id: &str) -> Tier {
     }
 }
 
-/// Hints for name resolution gathered from a request (§2.4).
+/// Hints for name resolution gathered from a request (`docs/upstream.md#models`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolveHints {
-    /// Normalised aspect (`landscape`, `portrait`, `square`, `four-three`, `three-four`, or the raw value).
+    /// Normalised aspect (`landscape`, `portrait`, `square`, `four-three`, `three-four`, or the raw
+    /// value).
     pub aspect: Option<String>,
     /// Normalised size (`1k`, `2k`, `4k`, `1080p`, …).
     pub size: Option<String>,
 }
 
-/// Every image model (the 32 ids of §2.2, in the dossier's order).
+/// Every image model (the 32 ids, in the original Flow2API's order).
 pub fn image_models() -> &'static [ImageModel] {
     &images::IMAGE_MODELS
 }
@@ -254,13 +256,13 @@ pub fn find_image(id: &str) -> Option<&'static ImageModel> {
     image_models().iter().find(|m| m.id == id)
 }
 
-/// Extracts resolution hints from an OpenAI-style or Gemini-style JSON body (§2.4 "Parameter
-/// extraction"). Values of the wrong JSON type are ignored.
+/// Extracts resolution hints from an OpenAI-style or Gemini-style JSON body
+/// (`docs/upstream.md#models`). Values of the wrong JSON type are ignored.
 pub fn hints_from_body(body: &serde_json::Value) -> ResolveHints {
     resolve::hints_from_body(body)
 }
 
-/// Resolves a requested name to an image model (§2.4).
+/// Resolves a requested name to an image model (`docs/upstream.md#models`).
 ///
 /// An exact id is returned as is. One of the three [`image_aliases`] becomes
 /// `<alias>-<aspect>[-<size>]`: the aspect comes from `hints`, or — when the hints carry none —

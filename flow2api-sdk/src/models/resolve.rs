@@ -1,10 +1,10 @@
-//! Request-parameter extraction for name resolution (§2.4 "Parameter extraction").
+//! Request-parameter extraction for name resolution (`docs/upstream.md#models`).
 
 use serde_json::{Map, Value};
 
 use super::{ImageAspect, ResolveHints};
 
-/// Normalises an aspect ratio as a client wrote it (§2.4 "Aspect normalisation").
+/// Normalises an aspect ratio as a client wrote it (`docs/upstream.md#models`).
 ///
 /// Trims, turns full-width `：`, `/`, `x` and `X` into `:`, removes spaces, then maps `16:9`,
 /// `9:16`, `1:1`, `4:3`, `3:4` and the words `landscape`, `portrait`, `square`, `four-three`,
@@ -34,7 +34,7 @@ pub fn normalize_aspect(raw: &str) -> Option<String> {
     Some(slug.to_string())
 }
 
-/// Normalises a size (§2.4 "Size normalisation"): trimmed and lower-cased (`1K` → `1k`,
+/// Normalises a size (`docs/upstream.md#models`): trimmed and lower-cased (`1K` → `1k`,
 /// `1080P` → `1080p`); an empty value is `None`.
 pub fn normalize_size(raw: &str) -> Option<String> {
     let s = raw.trim();
@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn dossier_examples() {
+    fn documented_examples() {
         let flash = "gemini-3.1-flash-image";
         assert_eq!(
             resolve(flash, image_config("1:1", "1K")),

@@ -1,11 +1,13 @@
-//! Video name resolution (§2.4 "Video aliases") and the per-account key adjustments of §2.1.
+//! Video name resolution (`docs/upstream.md#models`) and the per-account key adjustments
+//! (`docs/upstream.md#models`).
 
 use super::{
     dims, find_video, is_video_model_key, normalize_aspect, normalize_size, ResolveHints, Tier,
     VideoAspect, VideoModel, VideoUpsample,
 };
 
-/// A video alias (§2.4): a simplified name that stands for a landscape and a portrait id.
+/// A video alias (`docs/upstream.md#models`): a simplified name that stands for a landscape and a
+/// portrait id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoAlias {
     /// The alias a client may send as `model`, e.g. `veo_3_1_t2v_fast`. Some aliases are also
@@ -25,7 +27,7 @@ const fn a(alias: &'static str, landscape: &'static str, portrait: &'static str)
     }
 }
 
-/// §2.4, in the dossier's order: alias, landscape id, portrait id.
+/// In the original Flow2API's order: alias, landscape id, portrait id.
 #[rustfmt::skip]
 static VIDEO_ALIASES: [VideoAlias; 56] = [
     a("veo_3_1_t2v_fast", "veo_3_1_t2v_fast_landscape", "veo_3_1_t2v_fast_portrait"),
@@ -120,9 +122,9 @@ impl VideoAlias {
         find_video_alias(&format!("{}_{}", self.alias, size.slug()))
     }
 
-    /// Resolves the alias with request hints (§2.4): a `4k`/`1080p` size switches to
-    /// [`with_size`](Self::with_size) when that alias exists and is otherwise dropped; the
-    /// aspect comes from `hints` (portrait for `9:16`/`portrait`, landscape for anything else),
+    /// Resolves the alias with request hints (`docs/upstream.md#models`): a `4k`/`1080p` size
+    /// switches to [`with_size`](Self::with_size) when that alias exists and is otherwise dropped;
+    /// the aspect comes from `hints` (portrait for `9:16`/`portrait`, landscape for anything else),
     /// or — when the hints carry none — from the dimensions of `first_image` (see
     /// [`video_aspect_from_image`]), and defaults to landscape. Falls back to the alias itself if
     /// the target is not an id.
@@ -149,7 +151,7 @@ impl VideoAlias {
     }
 }
 
-/// The video aspect of an image (§2.4 "Image-dimension inference", video mode): the nearest of
+/// The video aspect of an image (`docs/upstream.md#models`, video mode): the nearest of
 /// the five ratios when that is 16:9 or 9:16, otherwise portrait when the image is taller than
 /// wide and landscape when not. `None` when the header cannot be read.
 pub fn video_aspect_from_image(bytes: &[u8]) -> Option<VideoAspect> {
@@ -162,7 +164,7 @@ pub fn video_aspect_from_image(bytes: &[u8]) -> Option<VideoAspect> {
     })
 }
 
-/// Resolves a requested name to a video model (§2.4).
+/// Resolves a requested name to a video model (`docs/upstream.md#models`).
 ///
 /// One of the [`video_aliases`] is resolved with [`VideoAlias::resolve`] — checked before the
 /// exact-id lookup, so a name that is both (`veo_3_1_t2v_fast_4s`) follows the hints. Any other
@@ -178,8 +180,8 @@ pub fn resolve_video(
     }
 }
 
-/// The `videoModelKey` to send for `model` from an account of `tier` (§2.1 "Account-tier key
-/// adjustment"), with an English progress note when it differs from the configured key.
+/// The `videoModelKey` to send for `model` from an account of `tier` (`docs/upstream.md#models`),
+/// with an English progress note when it differs from the configured key.
 ///
 /// - Ultra, [`VideoModel::allow_tier_upgrade`], and no `ultra` in the key: the `ultra` variant
 ///   (`_fl` → `_ultra_fl`, else `+ _ultra`), but only if that is one of the
@@ -212,9 +214,10 @@ pub fn adjust_key_for_tier(model: &VideoModel, tier: Tier) -> (String, Option<St
     (key.to_string(), None)
 }
 
-/// The i2v key for a request with exactly one image (a start frame, E10): every `_fl_` becomes
-/// `_` and a trailing `_fl` is removed (`veo_3_1_i2v_s_fast_ultra_fl` → `veo_3_1_i2v_s_fast_ultra`).
-/// Apply it to the key from [`adjust_key_for_tier`]; two images use that key unchanged (E11).
+/// The i2v key for a request with exactly one image (a start frame, video-submit-start-image):
+/// every `_fl_` becomes `_` and a trailing `_fl` is removed (`veo_3_1_i2v_s_fast_ultra_fl` →
+/// `veo_3_1_i2v_s_fast_ultra`). Apply it to the key from [`adjust_key_for_tier`]; two images use
+/// that key unchanged (video-submit-start-end-image).
 pub fn single_image_key(key: &str) -> String {
     let key = key.replace("_fl_", "_");
     match key.strip_suffix("_fl") {
@@ -298,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn dossier_examples() {
+    fn documented_examples() {
         assert_eq!(
             r("veo_3_1_t2v_fast", Some("9:16"), None),
             Some("veo_3_1_t2v_fast_portrait")
@@ -316,7 +319,7 @@ mod tests {
             r("veo_3_1_r2v_fast", Some("1:1"), None),
             Some("veo_3_1_r2v_fast")
         );
-        // §12 (test_veo_lite_support.py).
+        // The original's Lite tests (test_veo_lite_support.py).
         assert_eq!(
             r("veo_3_1_t2v_lite", Some("portrait"), None),
             Some("veo_3_1_t2v_lite_portrait")
@@ -566,7 +569,7 @@ mod tests {
         );
         assert_eq!(single_image_key("x_fl_y_fl"), "x_y");
         assert_eq!(single_image_key("veo_3_1_flow"), "veo_3_1_flow");
-        // Free/Pro → Ultra column of §2.3: the tier-adjusted key, then stripped.
+        // Free/Pro → Ultra column of the catalogue: the tier-adjusted key, then stripped.
         let one = |id, tier| single_image_key(&adjust_key_for_tier(model(id), tier).0);
         assert_eq!(
             one("veo_3_1_i2v_s_fast_portrait_8s_fl", Tier::Free),

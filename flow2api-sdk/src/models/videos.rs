@@ -1,20 +1,23 @@
-//! The video catalogue (§2.3): the 182 public video ids, their upstream `videoModelKey`s and
-//! the limits every id puts on a request.
+//! The video catalogue (`docs/upstream.md#models`): the 182 public video ids, their upstream
+//! `videoModelKey`s and the limits every id puts on a request.
 
 use super::{min_tier, Tier};
 
 /// The kind of a video model (`video_type`), which decides the upstream endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoType {
-    /// Text to video (E9); reference images are ignored.
+    /// Text to video (video-submit-text); reference images are ignored.
     T2v,
-    /// Image to video: a start frame (E10), or start and end frames (E11).
+    /// Image to video: a start frame (video-submit-start-image), or start and end frames
+    /// (video-submit-start-end-image).
     I2v,
-    /// Reference images to video (E12; E9 with the same key when no image is given).
+    /// Reference images to video (video-submit-reference-images; video-submit-text with the same
+    /// key when no image is given).
     R2v,
     /// Extends an earlier video, passed as `extend://<mediaGenerationId>`; images are ignored.
     Extend,
-    /// The `abra` family: E9 without images, E12 with 1–3 reference images.
+    /// The `abra` family: video-submit-text without images, video-submit-reference-images with 1–3
+    /// reference images.
     Omni,
 }
 
@@ -86,7 +89,8 @@ impl VideoAspect {
     }
 }
 
-/// The upsample step of a `_1080p`/`_4k` video id (E14, run after the video succeeds).
+/// The upsample step of a `_1080p`/`_4k` video id (video-submit-upsample, run after the video
+/// succeeds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoUpsample {
     /// 1080p, with `veo_3_1_upsampler_1080p`.
@@ -99,7 +103,7 @@ impl VideoUpsample {
     /// Both targets, 1080p first.
     pub const ALL: [VideoUpsample; 2] = [Self::FullHd, Self::FourK];
 
-    /// The E14 `resolution`: `VIDEO_RESOLUTION_1080P` or `VIDEO_RESOLUTION_4K`.
+    /// The video-submit-upsample `resolution`: `VIDEO_RESOLUTION_1080P` or `VIDEO_RESOLUTION_4K`.
     pub fn wire(self) -> &'static str {
         match self {
             Self::FullHd => "VIDEO_RESOLUTION_1080P",
@@ -107,8 +111,8 @@ impl VideoUpsample {
         }
     }
 
-    /// The E14 `videoModelKey`: `veo_3_1_upsampler_1080p` or `veo_3_1_upsampler_4k` (never a
-    /// public id).
+    /// The video-submit-upsample `videoModelKey`: `veo_3_1_upsampler_1080p` or
+    /// `veo_3_1_upsampler_4k` (never a public id).
     pub fn model_key(self) -> &'static str {
         match self {
             Self::FullHd => "veo_3_1_upsampler_1080p",
@@ -138,7 +142,7 @@ impl VideoUpsample {
     }
 }
 
-/// One public video model id and its upstream configuration (§2.3).
+/// One public video model id and its upstream configuration (`docs/upstream.md#models`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoModel {
     /// Public id, e.g. `veo_3_1_t2v_fast_portrait_4k`.
@@ -165,7 +169,7 @@ pub struct VideoModel {
 }
 
 impl VideoModel {
-    /// The minimum account tier, from the id text (§2.1).
+    /// The minimum account tier, from the id text (`docs/upstream.md#models`).
     pub fn min_tier(&self) -> Tier {
         min_tier(self.id)
     }
@@ -263,7 +267,7 @@ const fn v(
     }
 }
 
-/// §2.3, in the dossier's order (ids sharing one configuration are adjacent). One row per id:
+/// In the original Flow2API's order (ids sharing one configuration are adjacent). One row per id:
 /// id, family (kind, image counts, tier upgrade), `videoModelKey`, aspect, upsample.
 #[rustfmt::skip]
 static VIDEO_MODELS: [VideoModel; 182] = [
@@ -499,7 +503,7 @@ static VIDEO_MODEL_KEYS: [&str; 43] = [
     "veo_3_1_i2v_s_quality_6s_fl",
 ];
 
-/// Every video model (the 182 ids of §2.3, in the dossier's order).
+/// Every video model (the 182 ids, in the original Flow2API's order).
 pub fn video_models() -> &'static [VideoModel] {
     &VIDEO_MODELS
 }
@@ -511,7 +515,7 @@ pub fn find_video(id: &str) -> Option<&'static VideoModel> {
 }
 
 /// The distinct upstream `videoModelKey`s of the catalogue (43, upsamplers excluded): the set a
-/// tier-upgraded key must belong to (§2.1).
+/// tier-upgraded key must belong to (`docs/upstream.md#models`).
 pub fn video_model_keys() -> &'static [&'static str] {
     &VIDEO_MODEL_KEYS
 }
@@ -550,7 +554,7 @@ mod tests {
                 configs.push(c);
             }
         }
-        assert_eq!(configs.len(), 100, "the dossier's 100 rows");
+        assert_eq!(configs.len(), 100, "the original's 100 rows");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use crate::coordination as state;
 pub use select::{Lease, SlotGuard};
 pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, TokenState};
 
-/// Refresh the AT when less than this remains (§3.3).
+/// Refresh the AT when less than this remains (`docs/upstream.md#accounts`).
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
 const KEY_PREFIX: &str = "account:";
 
@@ -104,7 +104,8 @@ impl Account {
         })
     }
 
-    /// True when the recorded AT is missing or less than an hour from expiry (§3.3).
+    /// True when the recorded AT is missing or less than an hour from expiry
+    /// (`docs/upstream.md#accounts`).
     pub fn needs_refresh(&self, now_ms: u64) -> bool {
         !self
             .recorded_token()
@@ -171,7 +172,7 @@ pub enum PoolError {
     Storage(#[from] StorageError),
 }
 
-/// Why no account could be chosen (§4.4, in English).
+/// Why no account could be chosen (in English; `docs/upstream.md#accounts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoAccount {
     /// No active account at all.

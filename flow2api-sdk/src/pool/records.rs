@@ -50,7 +50,7 @@ impl AccountSettings {
     }
 }
 
-/// One item of a bulk import, and of the export (§7.2's import item; browser-only fields
+/// One item of a bulk import, and of the export (the original's import item; browser-only fields
 /// are accepted and ignored).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -85,8 +85,8 @@ pub struct ImportReport {
 }
 
 impl AccountPool {
-    /// Adds an account from its session token: E1 → AT, E2 → credits and tier (a failure is
-    /// tolerated), E3 × `PROJECT_POOL_SIZE` → the project pool.
+    /// Adds an account from its session token: session-to-access-token → AT, credits → credits and
+    /// tier (a failure is tolerated), create-project × `PROJECT_POOL_SIZE` → the project pool.
     ///
     /// # Errors
     /// [`PoolError::Duplicate`], [`PoolError::Rejected`], storage failures.
@@ -170,7 +170,7 @@ impl AccountPool {
     }
 
     /// Updates an account's settings and, with `st`, its session token (re-exchanged and
-    /// re-activating the account, §3.5).
+    /// re-activating the account, `docs/upstream.md#accounts`).
     ///
     /// # Errors
     /// Not found, a rejected ST, storage failures.
@@ -246,8 +246,8 @@ impl AccountPool {
         Ok(())
     }
 
-    /// Bulk import (§7.2): each item's ST is exchanged; an account with the same email is
-    /// updated, otherwise one is added. An item that fails is reported and skipped.
+    /// Bulk import (`docs/upstream.md#accounts`): each item's ST is exchanged; an account with the
+    /// same email is updated, otherwise one is added. An item that fails is reported and skipped.
     ///
     /// # Errors
     /// Storage failures listing accounts.

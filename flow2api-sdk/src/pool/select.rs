@@ -288,7 +288,8 @@ fn pick_project(account: &Account, seq: u64) -> Option<String> {
     Some(account.projects[i].clone())
 }
 
-/// Accounts that may serve the request, or why none may (§4.4 order).
+/// Accounts that may serve the request, or why none may (in the order of
+/// `docs/upstream.md#accounts`).
 fn eligible(
     accounts: Vec<Account>,
     kind: SlotKind,

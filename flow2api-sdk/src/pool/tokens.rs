@@ -106,8 +106,8 @@ impl AccountPool {
         }
     }
 
-    /// With the refresh lock held: E1, then E2; stores the token, credits and tier; releases
-    /// the lock. An ST that no longer yields a token expires the account.
+    /// With the refresh lock held: session-to-access-token, then credits; stores the token, credits
+    /// and tier; releases the lock. An ST that no longer yields a token expires the account.
     async fn refresh_locked(
         &self,
         account: &Account,

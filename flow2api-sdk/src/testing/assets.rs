@@ -11,8 +11,8 @@ pub const FIFE_PNG: &[u8] = &[
 ];
 
 /// A 1×1 grey baseline JPEG (JFIF, one component, flat quantisation, one-code Huffman tables).
-/// E8 answers it with a comment segment naming the resolution inserted after the JFIF header
-/// (see `upsampled_jpeg`).
+/// upsample-image answers it with a comment segment naming the resolution inserted after the JFIF
+/// header (see `upsampled_jpeg`).
 pub const UPSAMPLE_JPEG: &[u8] = &[
     // SOI, APP0 JFIF 1.01, no density units, 1:1, no thumbnail.
     0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,

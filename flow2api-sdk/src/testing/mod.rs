@@ -3,7 +3,7 @@
 //! `FakeFlow` implements [`HttpClient`], so a test hands it to the SDK in place of the real
 //! network; the `flow2api-fake-upstream` binary in `flow2api-examples` serves the same fake over
 //! loopback HTTP for end-to-end tests. It answers in exactly the shapes of
-//! `spec/flow-protocol.md` (§1.3–§1.14, §1.16, §1.18, §10.2), records every request, and injects faults.
+//! `docs/upstream.md`, records every request, and injects faults.
 //!
 //! # Base URLs
 //!
@@ -22,28 +22,28 @@
 //!
 //! | [`Endpoint`] | Request | Checks |
 //! |---|---|---|
-//! | `Session` (E1) | `GET …/auth/session` | ST cookie `__Secure-next-auth.session-token`; unknown or expired ST → 200 `{}` |
-//! | `Credits` (E2) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT → 401 |
-//! | `CreateProject` (E3) | `POST …/trpc/project.createProject` | ST cookie, `toolName` `PINHOLE` |
-//! | `UploadImage` (E5) | `POST …/flow/uploadImage` | AT, base64 `imageBytes`, `mimeType`, own project |
-//! | `GenerateImage` (E7) | `POST …/projects/{PID}/flowMedia:batchGenerateImages` | AT, own project, captcha token, User-Agent, inputs |
-//! | `UpsampleImage` (E8) | `POST …/flow/upsampleImage` | AT, own project, captcha token, User-Agent, own generated media |
+//! | `Session` (session-to-access-token) | `GET …/auth/session` | ST cookie `__Secure-next-auth.session-token`; unknown or expired ST → 200 `{}` |
+//! | `Credits` (credits) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT → 401 |
+//! | `CreateProject` (create-project) | `POST …/trpc/project.createProject` | ST cookie, `toolName` `PINHOLE` |
+//! | `UploadImage` (upload-image) | `POST …/flow/uploadImage` | AT, base64 `imageBytes`, `mimeType`, own project |
+//! | `GenerateImage` (generate-image) | `POST …/projects/{PID}/flowMedia:batchGenerateImages` | AT, own project, captcha token, User-Agent, inputs |
+//! | `UpsampleImage` (upsample-image) | `POST …/flow/upsampleImage` | AT, own project, captcha token, User-Agent, own generated media |
 //! | `CreateTask` | `POST …/createTask` | YesCaptcha `clientKey` |
 //! | `GetTaskResult` | `POST …/getTaskResult` | YesCaptcha `clientKey`, known task |
 //! | `Fife` | `GET …/fife/{id}.png` | generated id, else 404 |
-//! | `GenerateVideoText` (E9) | `POST …/video:batchAsyncGenerateVideoText` | AT, own project, `VIDEO_GENERATION` captcha token, User-Agent, §1.10 body |
-//! | `GenerateVideoStartImage` (E10) | `POST …/video:batchAsyncGenerateVideoStartImage` | as E9, `startImage.mediaId` uploaded by the account |
-//! | `GenerateVideoStartEndImage` (E11) | `POST …/video:batchAsyncGenerateVideoStartAndEndImage` | as E10, and `endImage.mediaId` |
-//! | `GenerateVideoReferenceImages` (E12) | `POST …/video:batchAsyncGenerateVideoReferenceImages` | as E9, 1–3 uploaded `referenceImages` (`IMAGE_USAGE_TYPE_ASSET`) |
-//! | `ExtendVideo` (E13) | `POST …/video:batchAsyncGenerateVideoExtendVideo` | as E9, `videoInput.mediaId` a finished video of the account, `metadata.workflowId` |
-//! | `UpsampleVideo` (E14) | `POST …/video:batchAsyncGenerateVideoUpsampleVideo` | as E13 without `textInput`, `resolution`, `metadata.sceneId` |
-//! | `CheckVideoStatus` (E15) | `POST …/video:batchCheckAsyncVideoGenerationStatus` | AT, `media[].name` (or `operations[]`) of the account's operations |
-//! | `MediaUrlRedirect` (E16) | `GET …/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=MEDIA_URL_TYPE_FULL_MEDIA` | ST cookie, finished video → 307 `Location: <base>/videos/<id>.mp4` |
-//! | `MediaBytes` (E17) | `GET …/media/{name}` | AT, finished video → `{"name","video":{"encodedVideo",…}}` |
-//! | `Concatenate` (E18) | `POST …:runVideoFxConcatenation` | AT, ≥ 2 finished `inputVideos` |
-//! | `ConcatenationStatus` (E19) | `POST …:runVideoFxCheckConcatenationStatus` | AT, known operation |
+//! | `GenerateVideoText` (video-submit-text) | `POST …/video:batchAsyncGenerateVideoText` | AT, own project, `VIDEO_GENERATION` captcha token, User-Agent, video-submit body |
+//! | `GenerateVideoStartImage` (video-submit-start-image) | `POST …/video:batchAsyncGenerateVideoStartImage` | as video-submit-text, `startImage.mediaId` uploaded by the account |
+//! | `GenerateVideoStartEndImage` (video-submit-start-end-image) | `POST …/video:batchAsyncGenerateVideoStartAndEndImage` | as video-submit-start-image, and `endImage.mediaId` |
+//! | `GenerateVideoReferenceImages` (video-submit-reference-images) | `POST …/video:batchAsyncGenerateVideoReferenceImages` | as video-submit-text, 1–3 uploaded `referenceImages` (`IMAGE_USAGE_TYPE_ASSET`) |
+//! | `ExtendVideo` (video-submit-extend) | `POST …/video:batchAsyncGenerateVideoExtendVideo` | as video-submit-text, `videoInput.mediaId` a finished video of the account, `metadata.workflowId` |
+//! | `UpsampleVideo` (video-submit-upsample) | `POST …/video:batchAsyncGenerateVideoUpsampleVideo` | as video-submit-extend without `textInput`, `resolution`, `metadata.sceneId` |
+//! | `CheckVideoStatus` (video-status) | `POST …/video:batchCheckAsyncVideoGenerationStatus` | AT, `media[].name` (or `operations[]`) of the account's operations |
+//! | `MediaUrlRedirect` (media-url-redirect) | `GET …/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=MEDIA_URL_TYPE_FULL_MEDIA` | ST cookie, finished video → 307 `Location: <base>/videos/<id>.mp4` |
+//! | `MediaBytes` (media-bytes) | `GET …/media/{name}` | AT, finished video → `{"name","video":{"encodedVideo",…}}` |
+//! | `Concatenate` (concat-submit) | `POST …:runVideoFxConcatenation` | AT, ≥ 2 finished `inputVideos` |
+//! | `ConcatenationStatus` (concat-status) | `POST …:runVideoFxCheckConcatenationStatus` | AT, known operation |
 //! | `VideoFile` | `GET …/videos/{id}.mp4` | finished video or concatenation → [`fake_mp4`], else 404 |
-//! | `WarmUp` (W1–W5) | the §1.16 trpc GETs, `submitBatchLog`, `:checkAppAvailability` | none; 200 `{}` |
+//! | `WarmUp` | the front end's warm-up tRPC GETs, `submitBatchLog`, `:checkAppAvailability` | none; 200 `{}` |
 //!
 //! Video submits answer the legacy `{"operations":[{"operation":{"name"},"sceneId","status":
 //! "MEDIA_GENERATION_STATUS_PENDING"}],"remainingCredits"}` (or, with [`VideoShape::Workflows`],
@@ -65,9 +65,10 @@
 //!
 //! - `POST /_fake/accounts` — a [`FakeAccount`] (`st`, `email`; `name`, `tier`, `credits`
 //!   optional) → `{"ok":true}`;
-//! - `POST /_fake/faults` — `{"endpoint":"generate_image","status":429,"reason":"…","message":"…","times":1}`
-//!   (optional `"email"`: only calls made with that account's access token)
-//!   or `{"endpoint":…,"kind":"malformed_json"|"latency"|"captcha_unsolvable"|"captcha_error"|
+//! - `POST /_fake/faults` —
+//!   `{"endpoint":"generate_image","status":429,"reason":"…","message":"…","times":1}` (optional
+//!   `"email"`: only calls made with that account's access token) or
+//!   `{"endpoint":…,"kind":"malformed_json"|"latency"|"captcha_unsolvable"|"captcha_error"|
 //!   "quota"|"rate_limited"|"unusual_activity"|"unsafe_generation"|"internal","latency_ms":…,
 //!   "times":…}` (`times` defaults to 1: the fault answers exactly the next call); with
 //!   `"percent":p` instead of `times` the fault applies to p % of calls forever;
@@ -117,7 +118,8 @@ pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, Vid
 /// The API key the fake YesCaptcha accepts unless [`FakeFlow::set_yescaptcha_key`] changes it.
 pub const DEFAULT_YESCAPTCHA_KEY: &str = "fake-yescaptcha-key";
 
-/// The User-Agent the fake solver returns with every token; E7/E8 must be sent with it.
+/// The User-Agent the fake solver returns with every token; generate-image and upsample-image must
+/// be sent with it.
 pub const SOLVER_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/147.0.0.0 Safari/537.36";
 
 /// The cookie that carries the session token (ST).
@@ -128,17 +130,17 @@ pub const SESSION_COOKIE: &str = "__Secure-next-auth.session-token";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
-    /// E1 `GET …/auth/session`.
+    /// session-to-access-token `GET …/auth/session`.
     Session,
-    /// E2 `GET …/credits`.
+    /// credits `GET …/credits`.
     Credits,
-    /// E3 `POST …/trpc/project.createProject`.
+    /// create-project `POST …/trpc/project.createProject`.
     CreateProject,
-    /// E5 `POST …/flow/uploadImage`.
+    /// upload-image `POST …/flow/uploadImage`.
     UploadImage,
-    /// E7 `POST …/projects/{PID}/flowMedia:batchGenerateImages`.
+    /// generate-image `POST …/projects/{PID}/flowMedia:batchGenerateImages`.
     GenerateImage,
-    /// E8 `POST …/flow/upsampleImage`.
+    /// upsample-image `POST …/flow/upsampleImage`.
     UpsampleImage,
     /// YesCaptcha `POST …/createTask`.
     CreateTask,
@@ -146,31 +148,31 @@ pub enum Endpoint {
     GetTaskResult,
     /// `GET …/fife/{id}.png`, the generated image bytes.
     Fife,
-    /// E9 `POST …/video:batchAsyncGenerateVideoText`.
+    /// video-submit-text `POST …/video:batchAsyncGenerateVideoText`.
     GenerateVideoText,
-    /// E10 `POST …/video:batchAsyncGenerateVideoStartImage`.
+    /// video-submit-start-image `POST …/video:batchAsyncGenerateVideoStartImage`.
     GenerateVideoStartImage,
-    /// E11 `POST …/video:batchAsyncGenerateVideoStartAndEndImage`.
+    /// video-submit-start-end-image `POST …/video:batchAsyncGenerateVideoStartAndEndImage`.
     GenerateVideoStartEndImage,
-    /// E12 `POST …/video:batchAsyncGenerateVideoReferenceImages`.
+    /// video-submit-reference-images `POST …/video:batchAsyncGenerateVideoReferenceImages`.
     GenerateVideoReferenceImages,
-    /// E13 `POST …/video:batchAsyncGenerateVideoExtendVideo`.
+    /// video-submit-extend `POST …/video:batchAsyncGenerateVideoExtendVideo`.
     ExtendVideo,
-    /// E14 `POST …/video:batchAsyncGenerateVideoUpsampleVideo`.
+    /// video-submit-upsample `POST …/video:batchAsyncGenerateVideoUpsampleVideo`.
     UpsampleVideo,
-    /// E15 `POST …/video:batchCheckAsyncVideoGenerationStatus`.
+    /// video-status `POST …/video:batchCheckAsyncVideoGenerationStatus`.
     CheckVideoStatus,
-    /// E16 `GET …/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=…`.
+    /// media-url-redirect `GET …/trpc/media.getMediaUrlRedirect?name=…&mediaUrlType=…`.
     MediaUrlRedirect,
-    /// E17 `GET …/media/{name}`.
+    /// media-bytes `GET …/media/{name}`.
     MediaBytes,
-    /// E18 `POST …:runVideoFxConcatenation`.
+    /// concat-submit `POST …:runVideoFxConcatenation`.
     Concatenate,
-    /// E19 `POST …:runVideoFxCheckConcatenationStatus`.
+    /// concat-status `POST …:runVideoFxCheckConcatenationStatus`.
     ConcatenationStatus,
     /// `GET …/videos/{id}.mp4`, the generated video bytes.
     VideoFile,
-    /// W1–W5, the video front-end warm-up calls (§1.16), answered 200 `{}`.
+    /// The video front end's warm-up calls (`docs/upstream.md#not-called`), answered 200 `{}`.
     WarmUp,
     /// Anything else (answered 404).
     Unknown,
@@ -266,7 +268,7 @@ pub struct FakeAccount {
     pub name: String,
     /// `PAYGATE_TIER_NOT_PAID`, `PAYGATE_TIER_ONE` or `PAYGATE_TIER_TWO`.
     pub tier: String,
-    /// The credits E2 reports.
+    /// The credits that the credits endpoint reports.
     pub credits: i64,
 }
 
@@ -314,7 +316,7 @@ impl RecordedRequest {
     }
 }
 
-/// A project created through E3.
+/// A project created through create-project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeProject {
     /// The project id (a UUID).
@@ -325,7 +327,7 @@ pub struct FakeProject {
     pub title: String,
 }
 
-/// An image uploaded through E5.
+/// An image uploaded through upload-image.
 #[derive(Debug, Clone)]
 pub struct UploadedMedia {
     /// The media id answered.
@@ -340,7 +342,7 @@ pub struct UploadedMedia {
     pub bytes: Bytes,
 }
 
-/// An image generated through E7 (one per entry of `requests`).
+/// An image generated through generate-image (one per entry of `requests`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedMedia {
     /// The media id (`media[i].name`).
@@ -417,7 +419,8 @@ impl FakeFlow {
         self.lock().add_account(account);
     }
 
-    /// Makes `st` unknown to E1 (which then answers `{}`). ATs already issued stay valid.
+    /// Makes `st` unknown to session-to-access-token (which then answers `{}`). ATs already issued
+    /// stay valid.
     pub fn expire_st(&self, st: &str) {
         self.lock().expire_st(st);
     }
@@ -427,7 +430,7 @@ impl FakeFlow {
         self.lock().revoke_access_tokens(st);
     }
 
-    /// Sets how long an AT issued by E1 lives (default 1 h 30 min).
+    /// Sets how long an AT issued by session-to-access-token lives (default 1 h 30 min).
     pub fn set_at_lifetime(&self, lifetime: Duration) {
         self.lock().config.at_lifetime = lifetime;
     }
@@ -443,7 +446,7 @@ impl FakeFlow {
         self.lock().config.yescaptcha_key = key.to_owned();
     }
 
-    /// Makes E5 answer `{"media":[{"name":…}]}` instead of `{"media":{"name":…}}`.
+    /// Makes upload-image answer `{"media":[{"name":…}]}` instead of `{"media":{"name":…}}`.
     pub fn set_upload_response_array(&self, array: bool) {
         self.lock().config.upload_array = array;
     }
@@ -520,29 +523,29 @@ impl FakeFlow {
         self.lock().requests.clear();
     }
 
-    /// Per account email, the largest number of E7 calls ever in flight at once.
+    /// Per account email, the largest number of generate-image calls ever in flight at once.
     pub fn max_in_flight(&self) -> HashMap<String, u32> {
         self.lock().max_in_flight.clone()
     }
 
-    /// Per account email, the E7 calls in flight now.
+    /// Per account email, the generate-image calls in flight now.
     pub fn in_flight(&self) -> HashMap<String, u32> {
         self.lock().in_flight.clone()
     }
 
-    /// The projects created through E3.
+    /// The projects created through create-project.
     pub fn projects(&self) -> Vec<FakeProject> {
         let mut v: Vec<_> = self.lock().projects.values().cloned().collect();
         v.sort_by(|a, b| a.project_id.cmp(&b.project_id));
         v
     }
 
-    /// The images uploaded through E5, oldest first.
+    /// The images uploaded through upload-image, oldest first.
     pub fn uploads(&self) -> Vec<UploadedMedia> {
         self.lock().uploads.clone()
     }
 
-    /// The images generated through E7, oldest first.
+    /// The images generated through generate-image, oldest first.
     pub fn generated(&self) -> Vec<GeneratedMedia> {
         self.lock().generated.clone()
     }
@@ -650,7 +653,8 @@ fn record(
     }
 }
 
-/// Counts one E7 call in flight for an account until dropped (also when the future is dropped).
+/// Counts one generate-image call in flight for an account until dropped (also when the future is
+/// dropped).
 struct InFlight {
     state: Arc<Mutex<State>>,
     email: String,

@@ -27,7 +27,7 @@ pub(super) fn json(status: u16, value: &Value) -> HttpResponse {
     )
 }
 
-/// The Google status name for an HTTP code (client-apis §1.7).
+/// The Google status name for an HTTP code.
 pub(super) fn google_status_name(code: u16) -> &'static str {
     match code {
         400 => "INVALID_ARGUMENT",
@@ -84,7 +84,7 @@ pub(super) fn permission_denied() -> HttpResponse {
     google_error(403, "The caller does not have permission", None)
 }
 
-/// The reCAPTCHA rejection of §1.18.
+/// The reCAPTCHA rejection (`docs/upstream.md#recaptcha`).
 pub(super) fn unusual_activity() -> HttpResponse {
     google_error(
         403,

@@ -1,4 +1,5 @@
-//! The fake endpoints: Flow E1–E8, the FIFE image host and the YesCaptcha task API.
+//! The fake endpoints: Flow's account and image endpoints, the FIFE image host and the YesCaptcha
+//! task API.
 
 use base64::Engine as _;
 use http::{HeaderMap, Method};
@@ -136,7 +137,7 @@ pub(super) fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
 // Flow
 // ---------------------------------------------------------------------------------------------
 
-/// E1: ST → AT, a fresh AT on every call; `{}` for an unknown or expired ST.
+/// session-to-access-token: ST → AT, a fresh AT on every call; `{}` for an unknown or expired ST.
 fn session(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let Some(account) = st.account_for_st(req.cookie(SESSION_COOKIE)).cloned() else {
         return reply_json(200, &json!({}));
@@ -166,7 +167,7 @@ fn session(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     )
 }
 
-/// E2: credits and tier for a live AT, else 401.
+/// credits: credits and tier for a live AT, else 401.
 fn credits(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     match st.account_for_at(req.bearer(), ctx.now_ms) {
         Some(a) => reply_json(
@@ -177,7 +178,7 @@ fn credits(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     }
 }
 
-/// E3: a new project for the ST's account.
+/// create-project: a new project for the ST's account.
 fn create_project(st: &mut State, req: &Incoming) -> HttpResponse {
     let Some(email) = st
         .account_for_st(req.cookie(SESSION_COOKIE))
@@ -229,7 +230,7 @@ pub(super) fn require_at(
     email
 }
 
-/// E5: stores the decoded image and answers its media id.
+/// upload-image: stores the decoded image and answers its media id.
 fn upload_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::UploadImage;
     let Some(email) = require_at(st, ctx, ep, req) else {
@@ -274,7 +275,7 @@ fn upload_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
 }
 
 /// Checks the captcha token in `clientContext` and burns it. On `false` the rejection is
-/// recorded and the answer is the 403 of §1.18.
+/// recorded and the answer is the 403 of `docs/upstream.md#recaptcha`.
 fn captcha_ok(
     st: &mut State,
     endpoint: Endpoint,
@@ -332,7 +333,7 @@ pub(super) fn captcha_ok_for(
     }
 }
 
-/// E7: one generated image per entry of `requests`.
+/// generate-image: one generated image per entry of `requests`.
 fn generate_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::GenerateImage;
     let Some(email) = require_at(st, ctx, ep, req) else {
@@ -446,7 +447,7 @@ fn parse_generate_request(
     })
 }
 
-/// E8: a tiny JPEG whose comment names the resolution.
+/// upsample-image: a tiny JPEG whose comment names the resolution.
 fn upsample_image(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::UpsampleImage;
     let Some(email) = require_at(st, ctx, ep, req) else {

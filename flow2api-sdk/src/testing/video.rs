@@ -11,17 +11,17 @@ use super::FakeFlow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VideoKind {
-    /// E9 text→video.
+    /// video-submit-text: text→video.
     Text,
-    /// E10 first frame→video.
+    /// video-submit-start-image: first frame→video.
     StartImage,
-    /// E11 first+last frame→video.
+    /// video-submit-start-end-image: first+last frame→video.
     StartEndImage,
-    /// E12 reference images→video.
+    /// video-submit-reference-images: reference images→video.
     ReferenceImages,
-    /// E13 extend a generated video.
+    /// video-submit-extend: extend a generated video.
     Extend,
-    /// E14 upsample a generated video.
+    /// video-submit-upsample: upsample a generated video.
     Upsample,
 }
 
@@ -42,20 +42,21 @@ pub enum VideoOutcome {
     Status(String),
 }
 
-/// What E16 (and E17) answer for a finished video.
+/// What media-url-redirect (and media-bytes) answer for a finished video.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VideoRedirect {
-    /// E16: 307 to `<base>/videos/<id>.mp4`. E17 answers the bytes.
+    /// media-url-redirect: 307 to `<base>/videos/<id>.mp4`. media-bytes answers the bytes.
     #[default]
     Ok,
-    /// E16: 307 with an empty `Location` (and `{"url":""}`). E17 answers the bytes.
+    /// media-url-redirect: 307 with an empty `Location` (and `{"url":""}`). media-bytes answers the
+    /// bytes.
     Empty,
-    /// E16 as `Empty`, and E17 answers the video without `encodedVideo`.
+    /// media-url-redirect as `Empty`, and media-bytes answers the video without `encodedVideo`.
     Lost,
 }
 
-/// The response shape of the video submits (E9–E14) and of the poll (E15).
+/// The response shape of the video submits and of the poll (video-status).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VideoShape {
@@ -70,7 +71,7 @@ pub enum VideoShape {
     Workflows,
 }
 
-/// A video operation created through E9–E14.
+/// A video operation created through the video submits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FakeVideo {
     /// The operation name, which is also the media name (a UUID).
@@ -96,7 +97,7 @@ pub struct FakeVideo {
     /// The media the operation was made from: start (and end) image, reference images, or the
     /// source video of an extend / upsample.
     pub sources: Vec<String>,
-    /// How many E15 polls have included it.
+    /// How many video-status polls have included it.
     pub polls: u32,
     /// PENDING polls before ACTIVE (copied from the config at submit time).
     pub pending_polls: u32,
@@ -128,7 +129,7 @@ impl FakeVideo {
     }
 }
 
-/// A concatenation submitted through E18.
+/// A concatenation submitted through concat-submit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Concatenation {
     pub(super) email: String,
@@ -146,7 +147,7 @@ pub(super) struct VideoState {
     pub(super) active_polls: u32,
     pub(super) concat_polls: u32,
     pub(super) redirect: VideoRedirect,
-    /// Whether finished videos carry a `fifeUrl` in E15.
+    /// Whether finished videos carry a `fifeUrl` in video-status.
     pub(super) fife: bool,
     pub(super) shape: VideoShape,
     /// Outcomes for the next operations submitted, in order.
@@ -192,22 +193,23 @@ impl FakeFlow {
         st.video.active_polls = active;
     }
 
-    /// E19 reports the concatenation finished on its `polls`-th poll (default 1).
+    /// concat-status reports the concatenation finished on its `polls`-th poll (default 1).
     pub fn set_concat_polls(&self, polls: u32) {
         self.lock().video.concat_polls = polls.max(1);
     }
 
-    /// Whether E15 gives finished videos a `fifeUrl` (default true).
+    /// Whether video-status gives finished videos a `fifeUrl` (default true).
     pub fn set_video_fife(&self, fife: bool) {
         self.lock().video.fife = fife;
     }
 
-    /// What E16/E17 answer (default [`VideoRedirect::Ok`]).
+    /// What media-url-redirect and media-bytes answer (default [`VideoRedirect::Ok`]).
     pub fn set_video_redirect(&self, redirect: VideoRedirect) {
         self.lock().video.redirect = redirect;
     }
 
-    /// The response shape of E9–E15 (default [`VideoShape::Operations`]).
+    /// The response shape of the video submits and video-status (default
+    /// [`VideoShape::Operations`]).
     pub fn set_video_shape(&self, shape: VideoShape) {
         self.lock().video.shape = shape;
     }
@@ -233,12 +235,12 @@ impl FakeFlow {
             .push_back(VideoOutcome::Status(status.to_owned()));
     }
 
-    /// The video operations submitted through E9–E14, oldest first.
+    /// The video operations submitted through the video submits, oldest first.
     pub fn videos(&self) -> Vec<FakeVideo> {
         self.lock().video.videos.clone()
     }
 
-    /// `<base>/videos/<id>.mp4`, where E16 redirects to.
+    /// `<base>/videos/<id>.mp4`, where media-url-redirect redirects to.
     pub fn video_url(&self, id: &str) -> String {
         format!("{}/videos/{id}.mp4", self.public_base)
     }

@@ -1,4 +1,5 @@
-//! The fake video endpoints: E9–E19 (§1.10–§1.14), the MP4 host and the W1–W5 warm-up.
+//! The fake video endpoints: the video submits to concat-status (`docs/upstream.md#video-submit`
+//! on), the MP4 host and the warm-up calls.
 
 use base64::Engine as _;
 use http::header::{HeaderValue, LOCATION};
@@ -125,10 +126,10 @@ pub(super) fn handle(
 }
 
 // ---------------------------------------------------------------------------------------------
-// E9–E14
+// The video submits
 // ---------------------------------------------------------------------------------------------
 
-/// E9–E14: checks AT, project, captcha and body, then records one operation per request.
+/// The video submits: checks AT, project, captcha and body, then records one operation per request.
 fn submit(
     st: &mut State,
     ctx: &Ctx<'_>,
@@ -206,8 +207,8 @@ fn submit(
     reply_json(200, &answer)
 }
 
-/// The §1.10 envelope: `mediaGenerationContext`, `clientContext`, `useV2ModelConfig`,
-/// non-empty `requests`.
+/// The video-submit envelope (`docs/upstream.md#video-submit`): `mediaGenerationContext`,
+/// `clientContext`, `useV2ModelConfig`, non-empty `requests`.
 fn check_envelope(body: &Value) -> Result<&Vec<Value>, String> {
     if str_at(body, "/mediaGenerationContext/batchId").is_none_or(str::is_empty) {
         return Err("mediaGenerationContext.batchId is required".to_owned());
@@ -370,7 +371,7 @@ fn parse_request(
 }
 
 // ---------------------------------------------------------------------------------------------
-// E15
+// video-status
 // ---------------------------------------------------------------------------------------------
 
 /// The names a poll asks about: `media[].name`, or `operations[]` (`mediaName` ‖ `name` ‖
@@ -397,7 +398,7 @@ fn poll_names(body: &Value) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
-/// E15: counts one poll per named operation and answers their status.
+/// video-status: counts one poll per named operation and answers their status.
 fn check_status(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::CheckVideoStatus;
     let Some(email) = require_at(st, ctx, ep, req) else {
@@ -504,7 +505,7 @@ fn legacy_operation(ctx: &Ctx<'_>, v: &FakeVideo) -> Value {
     })
 }
 
-/// A media-centric `media[]` item (§1.11); `video` once SUCCESSFUL.
+/// A media-centric `media[]` item (`docs/upstream.md#video-status`); `video` once SUCCESSFUL.
 fn media_item(ctx: &Ctx<'_>, v: &FakeVideo) -> Value {
     let status = v.status();
     let mut media_status = Map::new();
@@ -540,11 +541,11 @@ fn media_item(ctx: &Ctx<'_>, v: &FakeVideo) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// E16, E17 and the MP4 host
+// media-url-redirect, media-bytes and the MP4 host
 // ---------------------------------------------------------------------------------------------
 
-/// E16: 307 to `<base>/videos/<id>.mp4` (or an empty `Location`), for a finished video of the
-/// ST's account.
+/// media-url-redirect: 307 to `<base>/videos/<id>.mp4` (or an empty `Location`), for a finished
+/// video of the ST's account.
 fn media_url_redirect(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::MediaUrlRedirect;
     let Some(email) = st
@@ -588,7 +589,7 @@ fn media_url_redirect(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResp
     response
 }
 
-/// E17: the video as base64 (without `encodedVideo` when the redirect mode is `Lost`).
+/// media-bytes: the video as base64 (without `encodedVideo` when the redirect mode is `Lost`).
 fn media_bytes(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::MediaBytes;
     let Some(email) = require_at(st, ctx, ep, req) else {
@@ -628,10 +629,10 @@ fn video_file(st: &mut State, req: &Incoming) -> HttpResponse {
 }
 
 // ---------------------------------------------------------------------------------------------
-// E18, E19
+// concat-submit, concat-status
 // ---------------------------------------------------------------------------------------------
 
-/// E18: `inputVideos` must be ≥ 2 finished videos of the account.
+/// concat-submit: `inputVideos` must be ≥ 2 finished videos of the account.
 fn concatenate(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::Concatenate;
     let Some(email) = require_at(st, ctx, ep, req) else {
@@ -678,7 +679,7 @@ fn concatenate(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     reply_json(200, &json!({"operation": {"operation": {"name": name}}}))
 }
 
-/// E19: ACTIVE until the configured poll, then SUCCESSFUL with `outputUri`.
+/// concat-status: ACTIVE until the configured poll, then SUCCESSFUL with `outputUri`.
 fn concatenation_status(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let ep = Endpoint::ConcatenationStatus;
     let Some(email) = require_at(st, ctx, ep, req) else {

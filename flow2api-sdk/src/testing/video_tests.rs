@@ -1,4 +1,4 @@
-//! Tests of the fake video endpoints (E9–E19, the MP4 host, the warm-up).
+//! Tests of the fake video endpoints (video-submit to concat-status, the MP4 host, the warm-up).
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -358,7 +358,8 @@ fn extend_upsample_and_concatenate() {
     assert_eq!(send(&s.fake, "GET", uri, &[], b"").status(), 200);
 }
 
-/// E18/E19 through [`crate::flow::FlowClient`]: an extension concatenated after its source.
+/// concat-submit and concat-status through [`crate::flow::FlowClient`]: an extension concatenated
+/// after its source.
 #[test]
 fn flow_client_concatenates_an_extension_with_its_source() {
     use crate::flow::FlowClient;
@@ -503,7 +504,7 @@ fn empty_redirect_falls_back_to_encoded_video() {
     assert!(body(&s.media_bytes(&name))["video"]
         .get("encodedVideo")
         .is_none());
-    // E17 wants the AT.
+    // media-bytes wants the AT.
     let r = send(
         &s.fake,
         "GET",
