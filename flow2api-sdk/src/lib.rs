@@ -45,8 +45,8 @@ pub mod secret;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod transport;
-pub mod util;
+pub(crate) mod transport;
+pub(crate) mod util;
 
 pub use http;
 

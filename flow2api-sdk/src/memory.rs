@@ -234,7 +234,7 @@ impl StorageMediaStore {
 }
 
 /// Media ids are 32 hex characters: unguessable, and safe to use as keys and in paths.
-pub fn is_media_id(id: &str) -> bool {
+pub(crate) fn is_media_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

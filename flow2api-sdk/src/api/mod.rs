@@ -3,11 +3,11 @@
 //! and renders errors in the client's dialect.
 
 mod admin;
-pub mod body;
+mod body;
 mod builder;
-pub mod error;
+mod error;
 mod gemini_video;
-pub mod inputs;
+mod inputs;
 mod openai;
 mod sse;
 mod videos;

@@ -2,10 +2,10 @@
 //! parse, with build and parse pure (see the `build_*`/`parse_*` functions).
 
 pub mod concat;
-pub mod error;
-pub mod headers;
+mod error;
+pub(crate) mod headers;
 pub mod video;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,13 +148,13 @@ impl std::fmt::Debug for FlowClient {
 }
 
 /// `;<epoch-ms>`, Flow's session id format.
-pub fn session_id(now_ms: u64) -> String {
+pub(crate) fn session_id(now_ms: u64) -> String {
     format!(";{now_ms}")
 }
 
 /// MIME type by magic bytes (`docs/upstream.md#upload-image`); unknown or short input is
 /// `image/jpeg`.
-pub fn sniff_mime(bytes: &[u8]) -> &'static str {
+pub(crate) fn sniff_mime(bytes: &[u8]) -> &'static str {
     if bytes.len() < 12 {
         return "image/jpeg";
     }

@@ -253,7 +253,7 @@ fn error_pair(e: &Value) -> (String, String) {
 
 /// Normalises a submit or status response (`docs/upstream.md#video-submit`): `operations[]`
 /// enriched from same-named `media[]` items, or the media items themselves.
-pub fn normalize_operations(v: &Value, request_pid: &str) -> Vec<VideoOperation> {
+pub(crate) fn normalize_operations(v: &Value, request_pid: &str) -> Vec<VideoOperation> {
     let media: Vec<VideoOperation> = v
         .get("media")
         .and_then(Value::as_array)

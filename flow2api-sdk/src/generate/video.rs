@@ -676,7 +676,7 @@ fn fallback(
 }
 
 /// The UUID in `/video/<uuid>` of a media URL.
-pub fn media_uuid(url: &str) -> Option<String> {
+pub(crate) fn media_uuid(url: &str) -> Option<String> {
     let rest = &url[url.find("/video/")? + "/video/".len()..];
     let id: String = rest.chars().take(36).collect();
     let looks_like_uuid = id.len() == 36

@@ -146,7 +146,7 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// Whether `id` can be a job id (so that a route never builds a storage key from junk).
-pub fn is_job_id(id: &str) -> bool {
+pub(crate) fn is_job_id(id: &str) -> bool {
     id.strip_prefix("video_").is_some_and(|rest| {
         !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_hexdigit())
     })
