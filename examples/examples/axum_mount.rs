@@ -45,7 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // …and the gateway. `nest_service` strips `/flow` before the gateway sees the path.
         .nest_service(PREFIX, gateway.with_state(host.app().clone()));
 
-    println!("listening on {here}");
+    println!(
+        "listening on http://{} (the gateway at {here})",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
