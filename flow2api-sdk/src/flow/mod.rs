@@ -4,6 +4,7 @@
 pub mod concat;
 pub mod error;
 pub mod headers;
+mod one_image;
 pub mod video;
 pub mod wire;
 
@@ -23,6 +24,7 @@ use crate::secret::Secret;
 use crate::util;
 
 pub use error::{Blame, FlowError};
+pub use one_image::{ImageError, ImagePrompt, DEFAULT_IMAGE_MODEL, IMAGE_PROJECT_TITLE};
 use wire::*;
 
 /// reCAPTCHA Enterprise site key of Flow.
