@@ -46,6 +46,16 @@ cargo clippy -p flow2api-sdk -p edge-worker --target wasm32-unknown-unknown -- -
 step "cargo doc (SDK, warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p flow2api-sdk --no-deps --all-features
 
+step "Packaging: the SDK's wasm32 tree has no native dependency; cargo package -p flow2api-sdk"
+native_deps="$(cargo tree -p flow2api-sdk --target wasm32-unknown-unknown -e normal --prefix none \
+  | grep -E '^(tokio|reqwest|hyper|hyper-util|rusqlite|libsqlite3-sys) ' || true)"
+if [ -n "$native_deps" ]; then
+  printf 'the SDK built for wasm32 depends on:\n%s\n' "$native_deps" >&2
+  exit 1
+fi
+# --allow-dirty: a working copy may hold uncommitted edits; CI's clone holds none.
+cargo package -p flow2api-sdk --allow-dirty --quiet
+
 step "cargo test"
 
 cargo test --workspace --all-features

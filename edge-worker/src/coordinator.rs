@@ -39,7 +39,7 @@ impl Coordinator for DoCoordinator {
                 .id_from_name(account_id)
                 .and_then(|id| id.get_stub())
                 .map_err(|e| StorageError(format!("account object: {e}")))?;
-            call(&stub, ACCOUNT_URL, &command, &self.subrequests).await
+            call(&stub.into(), ACCOUNT_URL, &command, &self.subrequests).await
         })
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use flow2api_sdk::seams::{
     boxed, BoxFuture, Bytes, Capabilities, Expect, ListPage, Storage, StorageError,
 };
-use worker::{ObjectNamespace, Stub};
+use worker::ObjectNamespace;
 
-use crate::do_client::call;
+use crate::do_client::{call, Object};
 use crate::fetch_http::Subrequests;
 use crate::protocol::{StoreCommand, StoreReply, Value, STORE_URL};
 
@@ -20,7 +20,7 @@ pub struct DoStorage {
     name: &'static str,
     /// Made on first use: most invocations (an image) never touch this store, and naming an
     /// object costs a hash and two calls into the runtime.
-    stub: OnceCell<Stub>,
+    object: OnceCell<Object>,
     subrequests: Subrequests,
 }
 
@@ -30,25 +30,26 @@ impl DoStorage {
         Self {
             store,
             name,
-            stub: OnceCell::new(),
+            object: OnceCell::new(),
             subrequests,
         }
     }
 
-    fn stub(&self) -> Result<&Stub, StorageError> {
-        if let Some(stub) = self.stub.get() {
-            return Ok(stub);
+    fn object(&self) -> Result<&Object, StorageError> {
+        if let Some(object) = self.object.get() {
+            return Ok(object);
         }
-        let stub = self
+        let object = self
             .store
             .id_from_name(self.name)
             .and_then(|id| id.get_stub())
+            .map(Object::from)
             .map_err(|e| StorageError(format!("store object: {e}")))?;
-        Ok(self.stub.get_or_init(|| stub))
+        Ok(self.object.get_or_init(|| object))
     }
 
     async fn send(&self, command: StoreCommand) -> Result<StoreReply, StorageError> {
-        call(self.stub()?, STORE_URL, &command, &self.subrequests).await
+        call(self.object()?, STORE_URL, &command, &self.subrequests).await
     }
 }
 

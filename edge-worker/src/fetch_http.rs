@@ -10,10 +10,9 @@ use flow2api_sdk::seams::{
 use futures::StreamExt;
 use http::{HeaderName, HeaderValue};
 use worker::js_sys::Uint8Array;
-use worker::{
-    AbortController, ByteStream, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response, ResponseBody,
-};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, AbortController, ByteStream, Headers, Response, ResponseBody};
 
 use crate::protocol::redact;
 
@@ -63,9 +62,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn to_worker_request(request: HttpRequest) -> Result<Request, TransportError> {
+fn to_web_request(
+    request: HttpRequest,
+    signal: &web_sys::AbortSignal,
+) -> Result<web_sys::Request, TransportError> {
     let (parts, body) = request.into_parts();
-    let headers = Headers::new();
+    let invalid = |_| other("invalid request");
+    let headers = web_sys::Headers::new().map_err(invalid)?;
     for (name, value) in &parts.headers {
         let value = value
             .to_str()
@@ -75,40 +78,61 @@ fn to_worker_request(request: HttpRequest) -> Result<Request, TransportError> {
             .append(name.as_str(), value)
             .map_err(|_| other(format!("request header {name} was refused")))?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::from(parts.method.as_str().to_owned()))
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        // GET and HEAD may not carry a body, not even an empty one.
-        .with_body((!body.is_empty()).then(|| Uint8Array::from(body.as_ref()).into()));
-    Request::new_with_init(&parts.uri.to_string(), &init)
-        .map_err(|e| other(format!("invalid request: {}", redact(&e.to_string()))))
+    let init = web_sys::RequestInit::new();
+    init.set_method(parts.method.as_str());
+    init.set_headers(&headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    init.set_signal(Some(signal));
+    // GET and HEAD may not carry a body, not even an empty one.
+    if !body.is_empty() {
+        init.set_body(&Uint8Array::from(body.as_ref()));
+    }
+    web_sys::Request::new_with_str_and_init(&parts.uri.to_string(), &init)
+        .map_err(|e| other(format!("invalid request: {}", redact(&js_text(&e)))))
+}
+
+/// A runtime error as text (its message, or what JS makes of it).
+fn js_text(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<worker::js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Sends `request` with redirects not followed; returns the response once its head has
 /// arrived, and the guard that aborts the fetch if dropped before the body is read.
-async fn fetch(request: HttpRequest) -> Result<(Response, AbortOnDrop), TransportError> {
-    let request = to_worker_request(request)?;
+///
+/// Straight on the runtime's `fetch` and `Response`: `worker::Response` would wrap the reply
+/// anew and read a whole body chunk by chunk through a stream reader, where `arrayBuffer()`
+/// is one call (the image generate call's reply is read whole on every image).
+async fn fetch(request: HttpRequest) -> Result<(web_sys::Response, AbortOnDrop), TransportError> {
     let controller = AbortController::default();
-    let signal = controller.signal();
+    let request = to_web_request(request, &controller.signal())?;
     let abort = AbortOnDrop(Some(controller));
-    let response = Fetch::Request(request)
-        .send_with_signal(&signal)
+    let connect = |e: JsValue| {
+        TransportError::new(
+            TransportErrorKind::Connect,
+            format!("fetch failed: {}", redact(&js_text(&e))),
+        )
+    };
+    let global: web_sys::WorkerGlobalScope = worker::js_sys::global().unchecked_into();
+    let response = JsFuture::from(global.fetch_with_request(&request))
         .await
-        .map_err(|e| {
-            TransportError::new(
-                TransportErrorKind::Connect,
-                format!("fetch failed: {}", redact(&e.to_string())),
-            )
-        })?;
+        .map_err(connect)?
+        .unchecked_into();
     Ok((response, abort))
 }
 
 /// The status and headers of `response` on `body`.
-fn with_head<B>(response: &Response, body: B) -> Result<http::Response<B>, TransportError> {
-    let mut builder = http::Response::builder().status(response.status_code());
+fn with_head<B>(
+    response: &web_sys::Response,
+    body: B,
+) -> Result<http::Response<B>, TransportError> {
+    let mut builder = http::Response::builder().status(response.status());
     if let Some(map) = builder.headers_mut() {
-        for (name, value) in response.headers().entries() {
+        for (name, value) in Headers(response.headers()).entries() {
             // Workers headers are always valid ByteStrings; skip anything `http` still rejects.
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -131,17 +155,27 @@ fn body_error(e: worker::Error) -> TransportError {
 }
 
 async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
-    let (mut response, mut abort) = fetch(request).await?;
+    let (response, mut abort) = fetch(request).await?;
     let out = with_head(&response, ())?;
-    let body = response.bytes().await.map_err(body_error)?;
+    let read = |e: JsValue| {
+        other(format!(
+            "reading the response body failed: {}",
+            redact(&js_text(&e))
+        ))
+    };
+    let buffer = JsFuture::from(response.array_buffer().map_err(read)?)
+        .await
+        .map_err(read)?;
+    let body = Uint8Array::new(&buffer).to_vec();
     // The body is read: nothing left to abort.
     abort.0 = None;
     Ok(out.map(|()| Bytes::from(body)))
 }
 
 async fn send_streaming(request: HttpRequest) -> Result<HttpStreamResponse, TransportError> {
-    let (mut response, mut abort) = fetch(request).await?;
+    let (response, mut abort) = fetch(request).await?;
     let out = with_head(&response, ())?;
+    let mut response = Response::from(response);
     let body: BoxStream<'static, Result<Bytes, TransportError>> = match response.body() {
         ResponseBody::Stream(_) => {
             let chunks = response.stream().map_err(body_error)?;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use worker::wasm_bindgen::JsValue;
 use worker::{Method, ObjectNamespace, Request, RequestInit, Stub};
 
-use crate::do_client::call;
+use crate::do_client::{call, Object};
 use crate::fetch_http::Subrequests;
 use crate::protocol::{JobCommand, JobReply, LineSplitter, JOB_URL};
 
@@ -71,6 +71,10 @@ impl DoJobRunner {
             .and_then(|id| id.get_stub())
             .map_err(|e| StorageError(format!("job object: {e}")))
     }
+
+    fn object(&self, id: &str) -> Result<Object, StorageError> {
+        self.stub(id).map(Object::from)
+    }
 }
 
 impl JobRunner for DoJobRunner {
@@ -84,7 +88,7 @@ impl JobRunner for DoJobRunner {
                 id: id.to_owned(),
                 delay_ms: delay.as_millis() as u64,
             };
-            let _: JobReply = call(&self.stub(id)?, JOB_URL, &command, &self.subrequests).await?;
+            let _: JobReply = call(&self.object(id)?, JOB_URL, &command, &self.subrequests).await?;
             Ok(())
         })
     }

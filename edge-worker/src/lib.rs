@@ -63,6 +63,7 @@ pub(crate) mod entry {
     use std::sync::Arc;
     use std::task::{Context, Poll};
 
+    use bytes::BytesMut;
     use flow2api_sdk::api::{ApiError, Dialect};
     use flow2api_sdk::cache::{CachingStorage, StorageCache};
     use flow2api_sdk::config::ConfigError;
@@ -71,9 +72,13 @@ pub(crate) mod entry {
     use flow2api_sdk::settings::SettingsCache;
     use flow2api_sdk::{App, Body, Config};
     use futures::channel::oneshot;
+    use futures::stream::Fuse;
     use futures::{Stream, StreamExt};
+    use http::{HeaderName, HeaderValue};
+    use worker::js_sys::Uint8Array;
+    use worker::wasm_bindgen_futures::JsFuture;
     use worker::{
-        console_error, console_log, event, Env, Headers, HttpRequest, Response, ResponseBuilder,
+        console_error, console_log, event, web_sys, Env, Headers, Response, ResponseBuilder,
         Result, ScheduleContext, ScheduledEvent,
     };
 
@@ -105,8 +110,8 @@ pub(crate) mod entry {
     }
 
     #[event(fetch)]
-    async fn fetch(req: HttpRequest, env: Env, ctx: worker::Context) -> Result<Response> {
-        let (parts, body) = req.into_parts();
+    async fn fetch(req: web_sys::Request, env: Env, ctx: worker::Context) -> Result<Response> {
+        let parts = request_head(&req)?;
         // For the subrequest log line: method and path only (a query may carry `key=`).
         let route = format!("{} {}", parts.method, parts.uri.path());
         LOG_THRESHOLD.with(|t| {
@@ -142,7 +147,7 @@ pub(crate) mod entry {
                 return to_worker_response(rejected, (route, subrequests), &*wait_until);
             }
         }
-        let request = http::Request::from_parts(parts, read_body(body).await?);
+        let request = http::Request::from_parts(parts, read_body(&req).await?);
         if let Some(rest) = conformance {
             let body = String::from_utf8_lossy(request.body()).into_owned();
             return crate::conformance::handle(&env, &rest, &body).await;
@@ -238,13 +243,34 @@ pub(crate) mod entry {
         })
     }
 
-    /// A request's whole body.
-    async fn read_body(mut body: worker::Body) -> Result<Bytes> {
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.next().await {
-            bytes.extend_from_slice(&chunk?);
+    /// A request's method, URL and headers, read straight off the runtime's `Request` (the
+    /// body stays unread until [`read_body`]).
+    fn request_head(req: &web_sys::Request) -> Result<http::request::Parts> {
+        let mut builder = http::Request::builder()
+            .method(req.method().as_str())
+            .uri(req.url());
+        if let Some(map) = builder.headers_mut() {
+            for (name, value) in Headers(req.headers()).entries() {
+                // The runtime's headers are valid ByteStrings; skip anything `http` rejects.
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    map.append(n, v);
+                }
+            }
         }
-        Ok(Bytes::from(bytes))
+        Ok(builder.body(())?.into_parts().0)
+    }
+
+    /// A request's whole body, in one `arrayBuffer()` call (a stream reader would take a
+    /// promise round trip per chunk and two more to finish).
+    async fn read_body(req: &web_sys::Request) -> Result<Bytes> {
+        if req.body().is_none() {
+            return Ok(Bytes::new());
+        }
+        let buffer = JsFuture::from(req.array_buffer()?).await?;
+        Ok(Bytes::from(Uint8Array::new(&buffer).to_vec()))
     }
 
     /// The SDK's response as a Workers response: same status and headers; a whole body as
@@ -290,7 +316,7 @@ pub(crate) mod entry {
                 }));
                 builder.from_stream(
                     LogWhenDone {
-                        inner: stream,
+                        inner: stream.fuse(),
                         subrequests: Some(subrequests),
                         _open: open,
                     }
@@ -311,7 +337,8 @@ pub(crate) mod entry {
     /// Passes a response stream through and logs the invocation's subrequests when it ends,
     /// or when it is dropped early (the client went away).
     struct LogWhenDone {
-        inner: BoxStream<'static, Bytes>,
+        /// Fused: a batch may see its end before the runtime asks for the next chunk.
+        inner: Fuse<BoxStream<'static, Bytes>>,
         /// The route and its counter, until logged.
         subrequests: Option<(String, Subrequests)>,
         /// Keeps the invocation open while the stream lives (see [`to_worker_response`]).
@@ -329,12 +356,22 @@ pub(crate) mod entry {
     impl Stream for LogWhenDone {
         type Item = Bytes;
 
+        /// Every chunk that is ready now, as one: each chunk handed to the runtime costs a
+        /// pull of the `ReadableStream` (a promise round trip through the executor), and an
+        /// SSE answer often has several frames ready at once (its end: the last progress
+        /// lines, the content, `[DONE]`).
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-            let item = futures::ready!(self.inner.poll_next_unpin(cx));
-            if item.is_none() {
+            let Some(first) = futures::ready!(self.inner.poll_next_unpin(cx)) else {
                 self.log_once();
+                return Poll::Ready(None);
+            };
+            let mut batch: Option<BytesMut> = None;
+            while let Poll::Ready(Some(more)) = self.inner.poll_next_unpin(cx) {
+                batch
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&more);
             }
-            Poll::Ready(item)
+            Poll::Ready(Some(batch.map_or(first, BytesMut::freeze)))
         }
     }
 

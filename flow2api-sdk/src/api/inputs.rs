@@ -141,10 +141,7 @@ impl AppInner {
     }
 
     async fn own_media(&self, url: &url::Url) -> Option<Bytes> {
-        let id = url.path().strip_prefix("/media/")?;
-        if !is_media_id(id) {
-            return None;
-        }
+        let id = own_media_id(url, self.config.public_base_url.as_deref())?;
         let object = self.deps.media.get(id, None).await.ok()?.found()?;
         // An image input is held whole anyway; refuse what the limit would refuse.
         if object.total_len > self.config.max_image_bytes as u64 {
@@ -214,6 +211,23 @@ impl AppInner {
     }
 }
 
+/// The media id of one of the gateway's own links: `{path of PUBLIC_BASE_URL}/media/{id}` (a
+/// gateway mounted under a prefix), or `/media/{id}` (one at the root, or a link made before
+/// `PUBLIC_BASE_URL` was set). The host is not compared: ids are random, and a link that
+/// reaches the gateway under another name (a proxy, a LAN address) is still its own.
+fn own_media_id<'u>(url: &'u url::Url, public_base: Option<&str>) -> Option<&'u str> {
+    let path = url.path();
+    let prefix = public_base
+        .and_then(|b| url::Url::parse(b).ok())
+        .map(|b| b.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let id = path
+        .strip_prefix(prefix.as_str())
+        .and_then(|rest| rest.strip_prefix("/media/"))
+        .or_else(|| path.strip_prefix("/media/"))?;
+    is_media_id(id).then_some(id)
+}
+
 /// Keeps URIs in messages short (data URLs can be megabytes).
 fn shorten(s: &str) -> String {
     if s.len() <= 120 {
@@ -249,6 +263,55 @@ mod tests {
         for u in ["https://example.com/a.png", "http://8.8.8.8/"] {
             assert!(!is_private_url(&url::Url::parse(u).unwrap()), "{u}");
         }
+    }
+
+    #[test]
+    fn own_media_links_carry_the_public_base_path() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(is_media_id(id), "a valid id for the test");
+        let own = |u: &str, base: Option<&str>| {
+            own_media_id(&url::Url::parse(u).unwrap(), base).map(str::to_owned)
+        };
+        let root = format!("http://127.0.0.1:8000/media/{id}");
+        let prefixed = format!("https://example.test/flow/media/{id}");
+        let deeper = format!("https://example.test/a/b/media/{id}");
+        // At the root, with or without PUBLIC_BASE_URL.
+        assert_eq!(own(&root, None).as_deref(), Some(id));
+        assert_eq!(
+            own(&root, Some("http://127.0.0.1:8000")).as_deref(),
+            Some(id)
+        );
+        // Mounted under a prefix (Config trims a trailing slash; both forms are accepted).
+        for base in ["https://example.test/flow", "https://example.test/flow/"] {
+            assert_eq!(own(&prefixed, Some(base)).as_deref(), Some(id), "{base}");
+            // A link made before the prefix was configured is still ours.
+            assert_eq!(own(&root, Some(base)).as_deref(), Some(id), "{base}");
+        }
+        assert_eq!(
+            own(&deeper, Some("https://example.test/a/b")).as_deref(),
+            Some(id)
+        );
+        // Not ours: another prefix, no prefix configured, a longer path, a bad id.
+        assert_eq!(own(&prefixed, Some("https://example.test/other")), None);
+        assert_eq!(own(&prefixed, None), None);
+        assert_eq!(
+            own(&format!("{prefixed}/x"), Some("https://example.test/flow")),
+            None
+        );
+        assert_eq!(
+            own(
+                "https://example.test/flow/media/..",
+                Some("https://example.test/flow")
+            ),
+            None
+        );
+        assert_eq!(
+            own(
+                "https://example.test/flowmedia/x",
+                Some("https://example.test/flow")
+            ),
+            None
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod concat;
 mod error;
 pub(crate) mod headers;
+mod one_image;
 pub mod video;
 pub(crate) mod wire;
 
@@ -23,6 +24,7 @@ use crate::transport::{json_body, request, send_with_timeout};
 use crate::util;
 
 pub use error::{Blame, FlowError};
+pub use one_image::{ImageError, ImagePrompt, DEFAULT_IMAGE_MODEL, IMAGE_PROJECT_TITLE};
 use wire::*;
 
 /// reCAPTCHA Enterprise site key of Flow.

@@ -7,6 +7,7 @@
 //! | `tokio` | [`TokioClock`], [`TokioSpawn`], [`refresh_periodically`], [`DirMediaStore`] (media as files with a TTL) |
 //! | `sqlite` | [`SqliteDb`]: one SQLite file holding [`SqliteStorage`] namespaces and the [`SqliteCoordinator`]'s durable account states (implies `tokio`) |
 //! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades; [`handle`] to mount the gateway in another server |
+//! | `reqwest` + `tokio` | `FlowClient::native` and `YesCaptcha::native`: the typed clients from a [`Config`](crate::Config) |
 //! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory |
 //!
 //! An app on tokio embeds the gateway with [`Host::open`] and [`Host::serve`]; see the README's
@@ -14,6 +15,8 @@
 
 #[cfg(feature = "tokio")]
 mod background;
+#[cfg(all(feature = "reqwest", feature = "tokio"))]
+mod clients;
 #[cfg(feature = "tokio")]
 mod clock;
 #[cfg(feature = "native")]
