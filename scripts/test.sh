@@ -46,6 +46,9 @@ cargo clippy -p flow2api-sdk -p edge-worker --target wasm32-unknown-unknown -- -
 step "cargo doc (SDK, warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p flow2api-sdk --no-deps --all-features
 
+step "Module layering: no SDK module imports a later layer (scripts/module-graph.py)"
+python3 scripts/module-graph.py
+
 step "Packaging: the SDK's wasm32 tree has no native dependency; cargo package -p flow2api-sdk"
 native_deps="$(cargo tree -p flow2api-sdk --target wasm32-unknown-unknown -e normal --prefix none \
   | grep -E '^(tokio|reqwest|hyper|hyper-util|rusqlite|libsqlite3-sys) ' || true)"
