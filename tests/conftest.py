@@ -513,15 +513,42 @@ def _nobuild_config() -> Path:
     return path
 
 
+_WORKER_SOURCES = ("edge-worker/src", "edge-worker/Cargo.toml", "flow2api-sdk/src",
+                   "flow2api-sdk/Cargo.toml", "Cargo.lock")
+
+
+def ensure_worker_built() -> None:
+    """Builds the worker into build/ (`bash scripts/build.sh`) when it is missing or older
+    than any of its sources; a no-op right after CI's own build step. The workers the tests
+    start then serve build/ as it is: with wrangler's [build] table, `wrangler dev` would
+    rebuild on every start (~20 s of wasm-opt) and again whenever its file watcher fires,
+    restarting the worker under a running test ("Your worker restarted mid-request")."""
+    wasm = ROOT / "build" / "index_bg.wasm"
+    built = wasm.stat().st_mtime if wasm.exists() else 0.0
+    newest = 0.0
+    for source in _WORKER_SOURCES:
+        path = ROOT / source
+        files = path.rglob("*") if path.is_dir() else [path]
+        newest = max([newest, *(f.stat().st_mtime for f in files if f.is_file())])
+    if built >= newest:
+        return
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "build.sh")], cwd=ROOT,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"building the worker failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}",
+                    pytrace=False)
+
+
 def start_worker(name: str, fake: Fake, *, extra: dict[str, str] | None = None,
                  persist: Path | None = None, api_key: str | None = None,
-                 admin_password: str | None = None, build: bool = True) -> Gateway:
+                 admin_password: str | None = None, build: bool = False) -> Gateway:
     """`wrangler dev` on a free loopback port; `extra` adds or overrides settings (--var).
 
     `persist` (default: a fresh `<name>-state` directory) is the --persist-to directory; pass
     an earlier instance's `gw.persist`, `gw.api_key` and `gw.admin_password` to restart on the
     same local KV and Durable Object state. `build=False` skips wrangler's [build] step and
-    serves build/ as it is (for a restart right after a build)."""
+    serves build/ (see `ensure_worker_built`); `build=True` lets wrangler build and watch
+    instead."""
     require_file(WRANGLER, "run `bash scripts/install-tools.sh` (npm ci)")
     port = free_port()
     api_key = api_key or f"sk-e2e-{secrets.token_hex(12)}"
@@ -531,6 +558,8 @@ def start_worker(name: str, fake: Fake, *, extra: dict[str, str] | None = None,
     persist.mkdir(exist_ok=True)
     empty_env = _TMP / f"{name}.env"
     empty_env.write_text("")
+    if not build:
+        ensure_worker_built()
     config = _wrangler_config() if build else ["--config", str(_nobuild_config())]
     cmd = [str(WRANGLER), "dev", *config,
            "--ip", "127.0.0.1", "--port", str(port),
