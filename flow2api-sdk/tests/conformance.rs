@@ -1,6 +1,6 @@
 //! The seams' conformance suites (`flow2api_sdk::testing::conformance`) against the in-memory
-//! implementations and the caching decorator. The worker's run inside workerd
-//! (`tests/test_conformance_worker.py`).
+//! implementations, the caching decorator and the in-process job runner. The worker's run
+//! inside workerd (`tests/test_conformance_worker.py`).
 
 use std::sync::Arc;
 use std::time::Duration;
