@@ -204,7 +204,11 @@ async fn the_local_runner_on_tokio_passes_the_job_runner_suite() {
         let clock = Arc::new(TokioClock);
         let store = Arc::new(MemoryStorage::new(clock.clone()));
         let scripted = jobs::ScriptedJobs::new(store, clock.clone());
-        let runner = LocalRunner::new(Arc::new(scripted.clone()), Arc::new(TokioSpawn), clock.clone());
+        let runner = LocalRunner::new(
+            Arc::new(scripted.clone()),
+            Arc::new(TokioSpawn),
+            clock.clone(),
+        );
         jobs::Subject::new(Arc::new(runner), scripted, Time::Real(clock))
     })
     .await;
@@ -246,8 +250,7 @@ impl flow2api_sdk::jobs::JobRunner for Naive {
         &'a self,
         _id: &'a str,
         _revision: u64,
-    ) -> BoxFuture<'a, flow2api_sdk::seams::BoxStream<'static, flow2api_sdk::jobs::JobRecord>>
-    {
+    ) -> BoxFuture<'a, flow2api_sdk::seams::BoxStream<'static, flow2api_sdk::jobs::JobRecord>> {
         Box::pin(async { Box::pin(futures::stream::empty()) as _ })
     }
 }

@@ -55,8 +55,7 @@ use super::{check, check_eq, yield_now, CaseResult, Report, Time};
 use crate::flow::video::VideoInput;
 use crate::generate::video::{JobPhase, VideoJob};
 use crate::jobs::{
-    JobLease, JobRecord, JobRunner, JobStatus, JobSteps, StepOutcome, MAX_STEP_FAILURES,
-    STEP_RETRY,
+    JobLease, JobRecord, JobRunner, JobStatus, JobSteps, StepOutcome, MAX_STEP_FAILURES, STEP_RETRY,
 };
 use crate::seams::{boxed, BoxFuture, BoxStream, Bytes, Clock, Expect, Storage, StorageError};
 
@@ -644,7 +643,9 @@ pub async fn case(name: &str, s: &Subject) -> CaseResult {
         "waits_between_steps" => waits_between_steps(s).await.map(|()| None),
         "step_errors_are_retried" => step_errors_are_retried(s).await.map(|()| None),
         "gives_up_after_repeated_errors" => gives_up_after_repeated_errors(s).await,
-        "scheduling_again_never_overlaps" => scheduling_again_never_overlaps(s).await.map(|()| None),
+        "scheduling_again_never_overlaps" => {
+            scheduling_again_never_overlaps(s).await.map(|()| None)
+        }
         "deleted_job_stops" => deleted_job_stops(s).await.map(|()| None),
         "watch_follows_to_the_end" => watch_follows_to_the_end(s).await.map(|()| None),
         "watch_ends_when_not_running" => watch_ends_when_not_running(s).await.map(|()| None),
@@ -658,10 +659,7 @@ fn finished(s: &Script) -> bool {
 
 fn no_overlap(script: &Script) -> Result<(), String> {
     check(script.overlaps() == 0, || {
-        format!(
-            "two steps of one job ran at once: {}",
-            script.summary()
-        )
+        format!("two steps of one job ran at once: {}", script.summary())
     })
 }
 
@@ -683,7 +681,11 @@ async fn steps_until_finished(s: &Subject) -> Result<(), String> {
     let script = s.script(&id).await?;
     check_eq(script.runs.len(), n, "steps taken (none after the last)")?;
     check_eq(script.scripted_runs(), n, "scripted steps taken")?;
-    check_eq(script.revision, 5, "the revision after four visible changes")?;
+    check_eq(
+        script.revision,
+        5,
+        "the revision after four visible changes",
+    )?;
     no_overlap(&script)
 }
 
@@ -736,9 +738,7 @@ async fn waits_between_steps(s: &Subject) -> Result<(), String> {
 
 /// A failed step is taken again, [`STEP_RETRY`] later.
 async fn step_errors_are_retried(s: &Subject) -> Result<(), String> {
-    let id = s
-        .create(vec![step(Then::Fail), step(Then::Finish)])
-        .await?;
+    let id = s.create(vec![step(Then::Fail), step(Then::Finish)]).await?;
     s.schedule(&id, Duration::ZERO).await?;
     let script = s
         .wait_until(&id, STEP_RETRY + DEADLINE, "the retried step", finished)
@@ -746,12 +746,15 @@ async fn step_errors_are_retried(s: &Subject) -> Result<(), String> {
     check_eq(script.runs.len(), 2, "steps taken")?;
     let end = script.runs[0].end_ms.unwrap_or(u64::MAX);
     let retry = STEP_RETRY.as_millis() as u64;
-    check(script.runs[1].start_ms + s.slack_ms() >= end + retry, || {
-        format!(
-            "the failed step was retried after {} ms, not {retry} ms",
-            script.runs[1].start_ms as i64 - end as i64
-        )
-    })
+    check(
+        script.runs[1].start_ms + s.slack_ms() >= end + retry,
+        || {
+            format!(
+                "the failed step was retried after {} ms, not {retry} ms",
+                script.runs[1].start_ms as i64 - end as i64
+            )
+        },
+    )
 }
 
 /// After [`MAX_STEP_FAILURES`] failed steps in a row the runner stops, until the job is
@@ -772,7 +775,12 @@ async fn gives_up_after_repeated_errors(s: &Subject) -> CaseResult {
     let id = s.create(steps).await?;
     s.schedule(&id, Duration::ZERO).await?;
     let script = s
-        .wait_until(&id, long, "a job whose failures are never 10 in a row", finished)
+        .wait_until(
+            &id,
+            long,
+            "a job whose failures are never 10 in a row",
+            finished,
+        )
         .await?;
     check_eq(script.runs.len(), 2 * max, "steps taken")?;
     // The limit: the runner stops, and a new schedule resumes the job.
@@ -827,7 +835,10 @@ async fn scheduling_again_never_overlaps(s: &Subject) -> Result<(), String> {
         .await?;
     check_eq(script.scripted_runs(), 3, "scripted steps taken")?;
     check(
-        script.runs.iter().all(|r| matches!(r.kind, RunKind::Scripted(_) | RunKind::AfterFinish)),
+        script
+            .runs
+            .iter()
+            .all(|r| matches!(r.kind, RunKind::Scripted(_) | RunKind::AfterFinish)),
         || format!("unexpected steps: {}", script.summary()),
     )?;
     no_overlap(&script)
@@ -856,7 +867,9 @@ async fn deleted_job_stops(s: &Subject) -> Result<(), String> {
         })
         .await?;
     s.pass(SETTLE).await;
-    let records = s.collect(watch, DEADLINE, "a watch of the deleted job").await?;
+    let records = s
+        .collect(watch, DEADLINE, "a watch of the deleted job")
+        .await?;
     let after = s.script(&id).await?;
     check_eq(
         after.runs.len(),
@@ -889,7 +902,9 @@ async fn watch_follows_to_the_end(s: &Subject) -> Result<(), String> {
             Ok(s.runner.watch(&id, 0).await)
         })
         .await?;
-    let records = s.collect(watch, DEADLINE, "a watch of a running job").await?;
+    let records = s
+        .collect(watch, DEADLINE, "a watch of a running job")
+        .await?;
     let revisions: Vec<u64> = records.iter().map(|r| r.revision).collect();
     // Created at 1; the held step was running when the watch started, so nothing was
     // published yet: its change (2) is the first, the quiet step sends nothing.
@@ -915,7 +930,9 @@ async fn watch_ends_when_not_running(s: &Subject) -> Result<(), String> {
         )
         .await?;
     check_eq(records.len(), 0, "records of a job never scheduled")?;
-    let id = s.create(vec![step(Then::Wait(0)), step(Then::Finish)]).await?;
+    let id = s
+        .create(vec![step(Then::Wait(0)), step(Then::Finish)])
+        .await?;
     s.schedule(&id, Duration::ZERO).await?;
     let script = s
         .wait_until(&id, DEADLINE, "the job finishing", finished)
