@@ -1,5 +1,14 @@
 #!/usr/bin/env bash
 # Builds the worker into build/ (index.js + index_bg.wasm); wrangler's [build] command runs it.
+#
+#   bash scripts/build.sh [--conformance] [worker-build options…]
+#
+# `--conformance` makes the test-only build instead, into build-conformance/: the same worker
+# with the cargo feature `conformance` (the route that runs the seams' conformance suites inside
+# workerd, tests/test_conformance_worker.py). Nothing deploys it: wrangler.toml's `main` is
+# build/index.js, which never has the route. Other arguments go to worker-build as they are
+# (options it does not know, such as `--features x`, reach `cargo build`).
+#
 # The env vars point worker-build at locally installed tools so that it downloads nothing:
 # wasm-bindgen from `cargo install wasm-bindgen-cli` (scripts/install-tools.sh), wasm-opt from
 # npm binaryen@132 and esbuild from wrangler's dependencies (both via `npm ci`).
@@ -8,7 +17,14 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/.bin/esbuild}"
-# worker-build works on the crate in the current directory; the output goes to build/ at the
-# repository root, next to wrangler.toml (`main = "build/index.js"`).
+OUT=build
+FEATURES=()
+if [ "${1:-}" = "--conformance" ]; then
+  shift
+  OUT=build-conformance
+  FEATURES=(--features conformance)
+fi
+# worker-build works on the crate in the current directory; the output goes to $OUT/ at the
+# repository root, next to wrangler.toml.
 cd "$ROOT/edge-worker"
-exec worker-build --release --out-dir ../build "$@"
+exec worker-build --release --out-dir "../$OUT" "$@" "${FEATURES[@]}"

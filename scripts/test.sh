@@ -40,8 +40,9 @@ cargo fmt --all -- --check
 step "cargo clippy (host, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo clippy (wasm32: SDK and worker)"
+step "cargo clippy (wasm32: SDK and worker, and the worker's test-only conformance build)"
 cargo clippy -p flow2api-sdk -p edge-worker --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p edge-worker --features conformance --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo doc (SDK, warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -p flow2api-sdk --no-deps --all-features
@@ -69,6 +70,8 @@ cargo build --release -p flow2api-examples --bin flow2api-server
 cargo build --release -p flow2api-examples --features fake --bin flow2api-fake-upstream
 
 step "Build the worker (worker-build --release)"
+# The deployable worker, into build/. Its test-only conformance build (build-conformance/) is
+# made by tests/test_conformance_worker.py itself.
 bash scripts/build.sh
 
 step "End-to-end tests (pytest: fake upstream + native server + wrangler dev)"

@@ -488,17 +488,19 @@ def _wrangler_config() -> list[str]:
     pytest.fail("no wrangler.toml found (looked in the repo root and edge-worker/)", pytrace=False)
 
 
-def _nobuild_config() -> Path:
+def _nobuild_config(main: Path | None = None) -> Path:
     """A copy of wrangler.toml without its [build] table and with an absolute `main`, so that
-    `wrangler dev` serves the worker already in build/ instead of rebuilding it (~20 s of
-    wasm-opt). Same worker name, so the same local state."""
-    path = _TMP / "wrangler-nobuild.toml"
-    if path.exists():
-        return path
+    `wrangler dev` serves a worker already built instead of rebuilding it (~20 s of wasm-opt):
+    build/ by default, or `main` (the test-only build-conformance/index.js). Same worker name
+    and the same bindings and migrations, so the same kind of local state."""
     src_path = ROOT / "wrangler.toml"
     if not src_path.exists():
-        pytest.fail("build=False needs wrangler.toml in the repo root", pytrace=False)
-    main = tomllib.loads(src_path.read_text())["main"]
+        pytest.fail("serving a built worker needs wrangler.toml in the repo root", pytrace=False)
+    if main is None:
+        main = ROOT / tomllib.loads(src_path.read_text())["main"]
+    path = _TMP / f"wrangler-nobuild-{main.parent.name}.toml"
+    if path.exists():
+        return path
     lines, skipping = [], False
     for line in src_path.read_text().splitlines():
         stripped = line.strip()
@@ -507,7 +509,7 @@ def _nobuild_config() -> Path:
         if skipping:
             continue
         if re.match(r"\s*main\s*=", line):
-            line = f"main = {json.dumps(str(ROOT / main))}"
+            line = f"main = {json.dumps(str(main))}"
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -541,14 +543,16 @@ def ensure_worker_built() -> None:
 
 def start_worker(name: str, fake: Fake, *, extra: dict[str, str] | None = None,
                  persist: Path | None = None, api_key: str | None = None,
-                 admin_password: str | None = None, build: bool = False) -> Gateway:
+                 admin_password: str | None = None, build: bool = False,
+                 main: Path | None = None) -> Gateway:
     """`wrangler dev` on a free loopback port; `extra` adds or overrides settings (--var).
 
     `persist` (default: a fresh `<name>-state` directory) is the --persist-to directory; pass
     an earlier instance's `gw.persist`, `gw.api_key` and `gw.admin_password` to restart on the
     same local KV and Durable Object state. `build=False` skips wrangler's [build] step and
     serves build/ (see `ensure_worker_built`); `build=True` lets wrangler build and watch
-    instead."""
+    instead. `main` serves another build made beforehand (build-conformance/index.js),
+    also without the [build] step."""
     require_file(WRANGLER, "run `bash scripts/install-tools.sh` (npm ci)")
     port = free_port()
     api_key = api_key or f"sk-e2e-{secrets.token_hex(12)}"
@@ -558,9 +562,12 @@ def start_worker(name: str, fake: Fake, *, extra: dict[str, str] | None = None,
     persist.mkdir(exist_ok=True)
     empty_env = _TMP / f"{name}.env"
     empty_env.write_text("")
-    if not build:
-        ensure_worker_built()
-    config = _wrangler_config() if build else ["--config", str(_nobuild_config())]
+    if main is not None or not build:
+        if main is None:
+            ensure_worker_built()
+        config = ["--config", str(_nobuild_config(main))]
+    else:
+        config = _wrangler_config()
     cmd = [str(WRANGLER), "dev", *config,
            "--ip", "127.0.0.1", "--port", str(port),
            "--inspector-ip", "127.0.0.1", "--inspector-port", str(free_port()),

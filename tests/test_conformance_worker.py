@@ -1,16 +1,20 @@
-"""The seams' conformance suites (flow2api_sdk::testing::conformance) inside workerd, against
-the worker's own implementations: KV and Durable Object storage, the per-account Durable Object
-coordinator.
+"""The seams' conformance suites (flow2api_sdk::conformance) inside workerd, against the
+worker's own implementations: KV and Durable Object storage, the per-account Durable Object
+coordinator, and the Durable Object job runner (a JobObject per job, stepping from its alarm).
 
-The worker's test-only route `POST /__conformance/{seam}/{backend}/{case}` runs one case per
-request (edge-worker/src/conformance.rs); it answers only when `wrangler dev` gets
-`--var CONFORMANCE_ROUTE:1`, which wrangler.toml never sets. The 1,001-key listing case is seeded
-over several requests so that no invocation comes near its subrequest budget.
+The suites run through a test-only route, `POST /__conformance/{seam}/{backend}/{case}`
+(edge-worker/src/conformance.rs), one case per request. The route exists only in the worker's
+test-only build, `bash scripts/build.sh --conformance` (cargo feature `conformance`, into
+build-conformance/), which this module makes and serves with its own `wrangler dev`; the normal
+build in build/, the one `wrangler deploy` ships, has none of it (checked below by looking into
+its wasm). The 1,001-key listing case is seeded over several requests so that no invocation
+comes near its subrequest budget.
 """
 
 from __future__ import annotations
 
 import secrets
+import subprocess
 from typing import Iterator
 
 import httpx
@@ -18,25 +22,47 @@ import pytest
 
 from conftest import ROOT, Gateway, start_fake, start_worker, stop_stack
 
-# The case names of the Rust suites (storage::CASES, coordinator::CASES), minus the listing
-# case, which runs split below.
+# The case names of the Rust suites (storage::CASES, coordinator::CASES, jobs::CASES), minus
+# the listing case, which runs split below.
 STORAGE_CASES = ["get_put_delete", "list_prefix_order", "read_your_writes", "conditional_write",
                  "conditional_write_race", "ttl", "min_ttl"]
 COORDINATOR_CASES = ["slots_never_exceed_the_limit", "release", "lease_expiry_and_renewal",
                      "errors_and_cooldown", "single_flight_refresh"]
+JOB_CASES = ["steps_until_finished", "first_step_after_its_delay", "waits_between_steps",
+             "step_errors_are_retried", "gives_up_after_repeated_errors",
+             "scheduling_again_never_overlaps", "deleted_job_stops", "watch_follows_to_the_end",
+             "watch_ends_when_not_running"]
 MANY_KEYS = 1001
 SEED_CHUNK = 40  # writes per invocation: well under the free plan's 50 subrequests
+
+NORMAL_BUILD = ROOT / "build"
+CONFORMANCE_BUILD = ROOT / "build-conformance"
+# Strings only the conformance code puts in the wasm: the route's prefix and case names of the
+# suites (each a constant in the binary's data).
+CONFORMANCE_MARKERS = [b"/__conformance/", b"scheduling_again_never_overlaps",
+                       b"slots_never_exceed_the_limit", b"conditional_write_race"]
+BUILD_TIMEOUT = 1800  # a first release build of the worker on two busy cores takes minutes
+
+
+def build_worker(*args: str) -> None:
+    """`bash scripts/build.sh ARGS` (cargo makes a rebuild of unchanged sources cheap;
+    wasm-bindgen and wasm-opt still run)."""
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "build.sh"), *args], cwd=ROOT,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=BUILD_TIMEOUT)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/build.sh {' '.join(args)} failed ({done.returncode}):\n"
+                    f"{(done.stdout + done.stderr)[-4000:]}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def conformance_worker() -> Iterator[Gateway]:
+    # Always built here, so that it is never stale against the sources under test.
+    build_worker("--conformance")
     fake = start_fake("fake-conformance")
     gw = None
     try:
-        # The worker in build/ as it is when there is one (the session's other worker, or
-        # scripts/build.sh, made it from these sources): no second build.
-        built = (ROOT / "build" / "index.js").exists()
-        gw = start_worker("conformance", fake, extra={"CONFORMANCE_ROUTE": "1"}, build=not built)
+        gw = start_worker("conformance", fake, main=CONFORMANCE_BUILD / "index.js")
         yield gw
     finally:
         stop_stack(gw, fake)
@@ -92,20 +118,34 @@ def test_coordinator_case(conformance_worker: Gateway, case: str) -> None:
     expect_pass(run_case(conformance_worker, path), path)
 
 
+@pytest.mark.parametrize("case", JOB_CASES)
+def test_job_runner_case(conformance_worker: Gateway, case: str) -> None:
+    path = f"jobs/do/{case}"
+    answer = run_case(conformance_worker, path)
+    if case == "gives_up_after_repeated_errors":
+        # Ten failed steps five seconds apart, twice: too long for real time, so the suite
+        # checks it only with a manual clock (the in-process runner in `cargo test`).
+        assert answer["outcome"] == "skipped", f"{path}: {answer}"
+    else:
+        expect_pass(answer, path)
+
+
 def test_unknown_cases_fail(conformance_worker: Gateway) -> None:
     answer = run_case(conformance_worker, "storage/do/no_such_case")
     assert answer["outcome"] == "failed", answer
+    answer = run_case(conformance_worker, "jobs/do/no_such_case")
+    assert answer["outcome"] == "failed", answer
 
 
-def test_the_route_is_off_without_its_variable(conformance_worker: Gateway) -> None:
-    # The same build, started without the variable (as every deployment is).
-    built = (ROOT / "build" / "index.js").exists()
-    plain = start_worker("conformance-off", conformance_worker.fake, build=not built)
-    try:
-        r = httpx.post(f"{plain.base}/__conformance/storage/do/get_put_delete", json={},
-                       timeout=60)
-        assert r.status_code == 404, r.text
-        assert "outcome" not in r.text
-    finally:
-        plain.close()
-        plain.proc.stop()
+def test_the_normal_build_has_no_conformance_code(conformance_worker: Gateway) -> None:
+    # The conformance build (made by the fixture) has the markers, so their absence from the
+    # normal build means the route and the suites are not in it.
+    if not (NORMAL_BUILD / "index_bg.wasm").exists():
+        build_worker()
+    test_wasm = (CONFORMANCE_BUILD / "index_bg.wasm").read_bytes()
+    normal_wasm = (NORMAL_BUILD / "index_bg.wasm").read_bytes()
+    normal_js = (NORMAL_BUILD / "index.js").read_bytes()
+    for marker in CONFORMANCE_MARKERS:
+        assert marker in test_wasm, f"{marker!r} is not in the conformance build"
+        assert marker not in normal_wasm, f"{marker!r} is in build/index_bg.wasm"
+        assert marker not in normal_js, f"{marker!r} is in build/index.js"

@@ -1,20 +1,23 @@
 //! The seams' conformance suites (`flow2api_sdk::conformance`) run inside workerd
 //! against this worker's own implementations: `POST /__conformance/{seam}/{backend}/{case}`.
 //!
-//! Test-only. The route answers only when the variable `CONFORMANCE_ROUTE` is `"1"`, which
-//! `wrangler.toml` never sets: `tests/test_conformance_worker.py` starts `wrangler dev` with
-//! `--var CONFORMANCE_ROUTE:1`. It is compiled into the normal build so that the test reuses
-//! the one worker build CI already makes (a second build costs minutes on CI's two cores);
-//! without the variable every request to it is a plain 404.
+//! Test-only: compiled into the `conformance` build alone (cargo feature `conformance`,
+//! `bash scripts/build.sh --conformance`, into `build-conformance/`), which
+//! `tests/test_conformance_worker.py` serves with `wrangler dev`. The normal build, the one
+//! `wrangler deploy` ships, has neither this route nor the suites.
 //!
 //! One case per request keeps each invocation within its subrequest budget; the 1,000-key
 //! listing case is split into `seed` requests (`{"prefix","from","to"}`) and one
 //! `check_listing` (`{"prefix","count"}`). The answer is
 //! `{"outcome":"passed"|"skipped"|"failed","message":…}`.
+//!
+//! The job runner cases (`jobs/do/{case}`) schedule the suite's scripted jobs on the real
+//! `DoJobRunner`: their `JobObject`s step them ([`scripted_jobs`]) as they step video jobs.
 
 use std::sync::Arc;
 
-use flow2api_sdk::conformance::{coordinator, storage, Outcome, Time};
+use flow2api_sdk::conformance::jobs::ScriptedJobs;
+use flow2api_sdk::conformance::{coordinator, jobs, storage, Outcome, Time};
 use serde::{Deserialize, Serialize};
 use worker::{Env, Response, Result};
 
@@ -22,16 +25,24 @@ use crate::clock::WorkerClock;
 use crate::coordinator::DoCoordinator;
 use crate::do_storage::DoStorage;
 use crate::fetch_http::Subrequests;
+use crate::job_runner::DoJobRunner;
 use crate::kv_storage::KvStorage;
 
 /// The path prefix of the route.
 pub const PREFIX: &str = "/__conformance/";
 
-/// Whether the route is switched on for this deployment.
-pub fn enabled(env: &Env) -> bool {
-    env.var("CONFORMANCE_ROUTE")
-        .map(|v| v.to_string() == "1")
-        .unwrap_or(false)
+/// The `StoreObject` instance that holds the scripted jobs' scripts and logs.
+const SCRIPTS_INSTANCE: &str = "conformance-jobs";
+
+/// The job runner suite's scripted jobs, as the suite and the `JobObject`s both see them.
+#[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32
+pub fn scripted_jobs(env: &Env, subrequests: &Subrequests) -> Result<ScriptedJobs> {
+    let store = DoStorage::new(
+        env.durable_object("STORE")?,
+        SCRIPTS_INSTANCE,
+        subrequests.clone(),
+    );
+    Ok(ScriptedJobs::new(Arc::new(store), Arc::new(WorkerClock)))
 }
 
 /// Arguments of the split listing case.
@@ -98,6 +109,11 @@ pub async fn handle(env: &Env, rest: &str, body: &str) -> Result<Response> {
         "coordinator" if *backend == "do" => {
             let c = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
             coordinator::case(case, &coordinator::Subject::new(Arc::new(c), time)).await
+        }
+        "jobs" if *backend == "do" => {
+            let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
+            let scripted = scripted_jobs(env, &subrequests)?;
+            jobs::case(case, &jobs::Subject::new(Arc::new(runner), scripted, time)).await
         }
         _ => return Response::error(format!("no suite {seam}/{backend}"), 404),
     };

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use flow2api_sdk::jobs::{self, JobRecord};
+use flow2api_sdk::jobs::{self, JobRecord, StepOutcome};
 use futures::channel::mpsc;
 use futures::StreamExt;
 // `#[durable_object]` expands to code that names `wasm_bindgen` unqualified.
@@ -60,8 +60,9 @@ impl JobObject {
     }
 
     /// A follow stream: the newest record first if the follower has not seen it, then each
-    /// change, ending with the job.
-    fn follow(&self, revision: u64) -> Result<Response> {
+    /// change, ending with the job. It ends at once when this object is not stepping the job
+    /// (never scheduled, finished, gone or given up): nothing would come.
+    async fn follow(&self, revision: u64) -> Result<Response> {
         let (tx, rx) = mpsc::unbounded::<String>();
         let mut finished = false;
         if let Some((rev, line, done)) = &*self.last.borrow() {
@@ -70,24 +71,45 @@ impl JobObject {
             }
             finished = *done;
         }
-        if !finished {
+        let stepping = self
+            .state
+            .storage()
+            .get::<String>(JOB_ID_KEY)
+            .await?
+            .is_some();
+        if !finished && stepping {
             self.followers.borrow_mut().push(tx);
         }
         Response::from_stream(rx.map(Ok::<String, worker::Error>))
     }
 
+    /// One step of the job `id`: a video job through the SDK's [`App::step_job`], or (in the
+    /// test-only `conformance` build) one of the job runner suite's scripted jobs.
+    ///
+    /// [`App::step_job`]: flow2api_sdk::App::step_job
+    async fn step_job(
+        &self,
+        id: &str,
+        subrequests: &Subrequests,
+    ) -> std::result::Result<StepOutcome, String> {
+        #[cfg(feature = "conformance")]
+        if flow2api_sdk::conformance::jobs::ScriptedJobs::owns(id) {
+            let scripted = crate::conformance::scripted_jobs(&self.env, subrequests)
+                .map_err(|e| format!("cannot start: {e}"))?;
+            return flow2api_sdk::jobs::JobSteps::step(&scripted, id)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let app = crate::entry::app(&self.env, subrequests, None)
+            .map_err(|e| format!("cannot start: {e}"))?;
+        app.step_job(id).await.map_err(|e| e.to_string())
+    }
+
     /// One step; returns when to take the next.
     async fn step(&self, id: &str) -> Option<Duration> {
         let subrequests = Subrequests::default();
-        let app = match crate::entry::app(&self.env, &subrequests, None) {
-            Ok(app) => app,
-            Err(e) => {
-                console_error!("video-job step id={id}: cannot start: {e}");
-                return Some(jobs::STEP_RETRY);
-            }
-        };
         let storage = self.state.storage();
-        match app.step_job(id).await {
+        match self.step_job(id, &subrequests).await {
             Ok(outcome) => {
                 if let Some(record) = &outcome.record {
                     self.publish(record);
@@ -139,7 +161,7 @@ impl DurableObject for JobObject {
                     .await?;
                 JobReply::Scheduled
             }
-            JobCommand::Follow { revision } => return self.follow(revision),
+            JobCommand::Follow { revision } => return self.follow(revision).await,
         };
         Response::from_json(&reply)
     }
@@ -155,9 +177,12 @@ impl DurableObject for JobObject {
                     .set_alarm(next.max(Duration::from_millis(1)))
                     .await?
             }
-            // Finished (or given up until a reader schedules it again, which stores the id
-            // anew): the object keeps nothing.
-            None => self.state.storage().delete_all().await?,
+            // Finished, gone, or given up until a reader schedules it again (which stores the
+            // id anew): nothing more will come to the followers, and the object keeps nothing.
+            None => {
+                self.followers.borrow_mut().clear();
+                self.state.storage().delete_all().await?
+            }
         }
         Response::empty()
     }

@@ -27,7 +27,7 @@ pub mod protocol;
 mod account_object;
 #[cfg(target_arch = "wasm32")]
 mod clock;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "conformance"))]
 mod conformance;
 #[cfg(target_arch = "wasm32")]
 mod coordinator;
@@ -133,25 +133,19 @@ pub(crate) mod entry {
             return to_worker_response(response, (route, subrequests), &*wait_until);
         }
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
-        // Test-only, and off unless the CONFORMANCE_ROUTE variable is set (see the module).
-        let conformance = parts
-            .uri
-            .path()
-            .strip_prefix(crate::conformance::PREFIX)
-            .filter(|_| crate::conformance::enabled(&env))
-            .map(str::to_owned);
+        // Test-only: the conformance route exists in the `conformance` build alone.
+        #[cfg(feature = "conformance")]
+        if let Some(rest) = parts.uri.path().strip_prefix(crate::conformance::PREFIX) {
+            let rest = rest.to_owned();
+            let body = read_body(&req).await?;
+            return crate::conformance::handle(&env, &rest, &String::from_utf8_lossy(&body)).await;
+        }
         // Refused from the head (bad key, unknown route, declared too large): the body is
         // never read.
-        if conformance.is_none() {
-            if let Some(rejected) = app.check_head(&parts) {
-                return to_worker_response(rejected, (route, subrequests), &*wait_until);
-            }
+        if let Some(rejected) = app.check_head(&parts) {
+            return to_worker_response(rejected, (route, subrequests), &*wait_until);
         }
         let request = http::Request::from_parts(parts, read_body(&req).await?);
-        if let Some(rest) = conformance {
-            let body = String::from_utf8_lossy(request.body()).into_owned();
-            return crate::conformance::handle(&env, &rest, &body).await;
-        }
         let response = app.handle(request).await;
         to_worker_response(response, (route, subrequests), &*wait_until)
     }

@@ -1,6 +1,6 @@
 //! The seams' conformance suites (`flow2api_sdk::testing::conformance`) against the in-memory
-//! implementations and the caching decorator. The worker's run inside workerd
-//! (`tests/test_conformance_worker.py`).
+//! implementations, the caching decorator and the in-process job runner. The worker's run
+//! inside workerd (`tests/test_conformance_worker.py`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,4 +162,119 @@ async fn the_media_directory_passes_the_media_suite() {
     .await;
     let _ = std::fs::remove_dir_all(&dir);
     report.assert_passed();
+}
+
+/// The test runtime as a spawner: the in-process runner's tasks run beside the suite.
+struct Tasks;
+
+impl flow2api_sdk::seams::Spawn for Tasks {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        tokio::spawn(future);
+    }
+}
+
+/// The in-process runner with a manual clock: every wait is instant, so the whole suite runs
+/// (including giving up after ten failures in a row, 50 s of waits) in milliseconds.
+#[tokio::test]
+async fn the_local_runner_passes_the_job_runner_suite() {
+    use flow2api_sdk::jobs::LocalRunner;
+    use flow2api_sdk::testing::conformance::jobs;
+    let report = jobs::suite(|| async {
+        let (clock, store) = memory();
+        let scripted = jobs::ScriptedJobs::new(store, clock.clone());
+        let runner = LocalRunner::new(Arc::new(scripted.clone()), Arc::new(Tasks), clock.clone());
+        jobs::Subject::new(Arc::new(runner), scripted, Time::Manual(clock))
+    })
+    .await;
+    report.assert_passed();
+    assert!(
+        report.cases.iter().all(|(_, o)| *o == Outcome::Passed),
+        "{report}"
+    );
+}
+
+/// The native host's runner: the in-process runner on tokio tasks and the system clock.
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_runner_on_tokio_passes_the_job_runner_suite() {
+    use flow2api_sdk::jobs::LocalRunner;
+    use flow2api_sdk::native::{TokioClock, TokioSpawn};
+    use flow2api_sdk::testing::conformance::jobs;
+    let report = jobs::suite(|| async {
+        let clock = Arc::new(TokioClock);
+        let store = Arc::new(MemoryStorage::new(clock.clone()));
+        let scripted = jobs::ScriptedJobs::new(store, clock.clone());
+        let runner = LocalRunner::new(
+            Arc::new(scripted.clone()),
+            Arc::new(TokioSpawn),
+            clock.clone(),
+        );
+        jobs::Subject::new(Arc::new(runner), scripted, Time::Real(clock))
+    })
+    .await;
+    report.assert_passed();
+    let skipped: Vec<&str> = report
+        .cases
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(skipped, ["gives_up_after_repeated_errors"], "{report}");
+}
+
+/// A runner that starts a task on every schedule, ignores the delay and stops at the first
+/// failed step: the suite must notice each.
+struct Naive {
+    steps: Arc<dyn flow2api_sdk::jobs::JobSteps>,
+}
+
+impl flow2api_sdk::jobs::JobRunner for Naive {
+    fn schedule<'a>(
+        &'a self,
+        id: &'a str,
+        _delay: Duration,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        let steps = self.steps.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            while let Ok(outcome) = steps.step(&id).await {
+                if outcome.next.is_none() {
+                    break;
+                }
+            }
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn watch<'a>(
+        &'a self,
+        _id: &'a str,
+        _revision: u64,
+    ) -> BoxFuture<'a, flow2api_sdk::seams::BoxStream<'static, flow2api_sdk::jobs::JobRecord>> {
+        Box::pin(async { Box::pin(futures::stream::empty()) as _ })
+    }
+}
+
+#[tokio::test]
+async fn the_job_runner_suite_fails_a_naive_runner() {
+    use flow2api_sdk::testing::conformance::jobs;
+    let report = jobs::suite(|| async {
+        let (clock, store) = memory();
+        let scripted = jobs::ScriptedJobs::new(store, clock.clone());
+        let runner = Naive {
+            steps: Arc::new(scripted.clone()),
+        };
+        jobs::Subject::new(Arc::new(runner), scripted, Time::Manual(clock))
+    })
+    .await;
+    let failed: Vec<&str> = report.failures().iter().map(|(n, _)| *n).collect();
+    for case in [
+        "first_step_after_its_delay",
+        "waits_between_steps",
+        "step_errors_are_retried",
+        "scheduling_again_never_overlaps",
+        "watch_follows_to_the_end",
+    ] {
+        assert!(failed.contains(&case), "{case} should fail:\n{report}");
+    }
 }

@@ -318,7 +318,8 @@ impl AppInner {
                 (Arc::new(l.clone()), None)
             }
             (JobDriver::Local(spawner), None) => {
-                let l = LocalRunner::new(jobs.clone(), spawner.clone(), deps.clock.clone());
+                let l =
+                    LocalRunner::new(Arc::new(jobs.clone()), spawner.clone(), deps.clock.clone());
                 (Arc::new(l.clone()), Some(l))
             }
         };

@@ -1,7 +1,8 @@
 //! Conformance suites for the seams: what every implementation of [`Storage`](crate::Storage),
-//! [`MediaStore`](crate::MediaStore) and [`Coordinator`](crate::Coordinator) must do, written
-//! once and run against each of them — the in-memory ones in `cargo test`, the worker's inside
-//! workerd (a test-only route driven by `tests/test_conformance_worker.py`).
+//! [`MediaStore`](crate::MediaStore), [`Coordinator`](crate::Coordinator) and
+//! [`JobRunner`](crate::jobs::JobRunner) must do, written once and run against each of them —
+//! the in-process ones in `cargo test`, the worker's inside workerd (a test-only build of the
+//! worker, driven by `tests/test_conformance_worker.py`).
 //!
 //! Each suite is a list of named cases. [`storage::suite`] (and the others) run them all
 //! against subjects made by a factory, one fresh subject per case, and return a [`Report`]
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod coordinator;
+pub mod jobs;
 pub mod media;
 pub mod storage;
 
@@ -197,6 +199,28 @@ pub(crate) fn check_eq<T: PartialEq + fmt::Debug>(
     check(left == right, || {
         format!("{what}: got {left:?}, expected {right:?}")
     })
+}
+
+/// Lets the executor run other tasks once: a single-threaded one, whose tasks would
+/// otherwise never get a turn while a case polls a subject whose futures are all ready at
+/// once (memory backends, a manual clock).
+pub(crate) async fn yield_now() {
+    struct YieldNow(bool);
+    impl std::future::Future for YieldNow {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    YieldNow(false).await;
 }
 
 /// A fresh namespace for one case's keys or ids: `conformance/<16 hex>/`.

@@ -2,6 +2,7 @@
 //! [`Spawn`], taking steps back to back with the waits they ask for, and telling watchers
 //! about each visible change. Used when the host brings no runner of its own (natively); the
 //! record stays in storage, so a restarted process picks its jobs up with `App::resume_jobs`.
+//! A job scheduled again while its task runs keeps that task and its waits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,17 +12,26 @@ use futures::channel::mpsc;
 
 use crate::seams::{boxed, boxed_stream, BoxFuture, BoxStream, Clock, Spawn, StorageError};
 
-use super::{JobRecord, JobRunner, Jobs};
+use super::{JobRecord, JobRunner, JobSteps, Jobs};
 
-/// Runs jobs as background tasks.
+/// Runs jobs as background tasks: the runner an `App` makes from a
+/// [`spawner`](crate::AppBuilder::spawner) when the host brings no
+/// [`job_runner`](crate::AppBuilder::job_runner). Public so that other steps (the job runner
+/// conformance suite's scripted jobs) can run on it too.
 #[derive(Clone)]
-pub(crate) struct LocalRunner {
+pub struct LocalRunner {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRunner").finish_non_exhaustive()
+    }
 }
 
 struct Inner {
     /// Replaced when the settings change (`use_jobs`); each step takes the newest.
-    jobs: Mutex<Jobs>,
+    steps: Mutex<Arc<dyn JobSteps>>,
     spawner: Arc<dyn Spawn>,
     clock: Arc<dyn Clock>,
     /// Running jobs and their watchers, under one lock so that a watcher never registers on
@@ -37,12 +47,13 @@ struct Watched {
 }
 
 impl LocalRunner {
+    /// A runner taking `steps` in tasks started with `spawner`, waiting on `clock`.
     // One type on both targets: on wasm32 nothing is `Send` and there is one thread.
     #[allow(clippy::arc_with_non_send_sync)]
-    pub(crate) fn new(jobs: Jobs, spawner: Arc<dyn Spawn>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(steps: Arc<dyn JobSteps>, spawner: Arc<dyn Spawn>, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                jobs: Mutex::new(jobs),
+                steps: Mutex::new(steps),
                 spawner,
                 clock,
                 running: Mutex::new(HashMap::new()),
@@ -53,17 +64,18 @@ impl LocalRunner {
 
 impl LocalRunner {
     /// Runs the next steps of every job with `jobs` (built from newer settings).
+    #[allow(clippy::arc_with_non_send_sync)] // as in `new`
     pub(crate) fn use_jobs(&self, jobs: Jobs) {
-        if let Ok(mut j) = self.inner.jobs.lock() {
-            *j = jobs;
+        if let Ok(mut steps) = self.inner.steps.lock() {
+            *steps = Arc::new(jobs);
         }
     }
 }
 
 impl Inner {
-    fn jobs(&self) -> Jobs {
-        match self.jobs.lock() {
-            Ok(j) => j.clone(),
+    fn steps(&self) -> Arc<dyn JobSteps> {
+        match self.steps.lock() {
+            Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
@@ -85,7 +97,7 @@ impl Inner {
         let mut failures = 0;
         let mut revision = 0;
         loop {
-            match self.jobs().step(id).await {
+            match self.steps().step(id).await {
                 Ok(outcome) => {
                     failures = 0;
                     if let Some(record) = &outcome.record {

@@ -24,7 +24,7 @@ use crate::seams::{
 use crate::util;
 
 pub use failure::{FailureKind, JobError, JobFailure};
-pub(crate) use local::LocalRunner;
+pub use local::LocalRunner;
 pub use record::{JobLease, JobRecord, JobStatus};
 
 /// How long a driver waits before retrying a step that failed on storage.
@@ -41,21 +41,62 @@ pub fn retry_after_failures(failures: u32) -> Option<Duration> {
 /// Most progress lines a record keeps (the newest).
 const MAX_LOG_LINES: usize = 200;
 
-/// Runs job steps beyond the request that created the job.
+/// Takes one step of a job: what a [`JobRunner`] calls, with the job's id, until the outcome's
+/// `next` is `None`. [`Jobs`] is the one that steps video jobs; the job runner conformance
+/// suite (`conformance::jobs`) brings scripted jobs of its own.
+///
+/// Stepping a job that is finished or gone must be harmless (an outcome with `next: None`),
+/// since a runner may take an extra step when a job is scheduled again.
+pub trait JobSteps: MaybeSend + MaybeSync {
+    /// One step of the job `id`.
+    ///
+    /// # Errors
+    /// A failure the runner retries after [`STEP_RETRY`].
+    fn step<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<StepOutcome, StorageError>>;
+}
+
+impl JobSteps for Jobs {
+    fn step<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<StepOutcome, StorageError>> {
+        crate::seams::boxed(Jobs::step(self, id))
+    }
+}
+
+/// Runs job steps beyond the request that created the job: the in-process [`LocalRunner`]
+/// natively, one Durable Object per job with alarms at the edge.
+///
+/// What every runner guarantees (the job runner conformance suite, `conformance::jobs`, checks
+/// each point on every implementation):
+///
+/// - After [`schedule`](JobRunner::schedule)`(id, delay)` the job's steps ([`JobSteps::step`])
+///   run one after another: the first no sooner than `delay` later, each next one no sooner
+///   than the wait the step before it asked for (`next: Some(ZERO)`: at once), until a step
+///   answers `next: None` (the job finished, or is gone: a deleted job's next step says so).
+///   Then no more steps.
+/// - A step that fails is taken again [`STEP_RETRY`] later; after [`MAX_STEP_FAILURES`]
+///   failures in a row the runner stops (a reader that finds the job overdue schedules it
+///   again). A success resets the count.
+/// - Two steps of one job never overlap, however often it is scheduled. Scheduling a job that
+///   is already scheduled or running is harmless: its next step comes after the new delay or
+///   after the wait its last step asked for (the runner's choice), it may cost one extra step
+///   (of a finished job, a no-op), and a schedule that arrives during the job's last step may
+///   be absorbed by it.
 pub trait JobRunner: MaybeSend + MaybeSync {
-    /// Arranges for the job's steps ([`Jobs::step`], through `App::step_job`) to run, the
-    /// first after `delay`. Scheduling a job that is already scheduled or running is harmless.
+    /// Arranges for the job's steps to run, the first after `delay` (see the trait's
+    /// guarantees). Scheduling a job that is already scheduled or running is harmless.
     fn schedule<'a>(
         &'a self,
         id: &'a str,
         delay: Duration,
     ) -> BoxFuture<'a, Result<(), StorageError>>;
 
-    /// The job's record each time a step changes what a client sees (its log, status or
-    /// progress) past `revision`, ending after the record that finishes the job. The stream
-    /// may end sooner (the runner lost track of the job, or is not running it): the follower
-    /// then reads the record from storage and watches again. At the edge this is one
-    /// subrequest for the whole job, however long it runs.
+    /// The job's record each time a step changes what a client sees (its revision grows)
+    /// past `revision`, in order, ending after the record that finishes the job. A watch that
+    /// starts while the runner is stepping the job gets every such change from then on, the
+    /// newest one first when the follower has not seen it. The stream ends at once, or early,
+    /// when the runner is not stepping the job (never scheduled, finished, gone, given up, or
+    /// lost track of it in a restart): the follower then reads the record from storage and
+    /// watches again. At the edge this is one subrequest for the whole job, however long it
+    /// runs.
     fn watch<'a>(
         &'a self,
         id: &'a str,
