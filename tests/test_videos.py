@@ -365,8 +365,8 @@ def test_chat_stream_video(vs: Gateway, case: str):
     assert v["prompt"] == prompt, v
     assert_fake_mp4(content(vs, vid), name)
 
-    # §5.5: data-media-id is the UUID after /video/ in the URL, else the media name (here the
-    # URL is <fake>/videos/<name>.mp4, so the media name).
+    # data-media-id is the UUID after /video/ in the URL, else the media name (docs/upstream.md
+    # "URL resolution"; here the URL is <fake>/videos/<name>.mp4, so the media name).
     assert media_id == name, f"data-media-id {media_id!r}, expected the media name {name!r} ({url})"
 
 
@@ -479,7 +479,7 @@ def test_videos_create_json_lifecycle(vs: Gateway):
 
 
 def test_videos_portrait_size_with_alias(vs: Gateway):
-    """`size` 720x1280 with the alias picks the portrait model (§1.4: 9:16 ↔ 720x1280)."""
+    """`size` 720x1280 with the alias picks the portrait model (9:16 ↔ 720x1280)."""
     v = check_video_object(ok_json(create_video(vs, {"model": T2V_ALIAS, "prompt": "a tall waterfall",
                                                      "seconds": "8", "size": "720x1280"})),
                            size="720x1280")
