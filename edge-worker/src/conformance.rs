@@ -17,7 +17,9 @@
 use std::sync::Arc;
 
 use flow2api_sdk::conformance::jobs::ScriptedJobs;
-use flow2api_sdk::conformance::{coordinator, jobs, storage, Outcome, Time};
+use flow2api_sdk::conformance::{coordinator, jobs, media, storage, Outcome, Time};
+use flow2api_sdk::memory::StorageMediaStore;
+use flow2api_sdk::seams::Storage as _;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Response, Result};
 
@@ -105,6 +107,14 @@ pub async fn handle(env: &Env, rest: &str, body: &str) -> Result<Response> {
                     .map(|()| None),
                 name => storage::case(name, &subject).await,
             }
+        }
+        // The worker's media store: the SDK's StorageMediaStore over KV, as `lib.rs` builds it.
+        "media" if *backend == "kv" => {
+            let kv = KvStorage::new(env.kv("KV")?);
+            let min_ttl = kv.capabilities().min_ttl.unwrap_or_default();
+            let store = StorageMediaStore::new(Arc::new(kv), None);
+            let subject = media::Subject::new(Arc::new(store), time).with_min_ttl(min_ttl);
+            media::case(case, &subject).await
         }
         "coordinator" if *backend == "do" => {
             let c = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());

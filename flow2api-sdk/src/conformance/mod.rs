@@ -42,6 +42,9 @@ use std::time::Duration;
 use crate::memory::ManualClock;
 use crate::seams::Clock;
 
+/// Longest real-time wait a case makes.
+pub(crate) const REAL_WAIT_BUDGET: Duration = Duration::from_secs(2);
+
 /// How a suite makes time pass for a subject.
 #[derive(Clone)]
 pub enum Time {

@@ -465,9 +465,6 @@ async fn conditional_write_race(s: &Subject) -> CaseResult {
     Ok(None)
 }
 
-/// Longest real-time wait a case makes.
-const REAL_WAIT_BUDGET: Duration = Duration::from_secs(2);
-
 async fn ttl(s: &Subject) -> CaseResult {
     let st = &*s.storage;
     let caps = s.caps();
@@ -501,7 +498,7 @@ async fn ttl(s: &Subject) -> CaseResult {
             )?;
         }
         s.time.pass(Duration::from_millis(2)).await;
-    } else if lives <= REAL_WAIT_BUDGET {
+    } else if lives <= super::REAL_WAIT_BUDGET {
         s.time.pass(lives + Duration::from_millis(200)).await;
     } else {
         return Ok(Some(format!(
