@@ -13,7 +13,8 @@ Targets: native <= 0.5 ms CPU/image and >= 28,000 req/s; gzip <= 1 MiB; workerd 
 one needs (scripts/bench-floor/index.js: a Durable Object slot taken and released with storage
 writes, the captcha task created and polled, the generate call and its JSON, the SSE chunks),
 under `wrangler dev` like ours. workerd CPU counts both workerd processes `wrangler dev` runs.
-`python scripts/bench.py worker` runs the worker and its floor only.
+`python scripts/bench.py worker` runs the worker and its floor only. Image figures are
+measured over BENCH_ROUNDS rounds (default 5); see bench_native and bench_worker.
 
 """
 import asyncio
@@ -36,6 +37,9 @@ ADMIN_PASSWORD = "bench-admin"
 TICK = os.sysconf("SC_CLK_TCK")
 IMAGES_NATIVE = int(os.environ.get("BENCH_IMAGES_NATIVE", "800"))
 IMAGES_WORKER = int(os.environ.get("BENCH_IMAGES_WORKER", "200"))
+# Image measurements are repeated this many times (native: min and median; worker and floor:
+# alternating rounds).
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONCURRENCY = 16
 
 
@@ -202,7 +206,15 @@ def measure_images(base, pids, total):
     return ok, cpu * 1000 / max(ok, 1), wall
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return (xs[n // 2] + xs[(n - 1) // 2]) / 2
+
+
 def bench_native(results):
+    """Requests/s of GET /v1/models, then CPU per image over ROUNDS rounds: the minimum is the
+    figure least disturbed by whatever else the machine runs, the median how typical it is."""
     fake, fake_base = start_fake()
     port = free_port()
     state = tempfile.mkdtemp(prefix="flow2api-bench-native-")
@@ -214,40 +226,50 @@ def bench_native(results):
         wait_http(f"{base}/health")
         add_accounts(base, fake_base, "native")
         rps, errors = wrk_models(base)
-        ok, cpu_ms, wall = measure_images(base, [server.pid], IMAGES_NATIVE)
-        results["native"] = dict(models_rps=rps, models_errors=errors, images_ok=ok, images_total=IMAGES_NATIVE,
-                                 cpu_ms_per_image=cpu_ms, wall_s=wall)
+        rounds = [measure_images(base, [server.pid], IMAGES_NATIVE) for _ in range(ROUNDS)]
+        cpu = [r[1] for r in rounds]
+        results["native"] = dict(models_rps=rps, models_errors=errors,
+                                 images_ok=sum(r[0] for r in rounds), images_total=IMAGES_NATIVE * ROUNDS,
+                                 cpu_ms_per_image=min(cpu), cpu_ms_per_image_median=median(cpu),
+                                 cpu_ms_per_image_rounds=cpu)
     finally:
         stop(server)
         stop(fake)
         shutil.rmtree(state, ignore_errors=True)
 
 
-def bench_worker(results):
-    fake, fake_base = start_fake()
+def nobuild_config(state):
+    """wrangler.toml without its [build] table and with an absolute `main`: `wrangler dev`
+    serves build/ as bench.sh built it, instead of rebuilding and watching the sources (a
+    rebuild in the middle of a measurement would restart the worker)."""
+    lines, skipping = [], False
+    for line in open(f"{ROOT}/wrangler.toml").read().splitlines():
+        if line.strip().startswith("["):
+            skipping = line.strip() == "[build]"
+        if skipping:
+            continue
+        if re.match(r"\s*main\s*=", line):
+            line = f'main = "{ROOT}/build/index.js"'
+        lines.append(line)
+    path = os.path.join(state, "wrangler.toml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def start_ours(fake_base, state):
     port = free_port()
-    state = tempfile.mkdtemp(prefix="flow2api-bench-")
-    args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port),
+    args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--config", nobuild_config(state),
+            "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
             "--persist-to", state, "--log-level", "warn"]
     for k, v in settings(fake_base).items():
         args += ["--var", f"{k}:{v}"]
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
     wrangler = start(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        # `wrangler dev` runs the [build] command first (wasm-opt alone takes a minute or two
-        # on a busy 2-core machine).
-        wait_http(f"{base}/health", timeout=600)
-        add_accounts(base, fake_base, "worker")
-        workerd = by_name(descendants(wrangler.pid), "workerd")
-        rps, errors = wrk_models(base)
-        ok, cpu_ms, wall = measure_images(base, workerd, IMAGES_WORKER)
-        results["worker"] = dict(models_rps=rps, models_errors=errors, images_ok=ok, images_total=IMAGES_WORKER,
-                                 cpu_ms_per_image=cpu_ms, wall_s=wall, workerd_pids=len(workerd))
-    finally:
-        stop(wrangler)
-        stop(fake)
-        shutil.rmtree(state, ignore_errors=True)
+    wait_http(f"{base}/health", timeout=600)
+    add_accounts(base, fake_base, "worker")
+    return wrangler, base
 
 
 def floor_accounts(fake, n=4):
@@ -267,15 +289,12 @@ def floor_accounts(fake, n=4):
     return out
 
 
-def bench_floor(results):
-    """CPU per image of a plain JS worker doing the least one streamed image needs (see
-    scripts/bench-floor/index.js), measured with the same client and requests as the worker:
+def start_floor(fake_base, state):
+    """A plain JS worker doing the least one streamed image needs (scripts/bench-floor/index.js):
     what workerd under `wrangler dev` spends before any of the gateway's code runs."""
-    fake, fake_base = start_fake()
     port = free_port()
-    state = tempfile.mkdtemp(prefix="flow2api-floor-")
     args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port),
-            "--persist-to", state, "--log-level", "warn"]
+            "--inspector-port", str(free_port()), "--persist-to", state, "--log-level", "warn"]
     accounts = json.dumps(floor_accounts(fake_base), separators=(",", ":"))
     for k, v in dict(settings(fake_base), FLOOR_ACCOUNTS=accounts).items():
         args += ["--var", f"{k}:{v}"]
@@ -283,15 +302,44 @@ def bench_floor(results):
     wrangler = start(args, env=env, cwd=f"{ROOT}/scripts/bench-floor", stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    wait_http_any(base)
+    return wrangler, base
+
+
+def bench_worker(results):
+    """Ours and the floor up side by side on one fake, measured in alternating rounds (ours,
+    floor, ours, floor, ...) so that a change in the machine's speed during the run hits both
+    alike; the ratio is of the total CPU over all rounds, with each round's ratio alongside."""
+    fake, fake_base = start_fake()
+    ours_state = tempfile.mkdtemp(prefix="flow2api-bench-")
+    floor_state = tempfile.mkdtemp(prefix="flow2api-floor-")
+    ours = floor = None
     try:
-        wait_http_any(base)
-        workerd = by_name(descendants(wrangler.pid), "workerd")
-        ok, cpu_ms, wall = measure_images(base, workerd, IMAGES_WORKER)
-        results["floor"] = dict(images_ok=ok, images_total=IMAGES_WORKER, cpu_ms_per_image=cpu_ms, wall_s=wall)
+        ours, ours_base = start_ours(fake_base, ours_state)
+        floor, floor_base = start_floor(fake_base, floor_state)
+        ours_pids = by_name(descendants(ours.pid), "workerd")
+        floor_pids = by_name(descendants(floor.pid), "workerd")
+        rps, errors = wrk_models(ours_base)
+        rounds = []
+        for _ in range(ROUNDS):
+            rounds.append((measure_images(ours_base, ours_pids, IMAGES_WORKER),
+                           measure_images(floor_base, floor_pids, IMAGES_WORKER)))
+        ours_cpu = [o[1] for o, _ in rounds]
+        floor_cpu = [f[1] for _, f in rounds]
+        results["worker"] = dict(models_rps=rps, models_errors=errors,
+                                 images_ok=sum(o[0] for o, _ in rounds), images_total=IMAGES_WORKER * ROUNDS,
+                                 cpu_ms_per_image=sum(ours_cpu) / ROUNDS, cpu_ms_per_image_rounds=ours_cpu,
+                                 workerd_pids=len(ours_pids))
+        results["floor"] = dict(images_ok=sum(f[0] for _, f in rounds), images_total=IMAGES_WORKER * ROUNDS,
+                                cpu_ms_per_image=sum(floor_cpu) / ROUNDS, cpu_ms_per_image_rounds=floor_cpu)
+        results["ratio_rounds"] = [round(o / f, 3) for o, f in zip(ours_cpu, floor_cpu)]
     finally:
-        stop(wrangler)
+        for p in (ours, floor):
+            if p is not None:
+                stop(p)
         stop(fake)
-        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(ours_state, ignore_errors=True)
+        shutil.rmtree(floor_state, ignore_errors=True)
 
 
 def dry_run_size(results):
@@ -310,7 +358,6 @@ def main():
         bench_native(results)
     if "worker" in which:
         bench_worker(results)
-        bench_floor(results)
     if "size" in which:
         dry_run_size(results)
     print(json.dumps(results, indent=2))
@@ -319,7 +366,8 @@ def main():
     if n:
         print(f"native  GET /v1/models      {n['models_rps']:>10.0f} req/s   (target >= 28000)")
         print(f"native  CPU per image       {n['cpu_ms_per_image']:>10.3f} ms      (target <= 0.5)  "
-              f"[{n['images_ok']}/{n['images_total']} ok]")
+              f"[{n['images_ok']}/{n['images_total']} ok] min of {ROUNDS} rounds, "
+              f"median {n['cpu_ms_per_image_median']:.3f}")
     if w:
         print(f"workerd GET /v1/models      {w['models_rps']:>10.0f} req/s")
         print(f"workerd CPU per image       {w['cpu_ms_per_image']:>10.3f} ms      "
@@ -329,7 +377,7 @@ def main():
               f"[{f['images_ok']}/{f['images_total']} ok] (a plain JS worker doing the same minimum)")
     if w and f:
         print(f"workerd / floor             {w['cpu_ms_per_image'] / f['cpu_ms_per_image']:>10.2f}         "
-              "(target <= 1.2)")
+              f"(target <= 1.2)  rounds {results.get('ratio_rounds')}")
     if "dry_run" in results and "gzip" in results["dry_run"]:
         print(f"wrangler deploy --dry-run   {results['dry_run']['gzip']:>10} gzip (target <= 1024 KiB)")
 
