@@ -15,6 +15,7 @@ use worker::worker_sys::DurableObject;
 use worker::{web_sys, Stub};
 
 use crate::fetch_http::Subrequests;
+use crate::js::js_text;
 
 /// A Durable Object to send commands to.
 #[derive(Debug)]
@@ -24,16 +25,6 @@ impl From<Stub> for Object {
     fn from(stub: Stub) -> Self {
         Self(stub.into_rpc())
     }
-}
-
-/// A runtime error as text (its message, or what JS makes of it).
-fn js_text(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<worker::js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Sends `command` to `object` at `url` and decodes its reply. Counts one subrequest.

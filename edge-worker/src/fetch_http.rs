@@ -8,12 +8,12 @@ use flow2api_sdk::seams::{
     HttpStreamResponse, TransportError, TransportErrorKind,
 };
 use futures::StreamExt;
-use http::{HeaderName, HeaderValue};
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, AbortController, ByteStream, Headers, Response, ResponseBody};
+use worker::{web_sys, AbortController, ByteStream, Response, ResponseBody};
 
+use crate::js::{copy_headers, js_text};
 use crate::protocol::redact;
 
 /// Subrequests (outgoing fetches and Durable Object calls) made by one invocation. Cloned into
@@ -91,16 +91,6 @@ fn to_web_request(
         .map_err(|e| other(format!("invalid request: {}", redact(&js_text(&e)))))
 }
 
-/// A runtime error as text (its message, or what JS makes of it).
-fn js_text(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<worker::js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
 /// Sends `request` with redirects not followed; returns the response once its head has
 /// arrived, and the guard that aborts the fetch if dropped before the body is read.
 ///
@@ -132,15 +122,7 @@ fn with_head<B>(
 ) -> Result<http::Response<B>, TransportError> {
     let mut builder = http::Response::builder().status(response.status());
     if let Some(map) = builder.headers_mut() {
-        for (name, value) in Headers(response.headers()).entries() {
-            // Workers headers are always valid ByteStrings; skip anything `http` still rejects.
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                map.append(n, v);
-            }
-        }
+        copy_headers(response.headers(), map);
     }
     builder
         .body(body)

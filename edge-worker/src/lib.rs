@@ -42,6 +42,8 @@ mod job_object;
 #[cfg(target_arch = "wasm32")]
 mod job_runner;
 #[cfg(target_arch = "wasm32")]
+mod js;
+#[cfg(target_arch = "wasm32")]
 mod kv_storage;
 #[cfg(target_arch = "wasm32")]
 mod spawn;
@@ -74,7 +76,6 @@ pub(crate) mod entry {
     use futures::channel::oneshot;
     use futures::stream::Fuse;
     use futures::{Stream, StreamExt};
-    use http::{HeaderName, HeaderValue};
     use worker::js_sys::Uint8Array;
     use worker::wasm_bindgen_futures::JsFuture;
     use worker::{
@@ -244,15 +245,7 @@ pub(crate) mod entry {
             .method(req.method().as_str())
             .uri(req.url());
         if let Some(map) = builder.headers_mut() {
-            for (name, value) in Headers(req.headers()).entries() {
-                // The runtime's headers are valid ByteStrings; skip anything `http` rejects.
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(&value),
-                ) {
-                    map.append(n, v);
-                }
-            }
+            crate::js::copy_headers(req.headers(), map);
         }
         Ok(builder.body(())?.into_parts().0)
     }
