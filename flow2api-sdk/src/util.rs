@@ -55,37 +55,62 @@ pub fn uuid_v4() -> String {
 
 /// Parses an RFC 3339 UTC timestamp such as `2025-11-15T04:46:04.000Z` into Unix milliseconds.
 /// Offsets other than `Z`/`+00:00` are applied. Returns `None` for anything else.
+///
+/// The text comes from upstream, so it is read as bytes with checked, fixed-width fields: no
+/// `&str` slicing that could cut through a multi-byte character and panic.
 pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+    let (head, rest) = s.trim().as_bytes().split_at_checked(19)?;
+    if head[4] != b'-'
+        || head[7] != b'-'
+        || !(head[10] == b'T' || head[10] == b' ')
+        || head[13] != b':'
+        || head[16] != b':'
+    {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let num = |at: usize, len: usize| digits(head.get(at..at + len)?);
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, se) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
-    let mut rest = &s[19..];
-    let mut millis = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
-        rest = &frac[digits.len()..];
-        let ms: String = digits.chars().chain("000".chars()).take(3).collect();
-        millis = ms.parse().ok()?;
-    }
-    let offset_min = match rest {
-        "" | "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
+    // A fraction of any length; only its first three digits count.
+    let (millis, offset) = match rest.strip_prefix(b".") {
+        Some(frac) => {
+            let (fraction, offset) =
+                frac.split_at(frac.iter().take_while(|c| c.is_ascii_digit()).count());
+            let ms = fraction
+                .iter()
+                .chain(b"000")
+                .take(3)
+                .fold(0i64, |ms, c| ms * 10 + i64::from(c - b'0'));
+            (ms, offset)
+        }
+        None => (0, rest),
+    };
+    let offset_min = match offset {
+        b"" | b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let minutes = digits(&[*h1, *h2])? * 60 + digits(&[*m1, *m2])?;
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
         }
         _ => return None,
     };
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60;
     u64::try_from(secs * 1000 + millis).ok()
+}
+
+/// A fixed-width field of ASCII digits (no sign, no spaces) as a number.
+fn digits(field: &[u8]) -> Option<i64> {
+    if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(field.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')))
 }
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
@@ -147,6 +172,42 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("2025-11-15T05:46:04+01:00"), Some(ms));
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339_ms("garbage"), None);
+        assert_eq!(parse_rfc3339_ms(" 2025-11-15 04:46:04z "), Some(ms));
+        assert_eq!(parse_rfc3339_ms("2025-11-15T03:16:04-01:30"), Some(ms));
+        assert_eq!(parse_rfc3339_ms("2025-11-15T04:46:04.5Z"), Some(ms + 500));
+        assert_eq!(
+            parse_rfc3339_ms("2025-11-15T04:46:04.123456789Z"),
+            Some(ms + 123)
+        );
+        assert_eq!(parse_rfc3339_ms("2025-11-15T04:46:04.Z"), Some(ms));
+        for bad in [
+            "2025-13-15T04:46:04Z",
+            "2025-11-15T04:46:04+1:00",
+            "2025-11-15T04:46:04+01-00",
+            "2025-11-15T04-46-04Z",
+            "2025-+1-15T04:46:04Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_non_ascii_is_none_not_a_panic() {
+        // Multi-byte characters where the old parser sliced the text at fixed byte offsets
+        // (the offset's `[1..3]` cut through `é` and panicked).
+        for s in [
+            "2025-11-15T04:46:04+0é00",
+            "2025-11-15T04:46:04+é:00",
+            "2025-11-15T04:46:04.12é",
+            "2025-11-15T04:46:0é",
+            "2025-11-15T04:46:04é",
+            "2025-11-15T04:46:04.000Zé",
+            "2025-11-15T04:4é:04Z",
+            "éééééééééééééééééééé",
+        ] {
+            assert_eq!(parse_rfc3339_ms(s), None, "{s}");
+        }
     }
 
     #[test]

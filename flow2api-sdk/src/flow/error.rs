@@ -46,14 +46,14 @@ impl Blame {
     }
 }
 
-/// A failed upstream call.
-#[derive(Debug, Clone)]
+/// A failed upstream call. Its `Debug` leaves the response body out (see the impl).
+#[derive(Clone)]
 pub struct FlowError {
     endpoint: &'static str,
     kind: Kind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Kind {
     /// Google answered with an error status.
     Status {
@@ -294,6 +294,32 @@ impl fmt::Display for FlowError {
     }
 }
 
+/// Endpoint, status, reason and message, never the response body: a body can hold signed
+/// media URLs or megabytes of base64, and `{:?}` of an error ends up in logs. [`FlowError::body`]
+/// gives it to code that means to look.
+impl fmt::Debug for FlowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("FlowError");
+        d.field("endpoint", &self.endpoint);
+        match &self.kind {
+            Kind::Status {
+                status,
+                reason,
+                google_status,
+                message,
+                body: _,
+            } => d
+                .field("status", status)
+                .field("reason", reason)
+                .field("google_status", google_status)
+                .field("message", message),
+            Kind::Transport(e) => d.field("transport", e),
+            Kind::Parse { message, body: _ } => d.field("parse", message),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
 impl std::error::Error for FlowError {}
 
 #[cfg(test)]
@@ -313,6 +339,43 @@ mod tests {
         let t = FlowError::transport("g", TransportError::new(TransportErrorKind::Timeout, "t"));
         assert_eq!(t.blame(), Blame::Upstream);
         assert!(!Blame::Captcha.try_another_account() && Blame::Quota.try_another_account());
+    }
+
+    #[test]
+    fn debug_leaves_the_body_out() {
+        let body = br#"{"error":{"code":403,"message":"denied","status":"PERMISSION_DENIED","details":[{"reason":"PUBLIC_ERROR_X"}]},"fifeUrl":"https://signed.example/SECRET-SIGNATURE"}"#;
+        let e = FlowError::from_status("generate_image", 403, body);
+        assert!(
+            e.body().unwrap().contains("SECRET-SIGNATURE"),
+            "kept for diagnosis"
+        );
+        let debug = format!("{e:?}");
+        for shown in [
+            "generate_image",
+            "403",
+            "PUBLIC_ERROR_X",
+            "PERMISSION_DENIED",
+            "denied",
+        ] {
+            assert!(debug.contains(shown), "{shown} missing from {debug}");
+        }
+        assert!(!debug.contains("SECRET-SIGNATURE"), "{debug}");
+        assert!(!debug.contains("body"), "{debug}");
+
+        let parse = FlowError::parse(
+            "generate_image",
+            "missing fifeUrl",
+            br#"{"media":[{"encodedImage":"SECRET-BASE64"}]}"#,
+        );
+        let debug = format!("{parse:?}");
+        assert!(debug.contains("missing fifeUrl") && debug.contains("generate_image"));
+        assert!(!debug.contains("SECRET-BASE64"), "{debug}");
+
+        let t = FlowError::transport(
+            "credits",
+            TransportError::new(TransportErrorKind::Timeout, "t"),
+        );
+        assert!(format!("{t:?}").contains("Timeout"), "{t:?}");
     }
 
     #[test]
