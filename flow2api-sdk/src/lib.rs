@@ -33,6 +33,9 @@ pub mod config;
 pub mod conformance;
 pub mod coordination;
 pub mod flow;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod jobs;
 pub mod memory;

@@ -34,6 +34,9 @@ use crate::settings::{SettingView, SettingsCache, SettingsError};
 pub use body::Body;
 pub use builder::{AppBuilder, BuildError, Seam};
 pub use error::{ApiError, Dialect};
+// For the fuzz targets' wrappers (`crate::fuzzing`), without making `inputs` public.
+#[cfg(feature = "fuzzing")]
+pub(crate) use inputs::decode_data_url;
 
 /// The seams an [`App`] runs on, as its [`AppBuilder`] assembled them.
 #[derive(Clone)]
