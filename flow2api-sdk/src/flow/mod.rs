@@ -456,6 +456,7 @@ impl FlowClient {
                     .as_ref()
                     .and_then(|m| m.get("mediaGenerationId"))
                     .and_then(|n| n.as_str())
+                    .filter(|n| !n.is_empty())
             })
             .map(str::to_owned)
             .ok_or_else(|| FlowError::parse("upload_image", "missing media id", resp.body()))
@@ -753,6 +754,13 @@ mod tests {
             .unwrap(),
             "g"
         );
+        // An empty legacy id is no id (found by the `flow_responses` fuzz target).
+        assert!(FlowClient::parse_upload_image(&resp(
+            200,
+            r#"{"mediaGenerationId":{"mediaGenerationId":""}}"#
+        ))
+        .unwrap_err()
+        .is_parse());
         assert!(
             FlowClient::parse_generate_image(&resp(200, r#"{"media":[]}"#))
                 .unwrap_err()
