@@ -37,6 +37,17 @@ pub fn format_rfc3339(ms: u64) -> String {
     crate::util::format_rfc3339(ms)
 }
 
+/// The headers of a generation call sent with the captcha solver's User-Agent (any text the
+/// provider returns), with the client hints derived from it.
+pub fn generation_headers(user_agent: &str) -> http::HeaderMap {
+    crate::flow::headers::profile_m(user_agent)
+}
+
+/// The media UUID in an upstream video URL (`…/video/<uuid>…`).
+pub fn media_uuid(url: &str) -> Option<String> {
+    crate::generate::video::media_uuid(url)
+}
+
 /// A video-submit or video-status response body, normalised to operations.
 pub fn normalize_operations(v: &Value, request_pid: &str) -> Vec<VideoOperation> {
     crate::flow::video::normalize_operations(v, request_pid)

@@ -1,6 +1,7 @@
 //! The captcha provider's replies (YesCaptcha task API) through the real solver: `createTask`
 //! (task ids as strings or numbers, error codes and their retries) then `getTaskResult`
-//! polling (status, solution, User-Agent).
+//! polling (status, solution, User-Agent), and the generation headers built from the
+//! User-Agent the provider returns (client hints parsed from it).
 //!
 //! Input: byte 0 picks the statuses, byte 1 is the length of the `createTask` body that
 //! follows; the rest is every `getTaskResult` body.
@@ -71,6 +72,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(s) => {
             assert!(!s.token.expose().is_empty() && !s.user_agent.is_empty());
             assert!(create_status == 200 && result_status == 200);
+            let h = flow2api_sdk::fuzzing::generation_headers(&s.user_agent);
+            // The solver's UA goes out as it is, or not at all when it cannot be a header.
+            let sent = h.get("user-agent").map(|v| v.as_bytes());
+            let valid = flow2api_sdk::http::HeaderValue::from_str(&s.user_agent).is_ok();
+            assert_eq!(sent, valid.then_some(s.user_agent.as_bytes()));
+            assert!(h.contains_key("sec-ch-ua"));
         }
         Err(e) => assert!(e.message.starts_with("yescaptcha: "), "{}", e.message),
     }

@@ -149,7 +149,14 @@ fn run(call: u8, status: u16, body: &[u8]) {
             }
         ),
         8 => once!("media_url", client.media_url(&st, "media name"), |url| {
-            assert!(url.is_none_or(|u| !u.is_empty()));
+            assert!(url.as_deref().is_none_or(|u| !u.is_empty()));
+            // The delivery URL's media UUID, as a finished video job reads it.
+            if let Some(id) = url.as_deref().and_then(flow2api_sdk::fuzzing::media_uuid) {
+                assert!(
+                    id.len() == 36 && url.as_deref().is_some_and(|u| u.contains(&id)),
+                    "{id}"
+                );
+            }
         }),
         9 => once!("media_bytes", client.media_bytes(&at, "m"), |_b| ()),
         10 => once!("concat_videos", client.concat_videos(&at, "a", "b"), |op| {
