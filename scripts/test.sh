@@ -4,9 +4,10 @@
 #   bash scripts/test.sh
 #
 # Steps (it stops at the first failure): install the build tools and npm packages, create the
-# Python venv for the end-to-end tests, rustfmt, clippy (host and wasm32), cargo test, build the
-# native binaries and the worker, then run the Python end-to-end tests (tests/), which start the
-# fake upstream, the native server and `wrangler dev` on loopback ports by themselves.
+# Python venv for the end-to-end tests, rustfmt, clippy (host and wasm32), cargo test, a few
+# seconds of each fuzz target, build the native binaries and the worker, then run the Python
+# end-to-end tests (tests/), which start the fake upstream, the native server and
+# `wrangler dev` on loopback ports by themselves.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -36,6 +37,8 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# The fuzz crate is a workspace of its own.
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy (host, all targets)"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -63,6 +66,9 @@ cargo package -p flow2api-sdk --allow-dirty --quiet
 step "cargo test"
 
 cargo test --workspace --all-features
+
+step "Fuzz targets, a few seconds each (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 3
 
 step "Build the native server and the fake upstream (release)"
 # Two builds: the fake's feature must never reach the server binary.
