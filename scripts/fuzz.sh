@@ -11,8 +11,10 @@
 #
 # Each target starts from its committed seed corpus, fuzz/corpus/<target>/, which it only reads;
 # new inputs go to fuzz/work/<target>/ (kept between runs, ignored by git) and a crash to
-# fuzz/artifacts/<target>/, and the script fails. Builds go to $CARGO_TARGET_DIR when set (the
-# fuzz build's own target triple keeps it apart from ordinary builds there), else fuzz/target.
+# fuzz/artifacts/<target>/, and the script fails. Builds go to the workspace's target directory
+# ($CARGO_TARGET_DIR when set, else target/): the fuzz build names its target triple, so its
+# instrumented code stays apart from ordinary builds there while build scripts and proc macros
+# are shared with them.
 #
 # To grow the committed corpus after a long run: cargo fuzz cmin <target>, after copying the
 # wanted inputs from fuzz/work/<target>/ into fuzz/corpus/<target>/.
@@ -32,9 +34,7 @@ args=(--sanitizer "$SANITIZER")
 if [ "$SANITIZER" != none ]; then
   export RUSTC_BOOTSTRAP=1
 fi
-if [ -n "${CARGO_TARGET_DIR:-}" ]; then
-  args+=(--target-dir "$CARGO_TARGET_DIR")
-fi
+args+=(--target-dir "${CARGO_TARGET_DIR:-$ROOT/target}")
 
 if [ $# -gt 0 ]; then
   targets=("$@")
@@ -45,10 +45,18 @@ fi
 cargo fuzz build "${args[@]}"
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/work/$t" "fuzz/corpus/$t" "fuzz/artifacts/$t"
-  printf '\n==== fuzz %s (%ss) ====\n' "$t" "$SECONDS_PER_TARGET"
+  printf '==== fuzz %s (%ss)\n' "$t" "$SECONDS_PER_TARGET"
+  log="fuzz/work/$t.log"
   # The first corpus directory receives the new inputs: the work one, never the seeds.
   # -timeout: one input that takes seconds is a hang. -rss_limit_mb: a small machine.
-  cargo fuzz run "${args[@]}" "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+  # libFuzzer's progress lines go to the log; its summary, or the crash, is printed.
+  if ! cargo fuzz run "${args[@]}" "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
+    -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 >"$log" 2>&1; then
+    tail -n 80 "$log" >&2
+    printf 'fuzz: %s failed (the whole output: %s)\n' "$t" "$log" >&2
+    exit 1
+  fi
+  grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$log" || true
 done
 printf '\nfuzz: %d targets, %ss each, no crash\n' "${#targets[@]}" "$SECONDS_PER_TARGET"

@@ -21,6 +21,9 @@ use futures::FutureExt;
 /// The API key the gateway expects; [`request`] sends it.
 pub const API_KEY: &str = "fuzz-api-key";
 
+/// The admin password (plain text, so a login costs no bcrypt round).
+pub const ADMIN_PASSWORD: &str = "fuzz-admin-password";
+
 /// A start time for the clocks (late 2025), so no expiry arithmetic sees time zero.
 pub const NOW_MS: u64 = 1_764_140_000_000;
 
@@ -50,10 +53,14 @@ pub async fn offline(_req: HttpRequest) -> Result<HttpResponse, TransportError> 
     Err(TransportError::new(TransportErrorKind::Connect, "offline"))
 }
 
-/// The gateway's configuration: defaults and [`API_KEY`].
+/// The gateway's configuration: defaults, [`API_KEY`] and [`ADMIN_PASSWORD`].
 pub fn config() -> Config {
-    Config::from_lookup(|k| (k == "API_KEY").then(|| API_KEY.to_owned()))
-        .expect("a valid configuration")
+    Config::from_lookup(|k| match k {
+        "API_KEY" => Some(API_KEY.to_owned()),
+        "ADMIN_PASSWORD" => Some(ADMIN_PASSWORD.to_owned()),
+        _ => None,
+    })
+    .expect("a valid configuration")
 }
 
 /// The builder of the gateway described above; a target may add seams before `build`.
