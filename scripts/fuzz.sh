@@ -5,7 +5,7 @@
 #
 # Default 3 seconds a target (what CI spends); all targets unless some are named. Installs
 # cargo-fuzz when missing. Works on stable Rust: the targets are built without a sanitizer
-# (Rust code is memory-safe; the fuzzing looks for panics, hangs and failed assertions). With
+# (the SDK forbids unsafe code; the fuzzing looks for panics, hangs and failed checks). With
 # FUZZ_SANITIZER=address (or leak, memory, thread) they are built with that sanitizer instead,
 # which needs nightly features: RUSTC_BOOTSTRAP=1 unlocks them on the stable compiler.
 #
@@ -16,8 +16,9 @@
 # instrumented code stays apart from ordinary builds there while build scripts and proc macros
 # are shared with them.
 #
-# To grow the committed corpus after a long run: cargo fuzz cmin <target>, after copying the
-# wanted inputs from fuzz/work/<target>/ into fuzz/corpus/<target>/.
+# To grow the committed corpus after a long run: copy it with fuzz/work/<target>/ to a scratch
+# directory, `cargo fuzz cmin <target> <dir> -- -use_counters=0` (edge coverage), and add what
+# it keeps, less the seeds (which it renames to their hashes), to fuzz/corpus/<target>/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
