@@ -368,10 +368,19 @@ pub(crate) async fn create(
             format!("At most {} images per request.", inner.config.max_images),
         ));
     }
-    let mut images = std::mem::take(&mut fields.images);
-    for uri in &fields.image_uris {
-        images.push(inner.load_image(uri).await?);
+    let max = inner.config.max_image_bytes;
+    if fields.images.iter().any(|f| f.len() > max) {
+        return Err(field_error(
+            "input_reference",
+            format!("Image is larger than {max} bytes."),
+        ));
     }
+    let mut images = std::mem::take(&mut fields.images);
+    images.extend(
+        inner
+            .load_images(&fields.image_uris, "input_reference")
+            .await?,
+    );
     let model = resolve_video_model(&model_name, &hints, seconds, images.first().map(|b| &b[..]))?;
     let idempotency = req
         .headers()
