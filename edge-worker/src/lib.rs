@@ -258,8 +258,8 @@ pub(crate) mod entry {
     /// A request's whole body, or `None` when it runs past `limit` bytes. A body of announced
     /// length (already checked against the limit from the head; the runtime holds a body to
     /// its `Content-Length`) comes in one `arrayBuffer()` call, since a stream reader would take
-    /// a promise round trip per chunk; one of unknown length is read chunk by chunk and cut
-    /// off at the limit, so it never has to fit in the isolate whole.
+    /// a promise round trip per chunk; one of unknown length is read chunk by chunk and kept
+    /// only up to the limit, so it never has to fit in the isolate whole.
     async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Option<Bytes>> {
         if req.body().is_none() {
             return Ok(Some(Bytes::new()));
@@ -270,15 +270,20 @@ pub(crate) mod entry {
             return Ok((bytes.len() <= limit).then(|| Bytes::from(bytes)));
         }
         let mut chunks = worker::Request::from(Clone::clone(req)).stream()?;
-        let mut body = BytesMut::new();
+        let mut body = Some(BytesMut::new());
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
-            if body.len() + chunk.len() > limit {
-                return Ok(None);
+            // Past the limit the rest is read and dropped: memory stays bounded, and the
+            // connection is left clean for the runtime (an unread remainder stalls it).
+            if let Some(b) = &mut body {
+                if b.len() + chunk.len() > limit {
+                    body = None;
+                } else {
+                    b.extend_from_slice(&chunk);
+                }
             }
-            body.extend_from_slice(&chunk);
         }
-        Ok(Some(body.freeze()))
+        Ok(body.map(BytesMut::freeze))
     }
 
     /// The SDK's response as a Workers response: same status and headers; a whole body as
