@@ -423,9 +423,10 @@ pub(crate) async fn content(inner: &AppInner, id: &str) -> Result<Response<Body>
 
 /// `DELETE /v1/videos/{id}`.
 pub(crate) async fn delete(inner: &AppInner, id: &str) -> Result<Response<Body>, ApiError> {
-    let record = inner.read_job(id).await?;
-    inner.jobs.delete(&record).await.map_err(ApiError::from)?;
-    let body = json!({"id": record.id, "object": "video.deleted", "deleted": true});
+    if !inner.jobs.delete(id).await.map_err(ApiError::from)? {
+        return Err(ApiError::not_found(format!("No video with id `{id}`.")));
+    }
+    let body = json!({"id": id, "object": "video.deleted", "deleted": true});
     Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
 }
 
