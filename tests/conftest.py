@@ -52,7 +52,8 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+# Where cargo put the release binaries: CARGO_TARGET_DIR when set, as cargo itself reads it.
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release"
 FAKE_BIN = RELEASE / "flow2api-fake-upstream"
 SERVER_BIN = RELEASE / "flow2api-server"
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"

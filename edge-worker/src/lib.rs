@@ -138,7 +138,7 @@ pub(crate) mod entry {
         #[cfg(feature = "conformance")]
         if let Some(rest) = parts.uri.path().strip_prefix(crate::conformance::PREFIX) {
             let rest = rest.to_owned();
-            let body = read_body(&req).await?;
+            let body = read_body(&req, usize::MAX).await?.unwrap_or_default();
             return crate::conformance::handle(&env, &rest, &String::from_utf8_lossy(&body)).await;
         }
         // Refused from the head (bad key, unknown route, declared too large): the body is
@@ -146,7 +146,12 @@ pub(crate) mod entry {
         if let Some(rejected) = app.check_head(&parts) {
             return to_worker_response(rejected, (route, subrequests), &*wait_until);
         }
-        let request = http::Request::from_parts(parts, read_body(&req).await?);
+        let limit = app.body_limit(&parts);
+        let Some(body) = read_body(&req, limit).await? else {
+            let response = app.body_too_large(&parts);
+            return to_worker_response(response, (route, subrequests), &*wait_until);
+        };
+        let request = http::Request::from_parts(parts, body);
         let response = app.handle(request).await;
         to_worker_response(response, (route, subrequests), &*wait_until)
     }
@@ -250,14 +255,35 @@ pub(crate) mod entry {
         Ok(builder.body(())?.into_parts().0)
     }
 
-    /// A request's whole body, in one `arrayBuffer()` call (a stream reader would take a
-    /// promise round trip per chunk and two more to finish).
-    async fn read_body(req: &web_sys::Request) -> Result<Bytes> {
+    /// A request's whole body, or `None` when it runs past `limit` bytes. A body of announced
+    /// length (already checked against the limit from the head; the runtime holds a body to
+    /// its `Content-Length`) comes in one `arrayBuffer()` call, since a stream reader would take
+    /// a promise round trip per chunk; one of unknown length is read chunk by chunk and kept
+    /// only up to the limit, so it never has to fit in the isolate whole.
+    async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Option<Bytes>> {
         if req.body().is_none() {
-            return Ok(Bytes::new());
+            return Ok(Some(Bytes::new()));
         }
-        let buffer = JsFuture::from(req.array_buffer()?).await?;
-        Ok(Bytes::from(Uint8Array::new(&buffer).to_vec()))
+        if req.headers().has("content-length")? {
+            let buffer = JsFuture::from(req.array_buffer()?).await?;
+            let bytes = Uint8Array::new(&buffer).to_vec();
+            return Ok((bytes.len() <= limit).then(|| Bytes::from(bytes)));
+        }
+        let mut chunks = worker::Request::from(Clone::clone(req)).stream()?;
+        let mut body = Some(BytesMut::new());
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            // Past the limit the rest is read and dropped: memory stays bounded, and the
+            // connection is left clean for the runtime (an unread remainder stalls it).
+            if let Some(b) = &mut body {
+                if b.len() + chunk.len() > limit {
+                    body = None;
+                } else {
+                    b.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(body.map(BytesMut::freeze))
     }
 
     /// The SDK's response as a Workers response: same status and headers; a whole body as

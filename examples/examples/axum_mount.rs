@@ -16,9 +16,7 @@ use axum::handler::Handler as _;
 use axum::http::Response;
 use axum::routing::get;
 use axum::Router;
-use flow2api_sdk::native::{
-    handle, shutdown_signal, Host, HostOptions, ResponseBody, MAX_BODY_BYTES,
-};
+use flow2api_sdk::native::{handle, shutdown_signal, Host, HostOptions, ResponseBody};
 use flow2api_sdk::{App, Config};
 
 /// Where the gateway is mounted.
@@ -57,8 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Hands one request to the gateway: refused from its head (bad key, unknown route) before
-/// the body is read, else the body read up to the native server's limit; the answer streams
+/// the body is read, else the body read up to the gateway's limit; the answer streams
 /// back as the gateway produces it (event streams, video bytes).
 async fn gateway(State(app): State<App>, request: Request) -> Response<ResponseBody> {
-    handle(&app, request, MAX_BODY_BYTES).await
+    handle(&app, request).await
 }

@@ -143,6 +143,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("MAX_IMAGE_BYTES", int(1, 100 * 1024 * 1024), Some("20971520"), "Decoded bytes per reference image."),
     setting("MAX_PROMPT_CHARS", int(1, 1_000_000), Some("32000"), "Characters per prompt."),
     setting("PUBLIC_BASE_URL", Accepts::Url, None, "Base of the gateway's own links (/media, files, jobs), a path allowed; unset, derived from the request's Host."),
+    setting("TRUST_FORWARDED_HEADERS", Accepts::Flag, Some("false"), "Trust X-Forwarded-For/-Host/-Proto from the client (only behind a proxy that sets them)."),
     setting("KEEPALIVE_INTERVAL", secs(0.1, 300.0), Some("15"), "Seconds between keep-alive comments in event streams."),
     setting("MEDIA_TTL", secs(60.0, 365.0 * DAY), Some("86400"), "Seconds generated media is kept."),
     setting("CAPTCHA_MAX_RETRIES", int(1, 50), Some("6"), "Attempts on captcha failures, images and videos alike."),
@@ -156,6 +157,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("CREDIT_FLOOR", int(0, 1_000_000_000), Some("0"), "With credit_aware, skip accounts with fewer credits."),
     setting("PROJECT_POOL_SIZE", int(1, 50), Some("4"), "Flow projects per account, used in turn."),
     setting("ACCOUNT_CACHE_TTL", secs(0.0, 60.0), Some("2"), "Seconds a host may cache the account list."),
+    setting("MAX_REQUEST_BYTES", int(1 << 16, 1 << 30), Some("67108864"), "Largest request body in bytes (413 beyond); announced lengths are refused before the body is read."),
+    setting("IMAGE_FETCH_TIMEOUT", secs(1.0, 600.0), Some("30"), "Seconds for fetching every image URL of one request, together."),
+    setting("IMAGE_TIMEOUT", secs(10.0, 3600.0), Some("300"), "Seconds an image generation request may take in all, from its arrival to its result (504 beyond)."),
 ];
 
 /// Looks a setting up by name.
@@ -415,6 +419,8 @@ pub struct Config {
     /// `PUBLIC_BASE_URL`: base of the gateway's own links, a path allowed; else derived from
     /// the request's Host.
     pub public_base_url: Option<String>,
+    /// `TRUST_FORWARDED_HEADERS` (default false): trust X-Forwarded-* headers (behind a proxy that sets them).
+    pub trust_forwarded_headers: bool,
     /// `KEEPALIVE_INTERVAL` (seconds, default 15): SSE comment heartbeat.
     pub keepalive_interval: Duration,
     /// `MEDIA_TTL` (seconds, default 86400): how long generated media is kept.
@@ -442,6 +448,13 @@ pub struct Config {
     pub project_pool_size: usize,
     /// `ACCOUNT_CACHE_TTL` (seconds, default 2): how long a host may cache the account list.
     pub account_cache_ttl: Duration,
+    /// `MAX_REQUEST_BYTES` (default 64 MiB): the largest request body.
+    pub max_request_bytes: usize,
+    /// `IMAGE_FETCH_TIMEOUT` (seconds, default 30): every image URL of one request, together.
+    pub image_fetch_timeout: Duration,
+    /// `IMAGE_TIMEOUT` (seconds, default 300): an image generation request from arrival to
+    /// result.
+    pub image_timeout: Duration,
     raw: RawValues,
 }
 
@@ -494,6 +507,7 @@ impl Config {
             max_image_bytes: r.int("MAX_IMAGE_BYTES") as usize,
             max_prompt_chars: r.int("MAX_PROMPT_CHARS") as usize,
             public_base_url: r.text("PUBLIC_BASE_URL"),
+            trust_forwarded_headers: r.flag("TRUST_FORWARDED_HEADERS"),
             keepalive_interval: r.secs("KEEPALIVE_INTERVAL"),
             media_ttl: r.secs("MEDIA_TTL"),
             captcha_max_retries: r.int("CAPTCHA_MAX_RETRIES") as u32,
@@ -508,6 +522,9 @@ impl Config {
             credit_floor: r.int("CREDIT_FLOOR"),
             project_pool_size: r.int("PROJECT_POOL_SIZE") as usize,
             account_cache_ttl: r.secs("ACCOUNT_CACHE_TTL"),
+            max_request_bytes: r.int("MAX_REQUEST_BYTES") as usize,
+            image_fetch_timeout: r.secs("IMAGE_FETCH_TIMEOUT"),
+            image_timeout: r.secs("IMAGE_TIMEOUT"),
             raw: RawValues::default(),
         };
         if r.problems.is_empty() {

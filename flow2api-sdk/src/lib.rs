@@ -18,6 +18,7 @@
 //! - [`generate`]: the generation pipeline, emitting progress events.
 //! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
 //! - [`memory`]: in-memory reference implementations of the seams.
+//! - [`public_ip`]: which addresses client-given URLs may reach (server-side request forgery).
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
 //! - `native` (cargo features `reqwest`, `tokio`, `server`, `native`; all off by default): the
 //!   seams over reqwest, tokio, hyper and files, and `native::Host`, the whole gateway on one
@@ -43,6 +44,7 @@ pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]
 pub mod native;
 pub mod pool;
+pub mod public_ip;
 pub mod seams;
 pub mod secret;
 pub mod settings;

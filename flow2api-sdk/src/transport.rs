@@ -17,13 +17,12 @@ use crate::seams::{
 /// made without a captcha token, the captcha task itself, and fetching a client's image URL.
 pub const FALLBACK_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/149.0.0.0 Safari/537.36";
 
-/// Deadlines of the calls that are not Flow's (Flow's own are `flow::timeouts`).
+/// Deadlines of the calls that are not Flow's (Flow's own are `flow::timeouts`; client image
+/// URLs share one deadline per request, `IMAGE_FETCH_TIMEOUT`).
 pub mod timeouts {
     use std::time::Duration;
     /// Each call to the captcha provider (`createTask`, `getTaskResult`).
     pub const CAPTCHA: Duration = Duration::from_secs(30);
-    /// Fetching a client's image URL (each redirect hop).
-    pub const FETCH_IMAGE: Duration = Duration::from_secs(60);
 }
 
 /// An [`HttpRequest`] with these parts; a URL that does not parse is a [`TransportError`] of

@@ -28,7 +28,21 @@ struct Server {
 }
 
 impl Server {
-    async fn start(api_key: Option<&str>, max_body_bytes: usize) -> Self {
+    async fn start(api_key: Option<&str>) -> Self {
+        Self::start_with(api_key, &[]).await
+    }
+
+    /// With more settings (`NAME`, value).
+    async fn start_with(api_key: Option<&str>, extra: &[(&str, &str)]) -> Self {
+        Self::start_full(api_key, extra, None).await
+    }
+
+    /// With more settings and the client for client-given URLs.
+    async fn start_full(
+        api_key: Option<&str>,
+        extra: &[(&str, &str)],
+        untrusted: Option<Arc<dyn flow2api_sdk::HttpClient>>,
+    ) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(TokioClock);
         let fake = FakeFlow::new("http://fake.flow.test", clock.clone());
         fake.set_captcha_polls_before_ready(0);
@@ -44,22 +58,24 @@ impl Server {
         if let Some(k) = api_key {
             vars.push(("API_KEY", k.to_owned()));
         }
+        vars.extend(extra.iter().map(|(n, v)| (*n, (*v).to_owned())));
         let config =
             Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
                 .expect("a valid configuration");
-        let app = App::builder(config)
+        let mut builder = App::builder(config)
             .http(Arc::new(fake.clone()))
             .clock(clock)
             .spawner(Arc::new(TokioSpawn))
-            .in_memory()
-            .build()
-            .expect("every seam");
+            .in_memory();
+        if let Some(untrusted) = untrusted {
+            builder = builder.untrusted_http(untrusted);
+        }
+        let app = builder.build().expect("every seam");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let options = ServeOptions {
             log_requests: false,
-            max_body_bytes,
             shutdown_grace: Duration::from_secs(2),
             ..ServeOptions::default()
         };
@@ -96,7 +112,7 @@ fn client() -> reqwest::Client {
 
 #[tokio::test]
 async fn health_and_api_key_checks() {
-    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY)).await;
     let c = client();
 
     let r = c.get(server.url("/health")).send().await.unwrap();
@@ -152,7 +168,7 @@ async fn health_and_api_key_checks() {
 
 #[tokio::test]
 async fn without_api_key_the_api_answers_503() {
-    let server = Server::start(None, flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let server = Server::start(None).await;
     let r = client()
         .get(server.url("/v1/models"))
         .bearer_auth("anything")
@@ -167,12 +183,13 @@ async fn without_api_key_the_api_answers_503() {
 
 #[tokio::test]
 async fn oversized_bodies_are_413_in_the_openai_shape() {
-    let server = Server::start(Some(API_KEY), 1024).await;
+    let server = Server::start_with(Some(API_KEY), &[("MAX_REQUEST_BYTES", "65536")]).await;
+    // Announced: refused from the head.
     let r = client()
         .post(server.url("/v1/chat/completions"))
         .bearer_auth(API_KEY)
         .header("content-type", "application/json")
-        .body(vec![b' '; 4096])
+        .body(vec![b' '; 70_000])
         .send()
         .await
         .unwrap();
@@ -181,12 +198,32 @@ async fn oversized_bodies_are_413_in_the_openai_shape() {
     assert_eq!(
         body,
         json!({"error": {
-            "message": "The request body is larger than 1024 bytes.",
+            "message": "The request body is larger than 65536 bytes (MAX_REQUEST_BYTES).",
             "type": "invalid_request_error",
             "param": null,
             "code": "request_too_large",
         }})
     );
+    // Not announced (chunked): cut off once it runs past the limit.
+    let chunks = futures::stream::iter(
+        (0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 8192]))),
+    );
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(API_KEY)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // The admin login takes small bodies only.
+    let r = client()
+        .post(server.url("/api/login"))
+        .body(vec![b' '; 65 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
 
     // A body within the limit reaches the app (which rejects the JSON in its own words).
     let r = client()
@@ -202,7 +239,7 @@ async fn oversized_bodies_are_413_in_the_openai_shape() {
 
 #[tokio::test]
 async fn a_streamed_image_generation_arrives_in_chunks() {
-    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY)).await;
     server
         .fake
         .add_account(FakeAccount::new(ST, "alice@example.com"));
@@ -310,7 +347,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 /// not when the lease lapses (10 minutes by default).
 #[tokio::test]
 async fn a_client_that_goes_away_frees_its_slot() {
-    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY)).await;
     server
         .fake
         .add_account(FakeAccount::new(ST, "alice@example.com"));
@@ -352,7 +389,7 @@ async fn a_client_that_goes_away_frees_its_slot() {
 /// The background pass refreshes a token that expires within two hours, and reports it.
 #[tokio::test]
 async fn the_background_pass_refreshes_expiring_tokens() {
-    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY)).await;
     server
         .fake
         .add_account(FakeAccount::new(ST, "alice@example.com"));
@@ -383,12 +420,13 @@ async fn the_background_pass_refreshes_expiring_tokens() {
     server.stop().await;
 }
 
-/// A request with a bad key that announces a huge body is refused from its head: the answer
-/// comes while the client has sent only the head, so the body was never read.
+/// A request with a bad key that announces a large body (50 MB, under the limit) is refused
+/// from its head: the answer comes while the client has sent only the head, so the body was
+/// never read.
 #[tokio::test]
 async fn a_bad_key_is_refused_before_the_body_is_read() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = Server::start(Some(API_KEY), flow2api_sdk::native::MAX_BODY_BYTES).await;
+    let server = Server::start(Some(API_KEY)).await;
     let addr = server
         .url("")
         .trim_start_matches("http://")
@@ -397,10 +435,10 @@ async fn a_bad_key_is_refused_before_the_body_is_read() {
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer wrong\r\n\
-         content-type: application/json\r\ncontent-length: 104857600\r\n\r\n"
+         content-type: application/json\r\ncontent-length: 50000000\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    // Not one byte of the 100 MB body is sent: a server that waited for it would never answer.
+    // Not one byte of the 50 MB body is sent: a server that waited for it would never answer.
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
         .await
@@ -424,4 +462,108 @@ async fn a_bad_key_is_refused_before_the_body_is_read() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     server.stop().await;
+}
+
+/// A probe on loopback that answers every connection with a small PNG and counts them.
+async fn probe() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    png.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(png).await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+fn image_chat(url: &str) -> Value {
+    json!({
+        "model": "gemini-3.1-flash-image-landscape",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "a cat"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ]}],
+    })
+}
+
+/// SSRF: an image URL whose *name* resolves to 127.0.0.1 is refused and never fetched (the
+/// resolver is overridden for the test); the client learns nothing of why. The same probe is
+/// reachable where private addresses are allowed, so the refusal is the guard's doing.
+#[tokio::test]
+async fn an_image_url_whose_name_resolves_to_loopback_is_never_fetched() {
+    use flow2api_sdk::native::{Lookup, PublicOnlyHttp};
+    let (port, hits) = probe().await;
+    let lookup: Lookup = Arc::new(|name: String| {
+        flow2api_sdk::seams::boxed(async move {
+            match name.as_str() {
+                "images.rebind.test" => Ok(vec!["127.0.0.1".parse().unwrap()]),
+                "mixed.rebind.test" => Ok(vec![
+                    "93.184.215.14".parse().unwrap(),
+                    "10.0.0.7".parse().unwrap(),
+                ]),
+                _ => Err(std::io::Error::other("no such name")),
+            }
+        })
+    });
+    let untrusted = Arc::new(PublicOnlyHttp::with_lookup(lookup).unwrap());
+    let server = Server::start_full(Some(API_KEY), &[], Some(untrusted)).await;
+    for host in ["images.rebind.test", "mixed.rebind.test"] {
+        let url = format!("http://{host}:{port}/cat.png");
+        let r = client()
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(API_KEY)
+            .json(&image_chat(&url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            format!("The image URL could not be fetched: {url}"),
+            "nothing about the inside"
+        );
+    }
+    // Literal addresses, in every spelling, are refused before any lookup.
+    for url in [
+        format!("http://127.0.0.1:{port}/a.png"),
+        format!("http://2130706433:{port}/a.png"),
+        format!("http://[::ffff:127.0.0.1]:{port}/a.png"),
+    ] {
+        let r = client()
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(API_KEY)
+            .json(&image_chat(&url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{url}");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    server.stop().await;
+
+    // The control: the probe does answer and count a client that is allowed to reach it.
+    use flow2api_sdk::HttpClient as _;
+    let direct = flow2api_sdk::native::ReqwestHttp::new().unwrap();
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/cat.png"))
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let response = direct.call(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

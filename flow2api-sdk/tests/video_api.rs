@@ -756,20 +756,19 @@ async fn one_video_slot(h: &Harness) {
     assert_eq!(account(h).await["video_concurrency"], 1);
 }
 
+/// Flow has no cancel: a deleted job that still runs upstream keeps its slot (a tombstone)
+/// until the upstream generation ends, so create-and-delete in a loop cannot get round the
+/// account's concurrency limit; to clients it is gone at once.
 #[tokio::test(start_paused = true)]
-async fn deleting_a_running_job_frees_its_slot() {
+async fn a_deleted_running_job_keeps_its_slot_until_upstream_ends() {
     // Polls every second, so a long job stays running while the test looks at it.
     let h = setup_with(&[("POLL_INTERVAL", "1"), ("SLOT_WAIT_TIMEOUT", "2")]).await;
     one_video_slot(&h).await;
-    h.fake.set_video_polls(150, 0);
+    h.fake.set_video_polls(60, 0);
     let running = create_ok(&h, json!({"model": T2V, "prompt": "a long one"})).await;
     let v = wait_started(&h, &running).await;
     assert_eq!(v["status"], "in_progress", "{v}");
     assert_eq!(account(&h).await["in_flight"]["video"], 1);
-
-    // The one slot is taken: another job cannot start.
-    let busy = create(&h, json!({"model": T2V, "prompt": "no room"})).await;
-    assert_error(&busy, 503, Some("no_account_available"));
 
     let r = h
         .api("DELETE", &format!("/v1/videos/{running}"), None)
@@ -779,6 +778,7 @@ async fn deleting_a_running_job_frees_its_slot() {
         r.json(),
         json!({"id": running, "object": "video.deleted", "deleted": true})
     );
+    // Gone for clients, from now on.
     assert_error(&get_video(&h, &running).await, 404, Some("not_found"));
     let gone = h
         .api("GET", &format!("/v1/videos/{running}/content"), None)
@@ -788,32 +788,77 @@ async fn deleting_a_running_job_frees_its_slot() {
         .api("DELETE", &format!("/v1/videos/{running}"), None)
         .await;
     assert_error(&again, 404, None);
-    assert_eq!(account(&h).await["in_flight"]["video"], 0);
+    let listed = h.api("GET", "/v1/videos", None).await.json();
+    assert_eq!(listed["data"], json!([]), "{listed}");
+    assert!(h.app.jobs().get(&running).await.unwrap().is_none());
 
-    // The slot is free at once.
+    // But its slot stays taken while the generation goes on upstream.
+    assert_eq!(account(&h).await["in_flight"]["video"], 1);
+    let busy = create(&h, json!({"model": T2V, "prompt": "no room"})).await;
+    assert_error(&busy, 503, Some("no_account_available"));
+    let polls_after_delete = h.fake.requests_to(Endpoint::CheckVideoStatus).len();
+
+    // The upstream generation ends: the slot comes back and the tombstone goes.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(
+        h.fake.requests_to(Endpoint::CheckVideoStatus).len() > polls_after_delete,
+        "the deleted job was followed to its end upstream"
+    );
+    assert_eq!(account(&h).await["in_flight"]["video"], 0);
+    assert!(
+        h.app.jobs().ids().await.unwrap().is_empty(),
+        "tombstone removed"
+    );
+    assert_error(&get_video(&h, &running).await, 404, None);
     h.fake.set_video_polls(1, 1);
-    let polls_before = h.fake.requests_to(Endpoint::CheckVideoStatus).len();
     let next = create_ok(&h, json!({"model": T2V, "prompt": "room now"})).await;
     wait_completed(&h, &next).await;
+}
 
-    // The deleted job's driver stopped: it did not come back, and its operation was
-    // polled at most once more (a step already under way).
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_error(&get_video(&h, &running).await, 404, None);
-    let first_op = h.fake.videos()[0].name.clone();
-    let late_polls = h.fake.requests_to(Endpoint::CheckVideoStatus)[polls_before..]
+/// A job deleted while its submit is under way: the submit's operation is followed to its end
+/// all the same, holding the slot, instead of running upstream with no slot held.
+#[tokio::test(start_paused = true)]
+async fn a_job_deleted_during_its_submit_keeps_its_slot_until_upstream_ends() {
+    let h = setup_with(&[("POLL_INTERVAL", "1"), ("SLOT_WAIT_TIMEOUT", "2")]).await;
+    one_video_slot(&h).await;
+    h.fake.set_video_polls(5, 0);
+    // The submit takes 30 s: the job is still queued when it is deleted.
+    h.fake.inject(
+        Endpoint::GenerateVideoText,
+        Fault::Latency(Duration::from_secs(30)),
+        1,
+    );
+    let id = create_ok(&h, json!({"model": T2V, "prompt": "sent, then deleted"})).await;
+    while h.fake.requests_to(Endpoint::GenerateVideoText).is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = get_video(&h, &id).await.json();
+    assert_eq!(v["status"], "queued", "{v}");
+    let r = h.api("DELETE", &format!("/v1/videos/{id}"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&get_video(&h, &id).await, 404, None);
+    assert_eq!(account(&h).await["in_flight"]["video"], 1);
+    let busy = create(&h, json!({"model": T2V, "prompt": "no room"})).await;
+    assert_error(&busy, 503, Some("no_account_available"));
+
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let op = h.fake.videos()[0].name.clone();
+    let polled = h
+        .fake
+        .requests_to(Endpoint::CheckVideoStatus)
         .iter()
-        .filter(|r| r.json.as_ref().unwrap().to_string().contains(&first_op))
+        .filter(|r| r.json.as_ref().unwrap().to_string().contains(&op))
         .count();
-    assert!(late_polls <= 1, "{late_polls} polls after the delete");
-    let listed = h.api("GET", "/v1/videos", None).await.json();
-    let listed: Vec<&str> = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, vec![next.as_str()]);
+    assert!(
+        polled >= 5,
+        "the submitted operation was followed ({polled} polls)"
+    );
+    assert_eq!(account(&h).await["in_flight"]["video"], 0);
+    assert!(
+        h.app.jobs().ids().await.unwrap().is_empty(),
+        "tombstone removed"
+    );
+    assert_error(&get_video(&h, &id).await, 404, None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,6 +10,8 @@
 //!   cooldowns and error counts, admin sessions, video jobs) and of generated media (default
 //!   `./data`); an old `store.json` found there is imported once;
 //! - `LOG_REQUESTS`: `0`/`false`/`off` turns the per-request line on stderr off;
+//! - `BODY_READ_TIMEOUT`: seconds a client may take to send a request body (default 60; 408
+//!   beyond); `MAX_CONNECTIONS`: connections served at once (default 1024);
 //! - `REFRESH_INTERVAL`: seconds between background passes that refresh access tokens
 //!   expiring within two hours and the credits of resting accounts (default 600; `0` turns
 //!   them off). Each pass writes one line of counts to stderr.
@@ -50,12 +52,7 @@ async fn run() -> Result<(), Error> {
     }
     let options = HostOptions::from_env()?;
     let addr = env("LISTEN_ADDR").unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());
-    let log_requests = !env("LOG_REQUESTS").is_some_and(|v| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "0" | "false" | "no" | "off"
-        )
-    });
+    let serve = ServeOptions::from_env()?;
     let host = Host::open(config, options).await?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -65,10 +62,6 @@ async fn run() -> Result<(), Error> {
         writeln!(out, "listening on http://{}", listener.local_addr()?)?;
         out.flush()?;
     }
-    let serve = ServeOptions {
-        log_requests,
-        ..ServeOptions::default()
-    };
     host.serve(listener, serve, shutdown_signal()).await?;
     Ok(())
 }

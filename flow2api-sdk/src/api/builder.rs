@@ -112,6 +112,7 @@ fn list(seams: &[Seam]) -> String {
 pub struct AppBuilder {
     config: Config,
     http: Option<Arc<dyn HttpClient>>,
+    untrusted_http: Option<Arc<dyn HttpClient>>,
     clock: Option<Arc<dyn Clock>>,
     storage: Option<Arc<dyn Storage>>,
     consistent: Option<Arc<dyn Storage>>,
@@ -136,6 +137,7 @@ impl AppBuilder {
         Self {
             config,
             http: None,
+            untrusted_http: None,
             clock: None,
             storage: None,
             consistent: None,
@@ -153,6 +155,18 @@ impl AppBuilder {
     /// Outgoing HTTP: Flow, the captcha provider, client image URLs. Required.
     pub fn http(mut self, http: Arc<dyn HttpClient>) -> Self {
         self.http = Some(http);
+        self
+    }
+
+    /// Outgoing HTTP to URLs that clients give (image URLs): a client that refuses to connect
+    /// to any non-public address ([`crate::public_ip`]), names included, checking the address
+    /// it connects to (natively `native::PublicOnlyHttp`). The gateway checks literal
+    /// addresses and every redirect hop itself; only a resolver can check names. Without one,
+    /// [`http`](Self::http) is used: right where the platform refuses private destinations
+    /// itself (Cloudflare Workers), a hole where it does not. Unused while
+    /// `ALLOW_PRIVATE_IMAGE_URLS` is set.
+    pub fn untrusted_http(mut self, http: Arc<dyn HttpClient>) -> Self {
+        self.untrusted_http = Some(http);
         self
     }
 
@@ -321,6 +335,7 @@ impl AppBuilder {
             .unwrap_or_else(|| Arc::new(SettingsCache::new(self.config)));
         Ok(App::assemble(
             Deps {
+                untrusted_http: self.untrusted_http.unwrap_or_else(|| http.clone()),
                 http,
                 storage,
                 sessions,

@@ -78,8 +78,9 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
 
-/// An inline image: `{bytesBase64Encoded, mimeType}` (or the `inlineData` shape).
-fn image_bytes(v: &Value, what: &str) -> Result<Bytes, ApiError> {
+/// An inline image: `{bytesBase64Encoded, mimeType}` (or the `inlineData` shape), at most
+/// `max` bytes decoded.
+fn image_bytes(v: &Value, what: &str, max: usize) -> Result<Bytes, ApiError> {
     let b64 = v
         .get("bytesBase64Encoded")
         .or_else(|| v.get("imageBytes"))
@@ -89,11 +90,20 @@ fn image_bytes(v: &Value, what: &str) -> Result<Bytes, ApiError> {
             bad(format!(
                 "`{what}` needs `bytesBase64Encoded` (inline image bytes); gcsUri is not supported."
             ))
-        })?;
-    base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map(Bytes::from)
-        .map_err(|_| bad(format!("`{what}.bytesBase64Encoded` is not valid base64.")))
+        })?
+        .trim();
+    let too_large = || bad(format!("`{what}` is larger than {max} bytes."));
+    // base64 expands by 4/3: refuse before decoding what cannot fit.
+    if b64.len() / 4 * 3 > max + 3 {
+        return Err(too_large());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| bad(format!("`{what}.bytesBase64Encoded` is not valid base64.")))?;
+    if bytes.len() > max {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// `POST /v1beta/models/{model}:predictLongRunning`.
@@ -118,21 +128,28 @@ pub(crate) async fn predict_long_running(
         .ok_or_else(|| bad("`instances[0].prompt` is required."))?
         .to_owned();
     super::inputs::check_prompt_len(&prompt, inner.config.max_prompt_chars, "instances")?;
+    let max = inner.config.max_image_bytes;
     let mut images = Vec::new();
     if let Some(img) = instance.get("image").filter(|i| !i.is_null()) {
-        images.push(image_bytes(img, "image")?);
+        images.push(image_bytes(img, "image", max)?);
     }
     if let Some(img) = instance.get("lastFrame").filter(|i| !i.is_null()) {
         if images.is_empty() {
             return Err(bad("`lastFrame` needs `image` (the first frame) too."));
         }
-        images.push(image_bytes(img, "lastFrame")?);
+        images.push(image_bytes(img, "lastFrame", max)?);
     }
     let refs = instance
         .get("referenceImages")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    if refs.len() > inner.config.max_images {
+        return Err(bad(format!(
+            "At most {} reference images per request.",
+            inner.config.max_images
+        )));
+    }
     if !refs.is_empty() && !images.is_empty() {
         return Err(bad(
             "Use either `image`/`lastFrame` or `referenceImages`, not both.",
@@ -140,7 +157,7 @@ pub(crate) async fn predict_long_running(
     }
     for r in &refs {
         let img = r.get("image").unwrap_or(r);
-        images.push(image_bytes(img, "referenceImages[].image")?);
+        images.push(image_bytes(img, "referenceImages[].image", max)?);
     }
     if instance.get("video").is_some_and(|v| !v.is_null()) {
         return Err(bad(

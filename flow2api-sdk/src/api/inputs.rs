@@ -1,43 +1,22 @@
 //! Client image inputs (`docs/upstream.md#media-urls`): `data:` URLs and http(s) URLs, fetched only
-//! from public addresses unless `ALLOW_PRIVATE_IMAGE_URLS` is set, with size limits. Our own
-//! `/media/{id}` links are read from the media store directly.
-
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+//! from public addresses unless `ALLOW_PRIVATE_IMAGE_URLS` is set, streamed under the size cap,
+//! all of one request within one deadline. Our own `/media/{id}` links are read from the media
+//! store directly.
 
 use base64::Engine as _;
+use bytes::BytesMut;
+use futures::future::{select, Either};
+use futures::StreamExt;
 use http::Method;
 
 use crate::memory::is_media_id;
-use crate::seams::Bytes;
-use crate::transport::{send_with_timeout, timeouts};
+use crate::public_ip;
+use crate::seams::{boxed, Bytes, HttpClient};
 
 use super::error::ApiError;
 use super::AppInner;
 
 const MAX_REDIRECTS: usize = 3;
-
-fn is_private_v4(ip: Ipv4Addr) -> bool {
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || ip.octets()[0] == 0
-        // 100.64.0.0/10 carrier-grade NAT
-        || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xC0) == 64)
-}
-
-fn is_private_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_private_v4(v4);
-    }
-    let seg0 = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || (seg0 & 0xfe00) == 0xfc00 // unique local
-        || (seg0 & 0xffc0) == 0xfe80 // link local
-}
 
 /// The prompt-length limit (`MAX_PROMPT_CHARS`), as a 400 naming `param`.
 ///
@@ -51,27 +30,6 @@ pub fn check_prompt_len(prompt: &str, max: usize, param: &str) -> Result<(), Api
         );
     }
     Ok(())
-}
-
-/// Whether `url` points at loopback, private or link-local space (by literal address or by a
-/// name that always means the local machine or cloud metadata).
-pub fn is_private_url(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => is_private_v4(ip),
-        Some(url::Host::Ipv6(ip)) => is_private_v6(ip),
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost"
-                || d.ends_with(".localhost")
-                || d.ends_with(".local")
-                || d.ends_with(".internal")
-                || d.parse::<IpAddr>().is_ok_and(|ip| match ip {
-                    IpAddr::V4(v4) => is_private_v4(v4),
-                    IpAddr::V6(v6) => is_private_v6(v6),
-                })
-        }
-        None => true,
-    }
 }
 
 /// Decodes a `data:<mime>;base64,<data>` URL.
@@ -111,60 +69,91 @@ fn too_large(max: usize) -> ApiError {
     ApiError::bad_request(format!("Image is larger than {} bytes.", max)).param("messages")
 }
 
+/// Why one image could not be loaded; every kind reaches the client as the same 400, which
+/// tells nothing of what the gateway's network looks like.
+fn not_fetched(uri: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "The image URL could not be fetched: {}",
+        shorten(uri)
+    ))
+}
+
 impl AppInner {
-    /// Loads one client image URI: a data URL, our own media link, or an http(s) URL.
+    /// Loads every image URI of one request at once, within `IMAGE_FETCH_TIMEOUT` for all of
+    /// them; errors name `param`.
     ///
     /// # Errors
-    /// 400 with the reason.
-    pub(crate) async fn load_image(&self, uri: &str) -> Result<Bytes, ApiError> {
+    /// 400 naming the first image that failed, or the deadline.
+    pub(crate) async fn load_images(
+        &self,
+        uris: &[String],
+        param: &'static str,
+    ) -> Result<Vec<Bytes>, ApiError> {
+        if uris.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = boxed(futures::future::try_join_all(
+            uris.iter().map(|u| self.load_image(u)),
+        ));
+        let deadline = self.deps.clock.sleep(self.config.image_fetch_timeout);
+        match select(all, deadline).await {
+            Either::Left((loaded, _)) => loaded.map_err(|e| e.param(param)),
+            Either::Right(_) => Err(ApiError::bad_request(format!(
+                "The image URLs could not be fetched within {} s.",
+                self.config.image_fetch_timeout.as_secs()
+            ))
+            .param(param)),
+        }
+    }
+
+    /// [`load_images`](Self::load_images) of one URI that may fail quietly: `None` when it
+    /// cannot be loaded in time (the continuous-conversation image is a bonus, not the ask).
+    pub(crate) async fn load_optional_image(&self, uri: &str) -> Option<Bytes> {
+        let load = boxed(self.load_image(uri));
+        let deadline = self.deps.clock.sleep(self.config.image_fetch_timeout);
+        match select(load, deadline).await {
+            Either::Left((Ok(bytes), _)) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// Loads one client image URI: a data URL, our own media link, or an http(s) URL.
+    async fn load_image(&self, uri: &str) -> Result<Bytes, ApiError> {
         let uri = uri.trim();
+        let max = self.config.max_image_bytes;
         if uri.starts_with("data:") {
-            return decode_data_url(uri, self.config.max_image_bytes);
+            return decode_data_url(uri, max);
         }
         let Ok(url) = url::Url::parse(uri) else {
-            return Err(
-                ApiError::bad_request(format!("Unsupported image URI: {}", shorten(uri)))
-                    .param("messages"),
-            );
+            return Err(ApiError::bad_request(format!(
+                "Unsupported image URI: {}",
+                shorten(uri)
+            )));
         };
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ApiError::bad_request(format!(
                 "Unsupported image URI scheme: {}",
                 url.scheme()
-            ))
-            .param("messages"));
+            )));
         }
         if let Some(bytes) = self.own_media(&url).await {
             return Ok(bytes);
         }
-        self.fetch_image(url).await
-    }
-
-    async fn own_media(&self, url: &url::Url) -> Option<Bytes> {
-        let id = own_media_id(url, self.config.public_base_url.as_deref())?;
-        let object = self.deps.media.get(id, None).await.ok()?.found()?;
-        // An image input is held whole anyway; refuse what the limit would refuse.
-        if object.total_len > self.config.max_image_bytes as u64 {
-            return None;
-        }
-        object.collect().await.ok()
-    }
-
-    async fn fetch_image(&self, mut url: url::Url) -> Result<Bytes, ApiError> {
-        let failed = |u: &url::Url, why: &str| {
-            ApiError::bad_request(format!(
-                "Failed to load image from {}: {why}",
-                shorten(u.as_str())
-            ))
-            .param("messages")
+        let allow_private = self.config.allow_private_image_urls;
+        // Where private addresses are allowed the ordinary client is used; otherwise the one
+        // whose resolver refuses names that lead to non-public addresses.
+        let http: &dyn HttpClient = if allow_private {
+            &*self.deps.http
+        } else {
+            &*self.deps.untrusted_http
         };
+        let mut url = url;
         for _ in 0..=MAX_REDIRECTS {
-            if !self.config.allow_private_image_urls && is_private_url(&url) {
+            if !allow_private && !public_ip::is_public_host(&url) {
                 return Err(ApiError::bad_request(format!(
-                    "Image URL {} points at a private, loopback or link-local address, which is not allowed.",
-                    shorten(url.as_str())
-                ))
-                .param("messages"));
+                    "The image URL could not be fetched: {} points at a loopback, private or reserved address.",
+                    shorten(uri)
+                )));
             }
             let req = http::Request::builder()
                 .method(Method::GET)
@@ -175,39 +164,61 @@ impl AppInner {
                 )
                 .header("user-agent", crate::transport::FALLBACK_USER_AGENT)
                 .body(Bytes::new())
-                .map_err(|_| failed(&url, "invalid URL"))?;
-            let resp = send_with_timeout(
-                &*self.deps.http,
-                &*self.deps.clock,
-                req,
-                timeouts::FETCH_IMAGE,
-            )
-            .await
-            .map_err(|e| failed(&url, &e.to_string()))?;
+                .map_err(|_| not_fetched(uri))?;
+            let resp = http
+                .call_streaming(req)
+                .await
+                .map_err(|_| not_fetched(uri))?;
             let status = resp.status();
             if status.is_redirection() {
-                let next = resp
+                // Every hop is checked again, by its text here and by the resolver.
+                url = resp
                     .headers()
                     .get(http::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                     .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| failed(&url, "redirect without a location"))?;
-                url = next;
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| not_fetched(uri))?;
                 continue;
             }
             if status != http::StatusCode::OK {
-                return Err(failed(&url, &format!("HTTP {}", status.as_u16())));
+                return Err(not_fetched(uri));
             }
-            let body = resp.into_body();
-            if body.is_empty() {
-                return Err(failed(&url, "empty body"));
+            let announced = resp
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if announced.is_some_and(|n| n > max as u64) {
+                return Err(too_large(max));
             }
-            if body.len() > self.config.max_image_bytes {
-                return Err(too_large(self.config.max_image_bytes));
+            // Read under a running cap: a body that does not announce its length (or lies)
+            // is cut off as soon as it passes the limit.
+            let mut body = resp.into_body();
+            let mut out = BytesMut::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|_| not_fetched(uri))?;
+                if out.len() + chunk.len() > max {
+                    return Err(too_large(max));
+                }
+                out.extend_from_slice(&chunk);
             }
-            return Ok(body);
+            if out.is_empty() {
+                return Err(not_fetched(uri));
+            }
+            return Ok(out.freeze());
         }
-        Err(failed(&url, "too many redirects"))
+        Err(not_fetched(uri))
+    }
+
+    async fn own_media(&self, url: &url::Url) -> Option<Bytes> {
+        let id = own_media_id(url, self.config.public_base_url.as_deref())?;
+        let object = self.deps.media.get(id, None).await.ok()?.found()?;
+        // An image input is held whole anyway; refuse what the limit would refuse.
+        if object.total_len > self.config.max_image_bytes as u64 {
+            return None;
+        }
+        object.collect().await.ok()
     }
 }
 
@@ -243,27 +254,6 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for u in [
-            "http://127.0.0.1/x",
-            "http://10.1.2.3/",
-            "http://192.168.0.1/",
-            "http://169.254.169.254/latest",
-            "http://[::1]/",
-            "http://[fe80::1]/",
-            "http://localhost:8080/",
-            "http://metadata.google.internal/",
-            "http://[::ffff:127.0.0.1]/",
-            "http://0.0.0.0/",
-        ] {
-            assert!(is_private_url(&url::Url::parse(u).unwrap()), "{u}");
-        }
-        for u in ["https://example.com/a.png", "http://8.8.8.8/"] {
-            assert!(!is_private_url(&url::Url::parse(u).unwrap()), "{u}");
-        }
-    }
 
     #[test]
     fn own_media_links_carry_the_public_base_path() {

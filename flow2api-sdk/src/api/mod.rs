@@ -8,6 +8,7 @@ mod builder;
 mod error;
 mod gemini_video;
 mod inputs;
+mod markup;
 mod openai;
 mod sse;
 mod videos;
@@ -26,8 +27,8 @@ use crate::generate::Generator;
 use crate::jobs::{JobRunner, Jobs, LocalRunner, StepOutcome};
 use crate::pool::{AccountPool, PoolSettings};
 use crate::seams::{
-    ByteRange, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaRead, MediaStore, Spawn,
-    Storage, StorageError,
+    media, ByteRange, Bytes, CaptchaSolver, Clock, Coordinator, HttpClient, MediaRead, MediaStore,
+    Spawn, Storage, StorageError,
 };
 use crate::settings::{SettingView, SettingsCache, SettingsError};
 
@@ -43,6 +44,8 @@ pub(crate) use inputs::decode_data_url;
 pub(crate) struct Deps {
     /// Outgoing HTTP (Flow, captcha provider, client image URLs).
     pub(crate) http: Arc<dyn HttpClient>,
+    /// Outgoing HTTP to client-given URLs: refuses non-public destinations.
+    pub(crate) untrusted_http: Arc<dyn HttpClient>,
     /// Durable records (accounts). KV at the edge.
     pub(crate) storage: Arc<dyn Storage>,
     /// Strongly consistent records every instance sees at once (admin sessions, settings).
@@ -242,6 +245,13 @@ impl App {
         if let Some(rejected) = inner.check_head(&parts) {
             return rejected;
         }
+        // A host that read more than the limit (or announced nothing) gets the same answer.
+        if body.len() > inner.body_limit(&parts) {
+            return inner.rejected(
+                too_large(inner.body_limit(&parts)),
+                dialect_of(parts.uri.path()),
+            );
+        }
         let mut resp = inner.route(Request::from_parts(parts, body)).await;
         add_cors(&mut resp);
         resp
@@ -250,17 +260,49 @@ impl App {
     /// The answer to a request that can be refused from its head alone, before its body is
     /// read: an unknown route (404), a missing or wrong API key on an API route (401, or 503
     /// when no key is configured), a `Content-Length` over
-    /// [`max_request_bytes`](Self::max_request_bytes) (413). `None`: read the body and call
-    /// [`handle`](Self::handle). Hosts call this first so that such a request costs no body
-    /// read (a client with a bad key cannot make the server take in 100 MB).
+    /// [`body_limit`](Self::body_limit) (413). `None`: read the body (at most `body_limit`
+    /// bytes) and call [`handle`](Self::handle). Hosts call this first so that such a request
+    /// costs no body read (a client with a bad key cannot make the server take in 100 MB).
     pub fn check_head(&self, parts: &http::request::Parts) -> Option<Response<Body>> {
         self.current().check_head(parts)
     }
 
-    /// The largest request body the API takes: every image a request may carry
-    /// (`MAX_IMAGES` × `MAX_IMAGE_BYTES`), base64-encoded, plus 1 MiB for the rest.
-    pub fn max_request_bytes(&self) -> usize {
-        self.current().max_request_bytes()
+    /// The largest body a request with this head may carry: `MAX_REQUEST_BYTES` for requests
+    /// that send content (`POST`, `PUT`, `PATCH`) except the admin login, 64 KiB for the rest.
+    /// A host reads no more than this; a body that runs past it is answered 413.
+    pub fn body_limit(&self, parts: &http::request::Parts) -> usize {
+        self.current().body_limit(parts)
+    }
+
+    /// A 413 in the client's dialect for a body that ran past
+    /// [`body_limit`](Self::body_limit) while it was read (one that did not announce its
+    /// length, or announced it wrongly).
+    pub fn body_too_large(&self, parts: &http::request::Parts) -> Response<Body> {
+        let inner = self.current();
+        let limit = inner.body_limit(parts);
+        inner.rejected(too_large(limit), dialect_of(parts.uri.path()))
+    }
+}
+
+/// What a small request (no content, or a login) may carry.
+const SMALL_BODY: usize = 64 * 1024;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("The request body is larger than {limit} bytes (MAX_REQUEST_BYTES)."),
+    )
+    .code("request_too_large")
+}
+
+/// The error dialect of a path: Gemini's for its and Vertex AI's routes, OpenAI's elsewhere.
+fn dialect_of(path: &str) -> Dialect {
+    let mut segments = path.trim_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some("v1beta" | "v1beta1"), _) | (Some("v1"), Some("projects" | "publishers")) => {
+            Dialect::Gemini
+        }
+        _ => Dialect::OpenAi,
     }
 }
 
@@ -373,26 +415,24 @@ impl AppInner {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let limit = self.max_request_bytes();
+        let limit = self.body_limit(parts);
         if declared.is_some_and(|n| n > limit as u64) {
-            let e = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The request body is larger than {limit} bytes."),
-            );
-            return Some(self.rejected(e, dialect));
+            return Some(self.rejected(too_large(limit), dialect));
         }
         None
     }
 
-    /// The largest request body the API takes: every image a request may carry
-    /// (`MAX_IMAGES` × `MAX_IMAGE_BYTES`), base64-encoded, plus 1 MiB for the rest.
-    pub(crate) fn max_request_bytes(&self) -> usize {
-        let c = &self.config;
-        c.max_images
-            .saturating_mul(c.max_image_bytes)
-            .saturating_mul(4)
-            / 3
-            + (1 << 20)
+    /// See [`App::body_limit`].
+    pub(crate) fn body_limit(&self, parts: &http::request::Parts) -> usize {
+        let login = matches!(
+            parts.uri.path().trim_end_matches('/'),
+            "/api/login" | "/api/admin/login"
+        );
+        if !login && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+            self.config.max_request_bytes
+        } else {
+            SMALL_BODY
+        }
     }
 
     fn rejected(&self, e: ApiError, dialect: Dialect) -> Response<Body> {
@@ -595,22 +635,41 @@ impl AppInner {
             }
         };
         let span = object.range.clone();
+        let partial = object.is_partial();
+        let total_len = object.total_len;
+        // The declared type comes from the bytes where they are at hand (a body from its start),
+        // else it must be one of the media types the store can hold: never a type a stored
+        // object could use to make a browser run it as a page.
+        let mut body = object.body;
+        let mut first = None;
+        let mut content_type = media::is_known_media_type(&object.content_type)
+            .then_some(object.content_type.as_str());
+        if span.start == 0 {
+            first = body.next().await;
+            if let Some(Ok(head)) = &first {
+                content_type = media::sniff_media_type(head).or(content_type);
+            }
+        }
         let mut builder = Response::builder()
-            .header(header::CONTENT_TYPE, object.content_type.as_str())
+            .header(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or("application/octet-stream"),
+            )
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
             .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
             .header(header::ACCEPT_RANGES, "bytes")
             .header(header::CONTENT_LENGTH, span.end - span.start);
-        builder = if object.is_partial() {
+        builder = if partial {
             builder.status(StatusCode::PARTIAL_CONTENT).header(
                 header::CONTENT_RANGE,
-                format!("bytes {}-{}/{}", span.start, span.end - 1, object.total_len),
+                format!("bytes {}-{}/{}", span.start, span.end - 1, total_len),
             )
         } else {
             builder.status(StatusCode::OK)
         };
         // A stream that breaks off ends the body early; the length tells the client.
-        let body = object
-            .body
+        let body = futures::stream::iter(first)
+            .chain(body)
             .take_while(|chunk| futures::future::ready(chunk.is_ok()))
             .filter_map(|chunk| futures::future::ready(chunk.ok()));
         Ok(builder
@@ -618,8 +677,11 @@ impl AppInner {
             .unwrap_or_else(|_| Response::new(Body::empty())))
     }
 
-    /// Base URL for links to `/media/{id}`: `PUBLIC_BASE_URL`, else the request's forwarded
-    /// or direct host.
+    /// Base URL for the gateway's own links (`/media/{id}`, video content): `PUBLIC_BASE_URL`;
+    /// else, with `TRUST_FORWARDED_HEADERS`, the `X-Forwarded-Host`/`-Proto` a proxy set;
+    /// else the request's `Host`. A host value that is not a plain `name[:port]` is replaced
+    /// by `localhost`, so a client cannot smuggle markup or another path into links that end
+    /// up in HTML, markdown and stored job records.
     pub(crate) fn public_base(&self, req: &Request<Bytes>) -> String {
         if let Some(b) = &self.config.public_base_url {
             return b.clone();
@@ -632,15 +694,32 @@ impl AppInner {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let host = first("x-forwarded-host")
+        let trusted = self.config.trust_forwarded_headers;
+        let host = trusted
+            .then(|| first("x-forwarded-host"))
+            .flatten()
             .or_else(|| first("host"))
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .filter(|h| is_plain_authority(h))
             .unwrap_or_else(|| "localhost".to_owned());
-        let scheme = first("x-forwarded-proto")
+        let scheme = trusted
+            .then(|| first("x-forwarded-proto"))
+            .flatten()
             .or_else(|| req.uri().scheme_str().map(str::to_owned))
+            .map(|s| s.to_ascii_lowercase())
+            .filter(|s| s == "http" || s == "https")
             .unwrap_or_else(|| "http".to_owned());
         format!("{scheme}://{host}")
     }
+}
+
+/// `name[:port]` or `[v6]:port` with nothing else: letters, digits, `.-_:[]`.
+fn is_plain_authority(host: &str) -> bool {
+    host.len() <= 255
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+        })
+        && host.parse::<http::uri::Authority>().is_ok()
 }
 
 pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {

@@ -13,6 +13,7 @@ use crate::seams::{boxed, boxed_stream, Bytes, SlotKind};
 use crate::util;
 
 use super::error::{ApiError, Dialect};
+use super::markup;
 use super::sse::{data, Encoder, EventStream};
 use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
@@ -51,7 +52,8 @@ struct ChatRequest {
     include_usage: bool,
     prompt: String,
     image_uris: Vec<String>,
-    history_image_uris: Vec<String>,
+    /// The last image the assistant returned earlier in the conversation, if any.
+    history_image: Option<String>,
     hints: models::ResolveHints,
 }
 
@@ -107,26 +109,21 @@ fn parse_chat(body: &[u8], max_prompt_chars: usize) -> Result<ChatRequest, ApiEr
         ));
     }
     super::inputs::check_prompt_len(&prompt, max_prompt_chars, "messages")?;
-    // Continuous conversation (`docs/upstream.md#image-pipeline`): markdown images of earlier
-    // assistant messages, newest first, last image of a message first.
-    let mut history_image_uris = Vec::new();
-    for m in earlier.iter().rev() {
-        if m.get("role").and_then(Value::as_str) != Some("assistant") {
-            continue;
-        }
-        if let Some(Value::String(text)) = m.get("content") {
-            let mut found = markdown_images(text);
-            found.reverse();
-            history_image_uris.extend(found);
-        }
-    }
+    // Continuous conversation (`docs/upstream.md#image-pipeline`): the last image the
+    // assistant returned, and only that one (each would be another fetch).
+    let history_image = earlier
+        .iter()
+        .rev()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .filter_map(|m| m.get("content").and_then(Value::as_str))
+        .find_map(|text| markdown_images(text).pop());
     Ok(ChatRequest {
         model_name,
         stream,
         include_usage,
         prompt,
         image_uris,
-        history_image_uris,
+        history_image,
         hints: models::hints_from_body(&v),
     })
 }
@@ -229,28 +226,42 @@ pub(crate) async fn chat_completions(
             format!("At most {} images per request.", inner.config.max_images),
         ));
     }
-    let mut images = Vec::with_capacity(chat.image_uris.len() + 1);
-    for uri in &chat.image_uris {
-        images.push(inner.load_image(uri).await?);
-    }
-    for uri in &chat.history_image_uris {
-        if images.len() >= inner.config.max_images {
-            break;
-        }
-        if let Ok(b) = inner.load_image(uri).await {
-            images.insert(0, b);
-            break;
-        }
+    let started = inner.deps.clock.now_ms();
+    // The history image counts towards the limit: it is only used when there is room.
+    let history = chat
+        .history_image
+        .as_deref()
+        .filter(|_| chat.image_uris.len() < inner.config.max_images);
+    let (images, history) =
+        futures::future::join(inner.load_images(&chat.image_uris, "messages"), async {
+            match history {
+                Some(uri) => inner.load_optional_image(uri).await,
+                None => None,
+            }
+        })
+        .await;
+    let mut images = images?;
+    if let Some(h) = history {
+        images.insert(0, h);
     }
     if let Some(first) = images.first() {
         if let Some(m) = models::resolve_image(&chat.model_name, &chat.hints, Some(first)) {
             model = m;
         }
     }
-    let lease = inner
-        .pool
-        .acquire(SlotKind::Image, model.min_tier(), model.id, &[])
-        .await?;
+    let deadline = Deadline {
+        at_ms: started + inner.config.image_timeout.as_millis() as u64,
+        secs: inner.config.image_timeout.as_secs(),
+    };
+    let lease = deadline
+        .bound(
+            &*inner.deps.clock,
+            inner
+                .pool
+                .acquire(SlotKind::Image, model.min_tier(), model.id, &[]),
+        )
+        .await?
+        .map_err(ApiError::from)?;
     let media_base = inner.public_base(&req);
     let job = ImageRequest {
         model,
@@ -268,13 +279,50 @@ pub(crate) async fn chat_completions(
         let (progress, lines) = Progress::channel();
         let clock = inner.deps.clock.clone();
         let interval = inner.config.keepalive_interval;
-        let pipeline = boxed(run(inner, lease, job, media_base, progress));
+        let pipeline = boxed(async move {
+            let clock = inner.deps.clock.clone();
+            let run = run(inner, lease, job, media_base, progress);
+            deadline.bound(&*clock, run).await?
+        });
         let encoder = ChatEncoder::new(meta, chat.include_usage);
         let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
         Ok(sse_response(Body::Stream(boxed_stream(stream))))
     } else {
-        let output = run(inner, lease, job, media_base, Progress::discard()).await?;
+        let clock = inner.deps.clock.clone();
+        let run = run(inner, lease, job, media_base, Progress::discard());
+        let output = deadline.bound(&*clock, run).await??;
         Ok(completion_response(&meta, final_content(&output)))
+    }
+}
+
+/// The end of an image generation request's time (`IMAGE_TIMEOUT`, counted from its arrival).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at_ms: u64,
+    secs: u64,
+}
+
+impl Deadline {
+    /// `work`'s output, or a 504 once the deadline passes (`work` is dropped then, which
+    /// gives its slot back).
+    async fn bound<T>(
+        self,
+        clock: &dyn crate::seams::Clock,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, ApiError> {
+        let left = self.at_ms.saturating_sub(clock.now_ms());
+        let sleep = clock.sleep(std::time::Duration::from_millis(left));
+        match futures::future::select(std::pin::pin!(work), sleep).await {
+            futures::future::Either::Left((out, _)) => Ok(out),
+            futures::future::Either::Right(_) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "The image generation did not finish within {} s (IMAGE_TIMEOUT).",
+                    self.secs
+                ),
+            )
+            .code("timeout")),
+        }
     }
 }
 
@@ -336,7 +384,7 @@ fn final_content(output: &Output) -> String {
     if output.kind == "video" {
         video_html(&output.url, output.media_id.as_deref())
     } else {
-        format!("![Generated Image]({})", output.url)
+        format!("![Generated Image]({})", markup::markdown_url(&output.url))
     }
 }
 
@@ -348,13 +396,18 @@ fn video_html(url: &str, media_id: Option<&str>) -> String {
         .or_else(|| media_uuid(url))
         .unwrap_or_default();
     format!(
-        "<video src='{url}' data-media-id='{media_id}' controls style='max-width:100%'></video>"
+        "<video src='{}' data-media-id='{}' controls style='max-width:100%'></video>",
+        markup::attr(url),
+        markup::attr(&media_id)
     )
 }
 
 /// The non-streaming chat content: a fenced HTML block.
 fn video_block(url: &str) -> String {
-    format!("```html\n<video src='{url}' controls></video>\n```")
+    format!(
+        "```html\n<video src='{}' controls></video>\n```",
+        markup::attr(url)
+    )
 }
 
 /// Chat completions for a video model: the job is created now (so every failure before it
@@ -382,10 +435,7 @@ async fn chat_video(
         ))
         .param("messages"));
     }
-    let mut images = Vec::with_capacity(uris.len());
-    for uri in &uris {
-        images.push(inner.load_image(uri).await?);
-    }
+    let images = inner.load_images(&uris, "messages").await?;
     let model = resolve_video_model(
         &chat.model_name,
         &chat.hints,
@@ -514,10 +564,8 @@ mod tests {
         assert_eq!(ok.prompt, "a cat");
         assert!(ok.stream);
         assert_eq!(ok.image_uris.len(), 1);
-        assert_eq!(
-            ok.history_image_uris,
-            vec!["https://a/2.png", "https://a/1.png"]
-        );
+        // Only the last image the assistant returned.
+        assert_eq!(ok.history_image.as_deref(), Some("https://a/2.png"));
 
         for (body, param) in [
             (&b"{not json"[..], None),

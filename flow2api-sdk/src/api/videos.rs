@@ -368,10 +368,19 @@ pub(crate) async fn create(
             format!("At most {} images per request.", inner.config.max_images),
         ));
     }
-    let mut images = std::mem::take(&mut fields.images);
-    for uri in &fields.image_uris {
-        images.push(inner.load_image(uri).await?);
+    let max = inner.config.max_image_bytes;
+    if fields.images.iter().any(|f| f.len() > max) {
+        return Err(field_error(
+            "input_reference",
+            format!("Image is larger than {max} bytes."),
+        ));
     }
+    let mut images = std::mem::take(&mut fields.images);
+    images.extend(
+        inner
+            .load_images(&fields.image_uris, "input_reference")
+            .await?,
+    );
     let model = resolve_video_model(&model_name, &hints, seconds, images.first().map(|b| &b[..]))?;
     let idempotency = req
         .headers()
@@ -414,9 +423,10 @@ pub(crate) async fn content(inner: &AppInner, id: &str) -> Result<Response<Body>
 
 /// `DELETE /v1/videos/{id}`.
 pub(crate) async fn delete(inner: &AppInner, id: &str) -> Result<Response<Body>, ApiError> {
-    let record = inner.read_job(id).await?;
-    inner.jobs.delete(&record).await.map_err(ApiError::from)?;
-    let body = json!({"id": record.id, "object": "video.deleted", "deleted": true});
+    if !inner.jobs.delete(id).await.map_err(ApiError::from)? {
+        return Err(ApiError::not_found(format!("No video with id `{id}`.")));
+    }
+    let body = json!({"id": id, "object": "video.deleted", "deleted": true});
     Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
 }
 

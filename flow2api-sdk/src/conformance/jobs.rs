@@ -270,6 +270,7 @@ fn record(id: &str, revision: u64, status: JobStatus) -> JobRecord {
             phase: JobPhase::Submit { upscaling: false },
             media_id: None,
         },
+        deleted_at_ms: None,
     }
 }
 

@@ -29,6 +29,9 @@ fn absorb(
         progress.line(line.clone());
     }
     *seen = record.log_total();
+    if record.is_deleted() {
+        return Some(Err(JobError::Gone));
+    }
     match record.status {
         JobStatus::Completed => Some(Ok(Output {
             url: record.url.clone().unwrap_or_default(),
@@ -69,13 +72,14 @@ impl Jobs {
         runner: &dyn JobRunner,
         id: &str,
     ) -> Result<Option<JobRecord>, StorageError> {
-        let record = self.get(id).await?;
+        // Tombstones too: a deleted job still running upstream must reach its end.
+        let record = self.get_stored(id).await?;
         if let Some(r) = &record {
             if self.is_stalled(r) {
                 let _ = runner.schedule(&r.id, Duration::ZERO).await;
             }
         }
-        Ok(record)
+        Ok(record.filter(|r| !r.is_deleted()))
     }
 
     /// Follows a job to its end, reporting its progress lines to `progress` as they are
@@ -131,7 +135,7 @@ impl Jobs {
     pub async fn resume(&self, runner: &dyn JobRunner) -> Result<usize, StorageError> {
         let mut n = 0;
         for id in self.ids().await? {
-            if let Some(r) = self.get(&id).await? {
+            if let Some(r) = self.get_stored(&id).await? {
                 if !r.status.is_terminal() {
                     runner.schedule(&id, Duration::ZERO).await?;
                     n += 1;

@@ -228,11 +228,16 @@ impl Jobs {
         }
     }
 
-    /// Reads a job.
+    /// Reads a job; a deleted one (a tombstone still running upstream) reads as absent.
     ///
     /// # Errors
     /// Storage failures; an unreadable record reads as absent.
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StorageError> {
+        Ok(self.get_stored(id).await?.filter(|r| !r.is_deleted()))
+    }
+
+    /// Reads a job as stored, tombstones included.
+    pub(crate) async fn get_stored(&self, id: &str) -> Result<Option<JobRecord>, StorageError> {
         Ok(self.get_raw(id).await?.map(|(record, _)| record))
     }
 
@@ -285,7 +290,8 @@ impl Jobs {
             .await?
             .into_iter()
             .flatten()
-            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .filter_map(|bytes| serde_json::from_slice::<JobRecord>(&bytes).ok())
+            .filter(|r| !r.is_deleted())
             .collect())
     }
 
@@ -372,6 +378,7 @@ impl Jobs {
             media_base: new.media_base,
             next_at_ms: now,
             video,
+            deleted_at_ms: None,
         };
         record.log.extend(drain(&mut lines));
         self.put(&record).await?;
@@ -383,7 +390,7 @@ impl Jobs {
             if let Some(winner) = self.claim_idempotency_key(&k, &entry).await {
                 // A concurrent request with the same key won: this job has not been stepped
                 // (nothing was submitted), so drop it and answer with that one.
-                let _ = self.delete(&record).await;
+                let _ = self.remove(&record).await;
                 return match winner {
                     Ok(existing) => Ok((existing, false)),
                     Err(e) => Err(e),
@@ -442,6 +449,11 @@ impl Jobs {
                 record: Some(record),
             });
         }
+        if record.is_deleted() && record.status == JobStatus::Queued {
+            // Deleted before anything was sent upstream: nothing to wait for.
+            self.remove(&record).await?;
+            return Ok(StepOutcome::gone());
+        }
         let before = (record.log.len(), record.status, record.progress);
         let (progress, mut lines) = Progress::channel();
         let result = self.step_record(&mut record, &progress).await;
@@ -474,14 +486,38 @@ impl Jobs {
         if record.status == JobStatus::Completed {
             self.finish_slot(&record, None).await;
         }
+        if record.is_deleted() && record.status.is_terminal() {
+            // The upstream generation of a deleted job is over: its slot is back (above),
+            // and so is the tombstone's storage.
+            self.store.delete(&key(&record.id)).await?;
+            return Ok(StepOutcome::gone());
+        }
         if (record.log.len(), record.status, record.progress) != before {
             record.revision += 1;
         }
         if !self.put_back(&record, read).await? {
-            // Deleted while the step ran (its slot is already released): writing the record
-            // back would resurrect it and keep its driver going. Or another driver stepped it:
-            // its record stands, and this driver looks again later.
-            return Ok(match self.get(id).await? {
+            // Deleted by a client while the step ran: what this step did upstream (a submit)
+            // goes into the tombstone, so the generation is still followed to its end and its
+            // slot held until then.
+            if let Some((stored, read)) = self.get_raw(id).await? {
+                if stored.is_deleted()
+                    && !stored.status.is_terminal()
+                    && !record.status.is_terminal()
+                {
+                    record.deleted_at_ms = stored.deleted_at_ms;
+                    record.revision = stored.revision + 1;
+                    if self.put_back(&record, read).await? {
+                        return Ok(StepOutcome {
+                            next,
+                            record: Some(record),
+                        });
+                    }
+                }
+            }
+            // Removed meanwhile (its slot is already released): writing the record back would
+            // resurrect it and keep its driver going. Or another driver stepped it: its record
+            // stands, and this driver looks again later.
+            return Ok(match self.get_stored(id).await? {
                 None => StepOutcome::gone(),
                 Some(r) if r.status.is_terminal() => StepOutcome {
                     next: None,
@@ -564,13 +600,42 @@ impl Jobs {
             .await;
     }
 
-    /// Deletes a job; a running one stops at its next step and frees its slot now.
+    /// Deletes a job for its client: from now on it reads as absent (404). A finished job goes
+    /// at once. An unfinished one becomes a tombstone: Flow has no cancel, so it keeps its slot
+    /// and is stepped to its end upstream, then removed (at its next step already when nothing
+    /// was sent upstream yet), so that deleting jobs cannot get round an account's
+    /// concurrency limit. `false` when there was no such job (or it was deleted already).
     ///
     /// # Errors
-    /// Storage failures.
-    pub async fn delete(&self, record: &JobRecord) -> Result<(), StorageError> {
+    /// Storage failures, or a record that kept changing under the conditional write.
+    pub async fn delete(&self, id: &str) -> Result<bool, StorageError> {
+        for _ in 0..8 {
+            let Some((mut record, read)) = self.get_raw(id).await? else {
+                return Ok(false);
+            };
+            if record.is_deleted() {
+                return Ok(false);
+            }
+            if record.status.is_terminal() {
+                self.remove(&record).await?;
+                return Ok(true);
+            }
+            record.deleted_at_ms = Some(self.clock.now_ms());
+            record.revision += 1;
+            if self.put_back(&record, read).await? {
+                return Ok(true);
+            }
+            // A step wrote the record meanwhile: look again.
+        }
+        Err(StorageError(format!(
+            "job {id} kept changing while being deleted"
+        )))
+    }
+
+    /// Removes a record that holds no upstream work, giving back the slot of one that had not
+    /// finished (not an outcome for the account).
+    async fn remove(&self, record: &JobRecord) -> Result<(), StorageError> {
         if let (false, Some(lease_id)) = (record.status.is_terminal(), &record.lease.lease_id) {
-            // Not an outcome for the account: just the slot back.
             let release = AccountCommand::Release {
                 lease_id: lease_id.clone(),
             };

@@ -90,9 +90,19 @@ pub struct JobRecord {
     pub next_at_ms: u64,
     /// The generation's own state.
     pub video: VideoJob,
+    /// When a client deleted it (ms since the epoch) while it still ran upstream: a
+    /// tombstone. Flow has no cancel, so the job keeps its slot and is stepped to its end
+    /// upstream, then removed; to clients it is gone from the moment of the delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at_ms: Option<u64>,
 }
 
 impl JobRecord {
+    /// Deleted by a client (see [`JobRecord::deleted_at_ms`]).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at_ms.is_some()
+    }
+
     /// `1280x720` or `720x1280`.
     pub fn size(&self) -> &'static str {
         if self.portrait {

@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{
-    refresh_periodically, serve_with, DirMediaStore, ReqwestHttp, ServeOptions, SqliteCoordinator,
-    SqliteDb, SqliteError, TokioClock, TokioSpawn, DB_FILE,
+    refresh_periodically, serve_with, DirMediaStore, PublicOnlyHttp, ReqwestHttp, ServeOptions,
+    SqliteCoordinator, SqliteDb, SqliteError, TokioClock, TokioSpawn, DB_FILE,
 };
 use crate::cache::{CachingStorage, StorageCache};
 use crate::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
@@ -87,6 +87,58 @@ impl HostOptions {
     }
 }
 
+impl ServeOptions {
+    /// [`ServeOptions::default`] with `LOG_REQUESTS` (`0`/`false`/`no`/`off` turns the request
+    /// lines off), `BODY_READ_TIMEOUT` (seconds, default 60) and `MAX_CONNECTIONS` (default
+    /// 1024) from the environment.
+    ///
+    /// # Errors
+    /// [`HostError::Setting`] naming a value that does not parse or is out of range.
+    pub fn from_env() -> Result<Self, HostError> {
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_ascii_lowercase())
+                .filter(|v| !v.is_empty())
+        };
+        let mut options = Self::default();
+        if let Some(v) = env("LOG_REQUESTS") {
+            options.log_requests = match v.as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(HostError::Setting {
+                        name: "LOG_REQUESTS",
+                        problem: format!("{v:?} is not true or false"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = env("BODY_READ_TIMEOUT") {
+            options.body_read_timeout = v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (1.0..=3600.0).contains(s))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| HostError::Setting {
+                    name: "BODY_READ_TIMEOUT",
+                    problem: format!("{v:?} is not a number of seconds from 1 to 3600"),
+                })?;
+        }
+        if let Some(v) = env("MAX_CONNECTIONS") {
+            options.max_connections = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| HostError::Setting {
+                    name: "MAX_CONNECTIONS",
+                    problem: format!("{v:?} is not a whole number from 1 to 1000000"),
+                })?;
+        }
+        Ok(options)
+    }
+}
+
 /// Why a [`Host`] could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -147,6 +199,7 @@ impl Host {
         let stores = Stores::open(&config, &options, &clock).await?;
         let app = App::builder(config)
             .http(Arc::new(ReqwestHttp::new()?))
+            .untrusted_http(Arc::new(PublicOnlyHttp::new()?))
             .clock(clock)
             .storage(stores.storage)
             .consistent(stores.sessions)

@@ -1,6 +1,8 @@
 //! [`ReqwestHttp`]: the SDK's [`HttpClient`] over reqwest.
 
 use std::error::Error as _;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::seams::{
@@ -112,4 +114,127 @@ fn transport_error(e: reqwest::Error) -> TransportError {
         source = s.source();
     }
     TransportError::new(kind, message)
+}
+
+/// Looks up the addresses of a host name: the system resolver by default
+/// ([`PublicOnlyHttp::new`]); tests and embedders with their own DNS give another
+/// ([`PublicOnlyHttp::with_lookup`]).
+#[cfg(feature = "tokio")]
+pub type Lookup = Arc<
+    dyn Fn(String) -> crate::seams::BoxFuture<'static, std::io::Result<Vec<IpAddr>>> + Send + Sync,
+>;
+
+/// The [`HttpClient`] for URLs that clients give (image URLs): it connects to public
+/// addresses only ([`crate::public_ip::is_public`]). A literal address in the URL is checked
+/// before anything is sent; a name is resolved, every address it resolves to is checked (one
+/// non-public address refuses the name), and the connection goes to those checked addresses
+/// alone, so a name that resolves differently a moment later (DNS rebinding) cannot switch
+/// it. No proxy is used (a proxy would resolve the name itself). Redirects are not followed;
+/// the gateway follows them through this client, so every hop is checked again.
+#[cfg(feature = "tokio")]
+#[derive(Clone)]
+pub struct PublicOnlyHttp {
+    inner: ReqwestHttp,
+}
+
+#[cfg(feature = "tokio")]
+impl std::fmt::Debug for PublicOnlyHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicOnlyHttp").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl PublicOnlyHttp {
+    /// Over the system resolver. Must be used inside a tokio runtime.
+    ///
+    /// # Errors
+    /// When the TLS backend cannot be initialised.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        Self::with_lookup(Arc::new(|name: String| {
+            crate::seams::boxed(async move {
+                let addrs = tokio::net::lookup_host((name.as_str(), 0)).await?;
+                Ok(addrs.map(|a| a.ip()).collect())
+            })
+        }))
+    }
+
+    /// Over `lookup` instead of the system resolver.
+    ///
+    /// # Errors
+    /// When the TLS backend cannot be initialised.
+    pub fn with_lookup(lookup: Lookup) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(PublicOnly { lookup }))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            inner: ReqwestHttp::from_client(client),
+        })
+    }
+
+    /// Refuses a request whose URL names a non-public address literally (the resolver is not
+    /// asked for those).
+    fn check(request: &HttpRequest) -> Result<(), TransportError> {
+        let refused = || {
+            TransportError::new(
+                TransportErrorKind::Connect,
+                "refused: the destination is not a public address",
+            )
+        };
+        let host = request.uri().host().ok_or_else(refused)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) if !crate::public_ip::is_public(ip) => Err(refused()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl HttpClient for PublicOnlyHttp {
+    fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        match Self::check(&request) {
+            Ok(()) => self.inner.call(request),
+            Err(e) => boxed(async move { Err(e) }),
+        }
+    }
+
+    fn call_streaming(
+        &self,
+        request: HttpRequest,
+    ) -> BoxFuture<'_, Result<HttpStreamResponse, TransportError>> {
+        match Self::check(&request) {
+            Ok(()) => self.inner.call_streaming(request),
+            Err(e) => boxed(async move { Err(e) }),
+        }
+    }
+}
+
+/// The resolver of [`PublicOnlyHttp`]: its lookup's addresses, all of them public, or an error.
+#[cfg(feature = "tokio")]
+struct PublicOnly {
+    lookup: Lookup,
+}
+
+#[cfg(feature = "tokio")]
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let lookup = (self.lookup)(name.as_str().to_owned());
+        Box::pin(async move {
+            let addrs = lookup.await?;
+            if addrs.is_empty() {
+                return Err("the name has no address".into());
+            }
+            if addrs.iter().any(|ip| !crate::public_ip::is_public(*ip)) {
+                return Err("refused: the name resolves to a non-public address".into());
+            }
+            let addrs: reqwest::dns::Addrs =
+                Box::new(addrs.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
 }

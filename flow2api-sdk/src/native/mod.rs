@@ -3,7 +3,7 @@
 //!
 //! | feature | what it brings |
 //! |---|---|
-//! | `reqwest` | [`ReqwestHttp`]: the [`HttpClient`](crate::HttpClient) over one pooled `reqwest::Client` that never follows redirects |
+//! | `reqwest` | [`ReqwestHttp`]: the [`HttpClient`](crate::HttpClient) over one pooled `reqwest::Client` that never follows redirects; with `tokio`, [`PublicOnlyHttp`] for client-given URLs (public addresses only, names checked by their resolved addresses) |
 //! | `tokio` | [`TokioClock`], [`TokioSpawn`], [`refresh_periodically`], [`DirMediaStore`] (media as files with a TTL) |
 //! | `sqlite` | [`SqliteDb`]: one SQLite file holding [`SqliteStorage`] namespaces and the [`SqliteCoordinator`]'s durable account states (implies `tokio`) |
 //! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades; [`handle`] to mount the gateway in another server |
@@ -40,11 +40,14 @@ pub use clock::TokioClock;
 pub use host::{Host, HostError, HostOptions, DEFAULT_DATA_DIR};
 #[cfg(feature = "reqwest")]
 pub use http::ReqwestHttp;
+#[cfg(all(feature = "reqwest", feature = "tokio"))]
+pub use http::{Lookup, PublicOnlyHttp};
 #[cfg(feature = "tokio")]
 pub use media_dir::DirMediaStore;
 #[cfg(feature = "server")]
 pub use serve::{
-    handle, serve, serve_with, shutdown_signal, ResponseBody, ServeOptions, MAX_BODY_BYTES,
+    handle, serve, serve_with, shutdown_signal, ResponseBody, ServeOptions,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{

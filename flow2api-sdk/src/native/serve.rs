@@ -21,8 +21,10 @@ use tokio::net::TcpListener;
 
 use super::request_log::RequestLog;
 
-/// Largest request body accepted (64 MB); larger ones are answered 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Default of [`ServeOptions::body_read_timeout`].
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default of [`ServeOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// How [`serve_with`] runs.
 #[derive(Debug, Clone)]
@@ -30,10 +32,14 @@ pub struct ServeOptions {
     /// One line per request on stderr (`METHOD /path STATUS 1.23ms`; never queries, headers or
     /// bodies). Default on.
     pub log_requests: bool,
-    /// Largest request body; default [`MAX_BODY_BYTES`].
-    pub max_body_bytes: usize,
     /// How long a client may take to send a request head; default 30 s.
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body, from the end of its head; default
+    /// 60 s (`BODY_READ_TIMEOUT` in [`ServeOptions::from_env`]). Slower bodies get 408.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes. Default
+    /// 1024 (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
     /// After the shutdown signal, how long open responses (streams) may take to finish before
     /// [`serve_with`] returns anyway; default 30 s.
     pub shutdown_grace: Duration,
@@ -43,8 +49,9 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             log_requests: true,
-            max_body_bytes: MAX_BODY_BYTES,
             header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -87,9 +94,11 @@ pub async fn shutdown_signal() {
 /// then stops accepting, lets open responses finish for up to
 /// [`ServeOptions::shutdown_grace`], and returns.
 ///
-/// Each request body is collected (up to [`ServeOptions::max_body_bytes`], else 413 in the
-/// OpenAI error shape) and handed to [`App::handle`]; a [`Body::Stream`] answer is forwarded
-/// chunk by chunk as it is produced.
+/// Each request is first checked from its head ([`App::check_head`]: route, API key, announced
+/// length), then its body is collected (at most [`App::body_limit`], within
+/// [`ServeOptions::body_read_timeout`]) and handed to [`App::handle`]; a [`Body::Stream`]
+/// answer is forwarded chunk by chunk as it is produced. At most
+/// [`ServeOptions::max_connections`] connections are served at once.
 ///
 /// # Errors
 ///
@@ -108,8 +117,9 @@ pub async fn serve_with(
     let ctx = Arc::new(Ctx {
         app,
         log: log.clone(),
-        max_body_bytes: options.max_body_bytes,
+        body_read_timeout: options.body_read_timeout,
     });
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     let mut http = http1::Builder::new();
     http.keep_alive(true)
         .timer(TokioTimer::new())
@@ -120,12 +130,19 @@ pub async fn serve_with(
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // A connection is accepted only once one of the slots is free: the rest wait in the
+        // kernel's backlog instead of costing a task and buffers each.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 if !is_connection_error(&e) {
@@ -139,12 +156,13 @@ pub async fn serve_with(
         let ctx = ctx.clone();
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            service_fn(move |req| serve_one(ctx.clone(), req)),
+            service_fn(move |req| serve_one(ctx.clone(), req, peer)),
         );
         // Upgrades (WebSocket routes) stay possible on every connection.
         let conn = conn.with_upgrades();
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
+            let _slot = slot;
             let mut conn = std::pin::pin!(conn);
             // Client resets and timeouts end a connection; nothing to report.
             tokio::select! {
@@ -181,7 +199,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 struct Ctx {
     app: App,
     log: Option<RequestLog>,
-    max_body_bytes: usize,
+    body_read_timeout: Duration,
 }
 
 /// The body of a response [`handle`] produced: the app's bytes at once, or its chunks as
@@ -228,22 +246,24 @@ impl http_body::Body for ResponseBody {
     }
 }
 
-/// Answers one request of any [`http_body::Body`] with `app`: the body is collected (up to
-/// `max_body_bytes`, else 413 in the OpenAI error shape), handed to [`App::handle`], and its
-/// answer returned as a [`ResponseBody`]. This is what [`serve_with`] does per request; an app
-/// that has its own server (axum, say) mounts the gateway with it.
-pub async fn handle<B>(app: &App, req: Request<B>, max_body_bytes: usize) -> Response<ResponseBody>
+/// Answers one request of any [`http_body::Body`] with `app`: refused from its head when it can
+/// be ([`App::check_head`]), else its body is collected (at most [`App::body_limit`], else 413
+/// in the client's error shape; within [`DEFAULT_BODY_READ_TIMEOUT`], else 408), handed to
+/// [`App::handle`], and its answer returned as a [`ResponseBody`]. This is what
+/// [`serve_with`] does per request; an app that has its own server (axum, say) mounts the
+/// gateway with it.
+pub async fn handle<B>(app: &App, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    handle_logged(app, req, max_body_bytes, None).await
+    handle_logged(app, req, DEFAULT_BODY_READ_TIMEOUT, None).await
 }
 
 async fn handle_logged<B>(
     app: &App,
     req: Request<B>,
-    max_body_bytes: usize,
+    body_read_timeout: Duration,
     seen: Option<Seen>,
 ) -> Response<ResponseBody>
 where
@@ -255,10 +275,16 @@ where
     // read.
     let response = match app.check_head(&parts) {
         Some(rejected) => rejected,
-        None => match read_body(body, max_body_bytes).await {
-            Ok(bytes) => app.handle(Request::from_parts(parts, bytes)).await,
-            Err(rejection) => rejection.response(max_body_bytes),
-        },
+        None => {
+            let limit = app.body_limit(&parts);
+            let read = tokio::time::timeout(body_read_timeout, read_body(body, limit)).await;
+            match read {
+                Ok(Ok(bytes)) => app.handle(Request::from_parts(parts, bytes)).await,
+                Ok(Err(Rejection::TooLarge)) => closing(app.body_too_large(&parts)),
+                Ok(Err(rejection)) => rejection.response(),
+                Err(_) => Rejection::Slow.response(),
+            }
+        }
     };
     let (parts, body) = response.into_parts();
     let body = match body {
@@ -282,6 +308,7 @@ where
 async fn serve_one(
     ctx: Arc<Ctx>,
     req: Request<Incoming>,
+    _peer: std::net::SocketAddr,
 ) -> Result<Response<ResponseBody>, Infallible> {
     // What the log line needs, kept before the request moves into the app (cheap clones).
     let seen = ctx.log.as_ref().map(|log| Seen {
@@ -290,13 +317,14 @@ async fn serve_one(
         uri: req.uri().clone(),
         started: Instant::now(),
     });
-    Ok(handle_logged(&ctx.app, req, ctx.max_body_bytes, seen).await)
+    Ok(handle_logged(&ctx.app, req, ctx.body_read_timeout, seen).await)
 }
 
 /// Why a request body was not read.
 enum Rejection {
     TooLarge,
     Unreadable,
+    Slow,
 }
 
 async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Rejection>
@@ -318,17 +346,19 @@ where
 }
 
 impl Rejection {
-    fn response(&self, limit: usize) -> Response<Body> {
+    /// The answer to a body that could not be read, or not in time (413 comes from the app,
+    /// in the client's dialect).
+    fn response(&self) -> Response<Body> {
         let (status, message, code) = match self {
-            Self::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The request body is larger than {}.", size(limit)),
-                "request_too_large",
-            ),
-            Self::Unreadable => (
+            Self::TooLarge | Self::Unreadable => (
                 StatusCode::BAD_REQUEST,
-                "The request body could not be read.".to_owned(),
+                "The request body could not be read.",
                 "invalid_body",
+            ),
+            Self::Slow => (
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time.",
+                "request_timeout",
             ),
         };
         let body = serde_json::json!({"error": {
@@ -339,24 +369,21 @@ impl Rejection {
         }});
         let mut response = Response::new(Body::from(body.to_string()));
         *response.status_mut() = status;
-        let h = response.headers_mut();
-        h.insert(
+        response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        // The rest of the body is not read, so the connection cannot be reused.
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response
+        closing(response)
     }
 }
 
-fn size(bytes: usize) -> String {
-    const MB: usize = 1024 * 1024;
-    if bytes >= MB && bytes & (MB - 1) == 0 {
-        format!("{} MB", bytes / MB)
-    } else {
-        format!("{bytes} bytes")
-    }
+/// `response` with `Connection: close`: the rest of the body is not read, so the connection
+/// cannot be reused.
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// A request as the log line needs it.

@@ -196,6 +196,50 @@ pub trait MediaStore: MaybeSend + MaybeSync {
     ) -> BoxFuture<'a, Result<MediaRead, StorageError>>;
 }
 
+/// The media type of an object by its first bytes: the image and video formats the gateway
+/// stores (PNG, JPEG, WebP, GIF, BMP, MP4/MOV, WebM). `None` for anything else.
+pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
+    let at = |offset: usize, magic: &[u8]| {
+        head.get(offset..offset + magic.len())
+            .is_some_and(|b| b == magic)
+    };
+    if at(0, b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if at(0, &[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if at(0, b"RIFF") && at(8, b"WEBP") {
+        Some("image/webp")
+    } else if at(0, b"GIF87a") || at(0, b"GIF89a") {
+        Some("image/gif")
+    } else if at(0, b"BM") && head.len() >= 14 {
+        Some("image/bmp")
+    } else if at(4, b"ftypqt") {
+        Some("video/quicktime")
+    } else if at(4, b"ftyp") {
+        Some("video/mp4")
+    } else if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
+        Some("video/webm")
+    } else {
+        None
+    }
+}
+
+/// True for the types [`sniff_media_type`] can name: what `/media` may declare without
+/// having seen the bytes (a range that does not start at 0).
+pub fn is_known_media_type(content_type: &str) -> bool {
+    matches!(
+        content_type,
+        "image/png"
+            | "image/jpeg"
+            | "image/webp"
+            | "image/gif"
+            | "image/bmp"
+            | "video/mp4"
+            | "video/quicktime"
+            | "video/webm"
+    )
+}
+
 /// The bytes of `span` out of `chunks`, given as (offset, bytes) in order: for stores that
 /// keep an object in pieces.
 pub(crate) fn slice_chunk(chunk: &Bytes, chunk_start: u64, span: &Range<u64>) -> Bytes {
@@ -208,6 +252,28 @@ pub(crate) fn slice_chunk(chunk: &Bytes, chunk_start: u64, span: &Range<u64>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_types_come_from_the_bytes() {
+        assert_eq!(
+            sniff_media_type(b"\x89PNG\r\n\x1a\n...."),
+            Some("image/png")
+        );
+        assert_eq!(
+            sniff_media_type(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some("image/jpeg")
+        );
+        assert_eq!(
+            sniff_media_type(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some("image/webp")
+        );
+        assert_eq!(sniff_media_type(b"\0\0\0\x18ftypisom"), Some("video/mp4"));
+        assert_eq!(sniff_media_type(b"<html><script>"), None);
+        assert_eq!(sniff_media_type(b"RIFF"), None);
+        assert_eq!(sniff_media_type(b""), None);
+        assert!(is_known_media_type("video/mp4"));
+        assert!(!is_known_media_type("text/html"));
+    }
 
     #[test]
     fn range_headers_parse_like_http() {
