@@ -60,12 +60,6 @@ impl HostOptions {
     /// # Errors
     /// [`HostError::Setting`] when `REFRESH_INTERVAL` is not a number of seconds.
     pub fn from_env() -> Result<Self, HostError> {
-        let env = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
         let refresh_interval = match env("REFRESH_INTERVAL") {
             None => DEFAULT_REFRESH_INTERVAL,
             Some(v) => v
@@ -95,14 +89,8 @@ impl ServeOptions {
     /// # Errors
     /// [`HostError::Setting`] naming a value that does not parse or is out of range.
     pub fn from_env() -> Result<Self, HostError> {
-        let env = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .map(|v| v.trim().to_ascii_lowercase())
-                .filter(|v| !v.is_empty())
-        };
         let mut options = Self::default();
-        if let Some(v) = env("LOG_REQUESTS") {
+        if let Some(v) = env("LOG_REQUESTS").map(|v| v.to_ascii_lowercase()) {
             options.log_requests = match v.as_str() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
@@ -137,6 +125,14 @@ impl ServeOptions {
         }
         Ok(options)
     }
+}
+
+/// A host variable from the environment, trimmed; `None` when unset or empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// Why a [`Host`] could not start or stop cleanly.
