@@ -127,7 +127,7 @@ impl AppInner {
                     .code("invalid_credentials"),
             );
         }
-        let token = util::random_hex(32);
+        let token = util::secret_hex(32)?;
         self.deps
             .sessions
             .put(
