@@ -3,11 +3,14 @@
 //! and renders errors in the client's dialect.
 
 mod admin;
+mod admin_auth;
 mod body;
 mod builder;
+mod client_addr;
 mod error;
 mod gemini_video;
 mod inputs;
+mod login_throttle;
 mod openai;
 mod sse;
 mod videos;
@@ -33,6 +36,7 @@ use crate::settings::{SettingView, SettingsCache, SettingsError};
 
 pub use body::Body;
 pub use builder::{AppBuilder, BuildError, Seam};
+pub use client_addr::ClientAddr;
 pub use error::{ApiError, Dialect};
 
 /// The seams an [`App`] runs on, as its [`AppBuilder`] assembled them.

@@ -2,11 +2,13 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::api::ClientAddr;
 use crate::seams::BoxStream;
 use crate::{App, Body};
 use bytes::Bytes;
@@ -88,8 +90,8 @@ pub async fn shutdown_signal() {
 /// [`ServeOptions::shutdown_grace`], and returns.
 ///
 /// Each request body is collected (up to [`ServeOptions::max_body_bytes`], else 413 in the
-/// OpenAI error shape) and handed to [`App::handle`]; a [`Body::Stream`] answer is forwarded
-/// chunk by chunk as it is produced.
+/// OpenAI error shape) and handed to [`App::handle`] with the connection's peer address as its
+/// [`ClientAddr`]; a [`Body::Stream`] answer is forwarded chunk by chunk as it is produced.
 ///
 /// # Errors
 ///
@@ -124,8 +126,8 @@ pub async fn serve_with(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 if !is_connection_error(&e) {
@@ -139,7 +141,7 @@ pub async fn serve_with(
         let ctx = ctx.clone();
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            service_fn(move |req| serve_one(ctx.clone(), req)),
+            service_fn(move |req| serve_one(ctx.clone(), peer.ip(), req)),
         );
         // Upgrades (WebSocket routes) stay possible on every connection.
         let conn = conn.with_upgrades();
@@ -231,7 +233,9 @@ impl http_body::Body for ResponseBody {
 /// Answers one request of any [`http_body::Body`] with `app`: the body is collected (up to
 /// `max_body_bytes`, else 413 in the OpenAI error shape), handed to [`App::handle`], and its
 /// answer returned as a [`ResponseBody`]. This is what [`serve_with`] does per request; an app
-/// that has its own server (axum, say) mounts the gateway with it.
+/// that has its own server (axum, say) mounts the gateway with it, inserting the client's
+/// [`ClientAddr`] into the request's extensions first (axum: from `ConnectInfo`) so that
+/// failed admin logins are counted per client rather than under one shared address.
 pub async fn handle<B>(app: &App, req: Request<B>, max_body_bytes: usize) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes>,
@@ -281,8 +285,11 @@ where
 
 async fn serve_one(
     ctx: Arc<Ctx>,
-    req: Request<Incoming>,
+    peer: IpAddr,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    // Who is asking, for the admin login throttle.
+    req.extensions_mut().insert(ClientAddr(peer));
     // What the log line needs, kept before the request moves into the app (cheap clones).
     let seen = ctx.log.as_ref().map(|log| Seen {
         log: log.clone(),
