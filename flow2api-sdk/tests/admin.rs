@@ -1,5 +1,5 @@
 //! The admin API's security: login throttling per client address and globally, logout,
-//! and password changes that end every session on every process.
+//! password changes that end every session on every process, and CORS on `/api/*`.
 
 mod common;
 
@@ -265,4 +265,56 @@ async fn wrong_old_passwords_count_like_failed_logins() {
     .await;
     assert_locked(&r);
     assert_locked(&login(&h.app, "secret-pw", peer, &[]).await);
+}
+
+async fn preflight(app: &App, origin: &str) -> Reply {
+    let headers = [
+        ("origin", origin),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    send(app, "OPTIONS", "/api/login", None, &headers, None).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn cors_on_the_admin_api_only_for_listed_origins() {
+    let h = harness(&[("ADMIN_CORS_ORIGINS", "https://console.example")]).await;
+    let listed = preflight(&h.app, "https://console.example").await;
+    assert_eq!(
+        listed.headers["access-control-allow-origin"],
+        "https://console.example"
+    );
+    assert_eq!(listed.headers["vary"], "Origin");
+    let other = preflight(&h.app, "https://evil.example").await;
+    assert!(!other.headers.contains_key("access-control-allow-origin"));
+    assert!(!other.headers.contains_key("access-control-allow-methods"));
+    let r = login(&h.app, "wrong", None, &[("origin", "https://evil.example")]).await;
+    assert_eq!(r.status, 401);
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+    // The API routes still allow any origin.
+    let r = send(
+        &h.app,
+        "GET",
+        "/v1/models",
+        None,
+        &[
+            ("origin", "https://evil.example"),
+            ("authorization", "Bearer test-api-key"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+
+    // Unlisted, the admin API sends no CORS headers at all.
+    let plain = harness(&[]).await;
+    let r = login(
+        &plain.app,
+        "wrong",
+        None,
+        &[("origin", "https://console.example")],
+    )
+    .await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+    assert!(!r.headers.contains_key("vary"));
 }

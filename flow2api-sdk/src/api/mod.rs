@@ -7,6 +7,7 @@ mod admin_auth;
 mod body;
 mod builder;
 mod client_addr;
+mod cors;
 mod error;
 mod gemini_video;
 mod inputs;
@@ -243,8 +244,15 @@ impl App {
         if let Some(rejected) = inner.check_head(&parts) {
             return rejected;
         }
-        let mut resp = inner.route(Request::from_parts(parts, body)).await;
-        add_cors(&mut resp);
+        let path = parts.uri.path().to_owned();
+        let origin = parts.headers.get(header::ORIGIN).cloned();
+        let mut resp = inner.clone().route(Request::from_parts(parts, body)).await;
+        cors::apply(
+            &mut resp,
+            &path,
+            origin.as_ref(),
+            &inner.config.admin_cors_origins,
+        );
         resp
     }
 
@@ -361,12 +369,12 @@ impl AppInner {
             ["v1", ..] => (true, Dialect::OpenAi),
             _ => {
                 let e = ApiError::not_found(format!("No route for {} {path}", parts.method));
-                return Some(self.rejected(e, Dialect::OpenAi));
+                return Some(self.rejected(parts, e, Dialect::OpenAi));
             }
         };
         if needs_key {
             if let Err(e) = self.check_api_key(&parts.headers, &parts.uri) {
-                return Some(self.rejected(e, dialect));
+                return Some(self.rejected(parts, e, dialect));
             }
         }
         let declared = parts
@@ -380,7 +388,7 @@ impl AppInner {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("The request body is larger than {limit} bytes."),
             );
-            return Some(self.rejected(e, dialect));
+            return Some(self.rejected(parts, e, dialect));
         }
         None
     }
@@ -396,9 +404,19 @@ impl AppInner {
             + (1 << 20)
     }
 
-    fn rejected(&self, e: ApiError, dialect: Dialect) -> Response<Body> {
+    fn rejected(
+        &self,
+        parts: &http::request::Parts,
+        e: ApiError,
+        dialect: Dialect,
+    ) -> Response<Body> {
         let mut resp = e.into_response(dialect);
-        add_cors(&mut resp);
+        cors::apply(
+            &mut resp,
+            parts.uri.path(),
+            parts.headers.get(header::ORIGIN),
+            &self.config.admin_cors_origins,
+        );
         resp
     }
 
@@ -652,19 +670,4 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-fn add_cors(resp: &mut Response<Body>) {
-    let h = resp.headers_mut();
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static(
-            "authorization, content-type, x-goog-api-key, x-stainless-retry-count",
-        ),
-    );
-    h.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
-    );
 }
