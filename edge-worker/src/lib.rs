@@ -66,7 +66,7 @@ pub(crate) mod entry {
     use std::task::{Context, Poll};
 
     use bytes::BytesMut;
-    use flow2api_sdk::api::{ApiError, Dialect};
+    use flow2api_sdk::api::{ApiError, ClientAddr, Dialect};
     use flow2api_sdk::cache::{CachingStorage, StorageCache};
     use flow2api_sdk::config::ConfigError;
     use flow2api_sdk::memory::StorageMediaStore;
@@ -244,7 +244,8 @@ pub(crate) mod entry {
     }
 
     /// A request's method, URL and headers, read straight off the runtime's `Request` (the
-    /// body stays unread until [`read_body`]).
+    /// body stays unread until [`read_body`]), and the client's address: `CF-Connecting-IP`,
+    /// which Cloudflare sets on every request it hands a Worker (a client's own is replaced).
     fn request_head(req: &web_sys::Request) -> Result<http::request::Parts> {
         let mut builder = http::Request::builder()
             .method(req.method().as_str())
@@ -252,7 +253,16 @@ pub(crate) mod entry {
         if let Some(map) = builder.headers_mut() {
             crate::js::copy_headers(req.headers(), map);
         }
-        Ok(builder.body(())?.into_parts().0)
+        let mut parts = builder.body(())?.into_parts().0;
+        let client = parts
+            .headers
+            .get("cf-connecting-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(ip) = client {
+            parts.extensions.insert(ClientAddr(ip));
+        }
+        Ok(parts)
     }
 
     /// A request's whole body, or `None` when it runs past `limit` bytes. A body of announced

@@ -11,11 +11,14 @@
 //! downloads) are built on `PUBLIC_BASE_URL`, which may carry a path. Unset, this example sets
 //! it to `http://{LISTEN_ADDR}/flow`; behind a proxy, set it to the address clients use.
 
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::handler::Handler as _;
 use axum::http::Response;
 use axum::routing::get;
 use axum::Router;
+use flow2api_sdk::api::ClientAddr;
 use flow2api_sdk::native::{handle, shutdown_signal, Host, HostOptions, ResponseBody};
 use flow2api_sdk::{App, Config};
 
@@ -47,6 +50,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "listening on http://{} (the gateway at {here})",
         listener.local_addr()?
     );
+    // With each connection's peer address, which the gateway counts failed admin logins by.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -56,7 +61,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Hands one request to the gateway: refused from its head (bad key, unknown route) before
 /// the body is read, else the body read up to the gateway's limit; the answer streams
-/// back as the gateway produces it (event streams, video bytes).
-async fn gateway(State(app): State<App>, request: Request) -> Response<ResponseBody> {
+/// back as the gateway produces it (event streams, video bytes). The client's address goes
+/// along, so that failed admin logins are throttled per client.
+async fn gateway(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+) -> Response<ResponseBody> {
+    request.extensions_mut().insert(ClientAddr(peer.ip()));
     handle(&app, request).await
 }

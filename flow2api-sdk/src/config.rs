@@ -60,6 +60,8 @@ pub enum Accepts {
     },
     /// One of these words (case-insensitive).
     OneOf(&'static [&'static str]),
+    /// Comma-separated web origins (`scheme://host[:port]`, http or https).
+    Origins,
 }
 
 impl fmt::Display for Accepts {
@@ -71,6 +73,7 @@ impl fmt::Display for Accepts {
             Self::Integer { min, max } => write!(f, "a whole number from {min} to {max}"),
             Self::Seconds { min, max } => write!(f, "a number of seconds from {min} to {max}"),
             Self::OneOf(words) => write!(f, "one of: {}", words.join(", ")),
+            Self::Origins => f.write_str("comma-separated origins such as https://console.example"),
         }
     }
 }
@@ -137,6 +140,11 @@ pub const SETTINGS: &[Setting] = &[
     setting("API_KEY", Accepts::Secret, None, "The client API key; unset, every API route answers 503."),
     setting("ADMIN_USERNAME", Accepts::Text, Some("admin"), "Admin login name."),
     setting("ADMIN_PASSWORD", Accepts::Secret, None, "Admin password, plain or a bcrypt hash ($2b$…); unset disables admin login."),
+    setting("ADMIN_PASSWORD_COST", int(4, 16), Some("10"), "bcrypt cost of a password changed through the admin API; each step doubles the CPU of a login."),
+    setting("LOGIN_MAX_FAILURES", int(1, 1000), Some("5"), "Failed admin logins per client address within LOGIN_WINDOW; then the address is locked out until the window ends."),
+    setting("LOGIN_MAX_FAILURES_GLOBAL", int(1, 1_000_000), Some("100"), "Failed admin logins from all addresses within LOGIN_WINDOW; then every login is locked out until the window ends."),
+    setting("LOGIN_WINDOW", secs(1.0, DAY), Some("300"), "Seconds over which failed admin logins are counted, from the first one."),
+    setting("ADMIN_CORS_ORIGINS", Accepts::Origins, None, "Comma-separated origins allowed to call /api/* from a browser; unset, /api/* sends no CORS headers."),
     setting("ALLOW_PRIVATE_IMAGE_URLS", Accepts::Flag, Some("false"), "Allow image URLs on loopback, private and link-local addresses."),
     setting("FLOW_MAX_RETRIES", int(1, 20), Some("3"), "Attempts per upstream generation call."),
     setting("MAX_IMAGES", int(1, 64), Some("16"), "Reference images per request."),
@@ -339,6 +347,7 @@ fn parse(setting: &Setting, raw: &str) -> Result<Value, String> {
             .filter(|s| s.is_finite() && (min..=max).contains(s))
             .map(|s| Value::Secs(Duration::from_secs_f64(s)))
             .ok_or_else(expected),
+        Accepts::Origins => parse_origins(raw).map(Value::Text),
         Accepts::OneOf(words) => {
             let word = raw.to_ascii_lowercase().replace('-', "_");
             if let Some(w) = words.iter().find(|w| w.eq_ignore_ascii_case(&word)) {
@@ -358,6 +367,28 @@ fn parse(setting: &Setting, raw: &str) -> Result<Value, String> {
             Err(expected())
         }
     }
+}
+
+/// A list of web origins in the form browsers send them (`https://host[:port]`, lower case,
+/// default port left out), comma-joined; an entry with a path, query or credentials is refused.
+fn parse_origins(raw: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || format!("{entry:?} is not an origin; expected {}", Accepts::Origins);
+        let url = url::Url::parse(entry).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https")
+            || url.host_str().is_none()
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || url.path() != "/"
+        {
+            return Err(bad());
+        }
+        out.push(url.origin().ascii_serialization());
+    }
+    Ok(out.join(","))
 }
 
 /// The raw values a [`Config`] was read from (trimmed, non-empty), kept so that runtime
@@ -406,6 +437,20 @@ pub struct Config {
     pub admin_username: String,
     /// `ADMIN_PASSWORD`: plain text or a bcrypt hash (`$2b$…`); unset disables admin login.
     pub admin_password: Option<Secret>,
+    /// `ADMIN_PASSWORD_COST` (default 10, 4–16): bcrypt cost of a password changed through the
+    /// admin API.
+    pub admin_password_cost: u32,
+    /// `LOGIN_MAX_FAILURES` (default 5): failed admin logins per client address within
+    /// `login_window` before that address is locked out until the window ends.
+    pub login_max_failures: u32,
+    /// `LOGIN_MAX_FAILURES_GLOBAL` (default 100): failed admin logins from every address
+    /// together within `login_window` before every login is locked out until it ends.
+    pub login_max_failures_global: u32,
+    /// `LOGIN_WINDOW` (seconds, default 300): the span failed logins are counted over.
+    pub login_window: Duration,
+    /// `ADMIN_CORS_ORIGINS`: origins (`https://host[:port]`) whose pages may call `/api/*`;
+    /// empty, `/api/*` answers carry no CORS headers.
+    pub admin_cors_origins: Vec<String>,
     /// `ALLOW_PRIVATE_IMAGE_URLS`: allow image URLs on loopback/private/link-local addresses.
     pub allow_private_image_urls: bool,
     /// `FLOW_MAX_RETRIES` (default 3): attempts per upstream generation call.
@@ -501,6 +546,14 @@ impl Config {
             api_key: secret(r.text("API_KEY")),
             admin_username: r.text_or_default("ADMIN_USERNAME"),
             admin_password: secret(r.text("ADMIN_PASSWORD")),
+            admin_password_cost: r.int("ADMIN_PASSWORD_COST") as u32,
+            login_max_failures: r.int("LOGIN_MAX_FAILURES") as u32,
+            login_max_failures_global: r.int("LOGIN_MAX_FAILURES_GLOBAL") as u32,
+            login_window: r.secs("LOGIN_WINDOW"),
+            admin_cors_origins: r
+                .text("ADMIN_CORS_ORIGINS")
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default(),
             allow_private_image_urls: r.flag("ALLOW_PRIVATE_IMAGE_URLS"),
             max_retries: r.int("FLOW_MAX_RETRIES") as u32,
             max_images: r.int("MAX_IMAGES") as usize,
@@ -748,6 +801,35 @@ mod tests {
         assert!(base.with_overrides(9, [("NOPE", "1")]).is_err());
         let secret = with(&[("API_KEY", "sk-very-secret")]).unwrap();
         assert!(!format!("{secret:?}").contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn cors_origins_are_normalised_and_checked() {
+        let c = with(&[(
+            "ADMIN_CORS_ORIGINS",
+            " https://Console.Example/ , http://127.0.0.1:8080,https://a.test:443",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.admin_cors_origins,
+            [
+                "https://console.example",
+                "http://127.0.0.1:8080",
+                "https://a.test"
+            ]
+        );
+        assert!(Config::default().admin_cors_origins.is_empty());
+        for bad in [
+            "*",
+            "console.example",
+            "https://a.test/admin",
+            "ftp://a.test",
+            "https://u:p@a.test",
+            "https://a.test?x=1",
+        ] {
+            let e = with(&[("ADMIN_CORS_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(e.problems[0].name, "ADMIN_CORS_ORIGINS", "{bad}");
+        }
     }
 
     #[test]

@@ -245,7 +245,8 @@ fn chunk_key(id: &str, n: u64) -> String {
 impl MediaStore for StorageMediaStore {
     fn put(&self, upload: MediaUpload) -> BoxFuture<'_, Result<String, StorageError>> {
         boxed(async move {
-            let id = util::random_hex(16);
+            // The id is the only key to the media (`/media/{id}` needs none): never a guessable one.
+            let id = util::secret_hex(16).map_err(|e| StorageError(e.to_string()))?;
             let ttl = upload.ttl.or(self.ttl);
             let mut body = upload.body;
             let mut buf: Vec<u8> = Vec::new();

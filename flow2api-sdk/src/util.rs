@@ -2,25 +2,75 @@
 
 use std::fmt::Write as _;
 
-/// Fills `buf` with random bytes from the platform's CSPRNG.
-pub fn random_bytes(buf: &mut [u8]) {
-    // getrandom only fails when the platform has no entropy source at all, which neither
-    // target has; fall back to a counter mix rather than panicking on a request path.
-    if getrandom::fill(buf).is_err() {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (i as u8).wrapping_mul(131).wrapping_add(17);
-        }
+/// The platform's randomness source failed, so nothing secret can be minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the system's randomness source failed")]
+pub struct RandomnessError;
+
+/// Fills `buf` from the platform's CSPRNG, for secrets and for ids that grant access by being
+/// known (session tokens, media ids, password salts).
+///
+/// # Errors
+/// [`RandomnessError`] when the source fails; never a predictable value instead.
+pub fn secret_fill(buf: &mut [u8]) -> Result<(), RandomnessError> {
+    secret_fill_with(buf, |b| getrandom::fill(b).is_ok())
+}
+
+/// [`secret_fill`] over `fill`, which fills its buffer and says whether it could.
+fn secret_fill_with(
+    buf: &mut [u8],
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> Result<(), RandomnessError> {
+    if fill(buf) {
+        Ok(())
+    } else {
+        // Nothing of a half-filled buffer may be used.
+        buf.fill(0);
+        Err(RandomnessError)
     }
 }
 
-/// A random `u64`.
+/// `n` bytes from [`secret_fill`] as lower-case hex.
+///
+/// # Errors
+/// [`RandomnessError`] when the source fails.
+pub fn secret_hex(n: usize) -> Result<String, RandomnessError> {
+    let mut b = vec![0u8; n];
+    secret_fill(&mut b)?;
+    Ok(hex(&b))
+}
+
+/// Fills `buf` with random bytes for uses where a guessable value is harmless (jitter,
+/// shuffling, seeds, ids that are only unique labels). Should the platform's CSPRNG fail, it
+/// falls back to a per-process counter mix: distinct values, but predictable ones, which is
+/// why secrets come from [`secret_fill`] instead.
+pub fn random_bytes(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        fill_fallback(buf);
+    }
+}
+
+fn fill_fallback(buf: &mut [u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    for chunk in buf.chunks_mut(8) {
+        // splitmix64 over a shared counter: every call gets different bytes.
+        let mut z = COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// A random `u64` (not for secrets; see [`random_bytes`]).
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     random_bytes(&mut b);
     u64::from_le_bytes(b)
 }
 
-/// `n` random bytes as lower-case hex.
+/// `n` random bytes as lower-case hex (not for secrets; see [`random_bytes`]).
 pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     random_bytes(&mut b);
@@ -36,7 +86,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A random UUID v4 string.
+/// A random UUID v4 string (not for secrets; see [`random_bytes`]).
 pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     random_bytes(&mut b);
@@ -208,6 +258,30 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_ms(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn a_failing_source_is_an_error_never_a_fixed_token() {
+        let mut buf = [7u8; 4];
+        let failed = secret_fill_with(&mut buf, |b| {
+            b[0] = 1;
+            false
+        });
+        assert_eq!((failed, buf), (Err(RandomnessError), [0; 4]));
+        let filled = secret_fill_with(&mut buf, |b| {
+            b.copy_from_slice(&[1, 2, 0xab, 0xff]);
+            true
+        });
+        assert_eq!((filled, hex(&buf).as_str()), (Ok(()), "0102abff"));
+        assert_eq!(secret_hex(32).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn the_non_secret_fallback_differs_from_call_to_call() {
+        let (mut a, mut b) = ([0u8; 12], [0u8; 12]);
+        fill_fallback(&mut a);
+        fill_fallback(&mut b);
+        assert_ne!(a, b);
     }
 
     #[test]

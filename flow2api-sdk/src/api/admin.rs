@@ -1,11 +1,11 @@
-//! Admin routes: login, and the account list (add by ST, list masked, delete).
+//! Admin routes: login and logout, the password, runtime settings, and the account list (add
+//! by ST, list masked, delete).
 
 use std::time::Duration;
 
 use http::{header, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::Digest;
 
 use crate::pool::records::{AccountSettings, ImportItem};
 use crate::pool::{Account, AccountStatus, PoolError};
@@ -14,7 +14,10 @@ use crate::secret::Secret;
 use crate::settings::SettingsError;
 use crate::util;
 
+use super::admin_auth::{self, Stored, CREDENTIALS_KEY};
+use super::client_addr;
 use super::error::ApiError;
+use super::login_throttle::{Admission, Attempt, LoginThrottle};
 use super::{json_response, AppInner, Body};
 
 /// How long an admin session lasts.
@@ -24,6 +27,13 @@ pub const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 struct LoginBody {
     username: String,
     password: String,
+}
+
+/// `POST /api/admin/change-password`.
+#[derive(Deserialize)]
+struct ChangePasswordBody {
+    old_password: String,
+    new_password: String,
 }
 
 #[derive(Deserialize)]
@@ -54,14 +64,6 @@ struct ImportBody {
     tokens: Vec<ImportItem>,
 }
 
-fn session_key(token: &str) -> String {
-    // Only a hash of the token is stored, so a storage dump yields no usable session.
-    format!(
-        "admin-session:{}",
-        util::hex(&sha2::Sha256::digest(token.as_bytes()))
-    )
-}
-
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
@@ -69,17 +71,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 
 fn ok(v: Value) -> Response<Body> {
     json_response(StatusCode::OK, Bytes::from(v.to_string()))
-}
-
-/// Checks a password against `ADMIN_PASSWORD`: a bcrypt hash (`$2a$`/`$2b$`/`$2y$`) or plain
-/// text compared in constant time.
-pub fn verify_password(configured: &Secret, given: &str) -> bool {
-    let c = configured.expose();
-    if c.starts_with("$2a$") || c.starts_with("$2b$") || c.starts_with("$2y$") {
-        bcrypt::verify(given, c).unwrap_or(false)
-    } else {
-        configured.ct_eq(given)
-    }
 }
 
 fn refused(status: StatusCode, message: String) -> Response<Body> {
@@ -109,40 +100,76 @@ impl AppInner {
         }
     }
 
-    pub(crate) async fn login(&self, req: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
-        let Some(password) = &self.config.admin_password else {
-            return Err(ApiError::new(
+    fn throttle(&self) -> LoginThrottle<'_> {
+        LoginThrottle::new(&*self.deps.sessions, (&*self.config).into())
+    }
+
+    /// Admits one password check from this request's client (see `login_throttle`), or
+    /// answers 429 with `Retry-After` while its address, or everyone, is locked out.
+    async fn admit_password_check(&self, req: &Request<Bytes>) -> Result<Attempt, ApiError> {
+        let ip = client_addr::client_ip(
+            req.headers(),
+            req.extensions(),
+            self.config.trust_forwarded_headers,
+        );
+        let now = self.deps.clock.now_ms();
+        match self.throttle().admit(&client_addr::bucket(ip), now).await {
+            Ok(Admission::Admitted(attempt)) => Ok(attempt),
+            Ok(Admission::Locked { retry_after_secs }) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed admin logins; try again in {retry_after_secs} seconds."),
+            )
+            .code("too_many_login_attempts")
+            .retry_after(retry_after_secs)),
+            Err(_) => Err(session_storage_unavailable()),
+        }
+    }
+
+    /// The admitted check was right: its failure is taken back. A store failure here only
+    /// leaves the count one high, so it does not fail the request.
+    async fn password_check_passed(&self, attempt: Attempt) {
+        let now = self.deps.clock.now_ms();
+        let _ = self.throttle().succeeded(attempt, now).await;
+    }
+
+    fn configured_password(&self) -> Result<&Secret, ApiError> {
+        self.config.admin_password.as_ref().ok_or_else(|| {
+            ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ADMIN_PASSWORD is not configured on this server.",
             )
-            .code("admin_not_configured"));
-        };
+            .code("admin_not_configured")
+        })
+    }
+
+    pub(crate) async fn login(&self, req: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
+        let configured = self.configured_password()?;
         let body: LoginBody = parse_json(req.body())?;
+        // Before the password is looked at: a locked-out client costs no bcrypt.
+        let attempt = self.admit_password_check(req).await?;
+        let stored = admin_auth::load(&*self.deps.sessions)
+            .await
+            .map_err(|_| session_storage_unavailable())?;
         // Both checks always run, so timing does not tell which one failed.
         let user_ok = Secret::new(self.config.admin_username.clone()).ct_eq(&body.username);
-        let pass_ok = verify_password(password, &body.password);
+        let pass_ok = stored.verify(configured, &body.password);
         if !(user_ok && pass_ok) {
             return Err(
                 ApiError::new(StatusCode::UNAUTHORIZED, "Invalid credentials.")
                     .code("invalid_credentials"),
             );
         }
-        let token = util::random_hex(32);
+        self.password_check_passed(attempt).await;
+        let token = util::secret_hex(32)?;
         self.deps
             .sessions
             .put(
-                &session_key(&token),
-                Bytes::from_static(b"1"),
+                &admin_auth::session_key(&token),
+                admin_auth::session_record(stored.credentials.epoch),
                 Some(SESSION_TTL),
             )
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Session storage is unavailable.",
-                )
-                .retry_after(5)
-            })?;
+            .map_err(|_| session_storage_unavailable())?;
         Ok(ok(json!({
             "success": true,
             "token": token,
@@ -151,7 +178,76 @@ impl AppInner {
         })))
     }
 
-    async fn require_admin(&self, req: &Request<Bytes>) -> Result<(), ApiError> {
+    /// `POST /api/logout`: the session of the token given ends.
+    async fn logout(&self, token: &str) -> Result<Response<Body>, ApiError> {
+        self.deps
+            .sessions
+            .delete(&admin_auth::session_key(token))
+            .await
+            .map_err(|_| session_storage_unavailable())?;
+        Ok(ok(json!({"success": true, "message": "Logged out."})))
+    }
+
+    /// `POST /api/admin/change-password`: checks the old password (throttled like a login),
+    /// stores a bcrypt hash of the new one, which overrides `ADMIN_PASSWORD` from then on, and
+    /// ends every admin session. A refusal is `{"success": false, "message"}` (400 for a wrong
+    /// old password or an unfit new one, 409 when another change came first).
+    async fn change_password(&self, req: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
+        let configured = self.configured_password()?;
+        let body: ChangePasswordBody = parse_json(req.body())?;
+        let new = &body.new_password;
+        if new.chars().count() < admin_auth::MIN_PASSWORD_CHARS {
+            return Ok(refused(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "The new password must have at least {} characters.",
+                    admin_auth::MIN_PASSWORD_CHARS
+                ),
+            ));
+        }
+        if new.len() > admin_auth::MAX_PASSWORD_BYTES {
+            return Ok(refused(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "The new password must be at most {} bytes long (bcrypt reads no further).",
+                    admin_auth::MAX_PASSWORD_BYTES
+                ),
+            ));
+        }
+        let attempt = self.admit_password_check(req).await?;
+        let stored = admin_auth::load(&*self.deps.sessions)
+            .await
+            .map_err(|_| session_storage_unavailable())?;
+        if !stored.verify(configured, &body.old_password) {
+            return Ok(refused(
+                StatusCode::BAD_REQUEST,
+                "The old password is wrong.".to_owned(),
+            ));
+        }
+        self.password_check_passed(attempt).await;
+        let hash = admin_auth::hash_password(new, self.config.admin_password_cost).map_err(
+            |e| match e {
+                admin_auth::HashError::Randomness(e) => ApiError::from(e),
+                admin_auth::HashError::Bcrypt(_) => ApiError::internal(),
+            },
+        )?;
+        let now = self.deps.clock.now_ms();
+        match admin_auth::replace_password(&*self.deps.sessions, &stored, hash, now).await {
+            Ok(true) => Ok(ok(json!({
+                "success": true,
+                "message": "Password changed; every admin session has ended, log in again.",
+            }))),
+            Ok(false) => Ok(refused(
+                StatusCode::CONFLICT,
+                "The password was changed meanwhile; log in again.".to_owned(),
+            )),
+            Err(_) => Err(session_storage_unavailable()),
+        }
+    }
+
+    /// The bearer token of a live admin session: its record exists and was opened in the
+    /// current epoch (a password change ends every earlier one).
+    async fn require_admin<'r>(&self, req: &'r Request<Bytes>) -> Result<&'r str, ApiError> {
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -165,17 +261,26 @@ impl AppInner {
                     "Missing admin token (POST /api/login).",
                 )
             })?;
-        match self.deps.sessions.get(&session_key(token)).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(ApiError::new(
+        // One round trip for both records (one Durable Object call at the edge).
+        let keys = [admin_auth::session_key(token), CREDENTIALS_KEY.to_owned()];
+        let mut records = self
+            .deps
+            .sessions
+            .get_many(&keys)
+            .await
+            .map_err(|_| session_storage_unavailable())?
+            .into_iter();
+        let (session, credentials) = (records.next().flatten(), records.next().flatten());
+        let epoch = Stored::from_record(credentials)
+            .map_err(|_| session_storage_unavailable())?
+            .credentials
+            .epoch;
+        match session.as_deref().and_then(admin_auth::session_epoch) {
+            Some(e) if e == epoch => Ok(token),
+            _ => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Invalid or expired admin token.",
             )),
-            Err(_) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Session storage is unavailable.",
-            )
-            .retry_after(5)),
         }
     }
 
@@ -189,6 +294,10 @@ impl AppInner {
         let known = matches!(
             (method, segments),
             (&Method::GET | &Method::POST, ["tokens"])
+                | (
+                    &Method::POST,
+                    ["logout"] | ["admin", "logout" | "change-password" | "password"]
+                )
                 | (
                     &Method::GET | &Method::POST | &Method::PUT | &Method::PATCH,
                     ["settings"]
@@ -208,9 +317,11 @@ impl AppInner {
                 segments.join("/")
             )));
         }
-        self.require_admin(req).await?;
+        let token = self.require_admin(req).await?;
         let pool = &self.pool;
         match (method, segments) {
+            (_, ["logout"] | ["admin", "logout"]) => self.logout(token).await,
+            (_, ["admin", "change-password" | "password"]) => self.change_password(req).await,
             (&Method::GET, ["settings"]) => {
                 let overrides = crate::settings::load(&*self.deps.sessions)
                     .await
@@ -348,4 +459,12 @@ impl AppInner {
             "created_at": util::format_rfc3339(a.created_at_ms),
         })
     }
+}
+
+fn session_storage_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Session storage is unavailable.",
+    )
+    .retry_after(5)
 }

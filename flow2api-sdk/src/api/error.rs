@@ -186,6 +186,17 @@ impl From<NoAccount> for ApiError {
     }
 }
 
+impl From<crate::util::RandomnessError> for ApiError {
+    /// Nothing secret is minted from a failed source: the request fails instead.
+    fn from(e: crate::util::RandomnessError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal error: {e}."),
+        )
+        .code("randomness_unavailable")
+    }
+}
+
 impl From<StorageError> for ApiError {
     /// The detail stays in the server's logs: a backend message may name internal keys.
     fn from(_: StorageError) -> Self {

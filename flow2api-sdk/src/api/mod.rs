@@ -3,11 +3,15 @@
 //! and renders errors in the client's dialect.
 
 mod admin;
+mod admin_auth;
 mod body;
 mod builder;
+mod client_addr;
+mod cors;
 mod error;
 mod gemini_video;
 mod inputs;
+mod login_throttle;
 mod markup;
 mod openai;
 mod sse;
@@ -34,6 +38,7 @@ use crate::settings::{SettingView, SettingsCache, SettingsError};
 
 pub use body::Body;
 pub use builder::{AppBuilder, BuildError, Seam};
+pub use client_addr::ClientAddr;
 pub use error::{ApiError, Dialect};
 // For the fuzz targets' wrappers (`crate::fuzzing`), without making `inputs` public.
 #[cfg(feature = "fuzzing")]
@@ -248,12 +253,20 @@ impl App {
         // A host that read more than the limit (or announced nothing) gets the same answer.
         if body.len() > inner.body_limit(&parts) {
             return inner.rejected(
+                &parts,
                 too_large(inner.body_limit(&parts)),
                 dialect_of(parts.uri.path()),
             );
         }
-        let mut resp = inner.route(Request::from_parts(parts, body)).await;
-        add_cors(&mut resp);
+        let path = parts.uri.path().to_owned();
+        let origin = parts.headers.get(header::ORIGIN).cloned();
+        let mut resp = inner.clone().route(Request::from_parts(parts, body)).await;
+        cors::apply(
+            &mut resp,
+            &path,
+            origin.as_ref(),
+            &inner.config.admin_cors_origins,
+        );
         resp
     }
 
@@ -280,7 +293,7 @@ impl App {
     pub fn body_too_large(&self, parts: &http::request::Parts) -> Response<Body> {
         let inner = self.current();
         let limit = inner.body_limit(parts);
-        inner.rejected(too_large(limit), dialect_of(parts.uri.path()))
+        inner.rejected(parts, too_large(limit), dialect_of(parts.uri.path()))
     }
 }
 
@@ -402,12 +415,12 @@ impl AppInner {
             ["v1", ..] => (true, Dialect::OpenAi),
             _ => {
                 let e = ApiError::not_found(format!("No route for {} {path}", parts.method));
-                return Some(self.rejected(e, Dialect::OpenAi));
+                return Some(self.rejected(parts, e, Dialect::OpenAi));
             }
         };
         if needs_key {
             if let Err(e) = self.check_api_key(&parts.headers, &parts.uri) {
-                return Some(self.rejected(e, dialect));
+                return Some(self.rejected(parts, e, dialect));
             }
         }
         let declared = parts
@@ -417,7 +430,7 @@ impl AppInner {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let limit = self.body_limit(parts);
         if declared.is_some_and(|n| n > limit as u64) {
-            return Some(self.rejected(too_large(limit), dialect));
+            return Some(self.rejected(parts, too_large(limit), dialect));
         }
         None
     }
@@ -435,9 +448,19 @@ impl AppInner {
         }
     }
 
-    fn rejected(&self, e: ApiError, dialect: Dialect) -> Response<Body> {
+    fn rejected(
+        &self,
+        parts: &http::request::Parts,
+        e: ApiError,
+        dialect: Dialect,
+    ) -> Response<Body> {
         let mut resp = e.into_response(dialect);
-        add_cors(&mut resp);
+        cors::apply(
+            &mut resp,
+            parts.uri.path(),
+            parts.headers.get(header::ORIGIN),
+            &self.config.admin_cors_origins,
+        );
         resp
     }
 
@@ -730,19 +753,4 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-fn add_cors(resp: &mut Response<Body>) {
-    let h = resp.headers_mut();
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-headers",
-        HeaderValue::from_static(
-            "authorization, content-type, x-goog-api-key, x-stainless-retry-count",
-        ),
-    );
-    h.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
-    );
 }

@@ -215,7 +215,8 @@ impl MediaStore for DirMediaStore {
         boxed(async move {
             let inner = &self.inner;
             inner.maybe_sweep();
-            let id = util::random_hex(16);
+            // The id is the only key to the media (`/media/{id}` needs none): never a guessable one.
+            let id = util::secret_hex(16).map_err(|e| StorageError(e.to_string()))?;
             let ttl = upload.ttl.unwrap_or(inner.ttl);
             let meta = Meta {
                 content_type: std::mem::take(&mut upload.content_type),

@@ -2,11 +2,13 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::api::ClientAddr;
 use crate::seams::BoxStream;
 use crate::{App, Body};
 use bytes::Bytes;
@@ -96,7 +98,8 @@ pub async fn shutdown_signal() {
 ///
 /// Each request is first checked from its head ([`App::check_head`]: route, API key, announced
 /// length), then its body is collected (at most [`App::body_limit`], within
-/// [`ServeOptions::body_read_timeout`]) and handed to [`App::handle`]; a [`Body::Stream`]
+/// [`ServeOptions::body_read_timeout`]) and handed to [`App::handle`] with the connection's peer address as its
+/// [`ClientAddr`]; a [`Body::Stream`]
 /// answer is forwarded chunk by chunk as it is produced. At most
 /// [`ServeOptions::max_connections`] connections are served at once.
 ///
@@ -156,7 +159,7 @@ pub async fn serve_with(
         let ctx = ctx.clone();
         let conn = http.serve_connection(
             TokioIo::new(stream),
-            service_fn(move |req| serve_one(ctx.clone(), req, peer)),
+            service_fn(move |req| serve_one(ctx.clone(), peer.ip(), req)),
         );
         // Upgrades (WebSocket routes) stay possible on every connection.
         let conn = conn.with_upgrades();
@@ -251,7 +254,9 @@ impl http_body::Body for ResponseBody {
 /// in the client's error shape; within [`DEFAULT_BODY_READ_TIMEOUT`], else 408), handed to
 /// [`App::handle`], and its answer returned as a [`ResponseBody`]. This is what
 /// [`serve_with`] does per request; an app that has its own server (axum, say) mounts the
-/// gateway with it.
+/// gateway with it, inserting the client's [`ClientAddr`] into the request's extensions first
+/// (axum: from `ConnectInfo`) so that failed admin logins are counted per client rather than
+/// under one shared address.
 pub async fn handle<B>(app: &App, req: Request<B>) -> Response<ResponseBody>
 where
     B: http_body::Body<Data = Bytes>,
@@ -307,9 +312,11 @@ where
 
 async fn serve_one(
     ctx: Arc<Ctx>,
-    req: Request<Incoming>,
-    _peer: std::net::SocketAddr,
+    peer: IpAddr,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    // Who is asking, for the admin login throttle.
+    req.extensions_mut().insert(ClientAddr(peer));
     // What the log line needs, kept before the request moves into the app (cheap clones).
     let seen = ctx.log.as_ref().map(|log| Seen {
         log: log.clone(),
