@@ -69,6 +69,40 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
 }
 
+/// `?limit=&cursor=` of a paged listing: `None` when neither is given (the whole list, as
+/// the original answers), else the page size (default 100, at most
+/// [`crate::pool::MAX_PAGE`]) and the cursor.
+fn page_query(uri: &http::Uri) -> Result<Option<(usize, Option<String>)>, ApiError> {
+    let mut limit = None;
+    let mut cursor = None;
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "limit" => {
+                let max = crate::pool::MAX_PAGE;
+                limit = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!("`limit` must be 1–{max}."))
+                                .param("limit")
+                        })?,
+                );
+            }
+            "cursor" if !v.is_empty() => cursor = Some(v.into_owned()),
+            "cursor" => cursor = Some(String::new()),
+            _ => {}
+        }
+    }
+    if limit.is_none() && cursor.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((
+        limit.unwrap_or(100),
+        cursor.filter(|c| !c.is_empty()),
+    )))
+}
+
 fn ok(v: Value) -> Response<Body> {
     json_response(StatusCode::OK, Bytes::from(v.to_string()))
 }
@@ -333,18 +367,25 @@ impl AppInner {
                 })))
             }
             (_, ["settings"]) => self.change_settings(req).await,
-            (&Method::GET, ["tokens"]) => {
-                let accounts = pool.list().await.map_err(PoolError::from)?;
-                let statuses =
-                    futures::future::join_all(accounts.iter().map(|a| pool.status(&a.id))).await;
-                let out = accounts
-                    .iter()
-                    .zip(statuses)
-                    .rev()
-                    .map(|(a, s)| self.account_view(a, s.ok().as_ref()))
-                    .collect();
-                Ok(ok(Value::Array(out)))
-            }
+            (&Method::GET, ["tokens"]) => match page_query(req.uri())? {
+                // The original's shape: every account, newest first.
+                None => {
+                    let accounts = pool.list().await.map_err(PoolError::from)?;
+                    let out = self.account_views(accounts.iter().rev()).await;
+                    Ok(ok(Value::Array(out)))
+                }
+                Some((limit, cursor)) => {
+                    let (accounts, next) =
+                        pool.list_page(limit, cursor.as_deref())
+                            .await
+                            .map_err(|_| {
+                                ApiError::bad_request("`cursor` is not one this listing gave.")
+                                    .param("cursor")
+                            })?;
+                    let out = self.account_views(accounts.iter()).await;
+                    Ok(ok(json!({"tokens": out, "next_cursor": next})))
+                }
+            },
             (&Method::POST, ["tokens"]) => {
                 let body: AddTokenBody = parse_json(req.body())?;
                 let account = pool.add(Secret::new(body.st), &body.settings).await?;
@@ -411,6 +452,18 @@ impl AppInner {
     }
 
     /// An account as the admin API shows it: secrets masked, hot state included.
+    /// The views of `accounts`, each with its hot state (asked of every account at once).
+    async fn account_views(&self, accounts: impl Iterator<Item = &Account>) -> Vec<Value> {
+        let accounts: Vec<&Account> = accounts.collect();
+        let statuses =
+            futures::future::join_all(accounts.iter().map(|a| self.pool.status(&a.id))).await;
+        accounts
+            .iter()
+            .zip(statuses)
+            .map(|(a, s)| self.account_view(a, s.ok().as_ref()))
+            .collect()
+    }
+
     fn account_view(&self, a: &Account, status: Option<&AccountStatus>) -> Value {
         let now = self.deps.clock.now_ms();
         let token = match status {

@@ -31,6 +31,8 @@ pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, Token
 /// Refresh the AT when less than this remains (`docs/upstream.md#accounts`).
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
 const KEY_PREFIX: &str = "account:";
+/// The most accounts [`AccountPool::list_page`] returns at once.
+pub const MAX_PAGE: usize = 500;
 
 pub use crate::config::Strategy;
 
@@ -356,6 +358,33 @@ impl AccountPool {
             .collect();
         out.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    /// One page of accounts in id order: at most `limit` (1–500) after `cursor` (from the
+    /// page before; `None` for the first), and the cursor of the next page (`None` after the
+    /// last). Costs one listing and one batched read, whatever the pool's size.
+    ///
+    /// # Errors
+    /// Storage failures (an unknown cursor among them). Records that no longer parse are
+    /// skipped.
+    pub async fn list_page(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Account>, Option<String>), StorageError> {
+        let page = self
+            .storage
+            .list(KEY_PREFIX, limit.clamp(1, MAX_PAGE), cursor)
+            .await?;
+        let accounts = self
+            .storage
+            .get_many(&page.keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| serde_json::from_slice::<Account>(&raw).ok())
+            .collect();
+        Ok((accounts, page.cursor))
     }
 
     /// One account.
