@@ -5,7 +5,7 @@
 //! | seam | here |
 //! |---|---|
 //! | `HttpClient` | `fetch` with manual redirects, subrequests counted (`fetch_http`) |
-//! | `Storage` (accounts) | the KV namespace `KV` (`kv_storage`) behind the SDK's `CachingStorage`, its cache kept per isolate |
+//! | `Storage` (accounts and their index) | the `StoreObject` named `accounts` (`do_storage`: strongly consistent, conditional writes) behind the SDK's `CachingStorage`, its cache kept per isolate; records an earlier version kept in KV are copied in once |
 //! | `Storage` (media) | the KV namespace `KV`, uncached |
 //! | `Storage` (admin sessions) | the `StoreObject` named `admin-sessions` (`do_storage`) |
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
@@ -95,6 +95,8 @@ pub(crate) mod entry {
     const SESSIONS: &str = "admin-sessions";
     /// The `StoreObject` instance that holds video job records.
     const VIDEO_JOBS: &str = "video-jobs";
+    /// The `StoreObject` instance that holds account records and the pool's index.
+    const ACCOUNTS: &str = "accounts";
 
     // Per isolate: an isolate serves many requests, one at a time per thread, and its
     // bindings' values do not change under it (a new deployment is a new isolate).
@@ -104,6 +106,8 @@ pub(crate) mod entry {
         static SETTINGS: OnceCell<std::result::Result<Arc<SettingsCache>, ConfigError>> =
             const { OnceCell::new() };
         static ACCOUNT_CACHE: OnceCell<Arc<StorageCache>> = const { OnceCell::new() };
+        /// Whether this isolate saw the account records of KV adopted (one read, then never).
+        static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
         /// `SUBREQUEST_LOG_THRESHOLD`: invocations with at least this many subrequests are
         /// logged (default 25, half the free plan's 50; 0 logs every invocation). A log line
         /// costs about as much CPU as a whole small request under `wrangler dev`.
@@ -134,6 +138,7 @@ pub(crate) mod entry {
             return to_worker_response(response, (route, subrequests), &*wait_until);
         }
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
+        adopt_kv_accounts(&app, &env).await;
         // Test-only: the conformance route exists in the `conformance` build alone.
         #[cfg(feature = "conformance")]
         if let Some(rest) = parts.uri.path().strip_prefix(crate::conformance::PREFIX) {
@@ -169,6 +174,7 @@ pub(crate) mod entry {
                 return;
             }
         };
+        adopt_kv_accounts(&app, &env).await;
         match app.pool().refresh_due().await {
             Ok(r) => console_log!(
                 "refresh cron={} {r} subrequests={}",
@@ -204,6 +210,7 @@ pub(crate) mod entry {
         });
         let kv: Arc<dyn Storage> = Arc::new(KvStorage::new(env.kv("KV")?));
         let store = env.durable_object("STORE")?;
+        let accounts = DoStorage::new(store.clone(), ACCOUNTS, subrequests.clone());
         let sessions = DoStorage::new(store.clone(), SESSIONS, subrequests.clone());
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
         let jobs = DoStorage::new(store, VIDEO_JOBS, subrequests.clone());
@@ -212,7 +219,7 @@ pub(crate) mod entry {
             .settings_cache(settings.clone())
             .http(Arc::new(FetchHttp::new(subrequests.clone())))
             .clock(Arc::new(WorkerClock))
-            .storage(Arc::new(CachingStorage::new(kv.clone(), cache)))
+            .storage(Arc::new(CachingStorage::new(Arc::new(accounts), cache)))
             .consistent(Arc::new(sessions))
             .coordinator(Arc::new(coordinator))
             // Uncached: media ids are unique and read about once, caching would only hold memory.
@@ -225,6 +232,25 @@ pub(crate) mod entry {
         builder
             .build()
             .map_err(|e| worker::Error::RustError(e.to_string()))
+    }
+
+    /// Account records used to live in KV (eventually consistent, no conditional write):
+    /// copies them into the `accounts` object once per deployment, checked once per isolate.
+    /// A failure is logged and tried again by the next invocation.
+    async fn adopt_kv_accounts(app: &App, env: &Env) {
+        if ADOPTED.with(std::cell::Cell::get) {
+            return;
+        }
+        let Ok(kv) = env.kv("KV") else { return };
+        match app.pool().adopt_records(&KvStorage::new(kv)).await {
+            Ok(n) => {
+                if n > 0 {
+                    console_log!("adopted {n} account records from KV");
+                }
+                ADOPTED.with(|a| a.set(true));
+            }
+            Err(e) => console_error!("adopting account records from KV: {e}"),
+        }
     }
 
     /// This isolate's settings: the configuration from `[vars]`, secrets and `.dev.vars`

@@ -405,7 +405,7 @@ async fn the_background_pass_refreshes_expiring_tokens() {
     let line = report_line(&report);
     assert_eq!(
         line,
-        "refresh: checked=1 refreshed=1 expired=0 cooldowns_cleared=0 failed=0"
+        "refresh: checked=1 refreshed=1 expired=0 cooldowns_cleared=0 failed=0 index_repairs=0"
     );
     assert!(!line.contains(ST));
     assert_eq!(sessions(), 2);

@@ -3,10 +3,12 @@
 //! generation.
 //!
 //! - [`records`]: add (by ST or bulk import), update, enable, disable, delete, export.
+//! - [`index`]: which accounts may serve each kind and tier, who holds an ST or an email.
 //! - [`select`]: selection strategies, slot leases, waiting for a free slot.
 //! - [`tokens`]: single-flight access-token refresh, credits, background refresh.
 //! - [`state`]: the per-account rule every coordinator applies.
 
+pub mod index;
 pub mod loads;
 pub mod records;
 pub mod select;
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::flow::{Blame, FlowClient, FlowError};
 use crate::models::Tier;
-use crate::seams::{Bytes, Clock, Coordinator, SlotKind, Spawn, Storage, StorageError};
+use crate::seams::{Bytes, Clock, Coordinator, Expect, SlotKind, Spawn, Storage, StorageError};
 use crate::secret::Secret;
 
 /// The coordination protocol ([`crate::coordination`]) under its former path.
@@ -33,6 +35,8 @@ pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
 const KEY_PREFIX: &str = "account:";
 /// The most accounts [`AccountPool::list_page`] returns at once.
 pub const MAX_PAGE: usize = 500;
+/// How often [`AccountPool::modify`] retries when other writers keep changing the record.
+const MAX_WRITE_ATTEMPTS: usize = 16;
 
 pub use crate::config::Strategy;
 
@@ -146,8 +150,22 @@ impl Account {
     }
 
     fn key(&self) -> String {
-        format!("{KEY_PREFIX}{}", self.id)
+        record_key(&self.id)
     }
+}
+
+fn record_key(id: &str) -> String {
+    format!("{KEY_PREFIX}{id}")
+}
+
+fn encode(account: &Account) -> Result<Bytes, StorageError> {
+    serde_json::to_vec(account)
+        .map(Bytes::from)
+        .map_err(|e| StorageError(e.to_string()))
+}
+
+fn decode(raw: &[u8]) -> Result<Account, StorageError> {
+    serde_json::from_slice(raw).map_err(|e| StorageError(format!("corrupt account record: {e}")))
 }
 
 /// Errors of the pool.
@@ -394,22 +412,78 @@ impl AccountPool {
     pub async fn get(&self, id: &str) -> Result<Account, PoolError> {
         let raw = self
             .storage
-            .get(&format!("{KEY_PREFIX}{id}"))
+            .get(&record_key(id))
             .await?
             .ok_or_else(|| PoolError::NotFound(id.to_owned()))?;
-        serde_json::from_slice(&raw)
-            .map_err(|e| PoolError::Storage(StorageError(format!("corrupt account record: {e}"))))
+        Ok(decode(&raw)?)
     }
 
-    /// Writes an account record.
+    /// Changes one account's record with `change`, atomically: the record is read, changed
+    /// and written back only if no other writer changed it meanwhile (a conditional write),
+    /// else read again and changed again, so racing refreshes, edits and disables all land.
+    /// A record deleted meanwhile stays deleted ([`PoolError::NotFound`]). Over a storage
+    /// without conditional writes ([`crate::seams::Capabilities`]) the last writer wins.
     ///
     /// # Errors
-    /// Storage failures.
-    pub async fn save(&self, account: &Account) -> Result<(), StorageError> {
-        let raw = serde_json::to_vec(account).map_err(|e| StorageError(e.to_string()))?;
-        self.storage
-            .put(&account.key(), Bytes::from(raw), None)
-            .await
+    /// Not found, storage failures, or a record that kept changing under 16 attempts.
+    pub async fn modify(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Account),
+    ) -> Result<Account, PoolError> {
+        let key = record_key(id);
+        let conditional = self.storage.capabilities().conditional_writes;
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                // Jittered, so that writers who collided do not collide again in lockstep.
+                let cap = 1u64 << attempt.min(6);
+                let wait = crate::util::random_u64() % (cap + 1);
+                self.clock.sleep(Duration::from_millis(wait)).await;
+            }
+            let raw = self
+                .storage
+                .get(&key)
+                .await?
+                .ok_or_else(|| PoolError::NotFound(id.to_owned()))?;
+            let old = decode(&raw)?;
+            let mut new = old.clone();
+            change(&mut new);
+            let value = encode(&new)?;
+            let written = if conditional {
+                self.storage
+                    .put_if(&key, value, None, Expect::Value(raw))
+                    .await?
+            } else {
+                self.storage.put(&key, value, None).await?;
+                true
+            };
+            if written {
+                self.reindex(Some(&old), Some(&new)).await?;
+                return Ok(new);
+            }
+        }
+        Err(PoolError::Storage(StorageError(format!(
+            "account {id} kept changing under {MAX_WRITE_ATTEMPTS} attempts to write it"
+        ))))
+    }
+
+    /// Writes a new account's record; `Ok(false)` when its id is taken (nothing written).
+    async fn insert(&self, account: &Account) -> Result<bool, StorageError> {
+        let value = encode(account)?;
+        let written = if self.storage.capabilities().conditional_writes {
+            self.storage
+                .put_if(&account.key(), value, None, Expect::Absent)
+                .await?
+        } else if self.storage.get(&account.key()).await?.is_some() {
+            false
+        } else {
+            self.storage.put(&account.key(), value, None).await?;
+            true
+        };
+        if written {
+            self.reindex(None, Some(account)).await?;
+        }
+        Ok(written)
     }
 
     /// The hot state of an account.
@@ -489,12 +563,13 @@ impl AccountPool {
     /// # Errors
     /// Not found, storage failures.
     pub async fn deactivate(&self, id: &str, reason: String) -> Result<Account, PoolError> {
-        let mut account = self.get(id).await?;
-        account.active = false;
-        account.status_reason = Some(reason);
-        account.status_at_ms = Some(self.clock.now_ms());
-        self.save(&account).await?;
-        Ok(account)
+        let now = self.clock.now_ms();
+        self.modify(id, |account| {
+            account.active = false;
+            account.status_reason = Some(reason.clone());
+            account.status_at_ms = Some(now);
+        })
+        .await
     }
 }
 

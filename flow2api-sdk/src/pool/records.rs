@@ -95,8 +95,8 @@ impl AccountPool {
         if st.is_empty() {
             return Err(PoolError::Invalid("`st` must not be empty.".into()));
         }
-        if let Some(existing) = self.list().await?.into_iter().find(|a| a.st == st) {
-            return Err(PoolError::Duplicate(existing.id));
+        if let Some(existing) = self.holder_of(&st).await? {
+            return Err(PoolError::Duplicate(existing));
         }
         let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
         let credits = self.flow.credits(&session.access_token).await.ok();
@@ -126,7 +126,10 @@ impl AccountPool {
             created_at_ms: now,
         };
         settings.apply_to(&mut account);
-        self.save(&account).await?;
+        // A random id taken already is unlikely; draw again rather than overwrite.
+        while !self.insert(&account).await? {
+            account.id = util::random_hex(6);
+        }
         self.seed_token(&account).await;
         Ok(account)
     }
@@ -180,36 +183,44 @@ impl AccountPool {
         st: Option<Secret>,
         settings: &AccountSettings,
     ) -> Result<Account, PoolError> {
-        let mut account = self.get(id).await?;
-        settings.apply_to(&mut account);
-        if let Some(st) = st.filter(|s| !s.expose().trim().is_empty()) {
-            let st = Secret::new(st.expose().trim());
-            let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
-            if account.projects.is_empty() {
-                account.projects = self
-                    .create_projects(&st, self.settings.project_pool_size, self.clock.now_ms())
-                    .await?;
-            }
-            account.st = st;
-            account.at = Some(session.access_token);
-            account.at_expires_ms = session.expires_ms;
-            if let Some(e) = session.email {
-                account.email = e;
-            }
-            if let Some(c) = account.at.as_ref() {
-                if let Ok(c) = self.flow.credits(c).await {
-                    account.credits = c.credits;
-                    account.tier = c.tier;
-                }
-            }
-            account.active = true;
-            account.status_reason = None;
-            account.status_at_ms = None;
-            self.save(&account).await?;
-            self.seed_token(&account).await;
-            return Ok(account);
+        let Some(st) = st.filter(|s| !s.expose().trim().is_empty()) else {
+            return self.modify(id, |a| settings.apply_to(a)).await;
+        };
+        let st = Secret::new(st.expose().trim());
+        let current = self.get(id).await?;
+        if let Some(holder) = self.holder_of(&st).await?.filter(|h| h != id) {
+            return Err(PoolError::Duplicate(holder));
         }
-        self.save(&account).await?;
+        let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        let projects = if current.projects.is_empty() {
+            self.create_projects(&st, self.settings.project_pool_size, self.clock.now_ms())
+                .await?
+        } else {
+            Vec::new()
+        };
+        let credits = self.flow.credits(&session.access_token).await.ok();
+        let account = self
+            .modify(id, |a| {
+                settings.apply_to(a);
+                if a.projects.is_empty() {
+                    a.projects = projects.clone();
+                }
+                a.st = st.clone();
+                a.at = Some(session.access_token.clone());
+                a.at_expires_ms = session.expires_ms;
+                if let Some(e) = &session.email {
+                    a.email = e.clone();
+                }
+                if let Some(c) = credits {
+                    a.credits = c.credits;
+                    a.tier = c.tier;
+                }
+                a.active = true;
+                a.status_reason = None;
+                a.status_at_ms = None;
+            })
+            .await?;
+        self.seed_token(&account).await;
         Ok(account)
     }
 
@@ -223,22 +234,27 @@ impl AccountPool {
                 .deactivate(id, "disabled: by the admin".to_owned())
                 .await;
         }
-        let mut account = self.get(id).await?;
-        account.active = true;
-        account.status_reason = None;
-        account.status_at_ms = None;
-        self.save(&account).await?;
+        let account = self
+            .modify(id, |a| {
+                a.active = true;
+                a.status_reason = None;
+                a.status_at_ms = None;
+            })
+            .await?;
         let _ = self.coordinator.apply(id, AccountCommand::Reset).await;
         Ok(account)
     }
 
-    /// Deletes an account (its Flow projects are left upstream).
+    /// Deletes an account (its Flow projects are left upstream). A change racing the delete
+    /// finds no record and writes nothing ([`AccountPool::modify`]): a deleted account never
+    /// comes back.
     ///
     /// # Errors
     /// Not found, storage failures.
     pub async fn delete(&self, id: &str) -> Result<(), PoolError> {
         let account = self.get(id).await?;
         self.storage.delete(&account.key()).await?;
+        self.reindex(Some(&account), None).await?;
         let _ = self
             .coordinator
             .apply(id, AccountCommand::InvalidateToken)
@@ -278,13 +294,9 @@ impl AccountPool {
                     continue;
                 }
             };
-            let existing = self
-                .list()
-                .await?
-                .into_iter()
-                .find(|a| !email.is_empty() && a.email.eq_ignore_ascii_case(&email));
+            let existing = self.holder_of_email(&email).await?;
             let result = match existing {
-                Some(a) => self.update(&a.id, Some(st), &settings).await.map(|_| false),
+                Some(id) => self.update(&id, Some(st), &settings).await.map(|_| false),
                 None => self.add(st, &settings).await.map(|_| true),
             };
             match result {

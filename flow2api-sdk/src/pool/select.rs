@@ -132,8 +132,7 @@ impl AccountPool {
         let mut backoff = Duration::from_millis(100);
         let mut first = true;
         loop {
-            let accounts = self.list().await?;
-            let candidates = eligible(accounts, kind, tier, model, exclude)?;
+            let candidates = self.candidates(kind, tier, model, exclude).await?;
             // Hints only on the first round: a waiting request must see slots free up at once.
             if let Some(lease) = self.try_candidates(candidates, kind, first).await? {
                 return Ok(lease);
@@ -150,6 +149,37 @@ impl AccountPool {
                 .min(Duration::from_millis(deadline - now));
             self.clock.sleep(wait).await;
             backoff = (backoff * 2).min(Duration::from_millis(1000));
+        }
+    }
+
+    /// A random sample of the accounts that may serve the request, from the index: the cost
+    /// does not grow with accounts that cannot serve it. Each record is read and checked
+    /// again (the index may lag a write); when none passes, every record is read once to say
+    /// why no account can serve the request (or to serve it anyway, if the index lagged).
+    async fn candidates(
+        &self,
+        kind: SlotKind,
+        tier: Tier,
+        model: &str,
+        exclude: &[String],
+    ) -> Result<Vec<Account>, PoolError> {
+        let mut ids = self.eligible_ids(kind, tier).await?;
+        ids.retain(|id| !exclude.contains(id));
+        shuffle(&mut ids);
+        // Twice the sample: some of it may turn out stale.
+        ids.truncate(SAMPLE * 2);
+        let keys: Vec<String> = ids.iter().map(|id| super::record_key(id)).collect();
+        let records = self
+            .storage
+            .get_many(&keys)
+            .await?
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| super::decode(&raw).ok())
+            .collect();
+        match eligible(records, kind, tier, model, exclude) {
+            Ok(found) => Ok(found),
+            Err(_) => eligible(self.list().await?, kind, tier, model, exclude),
         }
     }
 

@@ -27,14 +27,21 @@ pub struct RefreshReport {
     pub cooldowns_cleared: usize,
     /// Other failures.
     pub failed: usize,
+    /// Index keys rewritten or removed because they no longer matched the records.
+    pub index_repairs: usize,
 }
 
 impl std::fmt::Display for RefreshReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "checked={} refreshed={} expired={} cooldowns_cleared={} failed={}",
-            self.checked, self.refreshed, self.expired, self.cooldowns_cleared, self.failed
+            "checked={} refreshed={} expired={} cooldowns_cleared={} failed={} index_repairs={}",
+            self.checked,
+            self.refreshed,
+            self.expired,
+            self.cooldowns_cleared,
+            self.failed,
+            self.index_repairs
         )
     }
 }
@@ -152,18 +159,22 @@ impl AccountPool {
         token: &TokenState,
         credits: Option<Credits>,
     ) -> Result<(), PoolError> {
-        let mut record = self.get(&account.id).await?;
-        let previous_credits = record.credits;
-        record.at = Some(token.at.clone());
-        record.at_expires_ms = token.expires_ms;
-        if let Some(c) = credits {
-            record.credits = c.credits;
-            record.tier = c.tier;
-            if c.credits > 0 && (previous_credits <= 0 || c.credits > previous_credits) {
+        let mut previous_credits = None;
+        self.modify(&account.id, |record| {
+            previous_credits = Some(record.credits);
+            record.at = Some(token.at.clone());
+            record.at_expires_ms = token.expires_ms;
+            if let Some(c) = credits {
+                record.credits = c.credits;
+                record.tier = c.tier;
+            }
+        })
+        .await?;
+        if let (Some(c), Some(previous)) = (credits, previous_credits) {
+            if c.credits > 0 && (previous <= 0 || c.credits > previous) {
                 self.clear_quota_cooldown(&account.id).await;
             }
         }
-        self.save(&record).await?;
         Ok(())
     }
 
@@ -205,7 +216,10 @@ impl AccountPool {
     /// # Errors
     /// Storage failures listing accounts; per-account failures are counted, not returned.
     pub async fn refresh_due(&self) -> Result<RefreshReport, PoolError> {
-        let mut report = RefreshReport::default();
+        let mut report = RefreshReport {
+            index_repairs: self.repair_index().await?,
+            ..RefreshReport::default()
+        };
         for account in self.list().await?.into_iter().filter(|a| a.active) {
             report.checked += 1;
             let Ok(status) = self.status(&account.id).await else {
@@ -256,11 +270,12 @@ impl AccountPool {
                         {
                             report.cooldowns_cleared += 1;
                         }
-                        if let Ok(mut record) = self.get(&account.id).await {
-                            record.credits = c.credits;
-                            record.tier = c.tier;
-                            let _ = self.save(&record).await;
-                        }
+                        let _ = self
+                            .modify(&account.id, |record| {
+                                record.credits = c.credits;
+                                record.tier = c.tier;
+                            })
+                            .await;
                     }
                 }
             }

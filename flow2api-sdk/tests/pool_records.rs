@@ -1,0 +1,293 @@
+//! Account records under racing writers, and the index that keeps selection's cost flat: no
+//! update lost, a deleted account never back, the same reads with 1 account or with hundreds
+//! more disabled, a damaged index repaired.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use flow2api_sdk::memory::MemoryStorage;
+use flow2api_sdk::pool::PoolError;
+use flow2api_sdk::seams::{
+    boxed, BoxFuture, Bytes, Capabilities, Expect, ListPage, Storage, StorageError,
+};
+use flow2api_sdk::testing::{FakeAccount, FakeFlow};
+use serde_json::json;
+
+/// Memory storage that yields to other tasks before each operation (so racing writers
+/// really interleave between their read and their write) and counts what it is asked.
+struct Racy {
+    inner: MemoryStorage,
+    ops: AtomicUsize,
+}
+
+impl Racy {
+    fn ops(&self) -> usize {
+        self.ops.load(Ordering::SeqCst)
+    }
+}
+
+impl Storage for Racy {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        boxed(async move {
+            tokio::task::yield_now().await;
+            self.inner.get(key).await
+        })
+    }
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        boxed(async move {
+            tokio::task::yield_now().await;
+            self.inner.put(key, value, ttl).await
+        })
+    }
+    fn put_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        expect: Expect,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        boxed(async move {
+            tokio::task::yield_now().await;
+            self.inner.put_if(key, value, ttl, expect).await
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        boxed(async move {
+            tokio::task::yield_now().await;
+            self.inner.delete(key).await
+        })
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        boxed(async move {
+            tokio::task::yield_now().await;
+            self.inner.list(prefix, limit, cursor).await
+        })
+    }
+    fn get_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Bytes>>, StorageError>> {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        boxed(async move {
+            tokio::task::yield_now().await;
+            self.inner.get_many(keys).await
+        })
+    }
+}
+
+/// The gateway over a `Racy` store, logged in, with one Ultra account; the store.
+async fn racy_harness() -> (Harness, Arc<Racy>) {
+    let clock = Arc::new(TokioClock::new());
+    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
+    let mut acct = FakeAccount::new(ST, "alice@example.com");
+    acct.tier = "PAYGATE_TIER_TWO".to_owned();
+    fake.add_account(acct);
+    let storage = Arc::new(Racy {
+        inner: MemoryStorage::new(clock.clone()),
+        ops: AtomicUsize::new(0),
+    });
+    let app = builder(config(&[], &fake), &fake, clock.clone())
+        .storage(storage.clone())
+        .build()
+        .unwrap();
+    let mut h = Harness {
+        app,
+        fake,
+        admin: String::new(),
+        clock,
+    };
+    let login = h
+        .call(
+            "POST",
+            "/api/login",
+            &[],
+            Some(json!({"username": "admin", "password": "secret-pw"})),
+        )
+        .await;
+    h.admin = login.json()["token"].as_str().unwrap().to_owned();
+    let added = h
+        .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text());
+    (h, storage)
+}
+
+fn first_id(h: &Harness) -> impl std::future::Future<Output = String> + '_ {
+    async move {
+        let list = h.app.pool().list().await.unwrap();
+        list[0].id.clone()
+    }
+}
+
+#[tokio::test]
+async fn racing_edits_all_land() {
+    let (h, _) = racy_harness().await;
+    let pool = h.app.pool();
+    let id = first_id(&h).await;
+    // Twenty writers, each adding its own mark to the remark, all reading before any writes.
+    let edits = (0..20).map(|i| {
+        let pool = pool.clone();
+        let id = id.clone();
+        async move {
+            pool.modify(&id, |a| a.remark.push_str(&format!("<{i}>")))
+                .await
+                .unwrap()
+        }
+    });
+    futures::future::join_all(edits).await;
+    let remark = pool.get(&id).await.unwrap().remark;
+    for i in 0..20 {
+        assert!(
+            remark.contains(&format!("<{i}>")),
+            "edit {i} lost: {remark}"
+        );
+    }
+    // Admin edits and a background disable racing: both land.
+    let path = format!("/api/tokens/{id}");
+    let (a, b) = tokio::join!(
+        h.admin_call("PUT", &path, Some(json!({"remark": "from the admin"}))),
+        pool.deactivate(&id, "disabled: test".into()),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    b.unwrap();
+    let account = pool.get(&id).await.unwrap();
+    assert_eq!(account.remark, "from the admin");
+    assert!(!account.active);
+}
+
+#[tokio::test]
+async fn a_deleted_account_never_comes_back() {
+    let (h, _) = racy_harness().await;
+    let pool = h.app.pool();
+    let id = first_id(&h).await;
+    let writers = (0..10).map(|i| {
+        let pool = pool.clone();
+        let id = id.clone();
+        async move {
+            let _ = if i % 2 == 0 {
+                pool.set_active(&id, true).await
+            } else {
+                pool.modify(&id, |a| a.remark = format!("w{i}")).await
+            };
+        }
+    });
+    let delete = async {
+        tokio::task::yield_now().await;
+        pool.delete(&id).await.unwrap();
+    };
+    tokio::join!(futures::future::join_all(writers), delete);
+    // Writers that lost the race found nothing to change.
+    assert!(matches!(pool.get(&id).await, Err(PoolError::NotFound(_))));
+    assert!(matches!(
+        pool.modify(&id, |a| a.remark.clear()).await,
+        Err(PoolError::NotFound(_))
+    ));
+    assert!(pool.list().await.unwrap().is_empty());
+    let r = h
+        .chat(
+            json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("a cat"))}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    // And the same ST can be added again, as a new account.
+    let again = h
+        .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+}
+
+#[tokio::test]
+async fn selection_reads_the_same_with_hundreds_of_disabled_accounts() {
+    let (h, storage) = racy_harness().await;
+    let body =
+        json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("a cat"))});
+    // Warm: the token is fresh and the index built.
+    assert_eq!(h.chat(body.clone()).await.status, 200);
+    let before = storage.ops();
+    assert_eq!(h.chat(body.clone()).await.status, 200);
+    let alone = storage.ops() - before;
+
+    let pool = h.app.pool();
+    let template = pool.list().await.unwrap()[0].clone();
+    for i in 0..300 {
+        let mut a = template.clone();
+        a.id = format!("off{i:04}");
+        a.st = flow2api_sdk::Secret::new(format!("st-off-{i}"));
+        a.email = format!("off{i}@example.com");
+        a.active = false;
+        a.status_reason = Some("disabled: by the admin".into());
+        storage
+            .inner
+            .put(
+                &format!("account:{}", a.id),
+                Bytes::from(serde_json::to_vec(&a).unwrap()),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    // Written behind the pool's back: the background pass puts them in the index.
+    let report = pool.refresh_due().await.unwrap();
+    assert_eq!(report.index_repairs, 600, "{report}");
+    let before = storage.ops();
+    assert_eq!(h.chat(body).await.status, 200);
+    let crowded = storage.ops() - before;
+    assert_eq!(
+        alone, crowded,
+        "storage operations per image: {alone} alone, {crowded} with 300 disabled accounts"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_index_is_repaired_and_selection_never_trusts_it() {
+    let (h, storage) = racy_harness().await;
+    let pool = h.app.pool();
+    let id = first_id(&h).await;
+    let body =
+        json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("a cat"))});
+    // The account's eligibility key lost: the request still finds it (from the records)…
+    storage
+        .inner
+        .delete(&format!("index:v1:image:ultra:{id}"))
+        .await
+        .unwrap();
+    // …and a stale key for an account that is gone leads nowhere.
+    storage
+        .inner
+        .put("index:v1:image:ultra:ghost", Bytes::new(), None)
+        .await
+        .unwrap();
+    let r = h.chat(body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = pool.refresh_due().await.unwrap();
+    assert_eq!(report.index_repairs, 2, "{report}");
+    assert_eq!(pool.refresh_due().await.unwrap().index_repairs, 0);
+    assert!(storage
+        .inner
+        .get(&format!("index:v1:image:ultra:{id}"))
+        .await
+        .unwrap()
+        .is_some());
+}
