@@ -164,6 +164,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("SELECTION_STRATEGY", Accepts::OneOf(&["least_loaded", "round_robin", "credit_aware"]), Some("least_loaded"), "How an account is picked (the original's default and polling are accepted as aliases)."),
     setting("CREDIT_FLOOR", int(0, 1_000_000_000), Some("0"), "With credit_aware, skip accounts with fewer credits."),
     setting("PROJECT_POOL_SIZE", int(1, 50), Some("4"), "Flow projects per account, used in turn."),
+    setting("IMPORT_BATCH_SIZE", int(1, 500), Some("10"), "Accounts a bulk import adds per step; larger imports answer 202 and go on in the background."),
     setting("ACCOUNT_CACHE_TTL", secs(0.0, 60.0), Some("2"), "Seconds a host may cache the account list."),
     setting("MAX_REQUEST_BYTES", int(1 << 16, 1 << 30), Some("67108864"), "Largest request body in bytes (413 beyond); announced lengths are refused before the body is read."),
     setting("IMAGE_FETCH_TIMEOUT", secs(1.0, 600.0), Some("30"), "Seconds for fetching every image URL of one request, together."),
@@ -491,6 +492,10 @@ pub struct Config {
     pub credit_floor: i64,
     /// `PROJECT_POOL_SIZE` (default 4, 1–50): Flow projects per account, used round-robin.
     pub project_pool_size: usize,
+    /// `IMPORT_BATCH_SIZE` (default 10, 1–500): accounts one step of a bulk import adds; an
+    /// import of more answers 202 and goes on in the background, one batch per step (at the
+    /// edge each step is its own invocation, with its own subrequest budget).
+    pub import_batch_size: usize,
     /// `ACCOUNT_CACHE_TTL` (seconds, default 2): how long a host may cache the account list.
     pub account_cache_ttl: Duration,
     /// `MAX_REQUEST_BYTES` (default 64 MiB): the largest request body.
@@ -574,6 +579,7 @@ impl Config {
                 .unwrap_or_default(),
             credit_floor: r.int("CREDIT_FLOOR"),
             project_pool_size: r.int("PROJECT_POOL_SIZE") as usize,
+            import_batch_size: r.int("IMPORT_BATCH_SIZE") as usize,
             account_cache_ttl: r.secs("ACCOUNT_CACHE_TTL"),
             max_request_bytes: r.int("MAX_REQUEST_BYTES") as usize,
             image_fetch_timeout: r.secs("IMAGE_FETCH_TIMEOUT"),

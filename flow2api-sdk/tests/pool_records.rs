@@ -291,3 +291,87 @@ async fn a_damaged_index_is_repaired_and_selection_never_trusts_it() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn a_large_import_answers_202_and_goes_on_in_batches() {
+    let h = harness_with(
+        &[("IMPORT_BATCH_SIZE", "3"), ("PROJECT_POOL_SIZE", "1")],
+        Some("PAYGATE_TIER_TWO"),
+    )
+    .await;
+    let mut items = Vec::new();
+    for i in 0..8 {
+        let st = format!("st-import-{i}-0123456789abcdef");
+        let mut acct = FakeAccount::new(&st, &format!("imp{i}@example.com"));
+        acct.tier = "PAYGATE_TIER_TWO".to_owned();
+        h.fake.add_account(acct);
+        items.push(json!({"session_token": st, "video_enabled": i % 2 == 0, "is_active": i != 7}));
+    }
+    items.push(json!({"session_token": "st-nobody-knows-this-one"}));
+    items.push(json!({"remark": "no token"}));
+    let r = h
+        .admin_call("POST", "/api/tokens/import", Some(json!({"tokens": items})))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let started = r.json();
+    assert_eq!(started["total"], 10);
+    assert_eq!(started["status"], "running");
+    assert!(started.get("pieces").is_none(), "{started}");
+    let id = started["import_id"].as_str().unwrap().to_owned();
+
+    let mut progress = started;
+    for _ in 0..200 {
+        if progress["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = h
+            .admin_call("GET", &format!("/api/tokens/import/{id}"), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        progress = r.json();
+    }
+    assert_eq!(progress["status"], "done", "{progress}");
+    assert_eq!(progress["done"], 10);
+    assert_eq!(progress["added"], 8, "{progress}");
+    assert_eq!(progress["updated"], 0);
+    let errors = progress["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{progress}");
+    assert!(
+        errors[0].as_str().unwrap().starts_with("item 9:"),
+        "{progress}"
+    );
+    assert!(
+        errors[1].as_str().unwrap().starts_with("item 10:"),
+        "{progress}"
+    );
+    assert!(
+        !progress.to_string().contains("st-nobody"),
+        "no secrets in progress"
+    );
+
+    let accounts = h.accounts().await;
+    assert_eq!(accounts.len(), 9);
+    assert_eq!(accounts["imp1@example.com"]["video_enabled"], false);
+    assert_eq!(accounts["imp2@example.com"]["video_enabled"], true);
+    // As exported: a disabled account comes back disabled.
+    assert_eq!(accounts["imp7@example.com"]["is_active"], false);
+    assert_eq!(accounts["imp6@example.com"]["is_active"], true);
+    // Unknown or malformed ids are 404.
+    for bad in ["import_00ff", "nope", "import_../x"] {
+        let r = h
+            .admin_call("GET", &format!("/api/tokens/import/{bad}"), None)
+            .await;
+        assert_eq!(r.status, 404, "{bad}: {}", r.text());
+    }
+    // A small import keeps the original's synchronous answer.
+    let r = h
+        .admin_call(
+            "POST",
+            "/api/tokens/import",
+            Some(json!({"tokens": [{"session_token": "st-import-1-0123456789abcdef"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["updated"], 1);
+}

@@ -7,6 +7,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::pool::import::ImportProgress;
 use crate::pool::records::{AccountSettings, ImportItem};
 use crate::pool::{Account, AccountStatus, PoolError};
 use crate::seams::Bytes;
@@ -337,6 +338,7 @@ impl AppInner {
                     ["settings"]
                 )
                 | (&Method::POST, ["tokens", "import"])
+                | (&Method::GET, ["tokens", "import", _])
                 | (&Method::GET, ["tokens", "export"])
                 | (&Method::POST, ["tokens", "refresh-due"])
                 | (&Method::PUT | &Method::DELETE, ["tokens", _])
@@ -397,6 +399,22 @@ impl AppInner {
             }
             (&Method::POST, ["tokens", "import"]) => {
                 let body: ImportBody = parse_json(req.body())?;
+                if body.tokens.len() > pool.settings().import_batch_size {
+                    // Too many for one request (at the edge: its subrequests): stored and
+                    // carried on by the job runner, one batch per step.
+                    let progress = pool
+                        .start_import(&body.tokens)
+                        .await
+                        .map_err(PoolError::from)?;
+                    self.runner
+                        .schedule(&progress.import_id, Duration::ZERO)
+                        .await
+                        .map_err(PoolError::from)?;
+                    return Ok(json_response(
+                        StatusCode::ACCEPTED,
+                        Bytes::from(import_view(&progress).to_string()),
+                    ));
+                }
                 let report = pool.import(body.tokens).await?;
                 let failed = report.errors.len();
                 Ok(ok(json!({
@@ -406,6 +424,12 @@ impl AppInner {
                     "errors": if failed == 0 { Value::Null } else { json!(report.errors) },
                     "message": format!("Import finished: {} added, {} updated, {failed} failed.", report.added, report.updated),
                 })))
+            }
+            (&Method::GET, ["tokens", "import", id]) => {
+                match pool.import_progress(id).await.map_err(PoolError::from)? {
+                    Some(progress) => Ok(ok(import_view(&progress))),
+                    None => Err(ApiError::not_found(format!("No import with id {id}."))),
+                }
             }
             (&Method::GET, ["tokens", "export"]) => {
                 let items = pool.export().await?;
@@ -420,6 +444,7 @@ impl AppInner {
                     "expired": r.expired,
                     "cooldowns_cleared": r.cooldowns_cleared,
                     "failed": r.failed,
+                    "index_repairs": r.index_repairs,
                 })))
             }
             (&Method::PUT, ["tokens", id]) => {
@@ -512,6 +537,20 @@ impl AppInner {
             "created_at": util::format_rfc3339(a.created_at_ms),
         })
     }
+}
+
+/// A background import's progress as the admin API shows it.
+fn import_view(p: &ImportProgress) -> Value {
+    json!({
+        "success": true,
+        "import_id": p.import_id,
+        "status": p.status,
+        "total": p.total,
+        "done": p.done,
+        "added": p.added,
+        "updated": p.updated,
+        "errors": p.errors,
+    })
 }
 
 fn session_storage_unavailable() -> ApiError {

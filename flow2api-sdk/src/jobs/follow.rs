@@ -127,13 +127,17 @@ impl Jobs {
         }
     }
 
-    /// Asks `runner` to schedule every unfinished job again (a restarted process calls this
-    /// once); how many were scheduled.
+    /// Asks `runner` to schedule every unfinished job and account import again (a restarted
+    /// process calls this once); how many were scheduled.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn resume(&self, runner: &dyn JobRunner) -> Result<usize, StorageError> {
         let mut n = 0;
+        for id in self.pool.unfinished_imports().await? {
+            runner.schedule(&id, Duration::ZERO).await?;
+            n += 1;
+        }
         for id in self.ids().await? {
             if let Some(r) = self.get_stored(&id).await? {
                 if !r.status.is_terminal() {

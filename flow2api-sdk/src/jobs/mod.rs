@@ -440,6 +440,11 @@ impl Jobs {
     /// # Errors
     /// Storage failures (the driver retries later); everything else ends up in the record.
     pub async fn step(&self, id: &str) -> Result<StepOutcome, StorageError> {
+        // The runner also carries the pool's background imports, one batch per step.
+        if crate::pool::import::is_import_id(id) {
+            let next = self.pool.import_step(id).await?;
+            return Ok(StepOutcome { next, record: None });
+        }
         let Some((mut record, read)) = self.get_raw(id).await? else {
             return Ok(StepOutcome::gone());
         };

@@ -3,11 +3,13 @@
 //! generation.
 //!
 //! - [`records`]: add (by ST or bulk import), update, enable, disable, delete, export.
+//! - [`import`]: bulk imports too large for one request, one batch per step.
 //! - [`index`]: which accounts may serve each kind and tier, who holds an ST or an email.
 //! - [`select`]: selection strategies, slot leases, waiting for a free slot.
 //! - [`tokens`]: single-flight access-token refresh, credits, background refresh.
 //! - [`state`]: the per-account rule every coordinator applies.
 
+pub mod import;
 pub mod index;
 pub mod loads;
 pub mod records;
@@ -291,6 +293,8 @@ pub struct PoolSettings {
     pub rate_limit_cooldown: Duration,
     /// Projects per account.
     pub project_pool_size: usize,
+    /// Accounts one step of a bulk import adds.
+    pub import_batch_size: usize,
 }
 
 impl From<&Config> for PoolSettings {
@@ -305,6 +309,7 @@ impl From<&Config> for PoolSettings {
             quota_cooldown: c.quota_cooldown,
             rate_limit_cooldown: c.rate_limit_cooldown,
             project_pool_size: c.project_pool_size,
+            import_batch_size: c.import_batch_size,
         }
     }
 }

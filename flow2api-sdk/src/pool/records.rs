@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::flow::FlowError;
+use crate::flow::{FlowError, Session};
 use crate::models::Tier;
+use crate::seams::StorageError;
 use crate::secret::Secret;
 use crate::util;
 
@@ -59,7 +60,7 @@ pub struct ImportItem {
     pub email: Option<String>,
     /// The session token (required).
     pub session_token: Option<Secret>,
-    /// Whether the account is active (export only).
+    /// Whether the account is active: `false` imports it disabled (as exported).
     pub is_active: Option<bool>,
     /// Serves images.
     pub image_enabled: Option<bool>,
@@ -99,6 +100,16 @@ impl AccountPool {
             return Err(PoolError::Duplicate(existing));
         }
         let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        self.add_exchanged(st, session, settings).await
+    }
+
+    /// [`add`](Self::add) once the ST was exchanged.
+    async fn add_exchanged(
+        &self,
+        st: Secret,
+        session: Session,
+        settings: &AccountSettings,
+    ) -> Result<Account, PoolError> {
         let credits = self.flow.credits(&session.access_token).await.ok();
         let now = self.clock.now_ms();
         let projects = self
@@ -270,42 +281,73 @@ impl AccountPool {
     pub async fn import(&self, items: Vec<ImportItem>) -> Result<ImportReport, PoolError> {
         let mut report = ImportReport::default();
         for (i, item) in items.into_iter().enumerate() {
-            let Some(st) = item
-                .session_token
-                .clone()
-                .filter(|s| !s.expose().trim().is_empty())
-            else {
-                report
-                    .errors
-                    .push(format!("item {}: session_token is required", i + 1));
-                continue;
-            };
-            let settings = AccountSettings {
-                remark: item.remark.clone(),
-                image_enabled: item.image_enabled,
-                video_enabled: item.video_enabled,
-                image_concurrency: item.image_concurrency,
-                video_concurrency: item.video_concurrency,
-            };
-            let email = match self.flow.session(&st).await {
-                Ok(s) => s.email.unwrap_or_default(),
-                Err(e) => {
-                    report.errors.push(format!("item {}: {}", i + 1, short(&e)));
-                    continue;
-                }
-            };
-            let existing = self.holder_of_email(&email).await?;
-            let result = match existing {
-                Some(id) => self.update(&id, Some(st), &settings).await.map(|_| false),
-                None => self.add(st, &settings).await.map(|_| true),
-            };
-            match result {
-                Ok(true) => report.added += 1,
-                Ok(false) => report.updated += 1,
-                Err(e) => report.errors.push(format!("item {}: {e}", i + 1)),
-            }
+            self.import_one(i + 1, item, &mut report).await?;
         }
         Ok(report)
+    }
+
+    /// Imports item number `n` (from 1) into `report`: its failures are reported there, only
+    /// storage failures end the import.
+    pub(crate) async fn import_one(
+        &self,
+        n: usize,
+        item: ImportItem,
+        report: &mut ImportReport,
+    ) -> Result<(), StorageError> {
+        let Some(st) = item
+            .session_token
+            .clone()
+            .filter(|s| !s.expose().trim().is_empty())
+        else {
+            report
+                .errors
+                .push(format!("item {n}: session_token is required"));
+            return Ok(());
+        };
+        let st = Secret::new(st.expose().trim());
+        let settings = AccountSettings {
+            remark: item.remark.clone(),
+            image_enabled: item.image_enabled,
+            video_enabled: item.video_enabled,
+            image_concurrency: item.image_concurrency,
+            video_concurrency: item.video_concurrency,
+        };
+        let session = match self.flow.session(&st).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(format!("item {n}: {}", short(&e)));
+                return Ok(());
+            }
+        };
+        let email = session.email.clone().unwrap_or_default();
+        let result = match self.holder_of_email(&email).await? {
+            Some(id) => self
+                .update(&id, Some(st), &settings)
+                .await
+                .map(|a| (false, a.id)),
+            None => match self.holder_of(&st).await? {
+                Some(id) => Err(PoolError::Duplicate(id)),
+                None => self
+                    .add_exchanged(st, session, &settings)
+                    .await
+                    .map(|a| (true, a.id)),
+            },
+        };
+        // `is_active: false` (as the export writes it for a disabled account) comes back
+        // disabled; an import never disables an account the admin had on otherwise.
+        let result = match result {
+            Ok((added, id)) if item.is_active == Some(false) => {
+                self.set_active(&id, false).await.map(|_| added)
+            }
+            other => other.map(|(added, _)| added),
+        };
+        match result {
+            Ok(true) => report.added += 1,
+            Ok(false) => report.updated += 1,
+            Err(PoolError::Storage(e)) => return Err(e),
+            Err(e) => report.errors.push(format!("item {n}: {e}")),
+        }
+        Ok(())
     }
 
     /// Every account in the import format, for moving accounts between deployments.
