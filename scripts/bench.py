@@ -5,7 +5,9 @@
   * GET /v1/models requests per second at 64 connections (wrk, 2 threads, 10 s);
   * server CPU per streamed image generation at 16 concurrent requests
     (process CPU time from /proc divided by completed requests);
-  * the gzip size `wrangler deploy --dry-run` reports.
+  * the gzip size `wrangler deploy --dry-run` reports;
+  * the pool-size ratio: CPU per image with 1 account, then with BENCH_POOL (10,000) more
+    disabled accounts imported in one call, on one server (native and workerd; target <= 1.2).
 
 Run with `bash scripts/bench.sh` (it builds what is needed first).
 Targets: native <= 0.5 ms CPU/image and >= 28,000 req/s; gzip <= 1 MiB; workerd CPU per image
@@ -13,7 +15,7 @@ Targets: native <= 0.5 ms CPU/image and >= 28,000 req/s; gzip <= 1 MiB; workerd 
 one needs (scripts/bench-floor/index.js: a Durable Object slot taken and released with storage
 writes, the captcha task created and polled, the generate call and its JSON, the SSE chunks),
 under `wrangler dev` like ours. workerd CPU counts both workerd processes `wrangler dev` runs.
-`python scripts/bench.py worker` runs the worker and its floor only. Image figures are
+`python scripts/bench.py worker` runs the worker and its floor only, `... pool` the pool-size ratio only. Image figures are
 measured over BENCH_ROUNDS rounds (default 5); see bench_native and bench_worker.
 
 """
@@ -257,18 +259,18 @@ def nobuild_config(state):
     return path
 
 
-def start_ours(fake_base, state):
+def start_ours(fake_base, state, extra=None, accounts=4):
     port = free_port()
     args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--config", nobuild_config(state),
             "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
             "--persist-to", state, "--log-level", "warn"]
-    for k, v in settings(fake_base).items():
+    for k, v in dict(settings(fake_base), **(extra or {})).items():
         args += ["--var", f"{k}:{v}"]
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
     wrangler = start(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/health", timeout=600)
-    add_accounts(base, fake_base, "worker")
+    add_accounts(base, fake_base, "worker", n=accounts)
     return wrangler, base
 
 
@@ -342,6 +344,69 @@ def bench_worker(results):
         shutil.rmtree(floor_state, ignore_errors=True)
 
 
+POOL = int(os.environ.get("BENCH_POOL", "10000"))
+IMAGES_POOL = int(os.environ.get("BENCH_IMAGES_POOL", "200"))
+
+
+def import_disabled(base, fake, n):
+    """`n` accounts imported disabled in one call (202, then the job runner), waited for."""
+    token = http("POST", f"{base}/api/login", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
+    auth = {"authorization": f"Bearer {token}"}
+    items = []
+    for i in range(n):
+        st = f"st-bench-off-{i}-{os.getpid()}-0123456789"
+        items.append({"st": st, "email": f"off{i}@bench.test", "tier": "PAYGATE_TIER_TWO"})
+    for it in items:
+        http("POST", f"{fake}/_fake/accounts", it)
+    tokens = [{"session_token": it["st"], "is_active": False} for it in items]
+    started = http("POST", f"{base}/api/tokens/import", {"tokens": tokens}, auth, timeout=300)
+    t0 = time.time()
+    while True:
+        p = http("GET", f"{base}/api/tokens/import/{started['import_id']}", headers=auth)
+        if p["status"] == "done":
+            break
+        time.sleep(1)
+    assert p["added"] == n and not p["errors"], {k: p[k] for k in ("added", "updated", "done")}
+    return time.time() - t0
+
+
+def pool_rounds(base, pids):
+    return min(measure_images(base, pids, IMAGES_POOL)[1] for _ in range(ROUNDS))
+
+
+def bench_pool(results, kind):
+    """CPU per image on one server with 1 account, then with POOL more, disabled: the best of
+    ROUNDS rounds each (the import between them cannot be undone to alternate)."""
+    fake, fake_base = start_fake()
+    state = tempfile.mkdtemp(prefix=f"flow2api-bench-pool-{kind}-")
+    server = None
+    extra = {"PROJECT_POOL_SIZE": "1", "IMPORT_BATCH_SIZE": "500" if kind == "native" else "50"}
+    try:
+        if kind == "native":
+            port = free_port()
+            env = dict(os.environ, **settings(fake_base), **extra, LISTEN_ADDR=f"127.0.0.1:{port}",
+                       LOG_REQUESTS="0", DATA_DIR=state)
+            server = start([f"{ROOT}/target/release/flow2api-server"], env=env, stdout=subprocess.DEVNULL)
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/health")
+            add_accounts(base, fake_base, "pool", n=1)
+            pids = [server.pid]
+        else:
+            server, base = start_ours(fake_base, state, extra=extra, accounts=1)
+            pids = by_name(descendants(server.pid), "workerd")
+        alone = pool_rounds(base, pids)
+        import_s = import_disabled(base, fake_base, POOL)
+        crowded = pool_rounds(base, pids)
+        results[f"pool_{kind}"] = dict(accounts_disabled=POOL, import_seconds=round(import_s, 1),
+                                       cpu_ms_per_image_alone=alone, cpu_ms_per_image_crowded=crowded,
+                                       ratio=round(crowded / alone, 3))
+    finally:
+        if server is not None:
+            stop(server)
+        stop(fake)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def dry_run_size(results):
     out = subprocess.run(
         [f"{ROOT}/node_modules/.bin/wrangler", "deploy", "--dry-run", "--outdir", tempfile.mkdtemp()],
@@ -353,13 +418,16 @@ def dry_run_size(results):
 
 def main():
     results = {}
-    which = sys.argv[1:] or ["native", "worker", "size"]
+    which = sys.argv[1:] or ["native", "worker", "size", "pool"]
     if "native" in which:
         bench_native(results)
     if "worker" in which:
         bench_worker(results)
     if "size" in which:
         dry_run_size(results)
+    if "pool" in which:
+        bench_pool(results, "native")
+        bench_pool(results, "worker")
     print(json.dumps(results, indent=2))
     n, w, f = results.get("native"), results.get("worker"), results.get("floor")
     print()
@@ -380,6 +448,13 @@ def main():
               f"(target <= 1.2)  rounds {results.get('ratio_rounds')}")
     if "dry_run" in results and "gzip" in results["dry_run"]:
         print(f"wrangler deploy --dry-run   {results['dry_run']['gzip']:>10} gzip (target <= 1024 KiB)")
+    for kind in ("native", "worker"):
+        p = results.get(f"pool_{kind}")
+        if p:
+            print(f"{kind:<7} pool-size ratio     {p['ratio']:>10.2f}         (target <= 1.2)  "
+                  f"{p['cpu_ms_per_image_alone']:.3f} ms/image with 1 account, "
+                  f"{p['cpu_ms_per_image_crowded']:.3f} ms with {p['accounts_disabled']} more disabled "
+                  f"(imported in {p['import_seconds']} s)")
 
 
 if __name__ == "__main__":

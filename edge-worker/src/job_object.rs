@@ -115,8 +115,14 @@ impl JobObject {
                     self.publish(record);
                 }
                 let _ = storage.delete(JOB_FAILURES_KEY).await;
+                // The runner also steps account imports (`import_…` ids), which have no record.
+                let what = if id.starts_with("import_") {
+                    "import"
+                } else {
+                    "video-job"
+                };
                 console_log!(
-                    "video-job step id={id} revision={} subrequests={} next_ms={}",
+                    "{what} step id={id} revision={} subrequests={} next_ms={}",
                     outcome.revision(),
                     subrequests.get(),
                     outcome.next.map_or(-1, |d| d.as_millis() as i64)
