@@ -18,6 +18,7 @@ use crate::jobs::{JobRecord, JobStatus};
 use crate::models::ResolveHints;
 use crate::seams::Bytes;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
@@ -112,6 +113,7 @@ pub(crate) async fn predict_long_running(
     req: Request<Bytes>,
     model_name: &str,
     flavour: Flavour,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let v: Value = serde_json::from_slice(req.body())
         .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
@@ -211,7 +213,9 @@ pub(crate) async fn predict_long_running(
         images_param: "instances",
     };
     let media_base = inner.public_base(&req);
-    let record = inner.start_video(ask, media_base.clone(), None).await?;
+    let record = inner
+        .start_video(ask, media_base.clone(), None, caller)
+        .await?;
     Ok(operation_response(&record, &media_base, &flavour))
 }
 
@@ -220,6 +224,7 @@ pub(crate) async fn fetch_predict_operation(
     inner: &AppInner,
     req: &Request<Bytes>,
     flavour: Flavour,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let v: Value = serde_json::from_slice(req.body())
         .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
@@ -228,7 +233,7 @@ pub(crate) async fn fetch_predict_operation(
         .and_then(Value::as_str)
         .ok_or_else(|| bad("`operationName` is required."))?;
     let id = name.rsplit('/').next().unwrap_or_default();
-    get_operation(inner, req, id, flavour).await
+    get_operation(inner, req, id, flavour, caller).await
 }
 
 /// `GET /v1beta/models/{model}/operations/{id}` (or `/v1beta/operations/{id}`).
@@ -237,8 +242,9 @@ pub(crate) async fn get_operation(
     req: &Request<Bytes>,
     id: &str,
     flavour: Flavour,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
-    let record = inner.read_job(id).await.map_err(|e| {
+    let record = inner.read_job(id, caller).await.map_err(|e| {
         if e.status == StatusCode::NOT_FOUND {
             ApiError::not_found(format!("Operation `{id}` not found."))
         } else {
