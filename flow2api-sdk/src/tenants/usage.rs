@@ -250,22 +250,38 @@ impl Tenants {
     /// # Errors
     /// Storage failures (the lease then lapses by itself).
     pub async fn finish(&self, admitted: &Admitted, outcome: Outcome) -> Result<(), StorageError> {
+        let id = &admitted.tenant_id;
+        let day = day_of(self.now_ms());
+        // Both records in one read (one call to the tenant's object at the edge).
+        let keys = [usage_key(id, &day), leases_key(id)];
+        let mut got = self.store.get_many(&keys).await?.into_iter();
+        let (counts, leases) = (got.next().flatten(), got.next().flatten());
         if outcome != Outcome::Released {
-            self.count(&admitted.tenant_id, admitted.work, outcome)
-                .await?;
+            self.count(id, &day, counts, admitted.work, outcome).await?;
         }
         let lease_id = &admitted.lease_id;
-        self.edit_leases(&admitted.tenant_id, |leases| {
+        self.edit_leases_from(id, Some(leases), |leases| {
             leases.items.retain(|l| &l.id != lease_id);
         })
         .await
     }
 
-    async fn count(&self, id: &str, work: Work, outcome: Outcome) -> Result<(), StorageError> {
-        for _ in 0..MAX_CONFLICTS {
-            let day = day_of(self.now_ms());
-            let k = usage_key(id, &day);
-            let read = self.store.get(&k).await?;
+    /// Adds a generation to the counts of `day`, which held `read` when last read.
+    async fn count(
+        &self,
+        id: &str,
+        day: &str,
+        read: Option<Bytes>,
+        work: Work,
+        outcome: Outcome,
+    ) -> Result<(), StorageError> {
+        let k = usage_key(id, day);
+        let mut read = read;
+        for attempt in 0..MAX_CONFLICTS {
+            if attempt > 0 {
+                read = self.store.get(&k).await?;
+            }
+            let day = day.to_owned();
             let mut counts: DayUsage = read
                 .as_ref()
                 .map(|b| decode(b))
@@ -280,7 +296,15 @@ impl Tenants {
                     counts.video_seconds += u64::from(seconds);
                 }
             }
-            if write_back(&*self.store, &k, encode(&counts)?, Some(USAGE_TTL), read).await? {
+            if write_back(
+                &*self.store,
+                &k,
+                encode(&counts)?,
+                Some(USAGE_TTL),
+                read.clone(),
+            )
+            .await?
+            {
                 return Ok(());
             }
         }
@@ -288,9 +312,23 @@ impl Tenants {
     }
 
     async fn edit_leases(&self, id: &str, edit: impl Fn(&mut Leases)) -> Result<(), StorageError> {
+        self.edit_leases_from(id, None, edit).await
+    }
+
+    /// Edits the leases, starting from `first` when they were just read.
+    async fn edit_leases_from(
+        &self,
+        id: &str,
+        first: Option<Option<Bytes>>,
+        edit: impl Fn(&mut Leases),
+    ) -> Result<(), StorageError> {
         let k = leases_key(id);
+        let mut first = first;
         for _ in 0..MAX_CONFLICTS {
-            let read: Option<Bytes> = self.store.get(&k).await?;
+            let read: Option<Bytes> = match first.take() {
+                Some(r) => r,
+                None => self.store.get(&k).await?,
+            };
             let mut leases = read
                 .as_ref()
                 .map(|b| decode::<Leases>(b))
