@@ -399,3 +399,76 @@ async fn usage_counts_successes_and_failures_per_day() {
         .await;
     assert_eq!(unknown.status, 404);
 }
+
+/// Natively the keys live in the SQLite namespace `tenants`: a key made before a restart works
+/// after it, and a revoked one stays revoked.
+#[cfg(feature = "native")]
+#[tokio::test]
+async fn keys_survive_a_restart_of_the_native_host() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use flow2api_sdk::memory::ManualClock;
+    use flow2api_sdk::native::{Host, HostOptions, SqliteDb};
+    use flow2api_sdk::seams::list_all;
+    use flow2api_sdk::tenants::NewKey;
+    use flow2api_sdk::Config;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let env: HashMap<&str, &str> = [("API_KEY", "root-key")].into_iter().collect();
+        Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap()
+    };
+    let options = || HostOptions::in_memory().with_data_dir(dir.path());
+    let models = |host: &Host, key: &str| {
+        let req = http::Request::get("/v1/models")
+            .header("authorization", format!("Bearer {key}"))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let app = host.app().clone();
+        async move { app.handle(req).await.status().as_u16() }
+    };
+
+    let host = Host::open(config(), options()).await.unwrap();
+    let tenants = host.app().tenants();
+    let kept = tenants
+        .create(NewKey {
+            name: "kept".into(),
+            ..NewKey::default()
+        })
+        .await
+        .unwrap();
+    let revoked = tenants
+        .create(NewKey {
+            name: "revoked".into(),
+            ..NewKey::default()
+        })
+        .await
+        .unwrap();
+    tenants.delete(&revoked.tenant.id).await.unwrap();
+    assert_eq!(models(&host, kept.key.expose()).await, 200);
+    host.close().await.unwrap();
+
+    let host = Host::open(config(), options()).await.unwrap();
+    assert_eq!(models(&host, kept.key.expose()).await, 200);
+    assert_eq!(models(&host, revoked.key.expose()).await, 401);
+    assert_eq!(models(&host, "root-key").await, 200);
+    host.close().await.unwrap();
+
+    // In their own namespace of the database, hashed.
+    let db = SqliteDb::open(
+        dir.path().join("flow2api.db"),
+        Arc::new(ManualClock::new(0)),
+    )
+    .unwrap();
+    let keys = list_all(&db.storage("tenants"), "").await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| !k.contains(kept.key.expose())),
+        "{keys:?}"
+    );
+    assert!(list_all(&db.storage("sessions"), "apikey")
+        .await
+        .unwrap()
+        .is_empty());
+}

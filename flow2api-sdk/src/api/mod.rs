@@ -213,6 +213,12 @@ impl App {
         self.current().pool.clone()
     }
 
+    /// The tenant keys (what the `/api/keys` admin routes manage), for hosts and embedders
+    /// that hand out keys themselves.
+    pub fn tenants(&self) -> Tenants {
+        self.current().tenants.clone()
+    }
+
     /// Every setting with its current value (secrets masked) and where it comes from.
     ///
     /// # Errors
