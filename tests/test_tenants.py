@@ -202,6 +202,20 @@ def test_model_patterns(gw: Gateway):
         assert exc.value.status_code == 403 and exc.value.code == "model_not_allowed", exc.value.body
     with client(gw, gw.api_key) as root:
         assert len(list(root.models.list())) > len(ids)
+    # Gemini's list, through google-genai: the key's models only.
+    from google import genai
+    from google.genai import types
+    g = genai.Client(api_key=created["key"],
+                     http_options=types.HttpOptions(base_url=gw.base, api_version="v1beta"))
+    names = [m.name for m in g.models.list()]
+    assert "models/veo-3.1-fast-generate-preview" in names, names
+    assert "models/veo-3.1-generate-preview" not in names, names
+    assert all(n == "models/veo-3.1-fast-generate-preview" or n.startswith("models/veo_3_1_t2v_fast")
+               for n in names), names
+    root_names = [m.name for m in genai.Client(
+        api_key=gw.api_key,
+        http_options=types.HttpOptions(base_url=gw.base, api_version="v1beta")).models.list()]
+    assert "models/veo-3.1-generate-preview" in root_names and len(root_names) > len(names)
     r = gw.http.post("/v1beta/models/veo-3.1-generate-preview:predictLongRunning",
                      json={"instances": [{"prompt": "x"}]},
                      headers={"x-goog-api-key": created["key"]})

@@ -339,6 +339,43 @@ async fn model_patterns_limit_the_models() {
     );
     let all = h.api("GET", "/v1/models", None).await.json();
     assert!(all["data"].as_array().unwrap().len() > ids.len());
+    // Gemini's list too: the fast Gemini name (it resolves to a fast t2v model) and the
+    // fast t2v ids, nothing else.
+    let g = h
+        .call("GET", "/v1beta/models", &[("x-goog-api-key", &key)], None)
+        .await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    let names: Vec<String> = g.json()["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"models/veo-3.1-fast-generate-preview".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"models/veo-3.1-generate-preview".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "models/veo-3.1-fast-generate-preview"
+                || n.starts_with("models/veo_3_1_t2v_fast")),
+        "{names:?}"
+    );
+    let root = h
+        .call(
+            "GET",
+            "/v1beta/models",
+            &[("x-goog-api-key", API_KEY)],
+            None,
+        )
+        .await
+        .json();
+    assert!(root["models"].as_array().unwrap().len() > names.len() + 2);
 
     let refused = image(&h, &key).await;
     let v = assert_error(&refused, 403, Some("model_not_allowed"));

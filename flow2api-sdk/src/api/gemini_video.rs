@@ -1,6 +1,6 @@
 //! Gemini Veo (a client-facing API, see the README): `POST
 //! /v1beta/models/{model}:predictLongRunning` starts a job and answers a long-running operation;
-//! `GET /v1beta/{operation name}` reads it.
+//! `GET /v1beta/{operation name}` reads it; `GET /v1beta/models` lists what it serves.
 //!
 //! The same SDK (google-genai) sends video generation through Vertex AI: with
 //! `vertexai=True`, an API key and the gateway as `base_url`, it calls
@@ -105,6 +105,43 @@ fn image_bytes(v: &Value, what: &str, max: usize) -> Result<Bytes, ApiError> {
         return Err(too_large());
     }
     Ok(Bytes::from(bytes))
+}
+
+/// The Gemini names of Veo 3.1 that `predictLongRunning` takes besides Flow's own ids.
+const GEMINI_VIDEO_MODELS: [&str; 3] = [
+    "veo-3.1-generate-preview",
+    "veo-3.1-fast-generate-preview",
+    "veo-3.1-lite-generate-preview",
+];
+
+/// `GET /v1beta/models`: the models `predictLongRunning` serves (the Gemini Veo names, then
+/// every Flow video id), in one page; for a tenant's key only those its patterns allow (a
+/// Gemini name by the Flow model a text prompt resolves it to).
+pub(crate) fn list_models(caller: &Caller) -> Response<Body> {
+    let allowed = |id: &str| caller.tenant().is_none_or(|t| t.allows_model(id));
+    let entry = |name: &str, description: String| {
+        json!({
+            "name": format!("models/{name}"),
+            "version": "3.1",
+            "displayName": name,
+            "description": description,
+            "supportedGenerationMethods": ["predictLongRunning"],
+        })
+    };
+    let gemini = GEMINI_VIDEO_MODELS.iter().filter_map(|name| {
+        let alias = flow_alias(name, 0, false)?;
+        let model = resolve_video_model(alias, &ResolveHints::default(), None, None).ok()?;
+        allowed(model.id).then(|| entry(name, format!("Veo 3.1 on Google Flow ({alias})")))
+    });
+    let flow = crate::models::video_models()
+        .iter()
+        .filter(|m| allowed(m.id))
+        .map(|m| entry(m.id, m.description()));
+    let models: Vec<Value> = gemini.chain(flow).collect();
+    json_response(
+        StatusCode::OK,
+        Bytes::from(json!({ "models": models }).to_string()),
+    )
 }
 
 /// `POST /v1beta/models/{model}:predictLongRunning`.

@@ -616,6 +616,9 @@ impl AppInner {
                 }
                 _ => Err(not_found()),
             },
+            (&Method::GET, ["models"]) if prefix.is_empty() => {
+                Ok(gemini_video::list_models(caller))
+            }
             (&Method::GET, ["models", _, "operations", id] | ["operations", id]) => {
                 gemini_video::get_operation(&self, &req, id, flavour, caller).await
             }
