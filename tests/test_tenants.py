@@ -212,9 +212,10 @@ def test_model_patterns(gw: Gateway):
     assert "models/veo-3.1-generate-preview" not in names, names
     assert all(n == "models/veo-3.1-fast-generate-preview" or n.startswith("models/veo_3_1_t2v_fast")
                for n in names), names
-    root_names = [m.name for m in genai.Client(
-        api_key=gw.api_key,
-        http_options=types.HttpOptions(base_url=gw.base, api_version="v1beta")).models.list()]
+    # (Each client kept in a variable: the pager reads through it after the call.)
+    groot = genai.Client(api_key=gw.api_key,
+                         http_options=types.HttpOptions(base_url=gw.base, api_version="v1beta"))
+    root_names = [m.name for m in groot.models.list()]
     assert "models/veo-3.1-generate-preview" in root_names and len(root_names) > len(names)
     r = gw.http.post("/v1beta/models/veo-3.1-generate-preview:predictLongRunning",
                      json={"instances": [{"prompt": "x"}]},
