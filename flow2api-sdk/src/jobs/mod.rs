@@ -451,11 +451,13 @@ impl Jobs {
             tenant_lease: new.tenant,
         };
         record.log.extend(drain(&mut lines));
-        self.put(&record).await?;
+        // The owner's index entry first: an entry whose job was never stored is left out of
+        // listings, while a stored job missing from its owner's listing would be lost to it.
         if let Some(o) = &owner {
             let index = format!("{}{}", owner_prefix(o), record.id);
             self.store.put(&index, Bytes::new(), Some(self.ttl)).await?;
         }
+        self.put(&record).await?;
         if let Some((k, digest)) = new.idempotency {
             let entry = record::IdempotencyEntry {
                 job_id: record.id.clone(),
