@@ -509,3 +509,24 @@ async fn keys_survive_a_restart_of_the_native_host() {
         .unwrap()
         .is_empty());
 }
+
+/// Requests racing for the last images of a day: exactly the quota gets through, the rest
+/// are refused with 429, and the usage shows the quota.
+#[tokio::test(start_paused = true)]
+async fn racing_requests_never_go_past_the_quota() {
+    let h = setup().await;
+    let (id, key) = make_key(&h, json!({"name": "race", "quota": {"images_per_day": 3}})).await;
+    let replies = futures::future::join_all((0..10).map(|_| image(&h, &key))).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == 429 && r.json()["error"]["code"] == "insufficient_quota")
+        .count();
+    assert_eq!(
+        (ok, refused),
+        (3, 7),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(usage(&h, &id).await[0]["images"], 3);
+}
