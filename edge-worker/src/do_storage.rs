@@ -17,7 +17,7 @@ use crate::protocol::{StoreCommand, StoreReply, Value, STORE_URL};
 #[derive(Debug)]
 pub struct DoStorage {
     store: ObjectNamespace,
-    name: &'static str,
+    name: String,
     /// Made on first use: most invocations (an image) never touch this store, and naming an
     /// object costs a hash and two calls into the runtime.
     object: OnceCell<Object>,
@@ -26,10 +26,10 @@ pub struct DoStorage {
 
 impl DoStorage {
     /// Storage in the instance `name` of the `STORE` namespace, counting into `subrequests`.
-    pub fn new(store: ObjectNamespace, name: &'static str, subrequests: Subrequests) -> Self {
+    pub fn new(store: ObjectNamespace, name: impl Into<String>, subrequests: Subrequests) -> Self {
         Self {
             store,
-            name,
+            name: name.into(),
             object: OnceCell::new(),
             subrequests,
         }
@@ -41,7 +41,7 @@ impl DoStorage {
         }
         let object = self
             .store
-            .id_from_name(self.name)
+            .id_from_name(&self.name)
             .and_then(|id| id.get_stub())
             .map(Object::from)
             .map_err(|e| StorageError(format!("store object: {e}")))?;

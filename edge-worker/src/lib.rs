@@ -10,6 +10,7 @@
 //! | `Storage` (admin sessions) | the `StoreObject` named `admin-sessions` (`do_storage`) |
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
 //! | `Storage` (video jobs) | the `StoreObject` named `video-jobs` (`do_storage`) |
+//! | `Storage` (tenant keys) | the `StoreObject` named `api-keys` for the key records, one named `tenant-{id}` per key for its counters and leases (`tenant_storage`) |
 //! | `JobRunner` | one `JobObject` per video job, stepping it from its alarm (`job_runner`, `job_object`) |
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
@@ -49,6 +50,8 @@ mod kv_storage;
 mod spawn;
 #[cfg(target_arch = "wasm32")]
 mod store_object;
+#[cfg(target_arch = "wasm32")]
+mod tenant_storage;
 
 #[cfg(target_arch = "wasm32")]
 pub use account_object::AccountObject;
@@ -90,6 +93,7 @@ pub(crate) mod entry {
     use crate::job_runner::DoJobRunner;
     use crate::kv_storage::KvStorage;
     use crate::spawn::WaitUntil;
+    use crate::tenant_storage::TenantStorage;
 
     /// The `StoreObject` instance that holds admin sessions.
     const SESSIONS: &str = "admin-sessions";
@@ -116,7 +120,7 @@ pub(crate) mod entry {
 
     #[event(fetch)]
     async fn fetch(req: web_sys::Request, env: Env, ctx: worker::Context) -> Result<Response> {
-        let parts = request_head(&req)?;
+        let mut parts = request_head(&req)?;
         // For the subrequest log line: method and path only (a query may carry `key=`).
         let route = format!("{} {}", parts.method, parts.uri.path());
         LOG_THRESHOLD.with(|t| {
@@ -148,7 +152,7 @@ pub(crate) mod entry {
         }
         // Refused from the head (bad key, unknown route, declared too large): the body is
         // never read.
-        if let Some(rejected) = app.check_head(&parts) {
+        if let Some(rejected) = app.check_head(&mut parts).await {
             return to_worker_response(rejected, (route, subrequests), &*wait_until);
         }
         let limit = app.body_limit(&parts);
@@ -213,7 +217,8 @@ pub(crate) mod entry {
         let accounts = DoStorage::new(store.clone(), ACCOUNTS, subrequests.clone());
         let sessions = DoStorage::new(store.clone(), SESSIONS, subrequests.clone());
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
-        let jobs = DoStorage::new(store, VIDEO_JOBS, subrequests.clone());
+        let jobs = DoStorage::new(store.clone(), VIDEO_JOBS, subrequests.clone());
+        let tenants = TenantStorage::new(store, subrequests.clone());
         let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
         let mut builder = App::builder(config.clone())
             .settings_cache(settings.clone())
@@ -225,6 +230,7 @@ pub(crate) mod entry {
             // Uncached: media ids are unique and read about once, caching would only hold memory.
             .media(Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))))
             .job_store(Arc::new(jobs))
+            .tenant_storage(Arc::new(tenants))
             .job_runner(Arc::new(runner));
         if let Some(spawner) = spawner {
             builder = builder.spawner(spawner);

@@ -19,6 +19,7 @@
 //! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
 //! - [`memory`]: in-memory reference implementations of the seams.
 //! - [`public_ip`]: which addresses client-given URLs may reach (server-side request forgery).
+//! - [`tenants`]: API keys the admin hands out, with quotas, model patterns and their own jobs.
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
 //! - `native` (cargo features `reqwest`, `tokio`, `server`, `native`; all off by default): the
 //!   seams over reqwest, tokio, hyper and files, and `native::Host`, the whole gateway on one
@@ -48,6 +49,7 @@ pub mod public_ip;
 pub mod seams;
 pub mod secret;
 pub mod settings;
+pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub(crate) mod transport;

@@ -282,7 +282,10 @@ impl AppInner {
 
     /// The bearer token of a live admin session: its record exists and was opened in the
     /// current epoch (a password change ends every earlier one).
-    async fn require_admin<'r>(&self, req: &'r Request<Bytes>) -> Result<&'r str, ApiError> {
+    pub(super) async fn require_admin<'r>(
+        &self,
+        req: &'r Request<Bytes>,
+    ) -> Result<&'r str, ApiError> {
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -325,6 +328,9 @@ impl AppInner {
         segments: &[&str],
         req: &Request<Bytes>,
     ) -> Result<Response<Body>, ApiError> {
+        if let ["keys", rest @ ..] = segments {
+            return self.keys_route(method, rest, req).await;
+        }
         // Unknown admin paths are 404 whoever asks; known ones need a session.
         let known = matches!(
             (method, segments),

@@ -117,6 +117,7 @@ pub struct AppBuilder {
     storage: Option<Arc<dyn Storage>>,
     consistent: Option<Arc<dyn Storage>>,
     job_store: Option<Arc<dyn Storage>>,
+    tenant_storage: Option<Arc<dyn Storage>>,
     coordinator: Option<Arc<dyn Coordinator>>,
     media: Option<Arc<dyn MediaStore>>,
     captcha: Option<Arc<dyn CaptchaSolver>>,
@@ -142,6 +143,7 @@ impl AppBuilder {
             storage: None,
             consistent: None,
             job_store: None,
+            tenant_storage: None,
             coordinator: None,
             media: None,
             captcha: None,
@@ -192,6 +194,14 @@ impl AppBuilder {
     /// Video job records (strongly consistent).
     pub fn job_store(mut self, storage: Arc<dyn Storage>) -> Self {
         self.job_store = Some(storage);
+        self
+    }
+
+    /// Where tenant keys and their counters live ([`crate::tenants`]): a strongly
+    /// consistent store (every request with a tenant's key reads it, and quotas must not lose
+    /// counts). By default the [`consistent`](Self::consistent) store.
+    pub fn tenant_storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.tenant_storage = Some(storage);
         self
     }
 
@@ -338,6 +348,7 @@ impl AppBuilder {
                 untrusted_http: self.untrusted_http.unwrap_or_else(|| http.clone()),
                 http,
                 storage,
+                tenants: self.tenant_storage.unwrap_or_else(|| sessions.clone()),
                 sessions,
                 coordinator,
                 clock,

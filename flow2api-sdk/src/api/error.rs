@@ -9,6 +9,7 @@ use crate::generate::GenerateError;
 use crate::jobs::{FailureKind, JobError, JobFailure};
 use crate::pool::{NoAccount, PoolError};
 use crate::seams::StorageError;
+use crate::tenants::TenantError;
 
 use super::body::Body;
 
@@ -108,8 +109,12 @@ impl ApiError {
         )
     }
 
-    /// OpenAI `type` for the status.
+    /// OpenAI `type` for the status (`insufficient_quota` for a used-up quota, as OpenAI
+    /// types it).
     pub fn openai_type(&self) -> &'static str {
+        if self.code == Some("insufficient_quota") {
+            return "insufficient_quota";
+        }
         match self.status.as_u16() {
             401 => "authentication_error",
             403 => "permission_error",
@@ -274,6 +279,34 @@ impl From<JobError> for ApiError {
             JobError::Storage(e) => e.into(),
             JobError::Failed(f) => Self::from(&f),
             JobError::Gone => Self::new(StatusCode::GONE, e.to_string()),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    /// The one place a tenant's refusal gets its status and code.
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::NotFound(_) => Self::not_found(format!("{e}.")),
+            TenantError::Invalid(m) => Self::bad_request(m),
+            TenantError::ModelNotAllowed(ref model) => Self::new(
+                StatusCode::FORBIDDEN,
+                format!("This API key may not use the model `{model}`."),
+            )
+            .code("model_not_allowed")
+            .param("model"),
+            TenantError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Self::new(StatusCode::TOO_MANY_REQUESTS, format!("{e}."))
+                .code("insufficient_quota")
+                .retry_after(retry_after_secs),
+            TenantError::TooManyJobs { .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, format!("{e}."))
+                    .code("rate_limit_exceeded")
+                    .retry_after(5)
+            }
+            TenantError::Randomness(r) => r.into(),
+            TenantError::Storage(s) => s.into(),
         }
     }
 }

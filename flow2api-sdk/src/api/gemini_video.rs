@@ -1,6 +1,6 @@
 //! Gemini Veo (a client-facing API, see the README): `POST
 //! /v1beta/models/{model}:predictLongRunning` starts a job and answers a long-running operation;
-//! `GET /v1beta/{operation name}` reads it.
+//! `GET /v1beta/{operation name}` reads it; `GET /v1beta/models` lists what it serves.
 //!
 //! The same SDK (google-genai) sends video generation through Vertex AI: with
 //! `vertexai=True`, an API key and the gateway as `base_url`, it calls
@@ -18,6 +18,7 @@ use crate::jobs::{JobRecord, JobStatus};
 use crate::models::ResolveHints;
 use crate::seams::Bytes;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
@@ -106,12 +107,50 @@ fn image_bytes(v: &Value, what: &str, max: usize) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(bytes))
 }
 
+/// The Gemini names of Veo 3.1 that `predictLongRunning` takes besides Flow's own ids.
+const GEMINI_VIDEO_MODELS: [&str; 3] = [
+    "veo-3.1-generate-preview",
+    "veo-3.1-fast-generate-preview",
+    "veo-3.1-lite-generate-preview",
+];
+
+/// `GET /v1beta/models`: the models `predictLongRunning` serves (the Gemini Veo names, then
+/// every Flow video id), in one page; for a tenant's key only those its patterns allow (a
+/// Gemini name by the Flow model a text prompt resolves it to).
+pub(crate) fn list_models(caller: &Caller) -> Response<Body> {
+    let allowed = |id: &str| caller.tenant().is_none_or(|t| t.allows_model(id));
+    let entry = |name: &str, description: String| {
+        json!({
+            "name": format!("models/{name}"),
+            "version": "3.1",
+            "displayName": name,
+            "description": description,
+            "supportedGenerationMethods": ["predictLongRunning"],
+        })
+    };
+    let gemini = GEMINI_VIDEO_MODELS.iter().filter_map(|name| {
+        let alias = flow_alias(name, 0, false)?;
+        let model = resolve_video_model(alias, &ResolveHints::default(), None, None).ok()?;
+        allowed(model.id).then(|| entry(name, format!("Veo 3.1 on Google Flow ({alias})")))
+    });
+    let flow = crate::models::video_models()
+        .iter()
+        .filter(|m| allowed(m.id))
+        .map(|m| entry(m.id, m.description()));
+    let models: Vec<Value> = gemini.chain(flow).collect();
+    json_response(
+        StatusCode::OK,
+        Bytes::from(json!({ "models": models }).to_string()),
+    )
+}
+
 /// `POST /v1beta/models/{model}:predictLongRunning`.
 pub(crate) async fn predict_long_running(
     inner: Arc<AppInner>,
     req: Request<Bytes>,
     model_name: &str,
     flavour: Flavour,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let v: Value = serde_json::from_slice(req.body())
         .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
@@ -211,7 +250,9 @@ pub(crate) async fn predict_long_running(
         images_param: "instances",
     };
     let media_base = inner.public_base(&req);
-    let record = inner.start_video(ask, media_base.clone(), None).await?;
+    let record = inner
+        .start_video(ask, media_base.clone(), None, caller)
+        .await?;
     Ok(operation_response(&record, &media_base, &flavour))
 }
 
@@ -220,6 +261,7 @@ pub(crate) async fn fetch_predict_operation(
     inner: &AppInner,
     req: &Request<Bytes>,
     flavour: Flavour,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let v: Value = serde_json::from_slice(req.body())
         .map_err(|e| bad(format!("Invalid JSON payload: {e}")))?;
@@ -228,7 +270,7 @@ pub(crate) async fn fetch_predict_operation(
         .and_then(Value::as_str)
         .ok_or_else(|| bad("`operationName` is required."))?;
     let id = name.rsplit('/').next().unwrap_or_default();
-    get_operation(inner, req, id, flavour).await
+    get_operation(inner, req, id, flavour, caller).await
 }
 
 /// `GET /v1beta/models/{model}/operations/{id}` (or `/v1beta/operations/{id}`).
@@ -237,8 +279,9 @@ pub(crate) async fn get_operation(
     req: &Request<Bytes>,
     id: &str,
     flavour: Flavour,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
-    let record = inner.read_job(id).await.map_err(|e| {
+    let record = inner.read_job(id, caller).await.map_err(|e| {
         if e.status == StatusCode::NOT_FOUND {
             ApiError::not_found(format!("Operation `{id}` not found."))
         } else {

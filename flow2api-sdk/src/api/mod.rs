@@ -6,11 +6,13 @@ mod admin;
 mod admin_auth;
 mod body;
 mod builder;
+mod caller;
 mod client_addr;
 mod cors;
 mod error;
 mod gemini_video;
 mod inputs;
+mod keys;
 mod login_throttle;
 mod markup;
 mod openai;
@@ -35,9 +37,11 @@ use crate::seams::{
     Spawn, Storage, StorageError,
 };
 use crate::settings::{SettingView, SettingsCache, SettingsError};
+use crate::tenants::Tenants;
 
 pub use body::Body;
 pub use builder::{AppBuilder, BuildError, Seam};
+pub use caller::Caller;
 pub use client_addr::ClientAddr;
 pub use error::{ApiError, Dialect};
 // For the fuzz targets' wrappers (`crate::fuzzing`), without making `inputs` public.
@@ -67,6 +71,8 @@ pub(crate) struct Deps {
     pub(crate) spawner: Option<Arc<dyn Spawn>>,
     /// Video job records: strongly consistent (a Durable Object at the edge).
     pub(crate) jobs: Arc<dyn Storage>,
+    /// Tenant keys and their counters: strongly consistent.
+    pub(crate) tenants: Arc<dyn Storage>,
 }
 
 /// What runs video jobs.
@@ -88,6 +94,7 @@ pub(crate) struct AppInner {
     pub(crate) jobs: Jobs,
     pub(crate) runner: Arc<dyn JobRunner>,
     pub(crate) settings: Arc<SettingsCache>,
+    pub(crate) tenants: Tenants,
 }
 
 /// How long a job record lives after its last change.
@@ -206,6 +213,12 @@ impl App {
         self.current().pool.clone()
     }
 
+    /// The tenant keys (what the `/api/keys` admin routes manage), for hosts and embedders
+    /// that hand out keys themselves.
+    pub fn tenants(&self) -> Tenants {
+        self.current().tenants.clone()
+    }
+
     /// Every setting with its current value (secrets masked) and where it comes from.
     ///
     /// # Errors
@@ -246,9 +259,12 @@ impl App {
     /// same answers.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
         let inner = self.inner().await;
-        let (parts, body) = req.into_parts();
-        if let Some(rejected) = inner.check_head(&parts) {
-            return rejected;
+        let (mut parts, body) = req.into_parts();
+        // A head `check_head` passed carries its caller: not looked up twice.
+        if parts.extensions.get::<Caller>().is_none() {
+            if let Some(rejected) = inner.check_head(&mut parts).await {
+                return rejected;
+            }
         }
         // A host that read more than the limit (or announced nothing) gets the same answer.
         if body.len() > inner.body_limit(&parts) {
@@ -274,10 +290,16 @@ impl App {
     /// read: an unknown route (404), a missing or wrong API key on an API route (401, or 503
     /// when no key is configured), a `Content-Length` over
     /// [`body_limit`](Self::body_limit) (413). `None`: read the body (at most `body_limit`
-    /// bytes) and call [`handle`](Self::handle). Hosts call this first so that such a request
-    /// costs no body read (a client with a bad key cannot make the server take in 100 MB).
-    pub fn check_head(&self, parts: &http::request::Parts) -> Option<Response<Body>> {
-        self.current().check_head(parts)
+    /// bytes) and call [`handle`](Self::handle) with these `parts`. Hosts call this first so
+    /// that such a request costs no body read (a client with a bad key cannot make the server
+    /// take in 100 MB).
+    ///
+    /// The key is the root key (`API_KEY`, compared in constant time, no storage call) or a
+    /// tenant's ([`crate::tenants`], one read of the tenant store, never cached, so a revoked
+    /// key is refused at once). The [`Caller`] it resolves to is left in `parts.extensions`,
+    /// so that [`handle`](Self::handle) does not look it up again.
+    pub async fn check_head(&self, parts: &mut http::request::Parts) -> Option<Response<Body>> {
+        self.current().check_head(parts).await
     }
 
     /// The largest body a request with this head may carry: `MAX_REQUEST_BYTES` for requests
@@ -343,6 +365,7 @@ impl AppInner {
                 YesCaptchaConfig::from(&*config),
             ))
         });
+        let tenants = Tenants::new(deps.tenants.clone(), deps.clock.clone());
         let pool = AccountPool::new(
             deps.storage.clone(),
             deps.coordinator.clone(),
@@ -368,7 +391,8 @@ impl AppInner {
             deps.clock.clone(),
             poll,
             JOB_TTL,
-        );
+        )
+        .with_tenants(tenants.clone());
         let (runner, local): (Arc<dyn JobRunner>, Option<LocalRunner>) = match (driver, local) {
             (JobDriver::Runner(r), _) => (r.clone(), None),
             (JobDriver::Local(_), Some(l)) => {
@@ -390,6 +414,7 @@ impl AppInner {
                 jobs,
                 runner,
                 settings: settings.clone(),
+                tenants,
             },
             local,
         )
@@ -401,7 +426,10 @@ impl AppInner {
     /// [`App::max_request_bytes`] (413). `None`: read the body and call
     /// [`App::handle`]. Hosts call this first so that such a request costs no body
     /// read (a client with a bad key cannot make the server take in 100 MB).
-    pub(crate) fn check_head(&self, parts: &http::request::Parts) -> Option<Response<Body>> {
+    pub(crate) async fn check_head(
+        &self,
+        parts: &mut http::request::Parts,
+    ) -> Option<Response<Body>> {
         if parts.method == Method::OPTIONS {
             return None;
         }
@@ -419,8 +447,11 @@ impl AppInner {
             }
         };
         if needs_key {
-            if let Err(e) = self.check_api_key(&parts.headers, &parts.uri) {
-                return Some(self.rejected(parts, e, dialect));
+            match self.resolve_caller(&parts.headers, &parts.uri).await {
+                Ok(caller) => {
+                    parts.extensions.insert(caller);
+                }
+                Err(e) => return Some(self.rejected(parts, e, dialect)),
             }
         }
         let declared = parts
@@ -480,19 +511,19 @@ impl AppInner {
                 Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
             }
             (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
-            (&Method::GET, ["v1", "models"]) => inner
-                .require_api_key(&req)
-                .map(|_| openai::models_response()),
-            (&Method::POST, ["v1", "chat", "completions"]) => match inner.require_api_key(&req) {
-                Ok(()) => openai::chat_completions(inner.clone(), req).await,
+            (&Method::GET, ["v1", "models"]) => {
+                caller_of(&req).map(|caller| openai::models_response(&caller))
+            }
+            (&Method::POST, ["v1", "chat", "completions"]) => match caller_of(&req) {
+                Ok(caller) => openai::chat_completions(inner.clone(), req, caller).await,
                 Err(e) => Err(e),
             },
             (_, ["v1", "videos", ..]) => {
-                return match inner.require_api_key(&req) {
-                    Ok(()) => {
+                return match caller_of(&req) {
+                    Ok(caller) => {
                         inner
                             .clone()
-                            .video_route(&method, &segments[2..], req)
+                            .video_route(&method, &segments[2..], req, &caller)
                             .await
                     }
                     Err(e) => Err(e),
@@ -500,8 +531,13 @@ impl AppInner {
                 .unwrap_or_else(|e| e.into_response(Dialect::OpenAi));
             }
             (_, ["v1beta" | "v1beta1", ..] | ["v1", "projects" | "publishers", ..]) => {
-                return match inner.require_api_key(&req) {
-                    Ok(()) => inner.clone().gemini_route(&method, &segments, req).await,
+                return match caller_of(&req) {
+                    Ok(caller) => {
+                        inner
+                            .clone()
+                            .gemini_route(&method, &segments, req, &caller)
+                            .await
+                    }
                     Err(e) => Err(e),
                 }
                 .unwrap_or_else(|e| e.into_response(Dialect::Gemini));
@@ -527,13 +563,16 @@ impl AppInner {
         method: &Method,
         rest: &[&str],
         req: Request<Bytes>,
+        caller: &Caller,
     ) -> Result<Response<Body>, ApiError> {
         match (method, rest) {
-            (&Method::POST, []) => videos::create(self, req).await,
-            (&Method::GET, []) => videos::list(&self, &req).await,
-            (&Method::GET, [id]) => videos::retrieve(&self, videos::valid_id(id)?).await,
-            (&Method::DELETE, [id]) => videos::delete(&self, videos::valid_id(id)?).await,
-            (&Method::GET, [id, "content"]) => videos::content(&self, videos::valid_id(id)?).await,
+            (&Method::POST, []) => videos::create(self, req, caller).await,
+            (&Method::GET, []) => videos::list(&self, &req, caller).await,
+            (&Method::GET, [id]) => videos::retrieve(&self, videos::valid_id(id)?, caller).await,
+            (&Method::DELETE, [id]) => videos::delete(&self, videos::valid_id(id)?, caller).await,
+            (&Method::GET, [id, "content"]) => {
+                videos::content(&self, videos::valid_id(id)?, caller).await
+            }
             (_, [] | [_] | [_, "content"]) => Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed here"),
@@ -553,6 +592,7 @@ impl AppInner {
         method: &Method,
         segments: &[&str],
         req: Request<Bytes>,
+        caller: &Caller,
     ) -> Result<Response<Body>, ApiError> {
         let not_found =
             || ApiError::not_found(format!("No route for {method} /{}", segments.join("/")));
@@ -569,31 +609,34 @@ impl AppInner {
             (&Method::POST, ["models", call]) => match call.rsplit_once(':') {
                 Some((model, "predictLongRunning")) => {
                     let model = model.to_owned();
-                    gemini_video::predict_long_running(self, req, &model, flavour).await
+                    gemini_video::predict_long_running(self, req, &model, flavour, caller).await
                 }
                 Some((_, "fetchPredictOperation")) => {
-                    gemini_video::fetch_predict_operation(&self, &req, flavour).await
+                    gemini_video::fetch_predict_operation(&self, &req, flavour, caller).await
                 }
                 _ => Err(not_found()),
             },
+            (&Method::GET, ["models"]) if prefix.is_empty() => {
+                Ok(gemini_video::list_models(caller))
+            }
             (&Method::GET, ["models", _, "operations", id] | ["operations", id]) => {
-                gemini_video::get_operation(&self, &req, id, flavour).await
+                gemini_video::get_operation(&self, &req, id, flavour, caller).await
             }
             (&Method::GET, ["files", file]) if prefix.is_empty() => {
                 let id = file.strip_suffix(":download").unwrap_or(file);
-                videos::content(&self, videos::valid_id(id)?).await
+                videos::content(&self, videos::valid_id(id)?, caller).await
             }
             _ => Err(not_found()),
         }
     }
 
-    /// API-key check: `Authorization: Bearer` (alone when present), `x-goog-api-key`, `?key=`.
-    fn require_api_key(&self, req: &Request<Bytes>) -> Result<(), ApiError> {
-        self.check_api_key(req.headers(), req.uri())
-    }
-
-    /// [`require_api_key`](Self::require_api_key) on a request's head.
-    fn check_api_key(&self, h: &http::HeaderMap, uri: &http::Uri) -> Result<(), ApiError> {
+    /// Who the key of a request's head belongs to: the root key (`API_KEY`, compared first, in
+    /// constant time, with no storage call) or a tenant ([`Tenants::authenticate`]).
+    async fn resolve_caller(
+        &self,
+        h: &http::HeaderMap,
+        uri: &http::Uri,
+    ) -> Result<Caller, ApiError> {
         let Some(expected) = &self.config.api_key else {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -601,26 +644,18 @@ impl AppInner {
             )
             .code("api_key_not_configured"));
         };
-        let given = if let Some(auth) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            auth.strip_prefix("Bearer ")
-                .or_else(|| auth.strip_prefix("bearer "))
-                .map(str::trim)
-                .map(str::to_owned)
-        } else if let Some(k) = h.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
-            Some(k.trim().to_owned())
-        } else {
-            uri.query().and_then(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .find(|(k, _)| k == "key")
-                    .map(|(_, v)| v.into_owned())
-            })
-        };
-        match given {
-            Some(k) if expected.ct_eq(&k) => Ok(()),
-            Some(_) => Err(ApiError::unauthorized("Incorrect API key provided.")),
-            None => Err(ApiError::unauthorized(
+        let Some(given) = caller::given_key(h, uri) else {
+            return Err(ApiError::unauthorized(
                 "Missing API key: send Authorization: Bearer <key>, x-goog-api-key, or ?key=.",
-            )),
+            ));
+        };
+        if expected.ct_eq(&given) {
+            return Ok(Caller::root());
+        }
+        match self.tenants.authenticate(&given).await {
+            Ok(Some(tenant)) => Ok(Caller::tenant_of(tenant)),
+            Ok(None) => Err(ApiError::unauthorized("Incorrect API key provided.")),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -734,6 +769,16 @@ impl AppInner {
             .unwrap_or_else(|| "http".to_owned());
         format!("{scheme}://{host}")
     }
+}
+
+/// The caller [`App::check_head`] left in a request's extensions (every API route's request
+/// has one: [`App::handle`] runs the check when the host did not).
+fn caller_of(req: &Request<Bytes>) -> Result<Caller, ApiError> {
+    req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+        ApiError::unauthorized(
+            "Missing API key: send Authorization: Bearer <key>, x-goog-api-key, or ?key=.",
+        )
+    })
 }
 
 /// `name[:port]` or `[v6]:port` with nothing else: letters, digits, `.-_:[]`.

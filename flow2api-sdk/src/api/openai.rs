@@ -9,19 +9,22 @@ use crate::generate::video::media_uuid;
 use crate::generate::{ImageRequest, Output, Progress};
 use crate::models;
 use crate::pool::Lease;
-use crate::seams::{boxed, boxed_stream, Bytes, SlotKind};
+use crate::seams::{boxed, boxed_stream, Bytes, SlotKind, Spawn};
+use crate::tenants::{Admitted, Outcome, TenantError, Tenants, Work};
 use crate::util;
 
+use super::caller::Caller;
 use super::error::{ApiError, Dialect};
 use super::markup;
 use super::sse::{data, Encoder, EventStream};
 use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
 
-/// `GET /v1/models`: built once, since the catalogue is static.
-pub(crate) fn models_response() -> Response<Body> {
+/// `GET /v1/models`: every model for the root key (built once, since the catalogue is
+/// static), the models its patterns allow for a tenant's key.
+pub(crate) fn models_response(caller: &Caller) -> Response<Body> {
     static BODY: OnceLock<Bytes> = OnceLock::new();
-    let body = BODY.get_or_init(|| {
+    let all = || {
         let entry = |id: &str, description: String| {
             json!({
                 "id": id,
@@ -31,7 +34,7 @@ pub(crate) fn models_response() -> Response<Body> {
                 "description": description,
             })
         };
-        let data: Vec<Value> = models::image_models()
+        models::image_models()
             .iter()
             .map(|m| entry(m.id, models::model_description(m.id)))
             .chain(
@@ -39,10 +42,47 @@ pub(crate) fn models_response() -> Response<Body> {
                     .iter()
                     .map(|m| entry(m.id, m.description())),
             )
-            .collect();
-        Bytes::from(json!({"object": "list", "data": data}).to_string())
-    });
-    json_response(StatusCode::OK, body.clone())
+            .collect::<Vec<Value>>()
+    };
+    let body = match caller.tenant() {
+        Some(t) if t.models.iter().any(|p| p != "*") => {
+            let data: Vec<Value> = all()
+                .into_iter()
+                .filter(|m| m["id"].as_str().is_some_and(|id| t.allows_model(id)))
+                .collect();
+            Bytes::from(json!({"object": "list", "data": data}).to_string())
+        }
+        _ => BODY
+            .get_or_init(|| Bytes::from(json!({"object": "list", "data": all()}).to_string()))
+            .clone(),
+    };
+    json_response(StatusCode::OK, body)
+}
+
+/// A tenant's admitted image generation (nothing for the root key): ended with its outcome,
+/// or, when the request is dropped before its end (the client went away), given back in the
+/// background where the host can run work beyond a request (else it lapses).
+struct TenantTicket {
+    held: Option<(Tenants, Admitted)>,
+    spawner: Option<Arc<dyn Spawn>>,
+}
+
+impl TenantTicket {
+    async fn end(mut self, outcome: Outcome) {
+        if let Some((tenants, admitted)) = self.held.take() {
+            let _ = tenants.finish(&admitted, outcome).await;
+        }
+    }
+}
+
+impl Drop for TenantTicket {
+    fn drop(&mut self) {
+        if let (Some((tenants, admitted)), Some(spawner)) = (self.held.take(), &self.spawner) {
+            spawner.spawn(boxed(async move {
+                let _ = tenants.finish(&admitted, Outcome::Released).await;
+            }));
+        }
+    }
 }
 
 /// A chat completion request, checked and typed.
@@ -211,15 +251,20 @@ fn markdown_images(text: &str) -> Vec<String> {
 pub(crate) async fn chat_completions(
     inner: Arc<AppInner>,
     req: Request<Bytes>,
+    caller: Caller,
 ) -> Result<Response<Body>, ApiError> {
     let chat = parse_chat(req.body(), inner.config.max_prompt_chars)?;
     // Unknown names fail before any image is fetched.
     let Some(mut model) = models::resolve_image(&chat.model_name, &chat.hints, None) else {
         if models::resolve_video(&chat.model_name, &chat.hints, None).is_some() {
-            return chat_video(inner, &req, chat).await;
+            return chat_video(inner, &req, chat, &caller).await;
         }
         return Err(ApiError::model_not_found(&chat.model_name));
     };
+    // And a model the key may not use, before any image is fetched too.
+    if let Some(t) = caller.tenant() {
+        t.check_model(model.id)?;
+    }
     if chat.image_uris.len() > inner.config.max_images {
         return Err(field_error(
             "messages",
@@ -253,6 +298,7 @@ pub(crate) async fn chat_completions(
         at_ms: started + inner.config.image_timeout.as_millis() as u64,
         secs: inner.config.image_timeout.as_secs(),
     };
+    let ticket = admit_image(&inner, &caller, model.id).await?;
     let lease = deadline
         .bound(
             &*inner.deps.clock,
@@ -260,8 +306,18 @@ pub(crate) async fn chat_completions(
                 .pool
                 .acquire(SlotKind::Image, model.min_tier(), model.id, &[]),
         )
-        .await?
-        .map_err(ApiError::from)?;
+        .await;
+    let lease = match lease {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(e)) => {
+            ticket.end(Outcome::Released).await;
+            return Err(e.into());
+        }
+        Err(e) => {
+            ticket.end(Outcome::Released).await;
+            return Err(e);
+        }
+    };
     let media_base = inner.public_base(&req);
     let job = ImageRequest {
         model,
@@ -282,7 +338,9 @@ pub(crate) async fn chat_completions(
         let pipeline = boxed(async move {
             let clock = inner.deps.clock.clone();
             let run = run(inner, lease, job, media_base, progress);
-            deadline.bound(&*clock, run).await?
+            let output = deadline.bound(&*clock, run).await.and_then(|r| r);
+            ticket.end(outcome_of(&output)).await;
+            output
         });
         let encoder = ChatEncoder::new(meta, chat.include_usage);
         let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
@@ -290,8 +348,42 @@ pub(crate) async fn chat_completions(
     } else {
         let clock = inner.deps.clock.clone();
         let run = run(inner, lease, job, media_base, Progress::discard());
-        let output = deadline.bound(&*clock, run).await??;
-        Ok(completion_response(&meta, final_content(&output)))
+        let output = deadline.bound(&*clock, run).await.and_then(|r| r);
+        ticket.end(outcome_of(&output)).await;
+        Ok(completion_response(&meta, final_content(&output?)))
+    }
+}
+
+/// Admits one image of `model_id` for a tenant's key (its model patterns, quotas and
+/// concurrency); the root key needs nothing.
+async fn admit_image(
+    inner: &AppInner,
+    caller: &Caller,
+    model_id: &str,
+) -> Result<TenantTicket, ApiError> {
+    let held = match caller.tenant() {
+        None => None,
+        Some(t) => {
+            if !t.allows_model(model_id) {
+                return Err(TenantError::ModelNotAllowed(model_id.to_owned()).into());
+            }
+            // The lease outlives the request's own deadline, so a crash cannot keep it.
+            let lapse = inner.config.image_timeout + std::time::Duration::from_secs(60);
+            let admitted = inner.tenants.admit(t, Work::Image, lapse).await?;
+            Some((inner.tenants.clone(), admitted))
+        }
+    };
+    Ok(TenantTicket {
+        held,
+        spawner: inner.deps.spawner.clone(),
+    })
+}
+
+fn outcome_of<T>(r: &Result<T, ApiError>) -> Outcome {
+    if r.is_ok() {
+        Outcome::Succeeded
+    } else {
+        Outcome::Failed
     }
 }
 
@@ -416,6 +508,7 @@ async fn chat_video(
     inner: Arc<AppInner>,
     req: &Request<Bytes>,
     chat: ChatRequest,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let mut extend_source = None;
     let mut uris = Vec::new();
@@ -450,7 +543,9 @@ async fn chat_video(
         extend_source,
         images_param: "messages",
     };
-    let record = inner.start_video(ask, inner.public_base(req), None).await?;
+    let record = inner
+        .start_video(ask, inner.public_base(req), None, caller)
+        .await?;
     let meta = Meta {
         id: format!("chatcmpl-{}", record.id),
         created: record.created_at_ms / 1000,

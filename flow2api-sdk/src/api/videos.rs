@@ -14,6 +14,7 @@ use crate::models::{self, find_video_alias, ResolveHints, VideoModel};
 use crate::seams::{boxed_stream, Bytes};
 use crate::util;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use super::{json_response, AppInner, Body};
 
@@ -57,12 +58,14 @@ pub(crate) fn resolve_video_model(
 }
 
 impl AppInner {
-    /// Checks the images, creates the job and schedules its first step.
+    /// Checks the images and the caller's quotas, creates the job (the caller's) and
+    /// schedules its first step.
     pub(crate) async fn start_video(
         &self,
         ask: VideoAsk,
         media_base: String,
         idempotency: Option<(String, String)>,
+        caller: &Caller,
     ) -> Result<JobRecord, ApiError> {
         check_image_count(ask.model, ask.images.len())
             .map_err(|m| ApiError::bad_request(m).param(ask.images_param))?;
@@ -71,6 +74,20 @@ impl AppInner {
                 "An extend model needs the source video: pass `extend://<mediaGenerationId>` as an image URL.",
             ));
         }
+        let tenant = match caller.tenant() {
+            None => None,
+            Some(t) => {
+                t.check_model(ask.model.id)?;
+                let work = crate::tenants::Work::Video {
+                    seconds: u32::from(ask.model.duration_secs()),
+                };
+                Some(
+                    self.tenants
+                        .admit(t, work, self.pool.settings().video_lease)
+                        .await?,
+                )
+            }
+        };
         let new = NewJob {
             request: VideoRequest {
                 model: ask.model,
@@ -81,15 +98,18 @@ impl AppInner {
             requested_model: ask.model_name,
             media_base,
             idempotency,
+            tenant,
         };
         Ok(self.jobs.start(&*self.runner, new).await?)
     }
 
-    /// Reads a job (scheduling it again if its driver seems to have stopped).
-    pub(crate) async fn read_job(&self, id: &str) -> Result<JobRecord, ApiError> {
+    /// Reads a job the caller may see (scheduling it again if its driver seems to have
+    /// stopped); another tenant's job is as absent as one that never was.
+    pub(crate) async fn read_job(&self, id: &str, caller: &Caller) -> Result<JobRecord, ApiError> {
         self.jobs
             .get_and_recover(&*self.runner, id)
             .await?
+            .filter(|r| caller.may_see(r.owner.as_deref()))
             .ok_or_else(|| ApiError::not_found(format!("No video with id `{id}`.")))
     }
 
@@ -314,6 +334,7 @@ fn size_hint(size: &str) -> Result<&'static str, ApiError> {
 pub(crate) async fn create(
     inner: Arc<AppInner>,
     req: Request<Bytes>,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let content_type = req
         .headers()
@@ -398,7 +419,7 @@ pub(crate) async fn create(
         images_param: "input_reference",
     };
     let record = inner
-        .start_video(ask, inner.public_base(&req), idempotency)
+        .start_video(ask, inner.public_base(&req), idempotency, caller)
         .await?;
     Ok(json_response(
         StatusCode::OK,
@@ -407,8 +428,12 @@ pub(crate) async fn create(
 }
 
 /// `GET /v1/videos/{id}`.
-pub(crate) async fn retrieve(inner: &AppInner, id: &str) -> Result<Response<Body>, ApiError> {
-    let record = inner.read_job(id).await?;
+pub(crate) async fn retrieve(
+    inner: &AppInner,
+    id: &str,
+    caller: &Caller,
+) -> Result<Response<Body>, ApiError> {
+    let record = inner.read_job(id, caller).await?;
     Ok(json_response(
         StatusCode::OK,
         Bytes::from(video_object(&record).to_string()),
@@ -416,14 +441,28 @@ pub(crate) async fn retrieve(inner: &AppInner, id: &str) -> Result<Response<Body
 }
 
 /// `GET /v1/videos/{id}/content`.
-pub(crate) async fn content(inner: &AppInner, id: &str) -> Result<Response<Body>, ApiError> {
-    let record = inner.read_job(id).await?;
+pub(crate) async fn content(
+    inner: &AppInner,
+    id: &str,
+    caller: &Caller,
+) -> Result<Response<Body>, ApiError> {
+    let record = inner.read_job(id, caller).await?;
     inner.video_content(&record).await
 }
 
 /// `DELETE /v1/videos/{id}`.
-pub(crate) async fn delete(inner: &AppInner, id: &str) -> Result<Response<Body>, ApiError> {
-    if !inner.jobs.delete(id).await.map_err(ApiError::from)? {
+pub(crate) async fn delete(
+    inner: &AppInner,
+    id: &str,
+    caller: &Caller,
+) -> Result<Response<Body>, ApiError> {
+    // Another tenant's job is not there for this caller.
+    let visible = inner
+        .jobs
+        .get(id)
+        .await?
+        .is_some_and(|r| caller.may_see(r.owner.as_deref()));
+    if !visible || !inner.jobs.delete(id).await.map_err(ApiError::from)? {
         return Err(ApiError::not_found(format!("No video with id `{id}`.")));
     }
     let body = json!({"id": id, "object": "video.deleted", "deleted": true});
@@ -434,6 +473,7 @@ pub(crate) async fn delete(inner: &AppInner, id: &str) -> Result<Response<Body>,
 pub(crate) async fn list(
     inner: &AppInner,
     req: &Request<Bytes>,
+    caller: &Caller,
 ) -> Result<Response<Body>, ApiError> {
     let mut after = None;
     let mut limit = 20usize;
@@ -460,7 +500,12 @@ pub(crate) async fn list(
             }
         }
     }
-    let mut ids = inner.jobs.ids().await.map_err(ApiError::from)?;
+    // The root key lists every job; a tenant, its own (from its owner index).
+    let mut ids = match caller.owner() {
+        None => inner.jobs.ids().await,
+        Some(owner) => inner.jobs.ids_of(owner).await,
+    }
+    .map_err(ApiError::from)?;
     if desc {
         ids.reverse();
     }

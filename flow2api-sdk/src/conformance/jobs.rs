@@ -271,6 +271,8 @@ fn record(id: &str, revision: u64, status: JobStatus) -> JobRecord {
             media_id: None,
         },
         deleted_at_ms: None,
+        owner: None,
+        tenant_lease: None,
     }
 }
 

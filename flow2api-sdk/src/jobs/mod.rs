@@ -21,6 +21,7 @@ use crate::seams::{
     BoxFuture, BoxStream, Bytes, Clock, Consistency, Expect, MaybeSend, MaybeSync, SlotKind,
     Storage, StorageError,
 };
+use crate::tenants::{Admitted, Outcome, Tenants};
 use crate::util;
 
 pub use failure::{FailureKind, JobError, JobFailure};
@@ -115,6 +116,9 @@ pub struct NewJob {
     pub media_base: String,
     /// The client's `Idempotency-Key` and a digest of its request body.
     pub idempotency: Option<(String, String)>,
+    /// The tenant's admission, for a job a tenant's key asks for (`None`: the root key). The
+    /// job then belongs to that tenant, and its idempotency keys are the tenant's own.
+    pub tenant: Option<Admitted>,
 }
 
 /// The outcome of one [`Jobs::step`].
@@ -150,6 +154,7 @@ pub struct Jobs {
     poll: PollSettings,
     lease: Duration,
     ttl: Duration,
+    tenants: Option<Tenants>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -170,14 +175,27 @@ fn key(id: &str) -> String {
     format!("video/{id}")
 }
 
-fn idempotency_key(k: &str) -> String {
-    format!("idem/{}", util::hex(&sha256(k.as_bytes())))
+/// An `Idempotency-Key`'s entry: the root key's as before tenants, a tenant's hashed with its
+/// id, so that one tenant's keys never meet another's.
+fn idempotency_key(owner: Option<&str>, k: &str) -> String {
+    match owner {
+        None => format!("idem/{}", util::hex(&sha256(k.as_bytes()))),
+        Some(o) => format!(
+            "idem/{}",
+            util::hex(&sha256(format!("{o}\n{k}").as_bytes()))
+        ),
+    }
 }
 
-/// Whether `key` is one the jobs write to their store (a job record or an idempotency entry),
-/// for a host that sorts keys of a store shared in the past.
+/// The owner index: one key per job of a tenant, so that its listing reads its own jobs only.
+fn owner_prefix(owner: &str) -> String {
+    format!("own/{owner}/")
+}
+
+/// Whether `key` is one the jobs write to their store (a job record, an idempotency entry or
+/// an owner index entry), for a host that sorts keys of a store shared in the past.
 pub fn is_job_key(key: &str) -> bool {
-    key.starts_with("video/") || key.starts_with("idem/")
+    key.starts_with("video/") || key.starts_with("idem/") || key.starts_with("own/")
 }
 
 /// SHA-256 of `bytes` (request digests for `Idempotency-Key`).
@@ -225,6 +243,23 @@ impl Jobs {
             poll,
             lease,
             ttl,
+            tenants: None,
+        }
+    }
+
+    /// The same jobs, reporting the start and end of tenants' jobs to `tenants` (their
+    /// concurrency leases and usage counts).
+    #[must_use]
+    pub fn with_tenants(mut self, tenants: Tenants) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+
+    /// Ends a tenant's admission (none for the root key's jobs). A failure only leaves the
+    /// lease to lapse.
+    async fn end_tenant(&self, admitted: Option<&Admitted>, outcome: Outcome) {
+        if let (Some(t), Some(a)) = (&self.tenants, admitted) {
+            let _ = t.finish(a, outcome).await;
         }
     }
 
@@ -295,6 +330,20 @@ impl Jobs {
             .collect())
     }
 
+    /// The ids of the jobs of `owner` (a tenant id), oldest first, from its owner index: no
+    /// scan of other tenants' jobs.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn ids_of(&self, owner: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = owner_prefix(owner);
+        let keys = crate::seams::list_all(&*self.store, &prefix).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+            .collect())
+    }
+
     /// Job ids, oldest first (ids sort by creation time).
     ///
     /// # Errors
@@ -315,8 +364,27 @@ impl Jobs {
     /// [`JobError`]: no account could take the job, starting it failed (an upload), the
     /// idempotency key was used for another body, or storage failed.
     pub async fn create(&self, new: NewJob) -> Result<(JobRecord, bool), JobError> {
+        let admitted = new.tenant.clone();
+        let created = self.create_admitted(new).await;
+        // The tenant's lease goes with the job when one was made; else it is given back.
+        match &created {
+            Ok((_, true)) => {}
+            Ok((_, false)) | Err(JobError::NoAccount(_) | JobError::IdempotencyConflict) => {
+                self.end_tenant(admitted.as_ref(), Outcome::Released).await;
+            }
+            Err(_) => self.end_tenant(admitted.as_ref(), Outcome::Failed).await,
+        }
+        created
+    }
+
+    async fn create_admitted(&self, new: NewJob) -> Result<(JobRecord, bool), JobError> {
+        let owner = new.tenant.as_ref().map(|a| a.tenant_id.clone());
         if let Some((k, digest)) = &new.idempotency {
-            if let Some(bytes) = self.store.get(&idempotency_key(k)).await? {
+            if let Some(bytes) = self
+                .store
+                .get(&idempotency_key(owner.as_deref(), k))
+                .await?
+            {
                 let seen: record::IdempotencyEntry = serde_json::from_slice(&bytes)
                     .map_err(|e| StorageError(format!("reading an idempotency entry: {e}")))?;
                 if &seen.digest != digest {
@@ -379,15 +447,26 @@ impl Jobs {
             next_at_ms: now,
             video,
             deleted_at_ms: None,
+            owner: owner.clone(),
+            tenant_lease: new.tenant,
         };
         record.log.extend(drain(&mut lines));
+        // The owner's index entry first: an entry whose job was never stored is left out of
+        // listings, while a stored job missing from its owner's listing would be lost to it.
+        if let Some(o) = &owner {
+            let index = format!("{}{}", owner_prefix(o), record.id);
+            self.store.put(&index, Bytes::new(), Some(self.ttl)).await?;
+        }
         self.put(&record).await?;
         if let Some((k, digest)) = new.idempotency {
             let entry = record::IdempotencyEntry {
                 job_id: record.id.clone(),
                 digest,
             };
-            if let Some(winner) = self.claim_idempotency_key(&k, &entry).await {
+            if let Some(winner) = self
+                .claim_idempotency_key(owner.as_deref(), &k, &entry)
+                .await
+            {
                 // A concurrent request with the same key won: this job has not been stepped
                 // (nothing was submitted), so drop it and answer with that one.
                 let _ = self.remove(&record).await;
@@ -406,11 +485,12 @@ impl Jobs {
     /// without the header.
     async fn claim_idempotency_key(
         &self,
+        owner: Option<&str>,
         k: &str,
         entry: &record::IdempotencyEntry,
     ) -> Option<Result<JobRecord, JobError>> {
         let json = encode(entry).ok()?;
-        let ikey = idempotency_key(k);
+        let ikey = idempotency_key(owner, k);
         if !self.store.capabilities().conditional_writes {
             let _ = self.store.put(&ikey, json, Some(self.ttl)).await;
             return None;
@@ -485,16 +565,23 @@ impl Jobs {
                 record.completed_at_ms = Some(now);
                 record.failure = Some(failure);
                 self.finish_slot(&record, blame).await;
+                self.end_tenant(record.tenant_lease.as_ref(), Outcome::Failed)
+                    .await;
                 None
             }
         };
         if record.status == JobStatus::Completed {
             self.finish_slot(&record, None).await;
+            self.end_tenant(record.tenant_lease.as_ref(), Outcome::Succeeded)
+                .await;
+        } else if !record.status.is_terminal() {
+            self.renew_tenant(&mut record, now).await;
         }
         if record.is_deleted() && record.status.is_terminal() {
             // The upstream generation of a deleted job is over: its slot is back (above),
             // and so is the tombstone's storage.
             self.store.delete(&key(&record.id)).await?;
+            self.drop_owner_index(&record).await;
             return Ok(StepOutcome::gone());
         }
         if (record.log.len(), record.status, record.progress) != before {
@@ -637,9 +724,34 @@ impl Jobs {
         )))
     }
 
+    /// Renews the tenant's lease on a running job when half its lapse has gone by (the lapse
+    /// is the video slot's lease: a job whose driver died frees both alike).
+    async fn renew_tenant(&self, record: &mut JobRecord, now_ms: u64) {
+        let lapse = self.lease;
+        let (Some(t), Some(a)) = (&self.tenants, &mut record.tenant_lease) else {
+            return;
+        };
+        if now_ms + (lapse.as_millis() as u64) / 2 >= a.until_ms {
+            // A failure is retried at the next step; the lease lasts until then.
+            let _ = t.renew(a, lapse).await;
+        }
+    }
+
+    async fn drop_owner_index(&self, record: &JobRecord) {
+        if let Some(o) = &record.owner {
+            let index = format!("{}{}", owner_prefix(o), record.id);
+            let _ = self.store.delete(&index).await;
+        }
+    }
+
     /// Removes a record that holds no upstream work, giving back the slot of one that had not
     /// finished (not an outcome for the account).
     async fn remove(&self, record: &JobRecord) -> Result<(), StorageError> {
+        if !record.status.is_terminal() {
+            self.end_tenant(record.tenant_lease.as_ref(), Outcome::Released)
+                .await;
+        }
+        self.drop_owner_index(record).await;
         if let (false, Some(lease_id)) = (record.status.is_terminal(), &record.lease.lease_id) {
             let release = AccountCommand::Release {
                 lease_id: lease_id.clone(),

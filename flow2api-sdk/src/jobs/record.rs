@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::generate::video::VideoJob;
+use crate::tenants::Admitted;
 
 use super::failure::JobFailure;
 
@@ -95,6 +96,13 @@ pub struct JobRecord {
     /// upstream, then removed; to clients it is gone from the moment of the delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at_ms: Option<u64>,
+    /// The tenant that made it (`None`: the root key); only it (and the root key) sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The tenant's lease on it (see [`crate::tenants::Tenants::admit`]), given back and
+    /// counted when the job ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_lease: Option<Admitted>,
 }
 
 impl JobRecord {

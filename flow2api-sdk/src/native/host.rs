@@ -200,6 +200,7 @@ impl Host {
             .storage(stores.storage)
             .consistent(stores.sessions)
             .job_store(stores.jobs)
+            .tenant_storage(stores.tenants)
             .coordinator(stores.coordinator)
             .media(stores.media)
             .spawner(Arc::new(TokioSpawn))
@@ -267,6 +268,7 @@ impl Host {
 const RECORDS: &str = "records";
 const SESSIONS: &str = "sessions";
 const JOBS: &str = "jobs";
+const TENANTS: &str = "tenants";
 
 /// Where a key of the old state file goes: it held the job store's keys among the records.
 fn snapshot_namespace(key: &str) -> &'static str {
@@ -283,6 +285,7 @@ struct Stores {
     storage: Arc<dyn Storage>,
     sessions: Arc<dyn Storage>,
     jobs: Arc<dyn Storage>,
+    tenants: Arc<dyn Storage>,
     coordinator: Arc<dyn Coordinator>,
     media: Arc<dyn MediaStore>,
     db: Option<SqliteDb>,
@@ -298,6 +301,7 @@ impl Stores {
             let memory = || Arc::new(MemoryStorage::new(clock.clone()));
             return Ok(Self {
                 jobs: memory(),
+                tenants: memory(),
                 storage: memory(),
                 sessions: memory(),
                 coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
@@ -330,6 +334,7 @@ impl Stores {
             storage: Arc::new(CachingStorage::new(Arc::new(db.storage(RECORDS)), cache)),
             sessions: Arc::new(db.storage(SESSIONS)),
             jobs: Arc::new(db.storage(JOBS)),
+            tenants: Arc::new(db.storage(TENANTS)),
             coordinator: Arc::new(SqliteCoordinator::open(&db).await?),
             media: Arc::new(media),
             db: Some(db),

@@ -275,10 +275,10 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     // Refused from the head (bad key, unknown route, declared too large): the body is never
     // read.
-    let response = match app.check_head(&parts) {
+    let response = match app.check_head(&mut parts).await {
         Some(rejected) => rejected,
         None => {
             let limit = app.body_limit(&parts);
