@@ -112,21 +112,7 @@ async fn racy_harness() -> (Harness, Arc<Racy>) {
         .storage(storage.clone())
         .build()
         .unwrap();
-    let mut h = Harness {
-        app,
-        fake,
-        admin: String::new(),
-        clock,
-    };
-    let login = h
-        .call(
-            "POST",
-            "/api/login",
-            &[],
-            Some(json!({"username": "admin", "password": "secret-pw"})),
-        )
-        .await;
-    h.admin = login.json()["token"].as_str().unwrap().to_owned();
+    let h = logged_in(app, fake, clock).await;
     let added = h
         .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
         .await;

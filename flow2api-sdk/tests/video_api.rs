@@ -1026,22 +1026,7 @@ async fn idle_app() -> (Harness, Stores, flow2api_sdk::Config) {
         .job_runner(Arc::new(Idle))
         .build()
         .unwrap();
-    let mut h = Harness {
-        app,
-        fake,
-        admin: String::new(),
-        clock,
-    };
-    let login = h
-        .call(
-            "POST",
-            "/api/login",
-            &[],
-            Some(json!({"username": "admin", "password": "secret-pw"})),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text());
-    h.admin = login.json()["token"].as_str().unwrap().to_owned();
+    let h = logged_in(app, fake, clock).await;
     let added = h
         .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
         .await;

@@ -153,26 +153,16 @@ pub async fn harness_with(extra: &[(&str, &str)], tier: Option<&str>) -> Harness
     fake.add_account(acct);
     let config = config(extra, &fake);
     let app = builder(config, &fake, clock.clone()).build().unwrap();
-    let mut h = Harness {
-        app,
-        fake,
-        admin: String::new(),
-        clock,
-    };
     if extra.iter().any(|(k, _)| *k == "ADMIN_PASSWORD") {
         // The caller tests another password and logs in itself.
-        return h;
+        return Harness {
+            app,
+            fake,
+            admin: String::new(),
+            clock,
+        };
     }
-    let login = h
-        .call(
-            "POST",
-            "/api/login",
-            &[],
-            Some(json!({"username":"admin","password":"secret-pw"})),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text());
-    h.admin = login.json()["token"].as_str().unwrap().to_owned();
+    let h = logged_in(app, fake, clock).await;
     if tier.is_some() {
         let added = h
             .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
@@ -180,6 +170,27 @@ pub async fn harness_with(extra: &[(&str, &str)], tier: Option<&str>) -> Harness
         assert_eq!(added.status, 200, "{}", added.text());
     }
     h.fake.clear_requests();
+    h
+}
+
+/// A harness over `app`, logged in as the admin.
+pub async fn logged_in(app: App, fake: FakeFlow, clock: Arc<TokioClock>) -> Harness {
+    let mut h = Harness {
+        app,
+        fake,
+        admin: String::new(),
+        clock,
+    };
+    let login = h
+        .call(
+            "POST",
+            "/api/login",
+            &[],
+            Some(json!({"username": "admin", "password": "secret-pw"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    h.admin = login.json()["token"].as_str().unwrap().to_owned();
     h
 }
 
