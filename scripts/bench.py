@@ -401,13 +401,13 @@ def bench_pool(results, kind):
         else:
             # workerd under `wrangler dev` holds sockets of finished fetches until its GC runs:
             # one process importing ~7,000 accounts (3 fetches each) runs out of descriptors.
-            # So the import goes in parts of at most 4,000, each in a fresh process over the
+            # So the import goes in parts of at most 2,000, each in a fresh process over the
             # same persisted state, and both phases are measured on a freshly started one.
             import_s = 0.0
-            for first in range(0, POOL, 4000):
+            for first in range(0, POOL, 2000):
                 stop(server)
                 server, base = start_ours(fake_base, state, extra=extra, accounts=0)
-                import_s += import_disabled(base, fake_base, min(4000, POOL - first), first)
+                import_s += import_disabled(base, fake_base, min(2000, POOL - first), first)
             stop(server)
             server, base = start_ours(fake_base, state, extra=extra, accounts=0)
             pids = by_name(descendants(server.pid), "workerd")

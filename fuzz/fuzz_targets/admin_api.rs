@@ -1,6 +1,7 @@
 //! The admin API's request bodies through `App::handle`, after a real login: the login body
 //! itself, adding and importing accounts, updating one, and changing the runtime settings
-//! (validated, then the gateway rebuilt from them). The first byte picks the route.
+//! (validated, then the gateway rebuilt from them), creating and changing tenant API keys. The
+//! first byte picks the route.
 
 #![no_main]
 
@@ -9,7 +10,7 @@ use flow2api_sdk::http::header;
 use flow2api_sdk::seams::Bytes;
 use libfuzzer_sys::fuzz_target;
 
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 10] = [
     ("POST", "/api/login"),
     ("POST", "/api/tokens"),
     ("POST", "/api/tokens/import"),
@@ -18,6 +19,8 @@ const ROUTES: [(&str, &str); 8] = [
     ("PATCH", "/api/settings"),
     ("POST", "/api/settings"),
     ("POST", "/api/admin/login"),
+    ("POST", "/api/keys"),
+    ("PATCH", "/api/keys/key-1"),
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -65,6 +68,21 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     } else if path.starts_with("/api/tokens") {
+        assert!(status >= 400, "{path}: {status}");
+    } else if path == "/api/keys" && status == 201 {
+        // A new key is shown once, and never again in the listing.
+        let v: serde_json::Value = serde_json::from_slice(&answer).expect("a JSON key");
+        let key = v["key"].as_str().expect("the key");
+        assert!(key.starts_with("sk-f2a-"), "{key}");
+        let mut list = request("GET", "/api/keys", None, Bytes::new());
+        list.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("a header value"),
+        );
+        let listed = collect(handle(&app, list).into_body());
+        assert!(!String::from_utf8_lossy(&listed).contains(key));
+    } else if path.starts_with("/api/keys") {
+        // Key-1 does not exist: nothing is changed.
         assert!(status >= 400, "{path}: {status}");
     }
 });
