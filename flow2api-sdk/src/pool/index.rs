@@ -1,7 +1,8 @@
 //! The pool's index, kept beside the account records in the same
 //! [`Storage`](crate::Storage): which accounts may serve each kind of generation at each tier,
-//! and which account holds a session token or an email. Selecting an account then lists the eligible ones instead of reading every
-//! record, so it costs the same with 10 accounts or with 10,000 disabled ones.
+//! and which account holds a session token or an email. Selecting an account then lists the
+//! eligible ones instead of reading every record, so it costs the same with 10 accounts or with
+//! 10,000 disabled ones.
 //!
 //! Keys (`v1` names the layout, so that a later one can be built beside it):
 //! - `index:v1:{image|video}:{free|pro|ultra}:{id}`: the account is active and serves that
