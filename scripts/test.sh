@@ -40,8 +40,8 @@ cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own.
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
-step "cargo clippy (host, all targets)"
-cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy (host, all targets, all features)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo clippy (wasm32: SDK and worker, and the worker's test-only conformance build)"
 cargo clippy -p flow2api-sdk -p edge-worker --target wasm32-unknown-unknown -- -D warnings

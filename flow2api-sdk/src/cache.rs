@@ -262,64 +262,24 @@ impl Storage for CachingStorage {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use futures::executor::block_on;
 
     use super::*;
     use crate::memory::{ManualClock, MemoryStorage};
-
-    /// Counts the reads that reach the backend.
-    struct Counting {
-        inner: MemoryStorage,
-        gets: AtomicUsize,
-        lists: AtomicUsize,
-    }
-
-    impl Storage for Counting {
-        fn capabilities(&self) -> Capabilities {
-            self.inner.capabilities()
-        }
-        fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
-            self.gets.fetch_add(1, Ordering::SeqCst);
-            self.inner.get(key)
-        }
-        fn put<'a>(
-            &'a self,
-            key: &'a str,
-            value: Bytes,
-            ttl: Option<Duration>,
-        ) -> BoxFuture<'a, Result<(), StorageError>> {
-            self.inner.put(key, value, ttl)
-        }
-        fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
-            self.inner.delete(key)
-        }
-        fn list<'a>(
-            &'a self,
-            prefix: &'a str,
-            limit: usize,
-            cursor: Option<&'a str>,
-        ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
-            self.lists.fetch_add(1, Ordering::SeqCst);
-            self.inner.list(prefix, limit, cursor)
-        }
-    }
+    use crate::probe::ProbeStorage;
 
     struct Setup {
         clock: Arc<ManualClock>,
-        backend: Arc<Counting>,
+        backend: Arc<ProbeStorage>,
         cache: Arc<StorageCache>,
     }
 
     impl Setup {
         fn new(ttl: Duration) -> Self {
             let clock = Arc::new(ManualClock::new(1_000));
-            let backend = Arc::new(Counting {
-                inner: MemoryStorage::new(clock.clone()),
-                gets: AtomicUsize::new(0),
-                lists: AtomicUsize::new(0),
-            });
+            let backend = Arc::new(ProbeStorage::new(Arc::new(MemoryStorage::new(
+                clock.clone(),
+            ))));
             let cache = Arc::new(StorageCache::new(clock.clone(), ttl));
             Self {
                 clock,
@@ -334,11 +294,11 @@ mod tests {
         }
 
         fn gets(&self) -> usize {
-            self.backend.gets.load(Ordering::SeqCst)
+            self.backend.gets()
         }
 
         fn lists(&self) -> usize {
-            self.backend.lists.load(Ordering::SeqCst)
+            self.backend.lists()
         }
     }
 
@@ -359,8 +319,8 @@ mod tests {
     #[test]
     fn reads_within_the_ttl_are_served_from_the_cache() {
         let t = Setup::new(Duration::from_secs(2));
-        put(&t.backend.inner, "account:a", "1");
-        put(&t.backend.inner, "account:b", "2");
+        put(t.backend.inner(), "account:a", "1");
+        put(t.backend.inner(), "account:b", "2");
 
         let s = t.storage();
         assert_eq!(list(&s, "account:"), ["account:a", "account:b"]);
@@ -380,14 +340,14 @@ mod tests {
     #[test]
     fn entries_expire_after_the_ttl() {
         let t = Setup::new(Duration::from_secs(2));
-        put(&t.backend.inner, "account:a", "1");
+        put(t.backend.inner(), "account:a", "1");
         let s = t.storage();
         assert_eq!(get(&s, "account:a").as_deref(), Some("1"));
         assert_eq!(list(&s, "account:"), ["account:a"]);
 
         // Written behind the cache's back (another instance): seen once the TTL is over.
-        put(&t.backend.inner, "account:a", "2");
-        put(&t.backend.inner, "account:b", "3");
+        put(t.backend.inner(), "account:a", "2");
+        put(t.backend.inner(), "account:b", "3");
         assert_eq!(get(&s, "account:a").as_deref(), Some("1"));
         assert_eq!(list(&s, "account:"), ["account:a"]);
         t.clock.advance(Duration::from_secs(2));
@@ -402,7 +362,7 @@ mod tests {
         let s = t.storage();
         put(&s, "account:a", "1");
         put(&s, "media:x", "m");
-        assert_eq!(get(&t.backend.inner, "account:a").as_deref(), Some("1"));
+        assert_eq!(get(t.backend.inner(), "account:a").as_deref(), Some("1"));
         assert_eq!(list(&s, "account:"), ["account:a"]);
         assert_eq!(list(&s, "acc"), ["account:a"]);
         assert_eq!(list(&s, "media:"), ["media:x"]);
@@ -424,7 +384,7 @@ mod tests {
 
         // The same for a delete, seen by the next request over the same cache.
         block_on(s.delete("account:a")).unwrap();
-        assert_eq!(get(&t.backend.inner, "account:a"), None);
+        assert_eq!(get(t.backend.inner(), "account:a"), None);
         let s = t.storage();
         assert_eq!(get(&s, "account:a"), None);
         assert_eq!(list(&s, "account:"), ["account:b"]);
@@ -433,11 +393,11 @@ mod tests {
     #[test]
     fn a_read_that_overlaps_a_write_is_not_cached() {
         let t = Setup::new(Duration::from_secs(60));
-        put(&t.backend.inner, "account:a", "old");
+        put(t.backend.inner(), "account:a", "old");
         let s = t.storage();
         // The read starts (its generation is taken) before the write ends.
         let generation = t.cache.generation();
-        let stale = get(&t.backend.inner, "account:a");
+        let stale = get(t.backend.inner(), "account:a");
         put(&s, "account:a", "new");
         t.cache.store_value(
             "account:a",
@@ -452,7 +412,7 @@ mod tests {
     #[test]
     fn a_cached_value_may_outlive_its_entry_by_the_cache_ttl() {
         let t = Setup::new(Duration::from_secs(5));
-        block_on(t.backend.inner.put(
+        block_on(t.backend.inner().put(
             "account:a",
             Bytes::from_static(b"1"),
             Some(Duration::from_secs(1)),
@@ -462,7 +422,7 @@ mod tests {
         assert_eq!(get(&s, "account:a").as_deref(), Some("1"));
         t.clock.advance(Duration::from_secs(2));
         assert_eq!(
-            get(&t.backend.inner, "account:a"),
+            get(t.backend.inner(), "account:a"),
             None,
             "expired in the backend"
         );
@@ -482,7 +442,7 @@ mod tests {
     #[test]
     fn a_zero_ttl_caches_nothing() {
         let t = Setup::new(Duration::ZERO);
-        put(&t.backend.inner, "account:a", "1");
+        put(t.backend.inner(), "account:a", "1");
         let s = t.storage();
         for _ in 0..3 {
             assert_eq!(get(&s, "account:a").as_deref(), Some("1"));

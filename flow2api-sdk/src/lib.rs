@@ -45,6 +45,8 @@ pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]
 pub mod native;
 pub mod pool;
+#[cfg(any(test, feature = "testing"))]
+mod probe;
 pub mod public_ip;
 pub mod seams;
 pub mod secret;

@@ -4,110 +4,26 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use flow2api_sdk::memory::MemoryStorage;
 use flow2api_sdk::pool::PoolError;
-use flow2api_sdk::seams::{
-    boxed, BoxFuture, Bytes, Capabilities, Expect, ListPage, Storage, StorageError,
-};
-use flow2api_sdk::testing::{FakeAccount, FakeFlow};
+use flow2api_sdk::seams::Bytes;
+use flow2api_sdk::testing::{FakeAccount, FakeFlow, ProbeStorage};
 use serde_json::json;
 
-/// Memory storage that yields to other tasks before each operation (so racing writers
-/// really interleave between their read and their write) and counts what it is asked.
-struct Racy {
-    inner: MemoryStorage,
-    ops: AtomicUsize,
-}
-
-impl Racy {
-    fn ops(&self) -> usize {
-        self.ops.load(Ordering::SeqCst)
-    }
-}
-
-impl Storage for Racy {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, StorageError>> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        boxed(async move {
-            tokio::task::yield_now().await;
-            self.inner.get(key).await
-        })
-    }
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        ttl: Option<Duration>,
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        boxed(async move {
-            tokio::task::yield_now().await;
-            self.inner.put(key, value, ttl).await
-        })
-    }
-    fn put_if<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        ttl: Option<Duration>,
-        expect: Expect,
-    ) -> BoxFuture<'a, Result<bool, StorageError>> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        boxed(async move {
-            tokio::task::yield_now().await;
-            self.inner.put_if(key, value, ttl, expect).await
-        })
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        boxed(async move {
-            tokio::task::yield_now().await;
-            self.inner.delete(key).await
-        })
-    }
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-        limit: usize,
-        cursor: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<ListPage, StorageError>> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        boxed(async move {
-            tokio::task::yield_now().await;
-            self.inner.list(prefix, limit, cursor).await
-        })
-    }
-    fn get_many<'a>(
-        &'a self,
-        keys: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Option<Bytes>>, StorageError>> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        boxed(async move {
-            tokio::task::yield_now().await;
-            self.inner.get_many(keys).await
-        })
-    }
-}
-
-/// The gateway over a `Racy` store, logged in, with one Ultra account; the store.
-async fn racy_harness() -> (Harness, Arc<Racy>) {
+/// The gateway over a store that yields before every operation, logged in, with one Ultra account; the store.
+async fn racy_harness() -> (Harness, Arc<ProbeStorage>) {
     let clock = Arc::new(TokioClock::new());
     let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
     let mut acct = FakeAccount::new(ST, "alice@example.com");
     acct.tier = "PAYGATE_TIER_TWO".to_owned();
     fake.add_account(acct);
-    let storage = Arc::new(Racy {
-        inner: MemoryStorage::new(clock.clone()),
-        ops: AtomicUsize::new(0),
-    });
+    let storage = Arc::new(ProbeStorage::yielding(Arc::new(MemoryStorage::new(
+        clock.clone(),
+    ))));
     let app = builder(config(&[], &fake), &fake, clock.clone())
         .storage(storage.clone())
         .build()
@@ -120,11 +36,8 @@ async fn racy_harness() -> (Harness, Arc<Racy>) {
     (h, storage)
 }
 
-fn first_id(h: &Harness) -> impl std::future::Future<Output = String> + '_ {
-    async move {
-        let list = h.app.pool().list().await.unwrap();
-        list[0].id.clone()
-    }
+async fn first_id(h: &Harness) -> String {
+    h.app.pool().list().await.unwrap()[0].id.clone()
 }
 
 #[tokio::test]
@@ -225,7 +138,7 @@ async fn selection_reads_the_same_with_hundreds_of_disabled_accounts() {
         a.active = false;
         a.status_reason = Some("disabled: by the admin".into());
         storage
-            .inner
+            .inner()
             .put(
                 &format!("account:{}", a.id),
                 Bytes::from(serde_json::to_vec(&a).unwrap()),
@@ -255,13 +168,13 @@ async fn a_damaged_index_is_repaired_and_selection_never_trusts_it() {
         json!({"model": "gemini-3.1-flash-image-landscape", "messages": user(json!("a cat"))});
     // The account's eligibility key lost: the request still finds it (from the records)…
     storage
-        .inner
+        .inner()
         .delete(&format!("index:v1:image:ultra:{id}"))
         .await
         .unwrap();
     // …and a stale key for an account that is gone leads nowhere.
     storage
-        .inner
+        .inner()
         .put("index:v1:image:ultra:ghost", Bytes::new(), None)
         .await
         .unwrap();
@@ -269,9 +182,11 @@ async fn a_damaged_index_is_repaired_and_selection_never_trusts_it() {
     assert_eq!(r.status, 200, "{}", r.text());
     let report = pool.refresh_due().await.unwrap();
     assert_eq!(report.index_repairs, 2, "{report}");
+    assert_eq!(pool.repair_index().await.unwrap(), 0);
+    // The background pass compares the whole index at most daily.
     assert_eq!(pool.refresh_due().await.unwrap().index_repairs, 0);
     assert!(storage
-        .inner
+        .inner()
         .get(&format!("index:v1:image:ultra:{id}"))
         .await
         .unwrap()
@@ -288,7 +203,7 @@ async fn a_large_import_answers_202_and_goes_on_in_batches() {
     let mut items = Vec::new();
     for i in 0..8 {
         let st = format!("st-import-{i}-0123456789abcdef");
-        let mut acct = FakeAccount::new(&st, &format!("imp{i}@example.com"));
+        let mut acct = FakeAccount::new(&st, format!("imp{i}@example.com"));
         acct.tier = "PAYGATE_TIER_TWO".to_owned();
         h.fake.add_account(acct);
         items.push(json!({"session_token": st, "video_enabled": i % 2 == 0, "is_active": i != 7}));

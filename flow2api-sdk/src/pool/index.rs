@@ -13,9 +13,11 @@
 //!
 //! Every record write updates the keys that changed. A write can land between another one's
 //! record and its index update, so readers check each record they pick, and
-//! [`AccountPool::repair_index`] (run by every background refresh) rebuilds what drifted.
+//! [`AccountPool::repair_index`] (run by the background refresh, at most once per
+//! [`CHECK_INTERVAL_MS`]) rebuilds what drifted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};
 
@@ -28,6 +30,12 @@ use super::{Account, AccountPool, KEY_PREFIX};
 
 const PREFIX: &str = "index:v1:";
 const BUILT: &str = "index:v1:built";
+/// When the background refresh last compared the index with the records (Unix ms).
+const CHECKED: &str = "index:v1:checked";
+/// How often the background refresh compares the index with every record: drift comes only
+/// from a writer stopped between its record and its index keys, and readers re-check what the
+/// index says, so a daily pass is enough and the other passes read no extra keys.
+pub const CHECK_INTERVAL_MS: u64 = 86_400_000;
 /// Set once the records of an earlier storage were copied in ([`AccountPool::adopt_records`]).
 const ADOPTED: &str = "pool:adopted";
 
@@ -49,8 +57,19 @@ fn tier_slug(tier: Tier) -> &'static str {
     }
 }
 
+fn kind_prefix(kind: SlotKind) -> String {
+    format!("{PREFIX}{}:", kind_slug(kind))
+}
+
 fn eligible_prefix(kind: SlotKind, tier: Tier) -> String {
-    format!("{PREFIX}{}:{}:", kind_slug(kind), tier_slug(tier))
+    format!("{}{}:", kind_prefix(kind), tier_slug(tier))
+}
+
+/// The tier and id an eligibility key (after its kind's prefix) names.
+fn parse_eligible(rest: &str) -> Option<(Tier, &str)> {
+    let (tier, id) = rest.split_once(':')?;
+    let tier = TIERS.into_iter().find(|t| tier_slug(*t) == tier)?;
+    Some((tier, id))
 }
 
 fn st_key(st: &Secret) -> String {
@@ -117,18 +136,23 @@ impl AccountPool {
     }
 
     /// Builds the index from the records if it was never built (a pool from before the index,
-    /// or a new storage): one full pass, once.
+    /// or a new storage): one full pass, once. Once seen built, this process (isolate) does
+    /// not ask again.
     ///
     /// # Errors
     /// Storage failures.
     pub(crate) async fn ensure_index(&self) -> Result<(), StorageError> {
-        if self.storage.get(BUILT).await?.is_some() {
+        if self.index_built.load(Ordering::Relaxed) {
             return Ok(());
         }
-        self.repair_index().await?;
-        self.storage
-            .put(BUILT, Bytes::from_static(b"1"), None)
-            .await
+        if self.storage.get(BUILT).await?.is_none() {
+            self.repair_index().await?;
+            self.storage
+                .put(BUILT, Bytes::from_static(b"1"), None)
+                .await?;
+        }
+        self.index_built.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Compares the index with the records and fixes every difference (a writer that stopped
@@ -137,14 +161,45 @@ impl AccountPool {
     /// # Errors
     /// Storage failures.
     pub async fn repair_index(&self) -> Result<usize, StorageError> {
+        let records = self.list().await?;
+        self.repair_index_from(&records).await
+    }
+
+    /// [`repair_index`](Self::repair_index) when the last comparison is older than
+    /// [`CHECK_INTERVAL_MS`], against `records` (every record, as the caller just listed
+    /// them). `Ok(0)` when it was not due.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub(crate) async fn repair_index_if_due(
+        &self,
+        records: &[Account],
+    ) -> Result<usize, StorageError> {
+        let now = self.clock.now_ms();
+        let last = self
+            .storage
+            .get(CHECKED)
+            .await?
+            .and_then(|raw| std::str::from_utf8(&raw).ok()?.parse::<u64>().ok());
+        if last.is_some_and(|at| now.saturating_sub(at) < CHECK_INTERVAL_MS && at <= now) {
+            return Ok(0);
+        }
+        let repairs = self.repair_index_from(records).await?;
+        self.storage
+            .put(CHECKED, Bytes::from(now.to_string().into_bytes()), None)
+            .await?;
+        Ok(repairs)
+    }
+
+    async fn repair_index_from(&self, records: &[Account]) -> Result<usize, StorageError> {
         let mut want = BTreeMap::new();
-        for account in self.list().await? {
-            want.extend(entries(&account));
+        for account in records {
+            want.extend(entries(account));
         }
         let have: BTreeSet<String> = list_all(&*self.storage, PREFIX)
             .await?
             .into_iter()
-            .filter(|k| k != BUILT)
+            .filter(|k| k != BUILT && k != CHECKED)
             .collect();
         let mut repairs = 0;
         for key in have.iter().filter(|k| !want.contains_key(*k)) {
@@ -168,7 +223,8 @@ impl AccountPool {
         Ok(repairs)
     }
 
-    /// Ids of the accounts the index says may serve `kind` at `tier` or above.
+    /// Ids of the accounts the index says may serve `kind` at `tier` or above: one listing
+    /// of the kind's keys (every tier), or of the top tier's alone.
     ///
     /// # Errors
     /// Storage failures.
@@ -178,16 +234,19 @@ impl AccountPool {
         tier: Tier,
     ) -> Result<Vec<String>, StorageError> {
         self.ensure_index().await?;
-        let mut ids = Vec::new();
-        for t in TIERS.into_iter().filter(|t| *t >= tier) {
-            let prefix = eligible_prefix(kind, t);
-            let keys = list_all(&*self.storage, &prefix).await?;
-            ids.extend(
-                keys.into_iter()
-                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
-            );
-        }
-        Ok(ids)
+        let prefix = if tier == Tier::Ultra {
+            eligible_prefix(kind, tier)
+        } else {
+            kind_prefix(kind)
+        };
+        let keys = list_all(&*self.storage, &prefix).await?;
+        let kind_len = kind_prefix(kind).len();
+        Ok(keys
+            .iter()
+            .filter_map(|k| parse_eligible(k.get(kind_len..)?))
+            .filter(|(t, _)| *t >= tier)
+            .map(|(_, id)| id.to_owned())
+            .collect())
     }
 
     /// The id of the account holding this session token, if any.
@@ -279,6 +338,15 @@ mod tests {
         assert!(keys.contains(&"index:v1:email:a@x.com".to_owned()));
         // The ST is hashed, never part of a key.
         assert!(!keys.iter().any(|k| k.contains("secret-st")));
+    }
+
+    #[test]
+    fn an_eligibility_key_names_its_tier_and_id() {
+        let key = format!("{}a1", eligible_prefix(SlotKind::Video, Tier::Pro));
+        let rest = &key[kind_prefix(SlotKind::Video).len()..];
+        assert_eq!(parse_eligible(rest), Some((Tier::Pro, "a1")));
+        assert_eq!(parse_eligible("gold:a1"), None);
+        assert_eq!(parse_eligible("pro"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod records;
 pub mod select;
 pub mod tokens;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -330,6 +331,8 @@ pub struct AccountPool {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: PoolSettings,
     pub(crate) loads: &'static loads::LoadCache,
+    /// The index was seen built ([`index`]): shared by clones, so asked once per process.
+    pub(crate) index_built: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AccountPool {
@@ -358,6 +361,7 @@ impl AccountPool {
             clock,
             settings,
             loads: loads::LoadCache::shared(),
+            index_built: Arc::new(AtomicBool::new(false)),
         }
     }
 

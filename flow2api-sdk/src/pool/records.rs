@@ -198,11 +198,23 @@ impl AccountPool {
             return self.modify(id, |a| settings.apply_to(a)).await;
         };
         let st = Secret::new(st.expose().trim());
-        let current = self.get(id).await?;
+        self.get(id).await?;
         if let Some(holder) = self.holder_of(&st).await?.filter(|h| h != id) {
             return Err(PoolError::Duplicate(holder));
         }
         let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        self.update_exchanged(id, st, session, settings).await
+    }
+
+    /// [`update`](Self::update) with a new ST once it was exchanged.
+    async fn update_exchanged(
+        &self,
+        id: &str,
+        st: Secret,
+        session: Session,
+        settings: &AccountSettings,
+    ) -> Result<Account, PoolError> {
+        let current = self.get(id).await?;
         let projects = if current.projects.is_empty() {
             self.create_projects(&st, self.settings.project_pool_size, self.clock.now_ms())
                 .await?
@@ -320,18 +332,20 @@ impl AccountPool {
             }
         };
         let email = session.email.clone().unwrap_or_default();
-        let result = match self.holder_of_email(&email).await? {
-            Some(id) => self
-                .update(&id, Some(st), &settings)
+        let by_email = self.holder_of_email(&email).await?;
+        let by_st = self.holder_of(&st).await?;
+        // The account with this email takes the new ST, unless another account holds it.
+        let result = match (by_email, by_st) {
+            (Some(id), Some(holder)) if holder != id => Err(PoolError::Duplicate(holder)),
+            (Some(id), _) => self
+                .update_exchanged(&id, st, session, &settings)
                 .await
                 .map(|a| (false, a.id)),
-            None => match self.holder_of(&st).await? {
-                Some(id) => Err(PoolError::Duplicate(id)),
-                None => self
-                    .add_exchanged(st, session, &settings)
-                    .await
-                    .map(|a| (true, a.id)),
-            },
+            (None, Some(holder)) => Err(PoolError::Duplicate(holder)),
+            (None, None) => self
+                .add_exchanged(st, session, &settings)
+                .await
+                .map(|a| (true, a.id)),
         };
         // `is_active: false` (as the export writes it for a disabled account) comes back
         // disabled; an import never disables an account the admin had on otherwise.

@@ -27,7 +27,8 @@ pub struct RefreshReport {
     pub cooldowns_cleared: usize,
     /// Other failures.
     pub failed: usize,
-    /// Index keys rewritten or removed because they no longer matched the records.
+    /// Index keys rewritten or removed because they no longer matched the records (the
+    /// comparison runs at most once per [`index::CHECK_INTERVAL_MS`](super::index::CHECK_INTERVAL_MS)).
     pub index_repairs: usize,
 }
 
@@ -216,11 +217,12 @@ impl AccountPool {
     /// # Errors
     /// Storage failures listing accounts; per-account failures are counted, not returned.
     pub async fn refresh_due(&self) -> Result<RefreshReport, PoolError> {
+        let records = self.list().await?;
         let mut report = RefreshReport {
-            index_repairs: self.repair_index().await?,
+            index_repairs: self.repair_index_if_due(&records).await?,
             ..RefreshReport::default()
         };
-        for account in self.list().await?.into_iter().filter(|a| a.active) {
+        for account in records.into_iter().filter(|a| a.active) {
             report.checked += 1;
             let Ok(status) = self.status(&account.id).await else {
                 report.failed += 1;

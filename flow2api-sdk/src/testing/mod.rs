@@ -111,6 +111,7 @@ use serde::{Deserialize, Serialize};
 use crate::seams::TransportError;
 use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, HttpResponse};
 
+pub use crate::probe::ProbeStorage;
 pub use assets::{FIFE_PNG, UPSAMPLE_JPEG};
 use state::State;
 pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, VideoShape};
