@@ -24,8 +24,8 @@ from conftest import ROOT, Gateway, start_fake, start_worker, stop_stack
 
 # The case names of the Rust suites (storage::CASES, coordinator::CASES, jobs::CASES), minus
 # the listing case, which runs split below.
-STORAGE_CASES = ["get_put_delete", "list_prefix_order", "read_your_writes", "conditional_write",
-                 "conditional_write_race", "ttl", "min_ttl"]
+STORAGE_CASES = ["get_put_delete", "list_prefix_order", "list_from_a_key", "read_your_writes",
+                 "conditional_write", "conditional_write_race", "ttl", "min_ttl"]
 COORDINATOR_CASES = ["slots_never_exceed_the_limit", "release", "lease_expiry_and_renewal",
                      "errors_and_cooldown", "single_flight_refresh"]
 JOB_CASES = ["steps_until_finished", "first_step_after_its_delay", "waits_between_steps",
@@ -89,7 +89,8 @@ def test_storage_case(conformance_worker: Gateway, backend: str, case: str) -> N
     # has no conditional write (its case checks that put_if refuses); the Durable Object store
     # is strong with atomic conditional writes and any TTL.
     skips = {
-        "kv": {"read_your_writes", "conditional_write", "conditional_write_race"},
+        "kv": {"list_from_a_key", "read_your_writes", "conditional_write",
+               "conditional_write_race"},
         "do": {"min_ttl"},
     }[backend]
     if case in skips:

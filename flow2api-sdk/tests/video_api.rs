@@ -13,9 +13,10 @@ use bytes::Bytes;
 use common::*;
 use flow2api_sdk::generate::video::JobPhase;
 use flow2api_sdk::jobs::{JobRecord, JobRunner, JobStatus};
+use flow2api_sdk::memory::MemoryStorage;
 use flow2api_sdk::seams::{boxed, boxed_stream, BoxFuture, BoxStream, StorageError};
 use flow2api_sdk::testing::{
-    fake_mp4, Endpoint, FakeAccount, FakeFlow, Fault, VideoKind, FIFE_PNG,
+    fake_mp4, Endpoint, FakeAccount, FakeFlow, Fault, ProbeStorage, VideoKind, FIFE_PNG,
 };
 use serde_json::{json, Value};
 
@@ -741,6 +742,105 @@ async fn list_pages_in_both_orders() {
 // ---------------------------------------------------------------------------------------------
 // 9. Delete
 // ---------------------------------------------------------------------------------------------
+
+/// Jobs stored before the listing index (records only) are indexed once; from then on a page
+/// costs one listing and one batched read however many jobs there are, in both orders, and a
+/// deleted job leaves the listing at once.
+#[tokio::test(start_paused = true)]
+async fn list_pages_come_from_storage_whatever_the_number_of_jobs() {
+    let clock = Arc::new(TokioClock::new());
+    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
+    fake.add_account(FakeAccount::new(ST, EMAIL));
+    let jobs = Arc::new(ProbeStorage::new(Arc::new(MemoryStorage::new(
+        clock.clone(),
+    ))));
+    let app = builder(
+        config(&[("POLL_INTERVAL", "0.01")], &fake),
+        &fake,
+        clock.clone(),
+    )
+    .job_store(jobs.clone())
+    .build()
+    .unwrap();
+    let h = logged_in(app, fake, clock).await;
+    let added = h
+        .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text());
+    let first = create_ok(&h, json!({"model": T2V, "prompt": "the first"})).await;
+    wait_completed(&h, &first).await;
+    // 250 more written as an older version stored them: records, no listing keys.
+    let raw = jobs
+        .inner()
+        .get(&format!("video/{first}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let template: Value = serde_json::from_slice(&raw).unwrap();
+    let mut ids = vec![first.clone()];
+    for i in 1..=250u64 {
+        let id = format!("video_{:012x}{:016x}", 0x0190_0000_0000 + i, i);
+        let mut record = template.clone();
+        record["id"] = json!(id);
+        let bytes = Bytes::from(serde_json::to_vec(&record).unwrap());
+        jobs.inner()
+            .put(&format!("video/{id}"), bytes, None)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids.sort();
+    let page = |q: String| {
+        let h = &h;
+        async move {
+            let r = h.api("GET", &format!("/v1/videos?{q}"), None).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let v = r.json();
+            let got: Vec<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["id"].as_str().unwrap().to_owned())
+                .collect();
+            (got, v["has_more"].as_bool().unwrap())
+        }
+    };
+    for (order, want) in [
+        ("asc", ids.clone()),
+        ("desc", ids.iter().rev().cloned().collect()),
+    ] {
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let before = (jobs.lists(), jobs.gets());
+            let (got, more) = page(format!("limit=100&order={order}{after}")).await;
+            if !seen.is_empty() {
+                assert_eq!(
+                    (jobs.lists() - before.0, jobs.gets() - before.1),
+                    (1, 1),
+                    "storage calls for one page of {order}"
+                );
+            }
+            seen.extend(got);
+            if !more {
+                break;
+            }
+            after = format!("&after={}", seen.last().unwrap());
+        }
+        assert_eq!(seen, want, "every job once, {order}");
+    }
+    let gone = &ids[100];
+    assert_eq!(
+        h.api("DELETE", &format!("/v1/videos/{gone}"), None)
+            .await
+            .status,
+        200
+    );
+    let (got, _) = page(format!("limit=2&order=asc&after={}", ids[99])).await;
+    assert_eq!(got, [ids[101].clone(), ids[102].clone()]);
+    let (got, more) = page("limit=2&after=video_nonsense".into()).await;
+    assert!(got.is_empty() && !more);
+}
 
 /// One slot for videos on the harness's account.
 async fn one_video_slot(h: &Harness) {

@@ -9,7 +9,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::generate::video::{check_image_count, VideoRequest};
-use crate::jobs::{is_job_id, JobRecord, JobStatus, NewJob};
+use crate::jobs::{is_job_id, JobRecord, JobStatus, NewJob, Order};
 use crate::models::{self, find_video_alias, ResolveHints, VideoModel};
 use crate::seams::{boxed_stream, Bytes};
 use crate::util;
@@ -500,31 +500,15 @@ pub(crate) async fn list(
             }
         }
     }
-    // The root key lists every job; a tenant, its own (from its owner index).
-    let mut ids = match caller.owner() {
-        None => inner.jobs.ids().await,
-        Some(owner) => inner.jobs.ids_of(owner).await,
-    }
-    .map_err(ApiError::from)?;
-    if desc {
-        ids.reverse();
-    }
-    let start = match &after {
-        Some(a) => ids.iter().position(|i| i == a).map_or(ids.len(), |p| p + 1),
-        None => 0,
-    };
-    let candidates = &ids[start.min(ids.len())..];
-    let page = &candidates[..limit.min(candidates.len())];
-    // One storage call for the page (a record that expired since the listing is left out).
-    let data: Vec<Value> = inner
+    // The root key lists every job; a tenant, its own: a page straight from storage.
+    let order = if desc { Order::Desc } else { Order::Asc };
+    let page = inner
         .jobs
-        .get_many(page)
+        .page(caller.owner(), order, after.as_deref(), limit)
         .await
-        .map_err(ApiError::from)?
-        .iter()
-        .map(video_object)
-        .collect();
-    let has_more = page.len() < candidates.len();
+        .map_err(ApiError::from)?;
+    let data: Vec<Value> = page.jobs.iter().map(video_object).collect();
+    let has_more = page.has_more;
     let body = json!({
         "object": "list",
         "data": data,

@@ -47,6 +47,7 @@ pub const CASES: &[&str] = &[
     "get_put_delete",
     "list_prefix_order",
     "list_past_1000_keys",
+    "list_from_a_key",
     "read_your_writes",
     "conditional_write",
     "conditional_write_race",
@@ -83,6 +84,7 @@ pub async fn case(name: &str, s: &Subject) -> CaseResult {
             seed_keys(s, &prefix, 0..MANY_KEYS).await?;
             check_listing(s, &prefix, MANY_KEYS).await.map(|()| None)
         }
+        "list_from_a_key" => list_from_a_key(s).await,
         "read_your_writes" => read_your_writes(s).await,
         "conditional_write" => conditional_write(s).await,
         "conditional_write_race" => conditional_write_race(s).await,
@@ -323,6 +325,46 @@ pub async fn check_listing(s: &Subject, prefix: &str, count: usize) -> Result<()
         })
     })
     .await
+}
+
+/// With [`Capabilities::key_cursors`]: any key given as the cursor, present or not, starts
+/// the listing just after it.
+async fn list_from_a_key(s: &Subject) -> CaseResult {
+    if !s.caps().key_cursors {
+        return Ok(Some("the backend's cursors are opaque".into()));
+    }
+    let st = &*s.storage;
+    let ns = namespace();
+    for k in ["a", "c", "e", "g"] {
+        st.put(&format!("{ns}{k}"), b(k), None)
+            .await
+            .map_err(err("put"))?;
+    }
+    let keys = |ks: &[&str]| ks.iter().map(|k| format!("{ns}{k}")).collect::<Vec<_>>();
+    let ns = ns.as_str();
+    let page = st
+        .list(ns, 10, Some(&format!("{ns}c")))
+        .await
+        .map_err(err("list from a key"))?;
+    check_eq(page.keys, keys(&["e", "g"]), "the keys after a present key")?;
+    let page = st
+        .list(ns, 1, Some(&format!("{ns}d")))
+        .await
+        .map_err(err("list from a key"))?;
+    check_eq(page.keys, keys(&["e"]), "the key after an absent key")?;
+    check(page.cursor.is_some(), || {
+        "a page that left a key out had no cursor".to_owned()
+    })?;
+    let page = st
+        .list(ns, 10, Some(&format!("{ns}g")))
+        .await
+        .map_err(err("list from a key"))?;
+    check_eq(
+        page.keys,
+        Vec::<String>::new(),
+        "the keys after the last one",
+    )?;
+    Ok(None)
 }
 
 async fn read_your_writes(s: &Subject) -> CaseResult {

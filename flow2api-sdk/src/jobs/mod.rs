@@ -7,9 +7,11 @@
 
 mod failure;
 mod follow;
+mod listing;
 mod local;
 mod record;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use crate::tenants::{Admitted, Outcome, Tenants};
 use crate::util;
 
 pub use failure::{FailureKind, JobError, JobFailure};
+pub use listing::{JobPage, Order};
 pub use local::LocalRunner;
 pub use record::{JobLease, JobRecord, JobStatus};
 
@@ -155,6 +158,8 @@ pub struct Jobs {
     lease: Duration,
     ttl: Duration,
     tenants: Option<Tenants>,
+    /// The listing index was seen built ([`listing`]).
+    listing_built: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -187,15 +192,12 @@ fn idempotency_key(owner: Option<&str>, k: &str) -> String {
     }
 }
 
-/// The owner index: one key per job of a tenant, so that its listing reads its own jobs only.
-fn owner_prefix(owner: &str) -> String {
-    format!("own/{owner}/")
-}
-
 /// Whether `key` is one the jobs write to their store (a job record, an idempotency entry or
-/// an owner index entry), for a host that sorts keys of a store shared in the past.
+/// a listing key), for a host that sorts keys of a store shared in the past.
 pub fn is_job_key(key: &str) -> bool {
-    key.starts_with("video/") || key.starts_with("idem/") || key.starts_with("own/")
+    ["video/", "idem/", "own/", "ownd/", "list/", "list:"]
+        .iter()
+        .any(|p| key.starts_with(p))
 }
 
 /// SHA-256 of `bytes` (request digests for `Idempotency-Key`).
@@ -244,6 +246,7 @@ impl Jobs {
             lease,
             ttl,
             tenants: None,
+            listing_built: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -327,20 +330,6 @@ impl Jobs {
             .flatten()
             .filter_map(|bytes| serde_json::from_slice::<JobRecord>(&bytes).ok())
             .filter(|r| !r.is_deleted())
-            .collect())
-    }
-
-    /// The ids of the jobs of `owner` (a tenant id), oldest first, from its owner index: no
-    /// scan of other tenants' jobs.
-    ///
-    /// # Errors
-    /// Storage failures.
-    pub async fn ids_of(&self, owner: &str) -> Result<Vec<String>, StorageError> {
-        let prefix = owner_prefix(owner);
-        let keys = crate::seams::list_all(&*self.store, &prefix).await?;
-        Ok(keys
-            .into_iter()
-            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
             .collect())
     }
 
@@ -451,12 +440,7 @@ impl Jobs {
             tenant_lease: new.tenant,
         };
         record.log.extend(drain(&mut lines));
-        // The owner's index entry first: an entry whose job was never stored is left out of
-        // listings, while a stored job missing from its owner's listing would be lost to it.
-        if let Some(o) = &owner {
-            let index = format!("{}{}", owner_prefix(o), record.id);
-            self.store.put(&index, Bytes::new(), Some(self.ttl)).await?;
-        }
+        self.index(&record).await?;
         self.put(&record).await?;
         if let Some((k, digest)) = new.idempotency {
             let entry = record::IdempotencyEntry {
@@ -581,7 +565,7 @@ impl Jobs {
             // The upstream generation of a deleted job is over: its slot is back (above),
             // and so is the tombstone's storage.
             self.store.delete(&key(&record.id)).await?;
-            self.drop_owner_index(&record).await;
+            self.unindex(&record).await;
             return Ok(StepOutcome::gone());
         }
         if (record.log.len(), record.status, record.progress) != before {
@@ -715,6 +699,8 @@ impl Jobs {
             record.deleted_at_ms = Some(self.clock.now_ms());
             record.revision += 1;
             if self.put_back(&record, read).await? {
+                // Out of listings at once; the tombstone runs on unlisted.
+                self.unindex(&record).await;
                 return Ok(true);
             }
             // A step wrote the record meanwhile: look again.
@@ -737,13 +723,6 @@ impl Jobs {
         }
     }
 
-    async fn drop_owner_index(&self, record: &JobRecord) {
-        if let Some(o) = &record.owner {
-            let index = format!("{}{}", owner_prefix(o), record.id);
-            let _ = self.store.delete(&index).await;
-        }
-    }
-
     /// Removes a record that holds no upstream work, giving back the slot of one that had not
     /// finished (not an outcome for the account).
     async fn remove(&self, record: &JobRecord) -> Result<(), StorageError> {
@@ -751,7 +730,7 @@ impl Jobs {
             self.end_tenant(record.tenant_lease.as_ref(), Outcome::Released)
                 .await;
         }
-        self.drop_owner_index(record).await;
+        self.unindex(record).await;
         if let (false, Some(lease_id)) = (record.status.is_terminal(), &record.lease.lease_id) {
             let release = AccountCommand::Release {
                 lease_id: lease_id.clone(),

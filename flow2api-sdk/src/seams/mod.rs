@@ -234,25 +234,38 @@ pub struct Capabilities {
     pub consistency: Consistency,
     /// The shortest TTL the backend keeps; a shorter one is rounded up to it (KV: 60 s).
     pub min_ttl: Option<Duration>,
+    /// A [`Storage::list`] cursor is the last key of the page before, so that any key given
+    /// as the cursor starts a listing just after it: paging from a client's "after this id"
+    /// costs one call (KV's cursors are opaque: no).
+    pub key_cursors: bool,
 }
 
 impl Capabilities {
-    /// Strongly consistent, with atomic conditional writes and any TTL.
+    /// Strongly consistent, with atomic conditional writes, any TTL and key cursors.
     pub const fn strong() -> Self {
         Self {
             conditional_writes: true,
             consistency: Consistency::Strong,
             min_ttl: None,
+            key_cursors: true,
         }
     }
 
-    /// Eventually consistent, without conditional writes, any TTL.
+    /// Eventually consistent, without conditional writes, any TTL, opaque cursors.
     pub const fn eventual() -> Self {
         Self {
             conditional_writes: false,
             consistency: Consistency::Eventual,
             min_ttl: None,
+            key_cursors: false,
         }
+    }
+
+    /// The same with `key_cursors` set.
+    #[must_use]
+    pub const fn with_key_cursors(mut self, yes: bool) -> Self {
+        self.key_cursors = yes;
+        self
     }
 
     /// The same with a minimum TTL.
