@@ -9,7 +9,7 @@
 //! | `Storage` (media) | the KV namespace `KV`, uncached |
 //! | `Storage` (admin sessions) | the `StoreObject` named `admin-sessions` (`do_storage`) |
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
-//! | `Storage` (video jobs) | the `StoreObject` named `video-jobs` (`do_storage`) |
+//! | `Storage` (video jobs) | job records spread over 16 `StoreObject`s, `video-jobs-0` … `video-jobs-15`, by a hash of the job id; their listing and `Idempotency-Key` entries in the one named `video-jobs` (`do_storage`) |
 //! | `Storage` (tenant keys) | the `StoreObject` named `api-keys` for the key records, one named `tenant-{id}` per key for its counters and leases (`tenant_storage`) |
 //! | `JobRunner` | one `JobObject` per video job, stepping it from its alarm (`job_runner`, `job_object`) |
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
@@ -97,8 +97,11 @@ pub(crate) mod entry {
 
     /// The `StoreObject` instance that holds admin sessions.
     const SESSIONS: &str = "admin-sessions";
-    /// The `StoreObject` instance that holds video job records.
+    /// The `StoreObject` instance that holds the video jobs' listings and idempotency keys.
     const VIDEO_JOBS: &str = "video-jobs";
+    /// How many `StoreObject` instances (`video-jobs-0` …) the job records are spread over.
+    /// Never change it while jobs live (7 days): each record's place follows from it.
+    const JOB_SHARDS: usize = 16;
     /// The `StoreObject` instance that holds account records and the pool's index.
     const ACCOUNTS: &str = "accounts";
 
@@ -218,6 +221,13 @@ pub(crate) mod entry {
         let sessions = DoStorage::new(store.clone(), SESSIONS, subrequests.clone());
         let coordinator = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());
         let jobs = DoStorage::new(store.clone(), VIDEO_JOBS, subrequests.clone());
+        let job_shards: Vec<Arc<dyn Storage>> = (0..JOB_SHARDS)
+            .map(|i| {
+                let name = format!("{VIDEO_JOBS}-{i}");
+                Arc::new(DoStorage::new(store.clone(), name, subrequests.clone()))
+                    as Arc<dyn Storage>
+            })
+            .collect();
         let tenants = TenantStorage::new(store, subrequests.clone());
         let runner = DoJobRunner::new(env.durable_object("JOBS")?, subrequests.clone());
         let mut builder = App::builder(config.clone())
@@ -230,6 +240,7 @@ pub(crate) mod entry {
             // Uncached: media ids are unique and read about once, caching would only hold memory.
             .media(Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))))
             .job_store(Arc::new(jobs))
+            .job_record_shards(job_shards)
             .tenant_storage(Arc::new(tenants))
             .job_runner(Arc::new(runner));
         if let Some(spawner) = spawner {

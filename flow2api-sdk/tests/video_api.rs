@@ -13,7 +13,8 @@ use bytes::Bytes;
 use common::*;
 use flow2api_sdk::generate::video::JobPhase;
 use flow2api_sdk::jobs::{JobRecord, JobRunner, JobStatus};
-use flow2api_sdk::memory::MemoryStorage;
+use flow2api_sdk::memory::{MemoryCoordinator, MemoryStorage};
+use flow2api_sdk::seams::Storage;
 use flow2api_sdk::seams::{boxed, boxed_stream, BoxFuture, BoxStream, StorageError};
 use flow2api_sdk::testing::{
     fake_mp4, Endpoint, FakeAccount, FakeFlow, Fault, ProbeStorage, VideoKind, FIFE_PNG,
@@ -754,22 +755,32 @@ async fn list_pages_come_from_storage_whatever_the_number_of_jobs() {
     let jobs = Arc::new(ProbeStorage::new(Arc::new(MemoryStorage::new(
         clock.clone(),
     ))));
-    let app = builder(
-        config(&[("POLL_INTERVAL", "0.01")], &fake),
-        &fake,
-        clock.clone(),
-    )
-    .job_store(jobs.clone())
-    .build()
-    .unwrap();
-    let h = logged_in(app, fake, clock).await;
+    let stores = Stores::new(clock.clone());
+    let app = |jobs: Arc<ProbeStorage>| {
+        stores
+            .attach(builder(
+                config(&[("POLL_INTERVAL", "0.01")], &fake),
+                &fake,
+                clock.clone(),
+            ))
+            .job_store(jobs)
+            .build()
+            .unwrap()
+    };
+    let h = logged_in(app(jobs.clone()), fake.clone(), clock.clone()).await;
     let added = h
         .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
         .await;
     assert_eq!(added.status, 200, "{}", added.text());
     let first = create_ok(&h, json!({"model": T2V, "prompt": "the first"})).await;
     wait_completed(&h, &first).await;
-    // 250 more written as an older version stored them: records, no listing keys.
+    // As an older version stored jobs: records, no listing keys; 250 more of them.
+    for k in flow2api_sdk::seams::list_all(jobs.inner(), "list")
+        .await
+        .unwrap()
+    {
+        jobs.inner().delete(&k).await.unwrap();
+    }
     let raw = jobs
         .inner()
         .get(&format!("video/{first}"))
@@ -789,6 +800,8 @@ async fn list_pages_come_from_storage_whatever_the_number_of_jobs() {
             .unwrap();
         ids.push(id);
     }
+    // The new version starts over them.
+    let h = logged_in(app(jobs.clone()), fake, clock).await;
     ids.sort();
     let page = |q: String| {
         let h = &h;
@@ -840,6 +853,118 @@ async fn list_pages_come_from_storage_whatever_the_number_of_jobs() {
     assert_eq!(got, [ids[101].clone(), ids[102].clone()]);
     let (got, more) = page("limit=2&after=video_nonsense".into()).await;
     assert!(got.is_empty() && !more);
+}
+
+/// With record shards, new jobs' records go to their shards (the job store keeps only the
+/// listing and idempotency keys), records from before move into them (one read of an old
+/// job, or the first listing), jobs run to their end, and a page reads each shard at most once.
+/// How many job records `s` holds.
+async fn records_in(s: &ProbeStorage) -> usize {
+    flow2api_sdk::seams::list_all(s.inner(), "video/")
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn job_records_spread_over_shards() {
+    let clock = Arc::new(TokioClock::new());
+    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
+    fake.add_account(FakeAccount::new(ST, EMAIL));
+    let memory = || Arc::new(MemoryStorage::new(clock.clone()));
+    let main = Arc::new(ProbeStorage::new(memory()));
+    let accounts = memory();
+    let coordinator = Arc::new(MemoryCoordinator::new(clock.clone()));
+    // An earlier version's job: its record in the job store, no listing keys.
+    let (_, old_id) = {
+        let app = builder(
+            config(&[("POLL_INTERVAL", "0.01")], &fake),
+            &fake,
+            clock.clone(),
+        )
+        .job_store(main.clone())
+        .storage(accounts.clone())
+        .coordinator(coordinator.clone())
+        .build()
+        .unwrap();
+        let h = logged_in(app, fake.clone(), clock.clone()).await;
+        let added = h
+            .admin_call("POST", "/api/tokens", Some(json!({"st": ST})))
+            .await;
+        assert_eq!(added.status, 200, "{}", added.text());
+        let id = create_ok(&h, json!({"model": T2V, "prompt": "from before"})).await;
+        wait_completed(&h, &id).await;
+        for k in flow2api_sdk::seams::list_all(main.inner(), "list")
+            .await
+            .unwrap()
+        {
+            main.inner().delete(&k).await.unwrap();
+        }
+        (h, id)
+    };
+    let shards: Vec<Arc<ProbeStorage>> = (0..4)
+        .map(|_| Arc::new(ProbeStorage::new(memory())))
+        .collect();
+    let app = builder(
+        config(&[("POLL_INTERVAL", "0.01")], &fake),
+        &fake,
+        clock.clone(),
+    )
+    .job_store(main.clone())
+    .job_record_shards(
+        shards
+            .iter()
+            .map(|s| s.clone() as Arc<dyn Storage>)
+            .collect(),
+    )
+    .storage(accounts)
+    .coordinator(coordinator)
+    .build()
+    .unwrap();
+    let h = logged_in(app, fake, clock).await;
+    // The old job is found (and moved into its shard).
+    let got = get_video(&h, &old_id).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(
+        records_in(&main).await,
+        0,
+        "the old record left the job store"
+    );
+    let mut ids = vec![old_id];
+    for i in 0..12 {
+        ids.push(create_ok(&h, json!({"model": T2V, "prompt": format!("clip {i}")})).await);
+    }
+    for id in &ids[1..] {
+        wait_completed(&h, id).await;
+    }
+    let mut total = 0;
+    for s in &shards {
+        total += records_in(s).await;
+    }
+    assert_eq!(total, ids.len());
+    assert_eq!(records_in(&main).await, 0);
+    assert!(
+        shards.iter().filter(|s| s.writes() > 0).count() >= 2,
+        "one shard took every job"
+    );
+    let before: Vec<usize> = shards.iter().map(|s| s.gets()).collect();
+    let r = h.api("GET", "/v1/videos?limit=100&order=asc", None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(listed, ids);
+    for (s, b) in shards.iter().zip(before) {
+        assert!(
+            s.gets() - b <= 1,
+            "a page read one shard {} times",
+            s.gets() - b
+        );
+    }
 }
 
 /// One slot for videos on the harness's account.

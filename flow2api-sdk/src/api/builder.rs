@@ -117,6 +117,7 @@ pub struct AppBuilder {
     storage: Option<Arc<dyn Storage>>,
     consistent: Option<Arc<dyn Storage>>,
     job_store: Option<Arc<dyn Storage>>,
+    job_shards: Vec<Arc<dyn Storage>>,
     tenant_storage: Option<Arc<dyn Storage>>,
     coordinator: Option<Arc<dyn Coordinator>>,
     media: Option<Arc<dyn MediaStore>>,
@@ -143,6 +144,7 @@ impl AppBuilder {
             storage: None,
             consistent: None,
             job_store: None,
+            job_shards: Vec::new(),
             tenant_storage: None,
             coordinator: None,
             media: None,
@@ -194,6 +196,16 @@ impl AppBuilder {
     /// Video job records (strongly consistent).
     pub fn job_store(mut self, storage: Arc<dyn Storage>) -> Self {
         self.job_store = Some(storage);
+        self
+    }
+
+    /// Spreads video job records over these stores (each strongly consistent) by a hash of
+    /// the job id, so that no one store takes every job's steps; the job store keeps the
+    /// listings and `Idempotency-Key` entries (the edge gives 16 Durable Objects). Keep the
+    /// same shards, in the same order, for as long as jobs live (7 days); records stored
+    /// before there were shards are moved into them.
+    pub fn job_record_shards(mut self, shards: Vec<Arc<dyn Storage>>) -> Self {
+        self.job_shards = shards;
         self
     }
 
@@ -356,6 +368,7 @@ impl AppBuilder {
                 captcha: self.captcha,
                 spawner: self.spawner,
                 jobs,
+                job_shards: self.job_shards,
             },
             driver,
             settings,

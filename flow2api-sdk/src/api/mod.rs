@@ -71,6 +71,8 @@ pub(crate) struct Deps {
     pub(crate) spawner: Option<Arc<dyn Spawn>>,
     /// Video job records: strongly consistent (a Durable Object at the edge).
     pub(crate) jobs: Arc<dyn Storage>,
+    /// Stores the job records are spread over; none: the job store holds them.
+    pub(crate) job_shards: Vec<Arc<dyn Storage>>,
     /// Tenant keys and their counters: strongly consistent.
     pub(crate) tenants: Arc<dyn Storage>,
 }
@@ -392,6 +394,7 @@ impl AppInner {
             poll,
             JOB_TTL,
         )
+        .with_record_shards(deps.job_shards.clone())
         .with_tenants(tenants.clone());
         let (runner, local): (Arc<dyn JobRunner>, Option<LocalRunner>) = match (driver, local) {
             (JobDriver::Runner(r), _) => (r.clone(), None),

@@ -105,23 +105,45 @@ impl Jobs {
         }
     }
 
-    /// Indexes the records stored before the listing index, once (then once per process, a
-    /// marker read).
-    async fn ensure_listing(&self) -> Result<(), StorageError> {
+    /// Whether the listing index was built (and records from before the shards moved):
+    /// after the first yes, asked no more in this process.
+    pub(super) async fn listing_ready(&self) -> Result<bool, StorageError> {
         if self.listing_built.load(AtomicOrdering::Relaxed) {
+            return Ok(true);
+        }
+        let ready = self.store.get(BUILT).await?.is_some();
+        if ready {
+            self.listing_built.store(true, AtomicOrdering::Relaxed);
+        }
+        Ok(ready)
+    }
+
+    /// Indexes the records stored before the listing index, and moves those stored before
+    /// the shards into them, once.
+    pub(super) async fn ensure_listing(&self) -> Result<(), StorageError> {
+        if self.listing_ready().await? {
             return Ok(());
         }
-        if self.store.get(BUILT).await?.is_none() {
-            let ids = self.ids().await?;
-            for chunk in ids.chunks(MAX_LIST_LIMIT) {
-                for record in self.get_many(chunk).await? {
+        let ids = self.ids_in_store().await?;
+        for chunk in ids.chunks(MAX_LIST_LIMIT) {
+            let keys: Vec<String> = chunk.iter().map(|id| super::key(id)).collect();
+            let values = self.store.get_many(&keys).await?;
+            for ((id, key), raw) in chunk.iter().zip(&keys).zip(values) {
+                let Some(record) = raw.and_then(|r| serde_json::from_slice::<JobRecord>(&r).ok())
+                else {
+                    continue;
+                };
+                if !record.is_deleted() {
                     self.index(&record).await?;
                 }
+                if self.records.is_sharded() {
+                    self.records.move_to_shard(id, key, Some(self.ttl)).await?;
+                }
             }
-            self.store
-                .put(BUILT, Bytes::from_static(b"1"), None)
-                .await?;
         }
+        self.store
+            .put(BUILT, Bytes::from_static(b"1"), None)
+            .await?;
         self.listing_built.store(true, AtomicOrdering::Relaxed);
         Ok(())
     }

@@ -10,6 +10,7 @@ mod follow;
 mod listing;
 mod local;
 mod record;
+mod shards;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -158,6 +159,8 @@ pub struct Jobs {
     lease: Duration,
     ttl: Duration,
     tenants: Option<Tenants>,
+    /// Where the records are ([`shards`]).
+    records: shards::RecordStores,
     /// The listing index was seen built ([`listing`]).
     listing_built: Arc<AtomicBool>,
 }
@@ -176,8 +179,11 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, StorageError> {
         .map_err(|e| StorageError(format!("encoding a job: {e}")))
 }
 
+/// Where records are, under their id.
+const RECORD_PREFIX: &str = "video/";
+
 fn key(id: &str) -> String {
-    format!("video/{id}")
+    format!("{RECORD_PREFIX}{id}")
 }
 
 /// An `Idempotency-Key`'s entry: the root key's as before tenants, a tenant's hashed with its
@@ -238,6 +244,7 @@ impl Jobs {
         );
         let lease = pool.settings().video_lease;
         Self {
+            records: shards::RecordStores::new(store.clone()),
             store,
             pool,
             generator,
@@ -248,6 +255,20 @@ impl Jobs {
             tenants: None,
             listing_built: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The same jobs with their records spread over `shards` (each strongly consistent, like
+    /// the job store) by a hash of the job id, so that no single store takes every job's
+    /// steps; the job store keeps the listing keys and `Idempotency-Key` entries. Records
+    /// from before are moved into their shards once. The shards must stay the same, in the
+    /// same order, for as long as records live (`JOB_TTL`).
+    #[must_use]
+    pub fn with_record_shards(mut self, shards: Vec<Arc<dyn Storage>>) -> Self {
+        debug_assert!(shards
+            .iter()
+            .all(|s| s.capabilities().consistency == Consistency::Strong));
+        self.records = self.records.with_shards(shards);
+        self
     }
 
     /// The same jobs, reporting the start and end of tenants' jobs to `tenants` (their
@@ -284,14 +305,27 @@ impl Jobs {
         if !is_job_id(id) {
             return Ok(None);
         }
-        let Some(bytes) = self.store.get(&key(id)).await? else {
+        let k = key(id);
+        let mut found = self.records.of(id).get(&k).await?;
+        let mut moved = false;
+        if found.is_none() && self.records.is_sharded() && !self.listing_ready().await? {
+            // Perhaps a record from before the shards, not moved (nor listed) yet.
+            found = self.records.move_to_shard(id, &k, Some(self.ttl)).await?;
+            moved = found.is_some();
+        }
+        let Some(bytes) = found else {
             return Ok(None);
         };
-        Ok(serde_json::from_slice(&bytes).ok().map(|r| (r, bytes)))
+        let record: Option<JobRecord> = serde_json::from_slice(&bytes).ok();
+        if let Some(r) = record.as_ref().filter(|r| moved && !r.is_deleted()) {
+            self.index(r).await?;
+        }
+        Ok(record.map(|r| (r, bytes)))
     }
 
     async fn put(&self, record: &JobRecord) -> Result<(), StorageError> {
-        self.store
+        self.records
+            .of(&record.id)
             .put(&key(&record.id), encode(record)?, Some(self.ttl))
             .await
     }
@@ -302,14 +336,14 @@ impl Jobs {
     /// consistent: [`Jobs::new`] asks for that).
     async fn put_back(&self, record: &JobRecord, read: Bytes) -> Result<bool, StorageError> {
         let k = key(&record.id);
-        if self.store.capabilities().conditional_writes {
+        let store = self.records.of(&record.id);
+        if store.capabilities().conditional_writes {
             let json = encode(record)?;
-            return self
-                .store
+            return store
                 .put_if(&k, json, Some(self.ttl), Expect::Value(read))
                 .await;
         }
-        if self.store.get(&k).await?.is_none() {
+        if store.get(&k).await?.is_none() {
             return Ok(false);
         }
         self.put(record).await?;
@@ -323,8 +357,8 @@ impl Jobs {
     pub async fn get_many(&self, ids: &[String]) -> Result<Vec<JobRecord>, StorageError> {
         let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
         Ok(self
-            .store
-            .get_many(&keys)
+            .records
+            .get_many(ids, &keys)
             .await?
             .into_iter()
             .flatten()
@@ -333,15 +367,21 @@ impl Jobs {
             .collect())
     }
 
-    /// Job ids, oldest first (ids sort by creation time).
+    /// Every job id (tombstones included), oldest first (ids sort by creation time).
     ///
     /// # Errors
     /// Storage failures.
     pub async fn ids(&self) -> Result<Vec<String>, StorageError> {
-        let keys = crate::seams::list_all(&*self.store, "video/").await?;
+        self.records.ids().await
+    }
+
+    /// The ids of the records the job store itself holds: every job's when unsharded, those
+    /// from before the shards otherwise.
+    async fn ids_in_store(&self) -> Result<Vec<String>, StorageError> {
+        let keys = crate::seams::list_all(&*self.store, RECORD_PREFIX).await?;
         Ok(keys
             .into_iter()
-            .filter_map(|k| k.strip_prefix("video/").map(str::to_owned))
+            .filter_map(|k| k.strip_prefix(RECORD_PREFIX).map(str::to_owned))
             .collect())
     }
 
@@ -367,6 +407,9 @@ impl Jobs {
     }
 
     async fn create_admitted(&self, new: NewJob) -> Result<(JobRecord, bool), JobError> {
+        // Jobs from an earlier version are indexed (and moved into shards) before the first
+        // new one: after that, a read that misses its shard needs no second look.
+        self.ensure_listing().await?;
         let owner = new.tenant.as_ref().map(|a| a.tenant_id.clone());
         if let Some((k, digest)) = &new.idempotency {
             if let Some(bytes) = self
@@ -564,7 +607,7 @@ impl Jobs {
         if record.is_deleted() && record.status.is_terminal() {
             // The upstream generation of a deleted job is over: its slot is back (above),
             // and so is the tombstone's storage.
-            self.store.delete(&key(&record.id)).await?;
+            self.records.of(&record.id).delete(&key(&record.id)).await?;
             self.unindex(&record).await;
             return Ok(StepOutcome::gone());
         }
@@ -741,7 +784,7 @@ impl Jobs {
                 .apply(&record.lease.account_id, release)
                 .await;
         }
-        self.store.delete(&key(&record.id)).await
+        self.records.of(&record.id).delete(&key(&record.id)).await
     }
 
     /// Whether a running job's driver seems to have stopped (its next step is long overdue),
