@@ -4,13 +4,16 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use flow2api_sdk::memory::MemoryCoordinator;
 use flow2api_sdk::memory::MemoryStorage;
 use flow2api_sdk::pool::PoolError;
-use flow2api_sdk::seams::Bytes;
+use flow2api_sdk::pool::{AccountCommand, AccountReply};
+use flow2api_sdk::seams::{BoxFuture, Bytes, Coordinator, StorageError};
 use flow2api_sdk::testing::{FakeAccount, FakeFlow, ProbeStorage};
 use serde_json::json;
 
@@ -193,13 +196,40 @@ async fn a_damaged_index_is_repaired_and_selection_never_trusts_it() {
         .is_some());
 }
 
+/// A memory coordinator that remembers which accounts it was asked about.
+struct Recording {
+    inner: MemoryCoordinator,
+    asked: Mutex<HashSet<String>>,
+}
+
+impl Coordinator for Recording {
+    fn apply<'a>(
+        &'a self,
+        account_id: &'a str,
+        command: AccountCommand,
+    ) -> BoxFuture<'a, Result<AccountReply, StorageError>> {
+        self.asked.lock().unwrap().insert(account_id.to_owned());
+        self.inner.apply(account_id, command)
+    }
+}
+
 #[tokio::test]
 async fn a_large_import_answers_202_and_goes_on_in_batches() {
-    let h = harness_with(
+    let clock = Arc::new(TokioClock::new());
+    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
+    let coordinator = Arc::new(Recording {
+        inner: MemoryCoordinator::new(clock.clone()),
+        asked: Mutex::new(HashSet::new()),
+    });
+    let config = config(
         &[("IMPORT_BATCH_SIZE", "3"), ("PROJECT_POOL_SIZE", "1")],
-        Some("PAYGATE_TIER_TWO"),
-    )
-    .await;
+        &fake,
+    );
+    let app = builder(config, &fake, clock.clone())
+        .coordinator(coordinator.clone())
+        .build()
+        .unwrap();
+    let h = logged_in(app, fake, clock).await;
     let mut items = Vec::new();
     for i in 0..8 {
         let st = format!("st-import-{i}-0123456789abcdef");
@@ -233,6 +263,14 @@ async fn a_large_import_answers_202_and_goes_on_in_batches() {
         progress = r.json();
     }
     assert_eq!(progress["status"], "done", "{progress}");
+    // The account imported disabled was never put in its coordinator (at the edge, no Durable
+    // Object for it); the others were, with their tokens.
+    let records = h.app.pool().list().await.unwrap();
+    let asked = coordinator.asked.lock().unwrap().clone();
+    for a in &records {
+        let want = a.email != "imp7@example.com";
+        assert_eq!(asked.contains(&a.id), want, "{} asked: {}", a.email, !want);
+    }
     assert_eq!(progress["done"], 10);
     assert_eq!(progress["added"], 8, "{progress}");
     assert_eq!(progress["updated"], 0);
@@ -252,7 +290,7 @@ async fn a_large_import_answers_202_and_goes_on_in_batches() {
     );
 
     let accounts = h.accounts().await;
-    assert_eq!(accounts.len(), 9);
+    assert_eq!(accounts.len(), 8);
     assert_eq!(accounts["imp1@example.com"]["video_enabled"], false);
     assert_eq!(accounts["imp2@example.com"]["video_enabled"], true);
     // As exported: a disabled account comes back disabled.

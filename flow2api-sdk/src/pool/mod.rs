@@ -36,6 +36,8 @@ pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, Token
 /// Refresh the AT when less than this remains (`docs/upstream.md#accounts`).
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
 const KEY_PREFIX: &str = "account:";
+/// The status reason of an account the admin disabled.
+const DISABLED_BY_ADMIN: &str = "disabled: by the admin";
 /// The most accounts [`AccountPool::list_page`] returns at once.
 pub const MAX_PAGE: usize = 500;
 /// How often [`AccountPool::modify`] retries when other writers keep changing the record.

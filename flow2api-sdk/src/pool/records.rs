@@ -100,15 +100,18 @@ impl AccountPool {
             return Err(PoolError::Duplicate(existing));
         }
         let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
-        self.add_exchanged(st, session, settings).await
+        self.add_exchanged(st, session, settings, true).await
     }
 
-    /// [`add`](Self::add) once the ST was exchanged.
+    /// [`add`](Self::add) once the ST was exchanged; `active: false` adds it disabled (an
+    /// import of an exported disabled account), without asking its coordinator anything
+    /// (at the edge: no Durable Object for it until it is enabled).
     async fn add_exchanged(
         &self,
         st: Secret,
         session: Session,
         settings: &AccountSettings,
+        active: bool,
     ) -> Result<Account, PoolError> {
         let credits = self.flow.credits(&session.access_token).await.ok();
         let now = self.clock.now_ms();
@@ -137,11 +140,18 @@ impl AccountPool {
             created_at_ms: now,
         };
         settings.apply_to(&mut account);
+        if !active {
+            account.active = false;
+            account.status_reason = Some(super::DISABLED_BY_ADMIN.to_owned());
+            account.status_at_ms = Some(now);
+        }
         // A random id taken already is unlikely; draw again rather than overwrite.
         while !self.insert(&account).await? {
             account.id = util::random_hex(6);
         }
-        self.seed_token(&account).await;
+        if active {
+            self.seed_token(&account).await;
+        }
         Ok(account)
     }
 
@@ -254,7 +264,7 @@ impl AccountPool {
     pub async fn set_active(&self, id: &str, active: bool) -> Result<Account, PoolError> {
         if !active {
             return self
-                .deactivate(id, "disabled: by the admin".to_owned())
+                .deactivate(id, super::DISABLED_BY_ADMIN.to_owned())
                 .await;
         }
         let account = self
@@ -331,6 +341,9 @@ impl AccountPool {
                 return Ok(());
             }
         };
+        // `is_active: false` (as the export writes it for a disabled account) comes back
+        // disabled; an import never disables an account the admin had on otherwise.
+        let disabled = item.is_active == Some(false);
         let email = session.email.clone().unwrap_or_default();
         let by_email = self.holder_of_email(&email).await?;
         let by_st = self.holder_of(&st).await?;
@@ -343,16 +356,12 @@ impl AccountPool {
                 .map(|a| (false, a.id)),
             (None, Some(holder)) => Err(PoolError::Duplicate(holder)),
             (None, None) => self
-                .add_exchanged(st, session, &settings)
+                .add_exchanged(st, session, &settings, !disabled)
                 .await
                 .map(|a| (true, a.id)),
         };
-        // `is_active: false` (as the export writes it for a disabled account) comes back
-        // disabled; an import never disables an account the admin had on otherwise.
         let result = match result {
-            Ok((added, id)) if item.is_active == Some(false) => {
-                self.set_active(&id, false).await.map(|_| added)
-            }
+            Ok((false, id)) if disabled => self.set_active(&id, false).await.map(|_| false),
             other => other.map(|(added, _)| added),
         };
         match result {
