@@ -259,15 +259,22 @@ def nobuild_config(state):
     return path
 
 
-def start_ours(fake_base, state, extra=None, accounts=4):
-    port = free_port()
-    args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--config", nobuild_config(state),
-            "--ip", "127.0.0.1", "--port", str(port), "--inspector-port", str(free_port()),
-            "--persist-to", state, "--log-level", "warn"]
-    for k, v in dict(settings(fake_base), **(extra or {})).items():
+def dev_worker(config, port, state, env_vars, cwd):
+    """A worker served locally as `wrangler dev` serves it, without its DevTools inspector
+    (scripts/dev-worker.mjs): the inspector's per-subrequest traffic to wrangler's Node process
+    would be measured as workerd CPU, and under thousands of subrequests it exhausts sockets."""
+    args = ["node", f"{ROOT}/scripts/dev-worker.mjs", "--config", config, "--ip", "127.0.0.1",
+            "--port", str(port), "--persist-to", state]
+    for k, v in env_vars.items():
         args += ["--var", f"{k}:{v}"]
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
-    wrangler = start(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_ours(fake_base, state, extra=None, accounts=4):
+    port = free_port()
+    wrangler = dev_worker(nobuild_config(state), port, state,
+                          dict(settings(fake_base), **(extra or {})), ROOT)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/health", timeout=600)
     add_accounts(base, fake_base, "worker", n=accounts)
@@ -295,14 +302,10 @@ def start_floor(fake_base, state):
     """A plain JS worker doing the least one streamed image needs (scripts/bench-floor/index.js):
     what workerd under `wrangler dev` spends before any of the gateway's code runs."""
     port = free_port()
-    args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--ip", "127.0.0.1", "--port", str(port),
-            "--inspector-port", str(free_port()), "--persist-to", state, "--log-level", "warn"]
     accounts = json.dumps(floor_accounts(fake_base), separators=(",", ":"))
-    for k, v in dict(settings(fake_base), FLOOR_ACCOUNTS=accounts).items():
-        args += ["--var", f"{k}:{v}"]
-    env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
-    wrangler = start(args, env=env, cwd=f"{ROOT}/scripts/bench-floor", stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
+    floor = f"{ROOT}/scripts/bench-floor"
+    wrangler = dev_worker(f"{floor}/wrangler.toml", port, state,
+                          dict(settings(fake_base), FLOOR_ACCOUNTS=accounts), floor)
     base = f"http://127.0.0.1:{port}"
     wait_http_any(base)
     return wrangler, base
@@ -396,18 +399,9 @@ def bench_pool(results, kind):
             server, base = start_ours(fake_base, state, extra=extra, accounts=1)
             pids = by_name(descendants(server.pid), "workerd")
         alone = pool_rounds(base, pids, kind)
-        if kind == "native":
-            import_s = import_disabled(base, fake_base, POOL)
-        else:
-            # workerd under `wrangler dev` holds sockets of finished fetches until its GC runs:
-            # one process importing ~7,000 accounts (3 fetches each) runs out of descriptors.
-            # So the import goes in parts of at most 2,000, each in a fresh process over the
-            # same persisted state, and both phases are measured on a freshly started one.
-            import_s = 0.0
-            for first in range(0, POOL, 2000):
-                stop(server)
-                server, base = start_ours(fake_base, state, extra=extra, accounts=0)
-                import_s += import_disabled(base, fake_base, min(2000, POOL - first), first)
+        import_s = import_disabled(base, fake_base, POOL)
+        if kind != "native":
+            # Measured on a freshly started process, like the first phase.
             stop(server)
             server, base = start_ours(fake_base, state, extra=extra, accounts=0)
             pids = by_name(descendants(server.pid), "workerd")

@@ -226,7 +226,7 @@ impl AppInner {
 /// gateway mounted under a prefix), or `/media/{id}` (one at the root, or a link made before
 /// `PUBLIC_BASE_URL` was set). The host is not compared: ids are random, and a link that
 /// reaches the gateway under another name (a proxy, a LAN address) is still its own.
-fn own_media_id<'u>(url: &'u url::Url, public_base: Option<&str>) -> Option<&'u str> {
+pub(super) fn own_media_id<'u>(url: &'u url::Url, public_base: Option<&str>) -> Option<&'u str> {
     let path = url.path();
     let prefix = public_base
         .and_then(|b| url::Url::parse(b).ok())

@@ -11,6 +11,8 @@ mod client_addr;
 mod cors;
 mod error;
 mod gemini_video;
+mod generation;
+mod images;
 mod inputs;
 mod keys;
 mod login_throttle;
@@ -521,6 +523,20 @@ impl AppInner {
                 Ok(caller) => openai::chat_completions(inner.clone(), req, caller).await,
                 Err(e) => Err(e),
             },
+            (&Method::POST, ["v1", "images", what @ ("generations" | "edits")]) => {
+                let kind = if *what == "edits" {
+                    images::Kind::Edit
+                } else {
+                    images::Kind::Generation
+                };
+                match caller_of(&req) {
+                    Ok(caller) => images::create(inner.clone(), req, caller, kind).await,
+                    Err(e) => Err(e),
+                }
+            }
+            (&Method::POST, ["v1", "images", "variations"]) => {
+                caller_of(&req).and_then(|_| Err(images::variations()))
+            }
             (_, ["v1", "videos", ..]) => {
                 return match caller_of(&req) {
                     Ok(caller) => {
@@ -549,7 +565,12 @@ impl AppInner {
                 inner.login(&req).await
             }
             (_, ["api", ..]) => inner.admin_route(&method, &segments[1..], &req).await,
-            (_, ["v1", "models"] | ["v1", "chat", "completions"]) => Err(ApiError::new(
+            (
+                _,
+                ["v1", "models"]
+                | ["v1", "chat", "completions"]
+                | ["v1", "images", "generations" | "edits" | "variations"],
+            ) => Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed here"),
             )),

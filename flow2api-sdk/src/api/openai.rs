@@ -8,13 +8,12 @@ use serde_json::{json, Value};
 use crate::generate::video::media_uuid;
 use crate::generate::{ImageRequest, Output, Progress};
 use crate::models;
-use crate::pool::Lease;
-use crate::seams::{boxed, boxed_stream, Bytes, SlotKind, Spawn};
-use crate::tenants::{Admitted, Outcome, TenantError, Tenants, Work};
+use crate::seams::{boxed, boxed_stream, Bytes};
 use crate::util;
 
 use super::caller::Caller;
 use super::error::{ApiError, Dialect};
+use super::generation::ImageRun;
 use super::markup;
 use super::sse::{data, Encoder, EventStream};
 use super::videos::{resolve_video_model, VideoAsk};
@@ -57,32 +56,6 @@ pub(crate) fn models_response(caller: &Caller) -> Response<Body> {
             .clone(),
     };
     json_response(StatusCode::OK, body)
-}
-
-/// A tenant's admitted image generation (nothing for the root key): ended with its outcome,
-/// or, when the request is dropped before its end (the client went away), given back in the
-/// background where the host can run work beyond a request (else it lapses).
-struct TenantTicket {
-    held: Option<(Tenants, Admitted)>,
-    spawner: Option<Arc<dyn Spawn>>,
-}
-
-impl TenantTicket {
-    async fn end(mut self, outcome: Outcome) {
-        if let Some((tenants, admitted)) = self.held.take() {
-            let _ = tenants.finish(&admitted, outcome).await;
-        }
-    }
-}
-
-impl Drop for TenantTicket {
-    fn drop(&mut self) {
-        if let (Some((tenants, admitted)), Some(spawner)) = (self.held.take(), &self.spawner) {
-            spawner.spawn(boxed(async move {
-                let _ = tenants.finish(&admitted, Outcome::Released).await;
-            }));
-        }
-    }
 }
 
 /// A chat completion request, checked and typed.
@@ -294,30 +267,7 @@ pub(crate) async fn chat_completions(
             model = m;
         }
     }
-    let deadline = Deadline {
-        at_ms: started + inner.config.image_timeout.as_millis() as u64,
-        secs: inner.config.image_timeout.as_secs(),
-    };
-    let ticket = admit_image(&inner, &caller, model.id).await?;
-    let lease = deadline
-        .bound(
-            &*inner.deps.clock,
-            inner
-                .pool
-                .acquire(SlotKind::Image, model.min_tier(), model.id, &[]),
-        )
-        .await;
-    let lease = match lease {
-        Ok(Ok(lease)) => lease,
-        Ok(Err(e)) => {
-            ticket.end(Outcome::Released).await;
-            return Err(e.into());
-        }
-        Err(e) => {
-            ticket.end(Outcome::Released).await;
-            return Err(e);
-        }
-    };
+    let run = ImageRun::start(&inner, &caller, model, started).await?;
     let media_base = inner.public_base(&req);
     let job = ImageRequest {
         model,
@@ -335,86 +285,13 @@ pub(crate) async fn chat_completions(
         let (progress, lines) = Progress::channel();
         let clock = inner.deps.clock.clone();
         let interval = inner.config.keepalive_interval;
-        let pipeline = boxed(async move {
-            let clock = inner.deps.clock.clone();
-            let run = run(inner, lease, job, media_base, progress);
-            let output = deadline.bound(&*clock, run).await.and_then(|r| r);
-            ticket.end(outcome_of(&output)).await;
-            output
-        });
+        let pipeline = boxed(run.finish(job, media_base, progress));
         let encoder = ChatEncoder::new(meta, chat.include_usage);
         let stream = EventStream::new(pipeline, lines, encoder, clock, interval);
         Ok(sse_response(Body::Stream(boxed_stream(stream))))
     } else {
-        let clock = inner.deps.clock.clone();
-        let run = run(inner, lease, job, media_base, Progress::discard());
-        let output = deadline.bound(&*clock, run).await.and_then(|r| r);
-        ticket.end(outcome_of(&output)).await;
+        let output = run.finish(job, media_base, Progress::discard()).await;
         Ok(completion_response(&meta, final_content(&output?)))
-    }
-}
-
-/// Admits one image of `model_id` for a tenant's key (its model patterns, quotas and
-/// concurrency); the root key needs nothing.
-async fn admit_image(
-    inner: &AppInner,
-    caller: &Caller,
-    model_id: &str,
-) -> Result<TenantTicket, ApiError> {
-    let held = match caller.tenant() {
-        None => None,
-        Some(t) => {
-            if !t.allows_model(model_id) {
-                return Err(TenantError::ModelNotAllowed(model_id.to_owned()).into());
-            }
-            // The lease outlives the request's own deadline, so a crash cannot keep it.
-            let lapse = inner.config.image_timeout + std::time::Duration::from_secs(60);
-            let admitted = inner.tenants.admit(t, Work::Image, lapse).await?;
-            Some((inner.tenants.clone(), admitted))
-        }
-    };
-    Ok(TenantTicket {
-        held,
-        spawner: inner.deps.spawner.clone(),
-    })
-}
-
-fn outcome_of<T>(r: &Result<T, ApiError>) -> Outcome {
-    if r.is_ok() {
-        Outcome::Succeeded
-    } else {
-        Outcome::Failed
-    }
-}
-
-/// The end of an image generation request's time (`IMAGE_TIMEOUT`, counted from its arrival).
-#[derive(Clone, Copy)]
-struct Deadline {
-    at_ms: u64,
-    secs: u64,
-}
-
-impl Deadline {
-    /// `work`'s output, or a 504 once the deadline passes (`work` is dropped then, which
-    /// gives its slot back).
-    async fn bound<T>(
-        self,
-        clock: &dyn crate::seams::Clock,
-        work: impl std::future::Future<Output = T>,
-    ) -> Result<T, ApiError> {
-        let left = self.at_ms.saturating_sub(clock.now_ms());
-        let sleep = clock.sleep(std::time::Duration::from_millis(left));
-        match futures::future::select(std::pin::pin!(work), sleep).await {
-            futures::future::Either::Left((out, _)) => Ok(out),
-            futures::future::Either::Right(_) => Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "The image generation did not finish within {} s (IMAGE_TIMEOUT).",
-                    self.secs
-                ),
-            )
-            .code("timeout")),
-        }
     }
 }
 
@@ -446,28 +323,6 @@ fn completion_response(meta: &Meta, content: String) -> Response<Body> {
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     });
     json_response(StatusCode::OK, Bytes::from(body.to_string()))
-}
-
-async fn run(
-    inner: Arc<AppInner>,
-    lease: Lease,
-    job: ImageRequest,
-    media_base: String,
-    progress: Progress,
-) -> Result<Output, ApiError> {
-    progress.line(format!(
-        "Image generation started on account {}.",
-        util::mask_email(&lease.account.email)
-    ));
-    let result = inner
-        .generator
-        .generate_image_with_failover(&inner.pool, lease, &job, &media_base, &progress)
-        .await;
-    result.map_err(|e| {
-        let err = ApiError::from(e);
-        progress.line(format!("Error: {}", err.message));
-        err
-    })
 }
 
 /// The final chunk's content: markdown for an image, the `<video>` tag
