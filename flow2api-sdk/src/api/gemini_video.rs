@@ -114,10 +114,10 @@ const GEMINI_VIDEO_MODELS: [&str; 3] = [
     "veo-3.1-lite-generate-preview",
 ];
 
-/// `GET /v1beta/models`: the models `predictLongRunning` serves (the Gemini Veo names, then
-/// every Flow video id), in one page; for a tenant's key only those its patterns allow (a
-/// Gemini name by the Flow model a text prompt resolves it to).
-pub(crate) fn list_models(caller: &Caller) -> Response<Body> {
+/// The models `predictLongRunning` serves (the Gemini Veo names, then every Flow video id) in
+/// Gemini's shape; for a tenant's key only those its patterns allow (a Gemini name by the
+/// Flow model a text prompt resolves it to).
+pub(crate) fn video_model_entries(caller: &Caller) -> Vec<Value> {
     let allowed = |id: &str| caller.tenant().is_none_or(|t| t.allows_model(id));
     let entry = |name: &str, description: String| {
         json!({
@@ -125,6 +125,8 @@ pub(crate) fn list_models(caller: &Caller) -> Response<Body> {
             "version": "3.1",
             "displayName": name,
             "description": description,
+            "inputTokenLimit": 0,
+            "outputTokenLimit": 0,
             "supportedGenerationMethods": ["predictLongRunning"],
         })
     };
@@ -137,7 +139,14 @@ pub(crate) fn list_models(caller: &Caller) -> Response<Body> {
         .iter()
         .filter(|m| allowed(m.id))
         .map(|m| entry(m.id, m.description()));
-    let models: Vec<Value> = gemini.chain(flow).collect();
+    gemini.chain(flow).collect()
+}
+
+/// `GET /v1beta/models` (and `GET /v1/models` asked with `x-goog-api-key`): the image
+/// models (`generateContent`), then the video models (`predictLongRunning`), in one page.
+pub(crate) fn list_models(caller: &Caller) -> Response<Body> {
+    let mut models = super::gemini_image::image_model_entries(caller);
+    models.extend(video_model_entries(caller));
     json_response(
         StatusCode::OK,
         Bytes::from(json!({ "models": models }).to_string()),

@@ -10,6 +10,7 @@ mod caller;
 mod client_addr;
 mod cors;
 mod error;
+mod gemini_image;
 mod gemini_video;
 mod generation;
 mod images;
@@ -334,13 +335,20 @@ fn too_large(limit: usize) -> ApiError {
     .code("request_too_large")
 }
 
+/// Whether a request comes from a Gemini client (google-genai sends its key as
+/// `x-goog-api-key`), for the paths both dialects share.
+fn is_gemini_client(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("x-goog-api-key")
+}
+
 /// The error dialect of a path: Gemini's for its and Vertex AI's routes, OpenAI's elsewhere.
 fn dialect_of(path: &str) -> Dialect {
     let mut segments = path.trim_matches('/').split('/');
-    match (segments.next(), segments.next()) {
-        (Some("v1beta" | "v1beta1"), _) | (Some("v1"), Some("projects" | "publishers")) => {
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("v1beta" | "v1beta1"), _, _) | (Some("v1"), Some("projects" | "publishers"), _) => {
             Dialect::Gemini
         }
+        (Some("v1"), Some("models"), Some(call)) if call.contains(':') => Dialect::Gemini,
         _ => Dialect::OpenAi,
     }
 }
@@ -445,6 +453,8 @@ impl AppInner {
             ["v1", "projects" | "publishers", ..] | ["v1beta" | "v1beta1", ..] => {
                 (true, Dialect::Gemini)
             }
+            ["v1", "models", call] if call.contains(':') => (true, Dialect::Gemini),
+            ["v1", "models", ..] if is_gemini_client(&parts.headers) => (true, Dialect::Gemini),
             ["v1", ..] => (true, Dialect::OpenAi),
             _ => {
                 let e = ApiError::not_found(format!("No route for {} {path}", parts.method));
@@ -516,8 +526,30 @@ impl AppInner {
                 Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
             }
             (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
+            // One path, two dialects: google-genai (API version `v1`) sends `x-goog-api-key`.
+            (&Method::GET, ["v1", "models"]) if is_gemini_client(req.headers()) => {
+                caller_of(&req).map(|caller| gemini_video::list_models(&caller))
+            }
             (&Method::GET, ["v1", "models"]) => {
                 caller_of(&req).map(|caller| openai::models_response(&caller))
+            }
+            (&Method::GET, ["v1", "models", name]) if is_gemini_client(req.headers()) => {
+                caller_of(&req).and_then(|caller| gemini_image::get_model(&caller, name))
+            }
+            (&Method::GET, ["v1", "models", id]) => {
+                caller_of(&req).and_then(|caller| openai::model_response(&caller, id))
+            }
+            (&Method::POST, ["v1", "models", call]) if call.contains(':') => {
+                return match caller_of(&req) {
+                    Ok(caller) => {
+                        inner
+                            .clone()
+                            .gemini_route(&method, &segments, req, &caller)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
+                .unwrap_or_else(|e| e.into_response(Dialect::Gemini));
             }
             (&Method::POST, ["v1", "chat", "completions"]) => match caller_of(&req) {
                 Ok(caller) => openai::chat_completions(inner.clone(), req, caller).await,
@@ -631,6 +663,10 @@ impl AppInner {
         let flavour = gemini_video::Flavour::from_prefix(&prefix);
         match (method, &rest[at..]) {
             (&Method::POST, ["models", call]) => match call.rsplit_once(':') {
+                Some((model, action @ ("generateContent" | "streamGenerateContent"))) => {
+                    let (model, stream) = (model.to_owned(), action == "streamGenerateContent");
+                    gemini_image::generate_content(self, req, &model, caller, stream).await
+                }
                 Some((model, "predictLongRunning")) => {
                     let model = model.to_owned();
                     gemini_video::predict_long_running(self, req, &model, flavour, caller).await
@@ -642,6 +678,9 @@ impl AppInner {
             },
             (&Method::GET, ["models"]) if prefix.is_empty() => {
                 Ok(gemini_video::list_models(caller))
+            }
+            (&Method::GET, ["models", name]) if prefix.is_empty() => {
+                gemini_image::get_model(caller, name)
             }
             (&Method::GET, ["models", _, "operations", id] | ["operations", id]) => {
                 gemini_video::get_operation(&self, &req, id, flavour, caller).await

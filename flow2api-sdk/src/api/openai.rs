@@ -58,6 +58,29 @@ pub(crate) fn models_response(caller: &Caller) -> Response<Body> {
     json_response(StatusCode::OK, body)
 }
 
+/// `GET /v1/models/{id}`: one model (OpenAI's `models.retrieve`), 404 for an unknown id or
+/// one outside a tenant's patterns.
+pub(crate) fn model_response(caller: &Caller, id: &str) -> Result<Response<Body>, ApiError> {
+    let description = if models::image_models().iter().any(|m| m.id == id) {
+        models::model_description(id)
+    } else if let Some(m) = models::video_models().iter().find(|m| m.id == id) {
+        m.description()
+    } else {
+        return Err(ApiError::model_not_found(id));
+    };
+    if caller.tenant().is_some_and(|t| !t.allows_model(id)) {
+        return Err(ApiError::model_not_found(id));
+    }
+    let body = json!({
+        "id": id,
+        "object": "model",
+        "created": 1_764_140_000,
+        "owned_by": "flow2api",
+        "description": description,
+    });
+    Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
+}
+
 /// A chat completion request, checked and typed.
 struct ChatRequest {
     model_name: String,
