@@ -15,8 +15,10 @@ Targets: native <= 0.5 ms CPU/image and >= 28,000 req/s; gzip <= 1 MiB; workerd 
 one needs (scripts/bench-floor/index.js: a Durable Object slot taken and released with storage
 writes, the captcha task created and polled, the generate call and its JSON, the SSE chunks),
 under `wrangler dev` like ours. workerd CPU counts both workerd processes `wrangler dev` runs.
-`python scripts/bench.py worker` runs the worker and its floor only, `... pool` the pool-size ratio only. Image figures are
-measured over BENCH_ROUNDS rounds (default 5); see bench_native and bench_worker.
+`python scripts/bench.py worker` runs the worker and its floor only (BENCH_INSPECTOR=0: both
+without wrangler's DevTools inspector), `... pool` the pool-size ratio only (the worker's
+without the inspector, which cannot carry the 10,000-account import: see dev_worker). Image
+figures are measured over BENCH_ROUNDS rounds (default 5); see bench_native and bench_worker.
 
 """
 import asyncio
@@ -43,6 +45,9 @@ IMAGES_WORKER = int(os.environ.get("BENCH_IMAGES_WORKER", "200"))
 # alternating rounds).
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONCURRENCY = 16
+# The worker and its floor run under `wrangler dev` (the setting the targets were set in);
+# BENCH_INSPECTOR=0 runs both without wrangler's DevTools inspector instead (dev_worker).
+INSPECTOR = os.environ.get("BENCH_INSPECTOR", "1") != "0"
 
 
 def free_port():
@@ -259,22 +264,29 @@ def nobuild_config(state):
     return path
 
 
-def dev_worker(config, port, state, env_vars, cwd):
-    """A worker served locally as `wrangler dev` serves it, without its DevTools inspector
-    (scripts/dev-worker.mjs): the inspector's per-subrequest traffic to wrangler's Node process
-    would be measured as workerd CPU, and under thousands of subrequests it exhausts sockets."""
-    args = ["node", f"{ROOT}/scripts/dev-worker.mjs", "--config", config, "--ip", "127.0.0.1",
-            "--port", str(port), "--persist-to", state]
+def dev_worker(config, port, state, env_vars, cwd, inspector=True):
+    """A worker served locally: by `wrangler dev` itself (the targets' setting), or, with
+    `inspector=False`, the same way without its DevTools inspector (scripts/dev-worker.mjs).
+    The inspector turns every subrequest's network events into requests to wrangler's Node
+    process, counted as workerd CPU; under thousands of subrequests (the pool import) it
+    exhausts workerd's sockets and drops connections."""
+    if inspector:
+        args = [f"{ROOT}/node_modules/.bin/wrangler", "dev", "--config", config, "--ip", "127.0.0.1",
+                "--port", str(port), "--inspector-port", str(free_port()), "--persist-to", state,
+                "--log-level", "warn"]
+    else:
+        args = ["node", f"{ROOT}/scripts/dev-worker.mjs", "--config", config, "--ip", "127.0.0.1",
+                "--port", str(port), "--persist-to", state]
     for k, v in env_vars.items():
         args += ["--var", f"{k}:{v}"]
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CI="true")
     return start(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_ours(fake_base, state, extra=None, accounts=4):
+def start_ours(fake_base, state, extra=None, accounts=4, inspector=True):
     port = free_port()
     wrangler = dev_worker(nobuild_config(state), port, state,
-                          dict(settings(fake_base), **(extra or {})), ROOT)
+                          dict(settings(fake_base), **(extra or {})), ROOT, inspector)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/health", timeout=600)
     add_accounts(base, fake_base, "worker", n=accounts)
@@ -298,14 +310,14 @@ def floor_accounts(fake, n=4):
     return out
 
 
-def start_floor(fake_base, state):
+def start_floor(fake_base, state, inspector=True):
     """A plain JS worker doing the least one streamed image needs (scripts/bench-floor/index.js):
     what workerd under `wrangler dev` spends before any of the gateway's code runs."""
     port = free_port()
     accounts = json.dumps(floor_accounts(fake_base), separators=(",", ":"))
     floor = f"{ROOT}/scripts/bench-floor"
     wrangler = dev_worker(f"{floor}/wrangler.toml", port, state,
-                          dict(settings(fake_base), FLOOR_ACCOUNTS=accounts), floor)
+                          dict(settings(fake_base), FLOOR_ACCOUNTS=accounts), floor, inspector)
     base = f"http://127.0.0.1:{port}"
     wait_http_any(base)
     return wrangler, base
@@ -320,8 +332,8 @@ def bench_worker(results):
     floor_state = tempfile.mkdtemp(prefix="flow2api-floor-")
     ours = floor = None
     try:
-        ours, ours_base = start_ours(fake_base, ours_state)
-        floor, floor_base = start_floor(fake_base, floor_state)
+        ours, ours_base = start_ours(fake_base, ours_state, inspector=INSPECTOR)
+        floor, floor_base = start_floor(fake_base, floor_state, inspector=INSPECTOR)
         ours_pids = by_name(descendants(ours.pid), "workerd")
         floor_pids = by_name(descendants(floor.pid), "workerd")
         rps, errors = wrk_models(ours_base)
@@ -396,14 +408,14 @@ def bench_pool(results, kind):
             add_accounts(base, fake_base, "pool", n=1)
             pids = [server.pid]
         else:
-            server, base = start_ours(fake_base, state, extra=extra, accounts=1)
+            server, base = start_ours(fake_base, state, extra=extra, accounts=1, inspector=False)
             pids = by_name(descendants(server.pid), "workerd")
         alone = pool_rounds(base, pids, kind)
         import_s = import_disabled(base, fake_base, POOL)
         if kind != "native":
             # Measured on a freshly started process, like the first phase.
             stop(server)
-            server, base = start_ours(fake_base, state, extra=extra, accounts=0)
+            server, base = start_ours(fake_base, state, extra=extra, accounts=0, inspector=False)
             pids = by_name(descendants(server.pid), "workerd")
         crowded = pool_rounds(base, pids, kind)
         results[f"pool_{kind}"] = dict(accounts_disabled=POOL, import_seconds=round(import_s, 1),
@@ -455,7 +467,8 @@ def main():
               f"[{f['images_ok']}/{f['images_total']} ok] (a plain JS worker doing the same minimum)")
     if w and f:
         print(f"workerd / floor             {w['cpu_ms_per_image'] / f['cpu_ms_per_image']:>10.2f}         "
-              f"(target <= 1.2)  rounds {results.get('ratio_rounds')}")
+              f"(target <= 1.2)  rounds {results.get('ratio_rounds')}"
+              f"{'' if INSPECTOR else '  (no inspector)'}")
     if "dry_run" in results and "gzip" in results["dry_run"]:
         print(f"wrangler deploy --dry-run   {results['dry_run']['gzip']:>10} gzip (target <= 1024 KiB)")
     for kind in ("native", "worker"):
