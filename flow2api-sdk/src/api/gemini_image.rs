@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -23,7 +23,7 @@ use crate::seams::{boxed, boxed_stream, Bytes};
 use super::caller::Caller;
 use super::error::{ApiError, Dialect};
 use super::generation::{output_bytes, ImageRun};
-use super::sse::{data, Encoder, EventStream};
+use super::sse::{data, sse_response, Encoder, EventStream};
 use super::{json_response, AppInner, Body};
 
 /// A `GenerateContentRequest`; unknown fields (`safetySettings`, `tools`, …) are ignored.
@@ -338,15 +338,7 @@ pub(crate) async fn generate_content(
         });
         let encoder = StreamEncoder { version };
         let body = EventStream::new(pipeline, lines, encoder, clock, interval);
-        let mut resp = Response::new(Body::Stream(boxed_stream(body)));
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        return Ok(resp);
+        return Ok(sse_response(Body::Stream(boxed_stream(body))));
     }
     let output = run.finish(job, media_base, Progress::discard()).await?;
     let bytes = output_bytes(&inner, &output.url).await?;

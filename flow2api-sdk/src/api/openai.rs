@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::generate::video::media_uuid;
@@ -15,7 +15,7 @@ use super::caller::Caller;
 use super::error::{ApiError, Dialect};
 use super::generation::ImageRun;
 use super::markup;
-use super::sse::{data, Encoder, EventStream};
+use super::sse::{data, sse_response, Encoder, EventStream};
 use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
 
@@ -316,19 +316,6 @@ pub(crate) async fn chat_completions(
         let output = run.finish(job, media_base, Progress::discard()).await;
         Ok(completion_response(&meta, final_content(&output?)))
     }
-}
-
-/// An SSE response around `body`.
-fn sse_response(body: Body) -> Response<Body> {
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
 }
 
 /// A non-streaming `chat.completion` with `content`.

@@ -128,6 +128,22 @@ where
     }
 }
 
+/// An SSE response around `body`.
+pub(crate) fn sse_response(body: super::Body) -> http::Response<super::Body> {
+    let mut resp = http::Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    h.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    resp
+}
+
 /// One `data:` event.
 pub(crate) fn data(json: &str) -> String {
     let mut s = String::with_capacity(json.len() + 8);
