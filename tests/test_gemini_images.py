@@ -91,6 +91,10 @@ def test_models_list_and_get(server: Gateway):
     assert r.json()["object"] == "list", r.text
     r = server.http.get(f"/v1/models/{MODEL}-landscape", headers=server.auth())
     assert r.status_code == 200 and r.json()["id"] == f"{MODEL}-landscape", r.text
+    r = server.http.get(f"/v1/models/{MODEL}", headers=server.auth())
+    assert r.status_code == 200 and r.json()["object"] == "model", r.text
+    r = server.http.get("/v1/models/no-such-model", headers=server.auth())
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found", r.text
 
 
 def test_errors_in_geminis_dialect(server: Gateway):

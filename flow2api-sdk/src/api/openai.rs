@@ -63,12 +63,19 @@ pub(crate) fn models_response(caller: &Caller) -> Response<Body> {
 pub(crate) fn model_response(caller: &Caller, id: &str) -> Result<Response<Body>, ApiError> {
     let description = if models::image_models().iter().any(|m| m.id == id) {
         models::model_description(id)
+    } else if let Some(family) = models::find_image_alias(id) {
+        family.description.to_owned()
     } else if let Some(m) = models::video_models().iter().find(|m| m.id == id) {
         m.description()
     } else {
         return Err(ApiError::model_not_found(id));
     };
-    if caller.tenant().is_some_and(|t| !t.allows_model(id)) {
+    // An alias is allowed when one of its ids is.
+    let allowed = |t: &crate::tenants::Tenant| match models::find_image_alias(id) {
+        Some(family) => family.models().any(|m| t.allows_model(m.id)),
+        None => t.allows_model(id),
+    };
+    if caller.tenant().is_some_and(|t| !allowed(t)) {
         return Err(ApiError::model_not_found(id));
     }
     let body = json!({
