@@ -453,20 +453,25 @@ async fn start_all(
     n: u32,
 ) -> Result<Vec<ImageRun>, ApiError> {
     let starts = (0..n).map(|_| ImageRun::start(inner, caller, model, started));
-    let mut runs = Vec::with_capacity(n as usize);
+    // What could start runs: `n` asks for up to that many.
+    successes(futures::future::join_all(starts).await)
+}
+
+/// The successes, unless there are none: then the first failure.
+fn successes<T>(results: Vec<Result<T, ApiError>>) -> Result<Vec<T>, ApiError> {
+    let mut ok = Vec::with_capacity(results.len());
     let mut first_error = None;
-    for r in futures::future::join_all(starts).await {
+    for r in results {
         match r {
-            Ok(run) => runs.push(run),
+            Ok(v) => ok.push(v),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    // What could start runs: `n` asks for up to that many.
-    match (runs.is_empty(), first_error) {
+    match (ok.is_empty(), first_error) {
         (true, Some(e)) => Err(e),
-        _ => Ok(runs),
+        _ => Ok(ok),
     }
 }
 
@@ -500,20 +505,7 @@ async fn finish_all(
             })
         }
     });
-    let mut made = Vec::new();
-    let mut first_error = None;
-    for r in futures::future::join_all(work).await {
-        match r {
-            Ok(m) => made.push(m),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match (made.is_empty(), first_error) {
-        (true, Some(e)) => Err(e),
-        _ => Ok(made),
-    }
+    successes(futures::future::join_all(work).await)
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -341,15 +341,23 @@ fn is_gemini_client(headers: &http::HeaderMap) -> bool {
     headers.contains_key("x-goog-api-key")
 }
 
+/// Whether a path is one of Gemini's or Vertex AI's routes: `/v1beta/…`, `/v1/projects/…`,
+/// `/v1/publishers/…`, and `/v1/models/{model}:{method}` (google-genai's default version).
+fn is_gemini_path(segments: &[&str]) -> bool {
+    match segments {
+        ["v1beta" | "v1beta1", ..] | ["v1", "projects" | "publishers", ..] => true,
+        ["v1", "models", call] => call.contains(':'),
+        _ => false,
+    }
+}
+
 /// The error dialect of a path: Gemini's for its and Vertex AI's routes, OpenAI's elsewhere.
 fn dialect_of(path: &str) -> Dialect {
-    let mut segments = path.trim_matches('/').split('/');
-    match (segments.next(), segments.next(), segments.next()) {
-        (Some("v1beta" | "v1beta1"), _, _) | (Some("v1"), Some("projects" | "publishers"), _) => {
-            Dialect::Gemini
-        }
-        (Some("v1"), Some("models"), Some(call)) if call.contains(':') => Dialect::Gemini,
-        _ => Dialect::OpenAi,
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if is_gemini_path(&segments) {
+        Dialect::Gemini
+    } else {
+        Dialect::OpenAi
     }
 }
 
@@ -450,10 +458,7 @@ impl AppInner {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (needs_key, dialect) = match segments.as_slice() {
             ["health"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
-            ["v1", "projects" | "publishers", ..] | ["v1beta" | "v1beta1", ..] => {
-                (true, Dialect::Gemini)
-            }
-            ["v1", "models", call] if call.contains(':') => (true, Dialect::Gemini),
+            segs if is_gemini_path(segs) => (true, Dialect::Gemini),
             ["v1", "models", ..] if is_gemini_client(&parts.headers) => (true, Dialect::Gemini),
             ["v1", ..] => (true, Dialect::OpenAi),
             _ => {
@@ -539,18 +544,6 @@ impl AppInner {
             (&Method::GET, ["v1", "models", id]) => {
                 caller_of(&req).and_then(|caller| openai::model_response(&caller, id))
             }
-            (&Method::POST, ["v1", "models", call]) if call.contains(':') => {
-                return match caller_of(&req) {
-                    Ok(caller) => {
-                        inner
-                            .clone()
-                            .gemini_route(&method, &segments, req, &caller)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                }
-                .unwrap_or_else(|e| e.into_response(Dialect::Gemini));
-            }
             (&Method::POST, ["v1", "chat", "completions"]) => match caller_of(&req) {
                 Ok(caller) => openai::chat_completions(inner.clone(), req, caller).await,
                 Err(e) => Err(e),
@@ -581,7 +574,7 @@ impl AppInner {
                 }
                 .unwrap_or_else(|e| e.into_response(Dialect::OpenAi));
             }
-            (_, ["v1beta" | "v1beta1", ..] | ["v1", "projects" | "publishers", ..]) => {
+            (_, segs) if is_gemini_path(segs) => {
                 return match caller_of(&req) {
                     Ok(caller) => {
                         inner
