@@ -1,6 +1,6 @@
 //! Client-visible failures. Every one has a status and a message and renders itself in the
-//! client's dialect: OpenAI `{"error":{message,type,param,code}}` or Gemini
-//! `{"error":{code,message,status}}`.
+//! client's dialect: OpenAI `{"error":{message,type,param,code}}`, Gemini
+//! `{"error":{code,message,status}}`, or a JSON-RPC error response for MCP clients.
 
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
@@ -12,6 +12,7 @@ use crate::seams::StorageError;
 use crate::tenants::TenantError;
 
 use super::body::Body;
+use super::mcp::RpcError;
 
 /// Which error shape the client expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Dialect {
     OpenAi,
     /// Gemini `{"error":{code,message,status}}`.
     Gemini,
+    /// JSON-RPC 2.0 (the MCP endpoint): `{"jsonrpc":"2.0","id":null,"error":{code,message,data}}`.
+    JsonRpc,
 }
 
 /// A failure to show a client.
@@ -141,6 +144,25 @@ impl ApiError {
         }
     }
 
+    /// The JSON-RPC `error` object (`{code, message, data}`): the one place an `ApiError` gets
+    /// a JSON-RPC code. What the client asked for was wrong (400, 404, 422): `-32602`, invalid
+    /// params; a body too large (413): `-32600`, invalid request; anything else is `-32000`, a
+    /// server-defined error. `data` keeps the HTTP status and the OpenAI `type`, `code` and
+    /// `param`, so a program can tell a used-up quota from a missing account.
+    pub(crate) fn jsonrpc_error(&self) -> RpcError {
+        let code = match self.status.as_u16() {
+            400 | 404 | 422 => -32602,
+            413 => -32600,
+            _ => -32000,
+        };
+        RpcError::new(code, self.message.clone()).data(json!({
+            "status": self.status.as_u16(),
+            "type": self.openai_type(),
+            "code": self.code,
+            "param": self.param,
+        }))
+    }
+
     /// The JSON body in `dialect`.
     pub fn body_json(&self, dialect: Dialect) -> serde_json::Value {
         match dialect {
@@ -155,6 +177,12 @@ impl ApiError {
                 "message": self.message,
                 "status": self.gemini_status(),
             }}),
+            // Refused before the message was read: there is no id to answer.
+            Dialect::JsonRpc => json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": serde_json::to_value(self.jsonrpc_error()).unwrap_or_default(),
+            }),
         }
     }
 
@@ -170,6 +198,13 @@ impl ApiError {
         );
         if let Some(s) = self.retry_after {
             h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        // RFC 6750 §3: MCP clients look here to learn how to authenticate.
+        if dialect == Dialect::JsonRpc && self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }

@@ -18,6 +18,7 @@ mod inputs;
 mod keys;
 mod login_throttle;
 mod markup;
+mod mcp;
 mod openai;
 mod sse;
 mod videos;
@@ -351,11 +352,14 @@ fn is_gemini_path(segments: &[&str]) -> bool {
     }
 }
 
-/// The error dialect of a path: Gemini's for its and Vertex AI's routes, OpenAI's elsewhere.
+/// The error dialect of a path: Gemini's for its and Vertex AI's routes, JSON-RPC for the MCP
+/// endpoint, OpenAI's elsewhere.
 fn dialect_of(path: &str) -> Dialect {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if is_gemini_path(&segments) {
         Dialect::Gemini
+    } else if segments == ["mcp"] {
+        Dialect::JsonRpc
     } else {
         Dialect::OpenAi
     }
@@ -458,6 +462,7 @@ impl AppInner {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (needs_key, dialect) = match segments.as_slice() {
             ["health"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
+            ["mcp"] => (true, Dialect::JsonRpc),
             segs if is_gemini_path(segs) => (true, Dialect::Gemini),
             ["v1", "models", ..] if is_gemini_client(&parts.headers) => (true, Dialect::Gemini),
             ["v1", ..] => (true, Dialect::OpenAi),
@@ -573,6 +578,12 @@ impl AppInner {
                     Err(e) => Err(e),
                 }
                 .unwrap_or_else(|e| e.into_response(Dialect::OpenAi));
+            }
+            (_, ["mcp"]) => {
+                return match caller_of(&req) {
+                    Ok(caller) => mcp::handle(inner.clone(), req, caller).await,
+                    Err(e) => e.into_response(Dialect::JsonRpc),
+                };
             }
             (_, segs) if is_gemini_path(segs) => {
                 return match caller_of(&req) {

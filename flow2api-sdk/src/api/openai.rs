@@ -19,41 +19,65 @@ use super::sse::{data, sse_response, Encoder, EventStream};
 use super::videos::{resolve_video_model, VideoAsk};
 use super::{json_response, AppInner, Body};
 
+/// One model of the catalogue, as the model lists show it.
+pub(crate) struct CatalogueEntry {
+    pub(crate) id: &'static str,
+    /// `image` or `video`.
+    pub(crate) kind: &'static str,
+    pub(crate) description: String,
+}
+
+/// Every model, images first (the catalogue is static).
+fn catalogue() -> impl Iterator<Item = CatalogueEntry> {
+    let images = models::image_models().iter().map(|m| CatalogueEntry {
+        id: m.id,
+        kind: "image",
+        description: models::model_description(m.id),
+    });
+    let videos = models::video_models().iter().map(|m| CatalogueEntry {
+        id: m.id,
+        kind: "video",
+        description: m.description(),
+    });
+    images.chain(videos)
+}
+
+/// Whether the caller sees every model: the root key, or a tenant whose patterns are all `*`.
+fn sees_all(caller: &Caller) -> bool {
+    caller
+        .tenant()
+        .is_none_or(|t| t.models.iter().all(|p| p == "*"))
+}
+
+/// The models the caller may use: every one for the root key, those its patterns allow for a
+/// tenant's key (what `GET /v1/models` and MCP's `list_models` list).
+pub(crate) fn visible_models(caller: &Caller) -> impl Iterator<Item = CatalogueEntry> + '_ {
+    let all = sees_all(caller);
+    catalogue().filter(move |m| all || caller.tenant().is_some_and(|t| t.allows_model(m.id)))
+}
+
 /// `GET /v1/models`: every model for the root key (built once, since the catalogue is
 /// static), the models its patterns allow for a tenant's key.
 pub(crate) fn models_response(caller: &Caller) -> Response<Body> {
     static BODY: OnceLock<Bytes> = OnceLock::new();
-    let all = || {
-        let entry = |id: &str, description: String| {
-            json!({
-                "id": id,
-                "object": "model",
-                "created": 1_764_140_000,
-                "owned_by": "flow2api",
-                "description": description,
+    let list = |models: &mut dyn Iterator<Item = CatalogueEntry>| {
+        let data: Vec<Value> = models
+            .map(|m| {
+                json!({
+                    "id": m.id,
+                    "object": "model",
+                    "created": 1_764_140_000,
+                    "owned_by": "flow2api",
+                    "description": m.description,
+                })
             })
-        };
-        models::image_models()
-            .iter()
-            .map(|m| entry(m.id, models::model_description(m.id)))
-            .chain(
-                models::video_models()
-                    .iter()
-                    .map(|m| entry(m.id, m.description())),
-            )
-            .collect::<Vec<Value>>()
+            .collect();
+        Bytes::from(json!({"object": "list", "data": data}).to_string())
     };
-    let body = match caller.tenant() {
-        Some(t) if t.models.iter().any(|p| p != "*") => {
-            let data: Vec<Value> = all()
-                .into_iter()
-                .filter(|m| m["id"].as_str().is_some_and(|id| t.allows_model(id)))
-                .collect();
-            Bytes::from(json!({"object": "list", "data": data}).to_string())
-        }
-        _ => BODY
-            .get_or_init(|| Bytes::from(json!({"object": "list", "data": all()}).to_string()))
-            .clone(),
+    let body = if sees_all(caller) {
+        BODY.get_or_init(|| list(&mut catalogue())).clone()
+    } else {
+        list(&mut visible_models(caller))
     };
     json_response(StatusCode::OK, body)
 }
