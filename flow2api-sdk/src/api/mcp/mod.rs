@@ -39,8 +39,8 @@ use crate::seams::Bytes;
 
 use super::caller::Caller;
 use super::{json_response, AppInner, Body};
-pub(crate) use wire::RpcError;
 use wire::Incoming;
+pub(crate) use wire::RpcError;
 
 /// The protocol revisions the endpoint speaks, oldest first.
 const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -48,7 +48,8 @@ const VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-
 const DEFAULT_VERSION: &str = "2025-03-26";
 
 /// What the client reads first, to know when to use the tools.
-const INSTRUCTIONS: &str = "Generates images (Gemini / Imagen) and videos (Veo) through Google Flow. \
+const INSTRUCTIONS: &str =
+    "Generates images (Gemini / Imagen) and videos (Veo) through Google Flow. \
 generate_image returns the image itself and a link. generate_video starts a job and returns its id \
 at once (or, when the call carries a progress token, reports progress until the video is done); \
 get_video tells a job's status and, once it is completed, the link to the MP4. list_models names \
@@ -253,9 +254,15 @@ mod tests {
     fn versions() {
         let mut h = HeaderMap::new();
         assert_eq!(version_of(&h).unwrap(), Version(1));
-        h.insert("mcp-protocol-version", HeaderValue::from_static("2025-06-18"));
+        h.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-06-18"),
+        );
         assert!(version_of(&h).unwrap().has_resource_links());
-        h.insert("mcp-protocol-version", HeaderValue::from_static("2026-07-28"));
+        h.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2026-07-28"),
+        );
         assert_eq!(version_of(&h).unwrap_err().code, wire::INVALID_REQUEST);
         let r = initialize(serde_json::json!({"protocolVersion": "2024-11-05"})).unwrap();
         assert_eq!(r.protocol_version, "2024-11-05");

@@ -427,11 +427,7 @@ fn image_result(version: Version, model: &str, output: &Output, bytes: &[u8]) ->
 /// `generate_video`: a job started as `POST /v1/videos` starts one; with a progress token
 /// (and a client that takes an event stream) followed to its end, as a streamed chat
 /// completion of a video model follows it.
-async fn generate_video(
-    call: Call,
-    a: VideoArgs,
-    token: Option<Value>,
-) -> Result<Answer, Refusal> {
+async fn generate_video(call: Call, a: VideoArgs, token: Option<Value>) -> Result<Answer, Refusal> {
     let inner = call.inner.clone();
     let prompt = prompt_of(&call, &a.prompt)?;
     let mut hints = ResolveHints::default();
@@ -465,8 +461,7 @@ async fn generate_video(
         .await
         .map_err(Refusal::Invalid)?;
     let first = images.first().map(|b| &b[..]);
-    let model =
-        resolve_video_model(&name, &hints, a.seconds, first).map_err(Refusal::Invalid)?;
+    let model = resolve_video_model(&name, &hints, a.seconds, first).map_err(Refusal::Invalid)?;
     let ask = VideoAsk {
         model_name: name,
         model,
@@ -634,10 +629,9 @@ impl Encoder for ProgressEncoder {
                 done.url = Some(output.url);
                 video_result(self.version, &done)
             }
-            Err(e) => CallToolResult::failed(format!(
-                "Video {} failed: {}",
-                self.record.id, e.message
-            )),
+            Err(e) => {
+                CallToolResult::failed(format!("Video {} failed: {}", self.record.id, e.message))
+            }
         };
         data(&response_json(&self.id, &result))
     }
@@ -654,7 +648,11 @@ mod tests {
         assert!(e.message.contains("prompt"), "{}", e.message);
         let e = arguments::<VideoArgs>("generate_video", json!({"prompt": "x", "seconds": "8"}))
             .unwrap_err();
-        assert!(e.message.contains("seconds") || e.message.contains("u8"), "{}", e.message);
+        assert!(
+            e.message.contains("seconds") || e.message.contains("u8"),
+            "{}",
+            e.message
+        );
         assert!(arguments::<ImageArgs>("generate_image", json!({"prompt": "x", "n": 2})).is_err());
         let a: ImageArgs =
             arguments("generate_image", json!({"prompt": "x", "images": ["AA=="]})).unwrap();
