@@ -1,4 +1,4 @@
-//! CORS headers. The API routes (`/v1…`, `/v1beta…`, `/media`, `/health`) allow every origin:
+//! CORS headers. The API routes (`/v1…`, `/v1beta…`, `/mcp`, `/media`, `/health`) allow every origin:
 //! they need a key, which a page can only have if its user gave it. The admin API (`/api/*`)
 //! allows only the origins `ADMIN_CORS_ORIGINS` lists, each echoed with `Vary: Origin`, so no
 //! other site's page can drive an operator's browser against it; with none listed it sends no
@@ -26,7 +26,7 @@ pub(crate) fn apply(
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(
-                "authorization, content-type, x-goog-api-key, x-stainless-retry-count",
+                "authorization, content-type, x-goog-api-key, x-stainless-retry-count, mcp-protocol-version",
             ),
         );
         h.insert(
