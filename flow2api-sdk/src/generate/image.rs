@@ -127,9 +127,12 @@ impl Generator {
                 }
             }
         }
-        progress.line("Returning the upstream image link...");
+        let url = self
+            .keep(generated.url, media_base, "image/jpeg", progress)
+            .await;
+        progress.line("Returning the image link...");
         Ok(Output {
-            url: generated.url,
+            url,
             kind: "image",
             media_id: None,
         })

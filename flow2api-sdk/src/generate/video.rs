@@ -281,6 +281,28 @@ impl Generator {
         poll: PollSettings,
         progress: &Progress,
     ) -> Result<Option<Duration>, GenerateError> {
+        let was_done = matches!(job.phase, JobPhase::Done { .. });
+        let next = self
+            .advance_phase(ctx, job, media_base, poll, progress)
+            .await?;
+        // Whichever way the job ended (the video, its upscale, a fallback to the original),
+        // the link it ends with is the one kept (`MEDIA_CACHE`).
+        if let (false, JobPhase::Done { url }) = (was_done, &mut job.phase) {
+            *url = self
+                .keep(std::mem::take(url), media_base, "video/mp4", progress)
+                .await;
+        }
+        Ok(next)
+    }
+
+    async fn advance_phase(
+        &self,
+        ctx: JobContext<'_>,
+        job: &mut VideoJob,
+        media_base: &str,
+        poll: PollSettings,
+        progress: &Progress,
+    ) -> Result<Option<Duration>, GenerateError> {
         match job.phase.clone() {
             JobPhase::Done { .. } => Ok(None),
             JobPhase::Concat { source, clip } => {
