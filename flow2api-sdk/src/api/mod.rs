@@ -410,7 +410,8 @@ impl AppInner {
             config.max_retries,
             config.captcha_max_retries,
         )
-        .with_media_cache(config.media_cache);
+        .with_media_cache(config.media_cache)
+        .with_media_ttl(config.media_ttl);
         let poll = PollSettings {
             interval: config.poll_interval,
             ..PollSettings::default()

@@ -203,8 +203,7 @@ impl Generator {
     async fn store_image(&self, bytes: Bytes, media_base: &str, progress: &Progress) -> String {
         let content_type = crate::flow::sniff_mime(&bytes).to_owned();
         match self
-            .media
-            .put(
+            .store(
                 Media {
                     content_type: content_type.clone(),
                     bytes: bytes.clone(),

@@ -102,7 +102,7 @@ impl Generator {
         if let Some(len) = len {
             upload = upload.with_len(len);
         }
-        Ok(self.media.put(upload).await?)
+        Ok(self.store(upload).await?)
     }
 }
 

@@ -107,6 +107,9 @@ pub struct Generator {
     pub(crate) captcha_max_retries: u32,
     /// `MEDIA_CACHE`: results are copied into `media` and linked from there.
     pub(crate) media_cache: bool,
+    /// `MEDIA_TTL` as the settings now say: what every object stored here is kept for
+    /// (`None`: the store's own default).
+    pub(crate) media_ttl: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Generator {
@@ -115,6 +118,7 @@ impl std::fmt::Debug for Generator {
             .field("max_retries", &self.max_retries)
             .field("captcha_max_retries", &self.captcha_max_retries)
             .field("media_cache", &self.media_cache)
+            .field("media_ttl", &self.media_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +200,7 @@ impl Generator {
             max_retries: max_retries.max(1),
             captcha_max_retries: captcha_max_retries.max(1),
             media_cache: false,
+            media_ttl: None,
         }
     }
 
@@ -207,6 +212,26 @@ impl Generator {
     pub fn with_media_cache(mut self, on: bool) -> Self {
         self.media_cache = on;
         self
+    }
+
+    /// The same generator keeping what it stores for `ttl` rather than the store's default,
+    /// so that a runtime change of `MEDIA_TTL` applies to the next object.
+    #[must_use]
+    pub fn with_media_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.media_ttl = Some(ttl);
+        self
+    }
+
+    /// Stores `upload` for [`media_ttl`](Self::with_media_ttl) and returns its id.
+    pub(crate) async fn store(
+        &self,
+        upload: crate::seams::MediaUpload,
+    ) -> Result<String, crate::seams::StorageError> {
+        let upload = match self.media_ttl {
+            Some(ttl) => upload.with_ttl(ttl),
+            None => upload,
+        };
+        self.media.put(upload).await
     }
 }
 

@@ -344,7 +344,7 @@ impl Generator {
                             content_type: "video/mp4".to_owned(),
                             bytes,
                         };
-                        match self.media.put(media.into()).await {
+                        match self.store(media.into()).await {
                             Ok(id) => {
                                 Some(format!("{}/media/{id}", media_base.trim_end_matches('/')))
                             }
@@ -647,8 +647,7 @@ impl Generator {
             ))
         })?;
         let id = self
-            .media
-            .put(
+            .store(
                 Media {
                     content_type: "video/mp4".to_owned(),
                     bytes,

@@ -44,17 +44,18 @@ pub fn media_purge_interval(media_ttl: Duration) -> Duration {
     media_ttl.clamp(Duration::from_secs(1), Duration::from_secs(600))
 }
 
-/// Runs [`App::purge_media`] every `every` (the first one interval after the start), writing
-/// a line to stderr when it deleted something or failed. Runs until dropped or aborted; a
-/// zero `every` runs nothing.
-pub async fn purge_media_periodically(app: App, every: Duration) {
-    if every.is_zero() {
-        return;
-    }
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs [`App::purge_media`] periodically, every [`media_purge_interval`] of the `MEDIA_TTL`
+/// the settings say at the time (so a runtime change applies from the next pass), writing a
+/// line to stderr when it deleted something or failed. Runs until dropped or aborted.
+pub async fn purge_media_periodically(app: App) {
+    let mut last = tokio::time::Instant::now();
     loop {
-        ticks.tick().await;
+        // Looks once a second, so that a shorter TTL set at runtime is honoured within one.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if last.elapsed() < media_purge_interval(app.config().media_ttl) {
+            continue;
+        }
+        last = tokio::time::Instant::now();
         match app.purge_media().await {
             Ok(0) => {}
             Ok(n) => eprintln!("media: purged {n} expired object(s)"),

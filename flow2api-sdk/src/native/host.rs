@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{
-    media_purge_interval, purge_media_periodically, refresh_periodically, serve_with,
-    DirMediaStore, PublicOnlyHttp, ReqwestHttp, ServeOptions, SqliteCoordinator, SqliteDb,
-    SqliteError, TokioClock, TokioSpawn, DB_FILE,
+    purge_media_periodically, refresh_periodically, serve_with, DirMediaStore, PublicOnlyHttp,
+    ReqwestHttp, ServeOptions, SqliteCoordinator, SqliteDb, SqliteError, TokioClock, TokioSpawn,
+    DB_FILE,
 };
 use crate::cache::{CachingStorage, StorageCache};
 use crate::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
@@ -211,10 +211,9 @@ impl Host {
             Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),
             Err(e) => eprintln!("warning: cannot resume video jobs: {e}"),
         }
-        let purge_every = media_purge_interval(app.config().media_ttl);
         let tasks = vec![
             tokio::spawn(refresh_periodically(app.clone(), options.refresh_interval)),
-            tokio::spawn(purge_media_periodically(app.clone(), purge_every)),
+            tokio::spawn(purge_media_periodically(app.clone())),
         ];
         Ok(Self {
             app,
