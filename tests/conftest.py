@@ -574,6 +574,8 @@ def start_worker(name: str, fake: Fake, *, extra: dict[str, str] | None = None,
            "--inspector-ip", "127.0.0.1", "--inspector-port", str(free_port()),
            # An empty env file, so that a developer's .dev.vars is not read.
            "--env-file", str(empty_env),
+           # GET /__scheduled runs the cron handler (tests/test_media_cache.py).
+           "--test-scheduled",
            "--persist-to", str(persist)]
     cfg = gateway_env(fake, api_key, admin_password, allow_private=True)
     cfg.update(extra or {})

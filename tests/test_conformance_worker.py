@@ -1,6 +1,7 @@
 """The seams' conformance suites (flow2api_sdk::conformance) inside workerd, against the
 worker's own implementations: KV and Durable Object storage, the per-account Durable Object
-coordinator, the media store over KV, and the Durable Object job runner (a JobObject per job, stepping from its alarm).
+coordinator, the media store over R2 (what the worker uses) and over KV (its fallback without
+the MEDIA binding), and the Durable Object job runner (a JobObject per job, stepping from its alarm).
 
 The suites run through a test-only route, `POST /__conformance/{seam}/{backend}/{case}`
 (edge-worker/src/conformance.rs), one case per request. The route exists only in the worker's
@@ -32,7 +33,7 @@ JOB_CASES = ["steps_until_finished", "first_step_after_its_delay", "waits_betwee
              "step_errors_are_retried", "gives_up_after_repeated_errors",
              "scheduling_again_never_overlaps", "deleted_job_stops", "watch_follows_to_the_end",
              "watch_ends_when_not_running"]
-MEDIA_CASES = ["round_trip", "streaming", "ranges", "ttl"]
+MEDIA_CASES = ["round_trip", "streaming", "ranges", "ttl", "purge"]
 MANY_KEYS = 1001
 SEED_CHUNK = 40  # writes per invocation: well under the free plan's 50 subrequests
 
@@ -115,11 +116,18 @@ def test_storage_listing_past_1000_keys(conformance_worker: Gateway, backend: st
 
 
 @pytest.mark.parametrize("case", MEDIA_CASES)
+def test_media_case_on_r2(conformance_worker: Gateway, case: str) -> None:
+    """The worker's media store: R2 (the MEDIA binding), every case in real time."""
+    path = f"media/r2/{case}"
+    expect_pass(run_case(conformance_worker, path), path)
+
+
+@pytest.mark.parametrize("case", MEDIA_CASES)
 def test_media_case(conformance_worker: Gateway, case: str) -> None:
-    """The worker's media store: the SDK's StorageMediaStore over KV (4 MiB pieces)."""
+    """The worker's fallback media store: the SDK's StorageMediaStore over KV (4 MiB pieces)."""
     path = f"media/kv/{case}"
     answer = run_case(conformance_worker, path)
-    if case == "ttl":
+    if case in ("ttl", "purge"):
         # Over KV every object lives at least 60 s: too long to wait for in real time, so the
         # case says it skipped; the storage suite pins KV's minimum itself (min_ttl).
         assert answer["outcome"] == "skipped" and "too long" in answer["message"], answer

@@ -1,5 +1,6 @@
 //! The seams' conformance suites (`flow2api_sdk::conformance`) run inside workerd
-//! against this worker's own implementations: `POST /__conformance/{seam}/{backend}/{case}`.
+//! against this worker's own implementations: `POST /__conformance/{seam}/{backend}/{case}`
+//! (media: `kv` and `r2`).
 //!
 //! Test-only: compiled into the `conformance` build alone (cargo feature `conformance`,
 //! `bash scripts/build.sh --conformance`, into `build-conformance/`), which
@@ -15,6 +16,7 @@
 //! `DoJobRunner`: their `JobObject`s step them ([`scripted_jobs`]) as they step video jobs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use flow2api_sdk::conformance::jobs::ScriptedJobs;
 use flow2api_sdk::conformance::{coordinator, jobs, media, storage, Outcome, Time};
@@ -29,6 +31,7 @@ use crate::do_storage::DoStorage;
 use crate::fetch_http::Subrequests;
 use crate::job_runner::DoJobRunner;
 use crate::kv_storage::KvStorage;
+use crate::r2_media::R2MediaStore;
 
 /// The path prefix of the route.
 pub const PREFIX: &str = "/__conformance/";
@@ -115,6 +118,11 @@ pub async fn handle(env: &Env, rest: &str, body: &str) -> Result<Response> {
             let store = StorageMediaStore::new(Arc::new(kv), None);
             let subject = media::Subject::new(Arc::new(store), time).with_min_ttl(min_ttl);
             media::case(case, &subject).await
+        }
+        // The worker's media store with the `MEDIA` binding, as `lib.rs` builds it.
+        "media" if *backend == "r2" => {
+            let store = R2MediaStore::new(env.bucket("MEDIA")?, Duration::from_secs(3600));
+            media::case(case, &media::Subject::new(Arc::new(store), time)).await
         }
         "coordinator" if *backend == "do" => {
             let c = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `HttpClient` | `fetch` with manual redirects, subrequests counted (`fetch_http`) |
 //! | `Storage` (accounts and their index) | the `StoreObject` named `accounts` (`do_storage`: strongly consistent, conditional writes) behind the SDK's `CachingStorage`, its cache kept per isolate; records an earlier version kept in KV are copied in once |
-//! | `Storage` (media) | the KV namespace `KV`, uncached |
+//! | `MediaStore` | the R2 bucket `MEDIA` (`r2_media`: streamed, ranged reads, expired objects deleted by the cron); without that binding, the SDK's `StorageMediaStore` over the KV namespace `KV` |
 //! | `Storage` (admin sessions) | the `StoreObject` named `admin-sessions` (`do_storage`) |
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
 //! | `Storage` (video jobs) | job records spread over 16 `StoreObject`s, `video-jobs-0` … `video-jobs-15`, by a hash of the job id; their listing and `Idempotency-Key` entries in the one named `video-jobs` (`do_storage`) |
@@ -47,6 +47,8 @@ mod js;
 #[cfg(target_arch = "wasm32")]
 mod kv_storage;
 #[cfg(target_arch = "wasm32")]
+mod r2_media;
+#[cfg(target_arch = "wasm32")]
 mod spawn;
 #[cfg(target_arch = "wasm32")]
 mod store_object;
@@ -73,7 +75,7 @@ pub(crate) mod entry {
     use flow2api_sdk::cache::{CachingStorage, StorageCache};
     use flow2api_sdk::config::ConfigError;
     use flow2api_sdk::memory::StorageMediaStore;
-    use flow2api_sdk::seams::{boxed, BoxStream, Bytes, Spawn, Storage};
+    use flow2api_sdk::seams::{boxed, BoxStream, Bytes, MediaStore, Spawn, Storage};
     use flow2api_sdk::settings::SettingsCache;
     use flow2api_sdk::{App, Body, Config};
     use futures::channel::oneshot;
@@ -92,6 +94,7 @@ pub(crate) mod entry {
     use crate::fetch_http::{FetchHttp, Subrequests};
     use crate::job_runner::DoJobRunner;
     use crate::kv_storage::KvStorage;
+    use crate::r2_media::R2MediaStore;
     use crate::spawn::WaitUntil;
     use crate::tenant_storage::TenantStorage;
 
@@ -195,6 +198,10 @@ pub(crate) mod entry {
                 subrequests.get()
             ),
         }
+        match app.purge_media().await {
+            Ok(n) => console_log!("media cron={} purged={n}", event.cron()),
+            Err(e) => console_error!("media cron={} purge failed: {e}", event.cron()),
+        }
     }
 
     /// The gateway for one invocation, over this isolate's configuration and account cache.
@@ -237,8 +244,7 @@ pub(crate) mod entry {
             .storage(Arc::new(CachingStorage::new(Arc::new(accounts), cache)))
             .consistent(Arc::new(sessions))
             .coordinator(Arc::new(coordinator))
-            // Uncached: media ids are unique and read about once, caching would only hold memory.
-            .media(Arc::new(StorageMediaStore::new(kv, Some(config.media_ttl))))
+            .media(media_store(env, kv, config.media_ttl))
             .job_store(Arc::new(jobs))
             .job_record_shards(job_shards)
             .tenant_storage(Arc::new(tenants))
@@ -249,6 +255,20 @@ pub(crate) mod entry {
         builder
             .build()
             .map_err(|e| worker::Error::RustError(e.to_string()))
+    }
+
+    /// The media store: the R2 bucket `MEDIA`, or KV for a deployment without that binding.
+    #[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, as for `deps`
+    fn media_store(
+        env: &Env,
+        kv: Arc<dyn Storage>,
+        ttl: std::time::Duration,
+    ) -> Arc<dyn MediaStore> {
+        match env.bucket("MEDIA") {
+            Ok(bucket) => Arc::new(R2MediaStore::new(bucket, ttl)),
+            // Uncached: media ids are unique and read about once, caching would only hold memory.
+            Err(_) => Arc::new(StorageMediaStore::new(kv, Some(ttl))),
+        }
     }
 
     /// Account records used to live in KV (eventually consistent, no conditional write):

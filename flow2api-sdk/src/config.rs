@@ -153,7 +153,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("PUBLIC_BASE_URL", Accepts::Url, None, "Base of the gateway's own links (/media, files, jobs), a path allowed; unset, derived from the request's Host."),
     setting("TRUST_FORWARDED_HEADERS", Accepts::Flag, Some("false"), "Trust X-Forwarded-For/-Host/-Proto from the client (only behind a proxy that sets them)."),
     setting("KEEPALIVE_INTERVAL", secs(0.1, 300.0), Some("15"), "Seconds between keep-alive comments in event streams."),
-    setting("MEDIA_TTL", secs(60.0, 365.0 * DAY), Some("86400"), "Seconds generated media is kept."),
+    setting("MEDIA_TTL", secs(1.0, 365.0 * DAY), Some("86400"), "Seconds generated media is kept (over KV at least 60: KV's own floor)."),
+    setting("MEDIA_CACHE", Accepts::Flag, Some("false"), "Keep a copy of every result (images, upscales, videos) in the media store and link to it, not to Google's expiring URL."),
     setting("CAPTCHA_MAX_RETRIES", int(1, 50), Some("6"), "Attempts on captcha failures, images and videos alike."),
     setting("QUOTA_COOLDOWN", secs(0.0, 30.0 * DAY), Some("3600"), "Seconds an account rests when its quota is spent."),
     setting("RATE_LIMIT_COOLDOWN", secs(0.0, DAY), Some("60"), "Seconds an account rests after rate limits outlast the retries."),
@@ -471,6 +472,9 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// `MEDIA_TTL` (seconds, default 86400): how long generated media is kept.
     pub media_ttl: Duration,
+    /// `MEDIA_CACHE` (default false): copy every result into the media store and answer with
+    /// the gateway's own `/media/{id}` link rather than Google's signed URL, which expires.
+    pub media_cache: bool,
     /// `CAPTCHA_MAX_RETRIES` (default 6): attempts on captcha failures, images and videos alike.
     pub captcha_max_retries: u32,
     /// `QUOTA_COOLDOWN` (seconds, default 3600): rest for an account whose quota is spent.
@@ -568,6 +572,7 @@ impl Config {
             trust_forwarded_headers: r.flag("TRUST_FORWARDED_HEADERS"),
             keepalive_interval: r.secs("KEEPALIVE_INTERVAL"),
             media_ttl: r.secs("MEDIA_TTL"),
+            media_cache: r.flag("MEDIA_CACHE"),
             captcha_max_retries: r.int("CAPTCHA_MAX_RETRIES") as u32,
             quota_cooldown: r.secs("QUOTA_COOLDOWN"),
             rate_limit_cooldown: r.secs("RATE_LIMIT_COOLDOWN"),
@@ -737,7 +742,7 @@ mod tests {
         for (name, value) in [
             ("FLOW_MAX_RETRIES", "0"),
             ("PROJECT_POOL_SIZE", "51"),
-            ("MEDIA_TTL", "10"),
+            ("MEDIA_TTL", "0.5"),
             ("KEEPALIVE_INTERVAL", "0"),
             ("POLL_INTERVAL", "NaN"),
             ("CAPTCHA_MAX_POLLS", "99999999999999999999"),

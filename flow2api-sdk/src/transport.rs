@@ -10,7 +10,8 @@ use http::header::HeaderMap;
 use http::Method;
 
 use crate::seams::{
-    Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+    Bytes, Clock, HttpClient, HttpRequest, HttpResponse, HttpStreamResponse, TransportError,
+    TransportErrorKind,
 };
 
 /// The User-Agent of calls that have no other (a recent desktop Chrome on Windows): Flow calls
@@ -48,6 +49,63 @@ pub(crate) fn request(
 pub(crate) fn json_body<T: serde::Serialize>(v: &T) -> Bytes {
     // Serialising our own wire structs cannot fail.
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Redirects [`get_following_redirects`] follows before it gives up.
+const MAX_REDIRECTS: usize = 3;
+
+/// Why [`get_following_redirects`] has no body to give.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// The URL (or a redirect's `Location`) is not one.
+    #[error("not a URL")]
+    BadUrl,
+    /// No answer.
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// A 3xx without a usable `Location`.
+    #[error("a redirect without a location")]
+    NoLocation,
+    /// More than [`MAX_REDIRECTS`] redirects.
+    #[error("too many redirects")]
+    TooManyRedirects,
+    /// The final answer was not a success.
+    #[error("HTTP {0}")]
+    Status(u16),
+}
+
+/// GETs `url` over `http`, following up to three redirects (signed result links redirect),
+/// and returns the first success with its body still streaming. For URLs that came from
+/// upstream: client-given URLs go through the API's SSRF-safe fetcher instead.
+///
+/// # Errors
+/// [`FetchError`].
+pub(crate) async fn get_following_redirects(
+    http: &dyn HttpClient,
+    url: &str,
+) -> Result<HttpStreamResponse, FetchError> {
+    let mut at = url::Url::parse(url).map_err(|_| FetchError::BadUrl)?;
+    for _ in 0..=MAX_REDIRECTS {
+        let req = http::Request::get(at.as_str())
+            .body(Bytes::new())
+            .map_err(|_| FetchError::BadUrl)?;
+        let resp = http.call_streaming(req).await?;
+        let status = resp.status();
+        if status.is_redirection() {
+            at = resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| at.join(l).ok())
+                .ok_or(FetchError::NoLocation)?;
+            continue;
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        return Ok(resp);
+    }
+    Err(FetchError::TooManyRedirects)
 }
 
 /// Races one exchange against a deadline on `clock`.

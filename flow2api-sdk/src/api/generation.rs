@@ -223,7 +223,7 @@ pub(crate) async fn output_bytes(inner: &AppInner, url: &str) -> Result<Bytes, A
         return super::inputs::decode_data_url(url, MAX_RESULT_BYTES)
             .map_err(|_| unreadable("a malformed data URL"));
     }
-    let mut at = url::Url::parse(url).map_err(|_| unreadable("not a URL"))?;
+    let at = url::Url::parse(url).map_err(|_| unreadable("not a URL"))?;
     if let Some(id) = super::inputs::own_media_id(&at, inner.config.public_base_url.as_deref()) {
         let read = inner.deps.media.get(id, None).await;
         let object = read
@@ -235,42 +235,17 @@ pub(crate) async fn output_bytes(inner: &AppInner, url: &str) -> Result<Bytes, A
             .await
             .map_err(|_| unreadable("the media store failed"));
     }
-    for _ in 0..4 {
-        let req = http::Request::get(at.as_str())
-            .body(Bytes::new())
-            .map_err(|_| unreadable("not a URL"))?;
-        let resp = inner
-            .deps
-            .http
-            .call_streaming(req)
-            .await
-            .map_err(|_| unreadable("upstream did not answer"))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            at = resp
-                .headers()
-                .get(http::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| at.join(l).ok())
-                .ok_or_else(|| unreadable("a redirect without a location"))?;
-            continue;
+    let resp = crate::transport::get_following_redirects(&*inner.deps.http, at.as_str())
+        .await
+        .map_err(|e| unreadable(&e.to_string()))?;
+    let mut body = resp.into_body();
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|_| unreadable("the download broke off"))?;
+        if out.len() + chunk.len() > MAX_RESULT_BYTES {
+            return Err(unreadable("it is too large"));
         }
-        if status != StatusCode::OK {
-            return Err(unreadable(&format!(
-                "upstream answered {}",
-                status.as_u16()
-            )));
-        }
-        let mut body = resp.into_body();
-        let mut out = bytes::BytesMut::new();
-        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-            let chunk = chunk.map_err(|_| unreadable("the download broke off"))?;
-            if out.len() + chunk.len() > MAX_RESULT_BYTES {
-                return Err(unreadable("it is too large"));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        return Ok(out.freeze());
+        out.extend_from_slice(&chunk);
     }
-    Err(unreadable("too many redirects"))
+    Ok(out.freeze())
 }

@@ -9,8 +9,8 @@ use futures::future::{select, Either};
 use futures::StreamExt;
 use http::Method;
 
-use crate::memory::is_media_id;
 use crate::public_ip;
+use crate::seams::media::is_media_id_shape;
 use crate::seams::{boxed, Bytes, HttpClient};
 
 use super::error::ApiError;
@@ -236,7 +236,7 @@ pub(super) fn own_media_id<'u>(url: &'u url::Url, public_base: Option<&str>) -> 
         .strip_prefix(prefix.as_str())
         .and_then(|rest| rest.strip_prefix("/media/"))
         .or_else(|| path.strip_prefix("/media/"))?;
-    is_media_id(id).then_some(id)
+    is_media_id_shape(id).then_some(id)
 }
 
 /// Keeps URIs in messages short (data URLs can be megabytes).
@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn own_media_links_carry_the_public_base_path() {
         let id = "0123456789abcdef0123456789abcdef";
-        assert!(is_media_id(id), "a valid id for the test");
+        assert!(is_media_id_shape(id), "a valid id for the test");
         let own = |u: &str, base: Option<&str>| {
             own_media_id(&url::Url::parse(u).unwrap(), base).map(str::to_owned)
         };

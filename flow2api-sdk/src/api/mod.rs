@@ -214,6 +214,16 @@ impl App {
         inner.jobs.resume(&*inner.runner).await
     }
 
+    /// Deletes the media whose TTL has passed ([`MediaStore::purge_expired`]) and returns how
+    /// many objects went. Hosts call it periodically: the cron at the edge, a background task
+    /// natively ([`crate::native`]).
+    ///
+    /// # Errors
+    /// The media store's failure; the next call tries again.
+    pub async fn purge_media(&self) -> Result<u64, StorageError> {
+        self.shared.deps.media.purge_expired().await
+    }
+
     /// The account pool, for hosts that run background refreshes.
     pub fn pool(&self) -> AccountPool {
         self.current().pool.clone()
@@ -403,7 +413,9 @@ impl AppInner {
             deps.media.clone(),
             config.max_retries,
             config.captcha_max_retries,
-        );
+        )
+        .with_media_cache(config.media_cache)
+        .with_media_ttl(config.media_ttl);
         let poll = PollSettings {
             interval: config.poll_interval,
             ..PollSettings::default()
@@ -536,6 +548,13 @@ impl AppInner {
                 Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
             }
             (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
+            // What a player asks before it seeks: the same head, no body.
+            (&Method::HEAD, ["media", id]) => {
+                inner.serve_media(id, req.headers()).await.map(|resp| {
+                    let (parts, _) = resp.into_parts();
+                    Response::from_parts(parts, Body::empty())
+                })
+            }
             // One path, two dialects: google-genai (API version `v1`) sends `x-goog-api-key`.
             (&Method::GET, ["v1", "models"]) if is_gemini_client(req.headers()) => {
                 caller_of(&req).map(|caller| gemini_video::list_models(&caller))
@@ -728,16 +747,26 @@ impl AppInner {
 
     /// `GET /media/{id}`: the object streamed, or the one byte range a `Range:` header asks
     /// for (`206` with `Content-Range`; `416` when it starts past the end; other range forms
-    /// are ignored and the whole object is sent, as HTTP allows).
+    /// are ignored and the whole object is sent, as HTTP allows). Objects never change, so the
+    /// id is the `ETag`: `If-None-Match` with it answers `304`, and an `If-Range` with another
+    /// validator drops the range.
     pub(crate) async fn serve_media(
         &self,
         id: &str,
         headers: &http::HeaderMap,
     ) -> Result<Response<Body>, ApiError> {
-        let range = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
+        let etag = format!("\"{id}\"");
+        let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let range_applies = header_str(header::IF_RANGE).is_none_or(|v| v.trim() == etag.as_str());
+        let range = header_str(header::RANGE)
+            .filter(|_| range_applies)
             .and_then(ByteRange::parse_header);
+        let not_modified = header_str(header::IF_NONE_MATCH).is_some_and(|v| etag_matches(v, id));
+        // Kept by clients for as long as the store keeps it, a day at most.
+        let cache_control = format!(
+            "public, max-age={}, immutable",
+            self.config.media_ttl.as_secs().clamp(1, 86_400)
+        );
         let object = match self.deps.media.get(id, range).await {
             Ok(MediaRead::Found(o)) => o,
             Ok(MediaRead::Missing) => {
@@ -759,6 +788,14 @@ impl AppInner {
                 .retry_after(5))
             }
         };
+        if not_modified {
+            return Ok(Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header(header::ETAG, etag)
+                .header(header::CACHE_CONTROL, cache_control)
+                .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty())));
+        }
         let span = object.range.clone();
         let partial = object.is_partial();
         let total_len = object.total_len;
@@ -781,7 +818,8 @@ impl AppInner {
                 content_type.unwrap_or("application/octet-stream"),
             )
             .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-            .header(header::CACHE_CONTROL, "public, max-age=86400, immutable")
+            .header(header::CACHE_CONTROL, cache_control)
+            .header(header::ETAG, etag)
             .header(header::ACCEPT_RANGES, "bytes")
             .header(header::CONTENT_LENGTH, span.end - span.start);
         builder = if partial {
@@ -846,6 +884,15 @@ fn caller_of(req: &Request<Bytes>) -> Result<Caller, ApiError> {
             "Missing API key: send Authorization: Bearer <key>, x-goog-api-key, or ?key=.",
         )
     })
+}
+
+/// Whether an `If-None-Match` value names the media object `id` (its `ETag` is the quoted
+/// id; weak and strong forms compare alike here, as RFC 9110 asks of `If-None-Match`).
+fn etag_matches(value: &str, id: &str) -> bool {
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == id)
 }
 
 /// `name[:port]` or `[v6]:port` with nothing else: letters, digits, `.-_:[]`.

@@ -153,44 +153,20 @@ impl AppInner {
                 format!("The video could not be fetched from upstream: {why}"),
             )
         };
-        let mut url = url.to_owned();
-        for _ in 0..4 {
-            let request = Request::get(&url)
-                .body(Bytes::new())
-                .map_err(|e| unavailable(e.to_string()))?;
-            let resp = self
-                .deps
-                .http
-                .call_streaming(request)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            let status = resp.status();
-            if status.is_redirection() {
-                let next = resp
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| url::Url::parse(&url).ok()?.join(l).ok())
-                    .ok_or_else(|| unavailable("a redirect without a location".into()))?;
-                url = next.to_string();
-                continue;
-            }
-            if !status.is_success() {
-                return Err(unavailable(format!("HTTP {}", status.as_u16())));
-            }
-            let (parts, body) = resp.into_parts();
-            let mut out = Response::new(Body::Stream(boxed_stream(
-                body.take_while(|c| futures::future::ready(c.is_ok()))
-                    .filter_map(|c| futures::future::ready(c.ok())),
-            )));
-            let h = out.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-            if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
-                h.insert(header::CONTENT_LENGTH, len.clone());
-            }
-            return Ok(out);
+        let resp = crate::transport::get_following_redirects(&*self.deps.http, url)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let mut out = Response::new(Body::Stream(boxed_stream(
+            body.take_while(|c| futures::future::ready(c.is_ok()))
+                .filter_map(|c| futures::future::ready(c.ok())),
+        )));
+        let h = out.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+        if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+            h.insert(header::CONTENT_LENGTH, len.clone());
         }
-        Err(unavailable("too many redirects".into()))
+        Ok(out)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The [`MediaStore`] suite: whole round trips, streamed uploads and reads, byte ranges
-//! (including past the end), and per-object TTLs.
+//! (including past the end), per-object TTLs, and purging the expired objects alone.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ impl Subject {
 }
 
 /// Every case, by name, in the order [`suite`] runs them.
-pub const CASES: &[&str] = &["round_trip", "streaming", "ranges", "ttl"];
+pub const CASES: &[&str] = &["round_trip", "streaming", "ranges", "ttl", "purge"];
 
 /// Runs every case against a fresh subject from `factory` and reports each.
 pub async fn suite<F, Fut>(factory: F) -> Report
@@ -75,6 +75,7 @@ pub async fn case(name: &str, s: &Subject) -> CaseResult {
         "streaming" => streaming(s).await.map(|()| None),
         "ranges" => ranges(s).await.map(|()| None),
         "ttl" => ttl(s).await,
+        "purge" => purge(s).await,
         other => Err(format!("no media case named {other:?}")),
     }
 }
@@ -272,5 +273,61 @@ async fn ttl(s: &Subject) -> CaseResult {
     check(read(s, &long, None).await?.found().is_some(), || {
         "an object within its TTL".into()
     })?;
+    Ok(None)
+}
+
+/// `purge_expired` after an object expired: it stays unreadable, and live objects (one with a
+/// length announced, one without) are untouched.
+async fn purge(s: &Subject) -> CaseResult {
+    let bytes = pattern(1_000);
+    let upload = |ttl: Duration, announce: bool| {
+        let u = MediaUpload::from(Media {
+            content_type: "video/mp4".into(),
+            bytes: bytes.clone(),
+        })
+        .with_ttl(ttl);
+        if announce {
+            u
+        } else {
+            MediaUpload { len: None, ..u }
+        }
+    };
+    let lives = s.min_ttl.max(Duration::from_secs(1));
+    if !s.time.is_manual() && lives > super::REAL_WAIT_BUDGET {
+        return Ok(Some(format!(
+            "expiry after {lives:?} is too long to wait for in real time"
+        )));
+    }
+    let short = s
+        .media
+        .put(upload(Duration::from_secs(1), true))
+        .await
+        .map_err(err("put"))?;
+    let mut long = Vec::new();
+    for announce in [true, false] {
+        let id = s
+            .media
+            .put(upload(Duration::from_secs(3_600), announce))
+            .await
+            .map_err(err("put"))?;
+        long.push(id);
+    }
+    s.time.pass(lives + Duration::from_millis(300)).await;
+    s.media.purge_expired().await.map_err(err("purge"))?;
+    check(
+        matches!(read(s, &short, None).await?, MediaRead::Missing),
+        || "an expired object after a purge".into(),
+    )?;
+    for id in &long {
+        let o = read(s, id, None)
+            .await?
+            .found()
+            .ok_or("a purge removed a live object")?;
+        check_eq(
+            o.collect().await.map_err(err("read"))?,
+            bytes.clone(),
+            "bytes after a purge",
+        )?;
+    }
     Ok(None)
 }

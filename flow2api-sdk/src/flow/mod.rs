@@ -249,6 +249,11 @@ impl FlowClient {
         &self.clock
     }
 
+    /// The HTTP client it sends with (also what fetches Flow's result links).
+    pub(crate) fn http(&self) -> &Arc<dyn HttpClient> {
+        &self.http
+    }
+
     /// Sends one request with a deadline and maps every failure to a [`FlowError`].
     async fn send(
         &self,

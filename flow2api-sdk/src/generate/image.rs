@@ -127,9 +127,12 @@ impl Generator {
                 }
             }
         }
-        progress.line("Returning the upstream image link...");
+        let url = self
+            .keep(generated.url, media_base, "image/jpeg", progress)
+            .await;
+        progress.line("Returning the image link...");
         Ok(Output {
-            url: generated.url,
+            url,
             kind: "image",
             media_id: None,
         })
@@ -200,8 +203,7 @@ impl Generator {
     async fn store_image(&self, bytes: Bytes, media_base: &str, progress: &Progress) -> String {
         let content_type = crate::flow::sniff_mime(&bytes).to_owned();
         match self
-            .media
-            .put(
+            .store(
                 Media {
                     content_type: content_type.clone(),
                     bytes: bytes.clone(),

@@ -3,6 +3,7 @@
 //! lines and the final result for each dialect.
 
 mod image;
+mod keep;
 pub mod video;
 
 use std::sync::Arc;
@@ -104,6 +105,11 @@ pub struct Generator {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_retries: u32,
     pub(crate) captcha_max_retries: u32,
+    /// `MEDIA_CACHE`: results are copied into `media` and linked from there.
+    pub(crate) media_cache: bool,
+    /// `MEDIA_TTL` as the settings now say: what every object stored here is kept for
+    /// (`None`: the store's own default).
+    pub(crate) media_ttl: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Generator {
@@ -111,6 +117,8 @@ impl std::fmt::Debug for Generator {
         f.debug_struct("Generator")
             .field("max_retries", &self.max_retries)
             .field("captcha_max_retries", &self.captcha_max_retries)
+            .field("media_cache", &self.media_cache)
+            .field("media_ttl", &self.media_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -191,7 +199,39 @@ impl Generator {
             clock,
             max_retries: max_retries.max(1),
             captcha_max_retries: captcha_max_retries.max(1),
+            media_cache: false,
+            media_ttl: None,
         }
+    }
+
+    /// The same generator keeping a copy of every result in the media store (`MEDIA_CACHE`):
+    /// images, upscales and videos are then linked at the gateway's own `/media/{id}` for the
+    /// store's TTL, not at Google's signed URLs, which expire. A copy that fails leaves the
+    /// upstream link in place.
+    #[must_use]
+    pub fn with_media_cache(mut self, on: bool) -> Self {
+        self.media_cache = on;
+        self
+    }
+
+    /// The same generator keeping what it stores for `ttl` rather than the store's default,
+    /// so that a runtime change of `MEDIA_TTL` applies to the next object.
+    #[must_use]
+    pub fn with_media_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.media_ttl = Some(ttl);
+        self
+    }
+
+    /// Stores `upload` for [`media_ttl`](Self::with_media_ttl) and returns its id.
+    pub(crate) async fn store(
+        &self,
+        upload: crate::seams::MediaUpload,
+    ) -> Result<String, crate::seams::StorageError> {
+        let upload = match self.media_ttl {
+            Some(ttl) => upload.with_ttl(ttl),
+            None => upload,
+        };
+        self.media.put(upload).await
     }
 }
 

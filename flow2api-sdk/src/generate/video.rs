@@ -281,6 +281,28 @@ impl Generator {
         poll: PollSettings,
         progress: &Progress,
     ) -> Result<Option<Duration>, GenerateError> {
+        let was_done = matches!(job.phase, JobPhase::Done { .. });
+        let next = self
+            .advance_phase(ctx, job, media_base, poll, progress)
+            .await?;
+        // Whichever way the job ended (the video, its upscale, a fallback to the original),
+        // the link it ends with is the one kept (`MEDIA_CACHE`).
+        if let (false, JobPhase::Done { url }) = (was_done, &mut job.phase) {
+            *url = self
+                .keep(std::mem::take(url), media_base, "video/mp4", progress)
+                .await;
+        }
+        Ok(next)
+    }
+
+    async fn advance_phase(
+        &self,
+        ctx: JobContext<'_>,
+        job: &mut VideoJob,
+        media_base: &str,
+        poll: PollSettings,
+        progress: &Progress,
+    ) -> Result<Option<Duration>, GenerateError> {
         match job.phase.clone() {
             JobPhase::Done { .. } => Ok(None),
             JobPhase::Concat { source, clip } => {
@@ -322,7 +344,7 @@ impl Generator {
                             content_type: "video/mp4".to_owned(),
                             bytes,
                         };
-                        match self.media.put(media.into()).await {
+                        match self.store(media.into()).await {
                             Ok(id) => {
                                 Some(format!("{}/media/{id}", media_base.trim_end_matches('/')))
                             }
@@ -625,8 +647,7 @@ impl Generator {
             ))
         })?;
         let id = self
-            .media
-            .put(
+            .store(
                 Media {
                     content_type: "video/mp4".to_owned(),
                     bytes,

@@ -1,5 +1,6 @@
-//! Background work of the native server: [`TokioSpawn`] for the SDK's clean-ups, and
-//! [`refresh_periodically`] for the account pool's refresh pass.
+//! Background work of the native server: [`TokioSpawn`] for the SDK's clean-ups,
+//! [`refresh_periodically`] for the account pool's refresh pass, and
+//! [`purge_media_periodically`] for expired media.
 
 use std::time::Duration;
 
@@ -34,6 +35,32 @@ pub async fn refresh_periodically(app: App, every: Duration) {
     loop {
         ticks.tick().await;
         eprintln!("{}", report_line(&app.pool().refresh_due().await));
+    }
+}
+
+/// The interval [`purge_media_periodically`] suits a media TTL: the TTL itself, between one
+/// second and ten minutes, so that an expired object does not outlive its TTL by much.
+pub fn media_purge_interval(media_ttl: Duration) -> Duration {
+    media_ttl.clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// Runs [`App::purge_media`] periodically, every [`media_purge_interval`] of the `MEDIA_TTL`
+/// the settings say at the time (so a runtime change applies from the next pass), writing a
+/// line to stderr when it deleted something or failed. Runs until dropped or aborted.
+pub async fn purge_media_periodically(app: App) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        // Looks once a second, so that a shorter TTL set at runtime is honoured within one.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if last.elapsed() < media_purge_interval(app.config().media_ttl) {
+            continue;
+        }
+        last = tokio::time::Instant::now();
+        match app.purge_media().await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("media: purged {n} expired object(s)"),
+            Err(e) => eprintln!("media: purge failed: {e}"),
+        }
     }
 }
 

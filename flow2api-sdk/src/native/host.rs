@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{
-    refresh_periodically, serve_with, DirMediaStore, PublicOnlyHttp, ReqwestHttp, ServeOptions,
-    SqliteCoordinator, SqliteDb, SqliteError, TokioClock, TokioSpawn, DB_FILE,
+    purge_media_periodically, refresh_periodically, serve_with, DirMediaStore, PublicOnlyHttp,
+    ReqwestHttp, ServeOptions, SqliteCoordinator, SqliteDb, SqliteError, TokioClock, TokioSpawn,
+    DB_FILE,
 };
 use crate::cache::{CachingStorage, StorageCache};
 use crate::memory::{MemoryCoordinator, MemoryStorage, StorageMediaStore};
@@ -210,10 +211,10 @@ impl Host {
             Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),
             Err(e) => eprintln!("warning: cannot resume video jobs: {e}"),
         }
-        let tasks = vec![tokio::spawn(refresh_periodically(
-            app.clone(),
-            options.refresh_interval,
-        ))];
+        let tasks = vec![
+            tokio::spawn(refresh_periodically(app.clone(), options.refresh_interval)),
+            tokio::spawn(purge_media_periodically(app.clone())),
+        ];
         Ok(Self {
             app,
             db: stores.db,

@@ -33,7 +33,9 @@ mod serve;
 mod sqlite;
 
 #[cfg(feature = "tokio")]
-pub use background::{refresh_periodically, report_line, TokioSpawn};
+pub use background::{
+    media_purge_interval, purge_media_periodically, refresh_periodically, report_line, TokioSpawn,
+};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 #[cfg(feature = "native")]

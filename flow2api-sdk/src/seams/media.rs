@@ -30,6 +30,9 @@ pub struct MediaUpload {
     pub body: MediaStream,
     /// How long to keep it; `None`: the store's default.
     pub ttl: Option<Duration>,
+    /// The body's length when known up front (a download's `Content-Length`): a store that
+    /// must be told the size before it takes a stream (R2) then streams it, else it buffers.
+    pub len: Option<u64>,
 }
 
 impl std::fmt::Debug for MediaUpload {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for MediaUpload {
         f.debug_struct("MediaUpload")
             .field("content_type", &self.content_type)
             .field("ttl", &self.ttl)
+            .field("len", &self.len)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +52,7 @@ impl MediaUpload {
             content_type: content_type.into(),
             body,
             ttl: None,
+            len: None,
         }
     }
 
@@ -57,12 +62,21 @@ impl MediaUpload {
         self.ttl = Some(ttl);
         self
     }
+
+    /// The same, announcing that the body is `len` bytes long. A body of another length
+    /// fails the upload.
+    #[must_use]
+    pub fn with_len(mut self, len: u64) -> Self {
+        self.len = Some(len);
+        self
+    }
 }
 
 impl From<Media> for MediaUpload {
     fn from(m: Media) -> Self {
+        let len = m.bytes.len() as u64;
         let chunk = (!m.bytes.is_empty()).then_some(Ok(m.bytes));
-        Self::new(m.content_type, boxed_stream(futures::stream::iter(chunk)))
+        Self::new(m.content_type, boxed_stream(futures::stream::iter(chunk))).with_len(len)
     }
 }
 
@@ -184,6 +198,9 @@ impl MediaRead {
 
 /// Stores generated media and serves it back, whole or by range, at `GET /media/{id}`.
 /// Bodies move as streams both ways, so a large video need not sit in memory whole.
+///
+/// Objects are immutable: an id always names the same bytes, so `/media/{id}` can use the id
+/// as its `ETag`.
 pub trait MediaStore: MaybeSend + MaybeSync {
     /// Stores `upload` (consuming its stream) and returns its id (URL-safe, unguessable). The
     /// object is readable once this returns, for its TTL.
@@ -194,6 +211,51 @@ pub trait MediaStore: MaybeSend + MaybeSync {
         id: &'a str,
         range: Option<ByteRange>,
     ) -> BoxFuture<'a, Result<MediaRead, StorageError>>;
+
+    /// Deletes objects whose TTL has passed and returns how many it deleted. Hosts call it
+    /// periodically (the cron at the edge, a background task natively). An expired object is
+    /// never served either way; this frees the space. The default does nothing: for stores
+    /// whose backend expires entries itself.
+    fn purge_expired(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
+        super::boxed(async { Ok(0) })
+    }
+}
+
+/// Whether `id` has the shape of a media id any store hands out: 16 to 64 ASCII letters and
+/// digits (safe in a path and as a key). Says nothing of whether it exists.
+pub fn is_media_id_shape(id: &str) -> bool {
+    (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Hex digits of the expiry at the start of an [`expiring_media_id`]: fixed width, so such
+/// ids sort by expiry (Unix ms in 12 hex digits lasts until the year 10889).
+const EXPIRY_DIGITS: usize = 12;
+
+/// A new media id that carries its object's expiry, `expires_ms` (Unix ms): 12 hex digits of
+/// it, then 32 random ones (128 bits: unguessable). For stores that list their keys in order
+/// (R2): ids sort by expiry, so a purge reads only the expired ones, and a read can tell an
+/// object expired without fetching anything.
+///
+/// # Errors
+/// When the platform has no randomness.
+pub fn expiring_media_id(expires_ms: u64) -> Result<String, StorageError> {
+    let random = crate::util::secret_hex(16).map_err(|e| StorageError(e.to_string()))?;
+    Ok(format!(
+        "{:0width$x}{random}",
+        expires_ms.min(0xFFFF_FFFF_FFFF),
+        width = EXPIRY_DIGITS
+    ))
+}
+
+/// The expiry (Unix ms) an [`expiring_media_id`] carries; `None` for anything else.
+pub fn media_id_expiry(id: &str) -> Option<u64> {
+    let well_formed = id.len() == EXPIRY_DIGITS + 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    well_formed
+        .then(|| u64::from_str_radix(&id[..EXPIRY_DIGITS], 16).ok())
+        .flatten()
 }
 
 /// The media type of an object by its first bytes: the image and video formats the gateway
@@ -311,6 +373,27 @@ mod tests {
         assert_eq!(Last(5000).resolve(1000), Some(0..1000));
         assert_eq!(Last(0).resolve(1000), None);
         assert_eq!(From(0).resolve(0), None);
+    }
+
+    #[test]
+    fn expiring_ids_carry_their_expiry_and_sort_by_it() {
+        let a = expiring_media_id(1_700_000_000_000).unwrap();
+        let b = expiring_media_id(1_700_000_000_001).unwrap();
+        let c = expiring_media_id(99_999_999_999_999).unwrap();
+        assert_eq!(a.len(), 44);
+        assert!(is_media_id_shape(&a));
+        assert_eq!(media_id_expiry(&a), Some(1_700_000_000_000));
+        assert_eq!(media_id_expiry(&c), Some(99_999_999_999_999));
+        assert!(a < b && b < c, "ids sort by expiry");
+        assert_ne!(a[12..], expiring_media_id(1_700_000_000_000).unwrap()[12..]);
+        for bad in [
+            "",
+            "0123456789abcdef0123456789abcdef",
+            &a.to_uppercase(),
+            &a[1..],
+        ] {
+            assert_eq!(media_id_expiry(bad), None, "{bad}");
+        }
     }
 
     #[test]
