@@ -54,12 +54,15 @@ pub(crate) fn json_body<T: serde::Serialize>(v: &T) -> Bytes {
 /// Redirects [`get_following_redirects`] follows before it gives up.
 const MAX_REDIRECTS: usize = 3;
 
-/// Why [`get_following_redirects`] has no body to give.
+/// Why [`get_following_redirects`] or [`read_capped`] has no body to give.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
-    /// The URL (or a redirect's `Location`) is not one.
+    /// The URL (or a redirect's `Location`) is not an http(s) one.
     #[error("not a URL")]
     BadUrl,
+    /// The caller's check refused this hop's URL.
+    #[error("{0} is not allowed")]
+    Refused(url::Url),
     /// No answer.
     #[error("{0}")]
     Transport(#[from] TransportError),
@@ -72,23 +75,39 @@ pub(crate) enum FetchError {
     /// The final answer was not a success.
     #[error("HTTP {0}")]
     Status(u16),
+    /// The body is longer than the cap (announced or read).
+    #[error("it is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body broke off.
+    #[error("the download broke off")]
+    BrokenOff,
 }
 
-/// GETs `url` over `http`, following up to three redirects (signed result links redirect),
-/// and returns the first success with its body still streaming. For URLs that came from
-/// upstream: client-given URLs go through the API's SSRF-safe fetcher instead.
+/// GETs `url` over `http` with `headers`, following up to three redirects (signed result
+/// links redirect; so do image hosts), and returns the first success with its body still
+/// streaming. Every hop, the first included, must be http(s) and pass `allow` (the SSRF check
+/// of client-given URLs; `|_| true` for links that came from upstream).
 ///
 /// # Errors
 /// [`FetchError`].
 pub(crate) async fn get_following_redirects(
     http: &dyn HttpClient,
     url: &str,
+    headers: &HeaderMap,
+    allow: impl Fn(&url::Url) -> bool,
 ) -> Result<HttpStreamResponse, FetchError> {
     let mut at = url::Url::parse(url).map_err(|_| FetchError::BadUrl)?;
     for _ in 0..=MAX_REDIRECTS {
-        let req = http::Request::get(at.as_str())
+        if !matches!(at.scheme(), "http" | "https") {
+            return Err(FetchError::BadUrl);
+        }
+        if !allow(&at) {
+            return Err(FetchError::Refused(at));
+        }
+        let mut req = http::Request::get(at.as_str())
             .body(Bytes::new())
             .map_err(|_| FetchError::BadUrl)?;
+        req.headers_mut().extend(headers.clone());
         let resp = http.call_streaming(req).await?;
         let status = resp.status();
         if status.is_redirection() {
@@ -106,6 +125,32 @@ pub(crate) async fn get_following_redirects(
         return Ok(resp);
     }
     Err(FetchError::TooManyRedirects)
+}
+
+/// Reads a streamed body whole, refusing one that announces (`Content-Length`) or turns out
+/// to be longer than `max` bytes as soon as it does: a lying or silent sender is cut off.
+///
+/// # Errors
+/// [`FetchError::TooLarge`], [`FetchError::BrokenOff`].
+pub(crate) async fn read_capped(resp: HttpStreamResponse, max: usize) -> Result<Bytes, FetchError> {
+    let announced = resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(FetchError::TooLarge(max));
+    }
+    let mut body = resp.into_body();
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|_| FetchError::BrokenOff)?;
+        if out.len() + chunk.len() > max {
+            return Err(FetchError::TooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 /// Races one exchange against a deadline on `clock`.

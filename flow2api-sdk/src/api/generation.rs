@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use crate::generate::{ImageRequest, Output, Progress};
 use crate::models::ImageModel;
 use crate::pool::Lease;
 use crate::seams::{boxed, Bytes, SlotKind, Spawn};
 use crate::tenants::{Admitted, Outcome, TenantError, Tenants, Work};
+use crate::transport::{get_following_redirects, read_capped};
 use crate::util;
 
 use super::caller::Caller;
@@ -235,17 +236,10 @@ pub(crate) async fn output_bytes(inner: &AppInner, url: &str) -> Result<Bytes, A
             .await
             .map_err(|_| unreadable("the media store failed"));
     }
-    let resp = crate::transport::get_following_redirects(&*inner.deps.http, at.as_str())
+    let resp = get_following_redirects(&*inner.deps.http, at.as_str(), &HeaderMap::new(), |_| true)
         .await
         .map_err(|e| unreadable(&e.to_string()))?;
-    let mut body = resp.into_body();
-    let mut out = bytes::BytesMut::new();
-    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-        let chunk = chunk.map_err(|_| unreadable("the download broke off"))?;
-        if out.len() + chunk.len() > MAX_RESULT_BYTES {
-            return Err(unreadable("it is too large"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out.freeze())
+    read_capped(resp, MAX_RESULT_BYTES)
+        .await
+        .map_err(|e| unreadable(&e.to_string()))
 }

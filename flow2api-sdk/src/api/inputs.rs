@@ -4,19 +4,15 @@
 //! store directly.
 
 use base64::Engine as _;
-use bytes::BytesMut;
 use futures::future::{select, Either};
-use futures::StreamExt;
-use http::Method;
 
 use crate::public_ip;
 use crate::seams::media::is_media_id_shape;
 use crate::seams::{boxed, Bytes, HttpClient};
+use crate::transport::{get_following_redirects, read_capped, FetchError};
 
 use super::error::ApiError;
 use super::AppInner;
-
-const MAX_REDIRECTS: usize = 3;
 
 /// The prompt-length limit (`MAX_PROMPT_CHARS`), as a 400 naming `param`.
 ///
@@ -147,68 +143,34 @@ impl AppInner {
         } else {
             &*self.deps.untrusted_http
         };
-        let mut url = url;
-        for _ in 0..=MAX_REDIRECTS {
-            if !allow_private && !public_ip::is_public_host(&url) {
-                return Err(ApiError::bad_request(format!(
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("image/avif,image/webp,image/apng,image/*,*/*;q=0.8"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(crate::transport::FALLBACK_USER_AGENT),
+        );
+        // Every hop is checked, by its text here and by the resolver.
+        let allow = |u: &url::Url| allow_private || public_ip::is_public_host(u);
+        let resp = get_following_redirects(http, url.as_str(), &headers, allow)
+            .await
+            .map_err(|e| match e {
+                FetchError::Refused(_) => ApiError::bad_request(format!(
                     "The image URL could not be fetched: {} points at a loopback, private or reserved address.",
                     shorten(uri)
-                )));
-            }
-            let req = http::Request::builder()
-                .method(Method::GET)
-                .uri(url.as_str())
-                .header(
-                    "accept",
-                    "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
-                )
-                .header("user-agent", crate::transport::FALLBACK_USER_AGENT)
-                .body(Bytes::new())
-                .map_err(|_| not_fetched(uri))?;
-            let resp = http
-                .call_streaming(req)
-                .await
-                .map_err(|_| not_fetched(uri))?;
-            let status = resp.status();
-            if status.is_redirection() {
-                // Every hop is checked again, by its text here and by the resolver.
-                url = resp
-                    .headers()
-                    .get(http::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .ok_or_else(|| not_fetched(uri))?;
-                continue;
-            }
-            if status != http::StatusCode::OK {
-                return Err(not_fetched(uri));
-            }
-            let announced = resp
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if announced.is_some_and(|n| n > max as u64) {
-                return Err(too_large(max));
-            }
-            // Read under a running cap: a body that does not announce its length (or lies)
-            // is cut off as soon as it passes the limit.
-            let mut body = resp.into_body();
-            let mut out = BytesMut::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|_| not_fetched(uri))?;
-                if out.len() + chunk.len() > max {
-                    return Err(too_large(max));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            if out.is_empty() {
-                return Err(not_fetched(uri));
-            }
-            return Ok(out.freeze());
+                )),
+                _ => not_fetched(uri),
+            })?;
+        let bytes = read_capped(resp, max).await.map_err(|e| match e {
+            FetchError::TooLarge(_) => too_large(max),
+            _ => not_fetched(uri),
+        })?;
+        if bytes.is_empty() {
+            return Err(not_fetched(uri));
         }
-        Err(not_fetched(uri))
+        Ok(bytes)
     }
 
     async fn own_media(&self, url: &url::Url) -> Option<Bytes> {

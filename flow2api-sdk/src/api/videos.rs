@@ -153,9 +153,14 @@ impl AppInner {
                 format!("The video could not be fetched from upstream: {why}"),
             )
         };
-        let resp = crate::transport::get_following_redirects(&*self.deps.http, url)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let resp = crate::transport::get_following_redirects(
+            &*self.deps.http,
+            url,
+            &http::HeaderMap::new(),
+            |_| true,
+        )
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
         let (parts, body) = resp.into_parts();
         let mut out = Response::new(Body::Stream(boxed_stream(
             body.take_while(|c| futures::future::ready(c.is_ok()))

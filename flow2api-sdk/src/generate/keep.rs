@@ -68,7 +68,9 @@ impl Generator {
     }
 
     async fn copy(&self, url: &str, fallback_type: &str) -> Result<String, KeepError> {
-        let resp = get_following_redirects(&**self.flow.http(), url).await?;
+        let resp =
+            get_following_redirects(&**self.flow.http(), url, &http::HeaderMap::new(), |_| true)
+                .await?;
         let (parts, mut body) = resp.into_parts();
         let len = parts
             .headers
