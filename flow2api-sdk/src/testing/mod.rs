@@ -79,7 +79,8 @@
 //!   "redirect":"ok"|"empty"|"lost","shape":"operations"|"workflows",
 //!   "fail_next":{"code","message"},"error_status_next":"MEDIA_GENERATION_STATUS_ERROR_…"}`
 //!   (see [`VideoRedirect`], [`VideoShape`]);
-//! - `POST /_fake/expire_st` — `{"st":…}`;
+//! - `POST /_fake/expire_st` — `{"st":…}`: session-to-access-token answers `{}` for it;
+//! - `POST /_fake/revoke_grant` — `{"st":…}`: ATs still issued, all refused (401);
 //! - `GET /_fake/requests` — the recorded requests, oldest first (each with `at_ms`, its
 //!   arrival on the fake's clock);
 //! - `POST /_fake/reset` — clears faults, recordings, rejections and in-flight peaks (keeps
@@ -424,6 +425,13 @@ impl FakeFlow {
     /// stay valid.
     pub fn expire_st(&self, st: &str) {
         self.lock().expire_st(st);
+    }
+
+    /// Revokes the grant of the account with session token `st`: session-to-access-token
+    /// still answers ATs, but every AT of the account (old and new) is refused with 401, by
+    /// credits among others. Adding the account again restores it.
+    pub fn revoke_grant(&self, st: &str) {
+        self.lock().revoke_grant(st);
     }
 
     /// Invalidates every AT issued for the account with session token `st`.
