@@ -340,12 +340,14 @@ impl AppInner {
                 ))
             }
             Err(PoolError::Invalid(m)) => return Err(Failure::bad(m)),
-            Err(PoolError::Duplicate(holder)) => return Err(Failure::Refused(
-                StatusCode::CONFLICT,
-                format!(
+            Err(PoolError::Duplicate(holder)) => {
+                return Err(Failure::Refused(
+                    StatusCode::CONFLICT,
+                    format!(
                     "Another account ({holder}) holds this session token under a different email."
                 ),
-            )),
+                ))
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(ok(pushed_view(&pushed)))
