@@ -432,3 +432,27 @@ async fn a_dead_session_and_a_revoked_grant_show_as_expired_and_a_push_mends_the
     let r = push(&h, &token, json!({"session_token": st3})).await;
     assert_eq!(r.json()["status"], "active", "{}", r.text());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_revoked_mid_use_expires_the_account_on_its_next_request() {
+    let h = harness().await;
+    let chat = json!({
+        "model": "gemini-3.1-flash-image-landscape",
+        "messages": [{"role": "user", "content": "a lighthouse"}],
+    });
+    assert_eq!(h.chat(chat.clone()).await.status, 200);
+    // Every token of the account is refused from now on, new ones included.
+    h.fake.revoke_grant(ST);
+    let r = h.chat(chat.clone()).await;
+    assert!(r.status >= 500, "{}", r.text());
+    let a = &h.accounts().await["alice@example.com"];
+    assert_eq!(
+        (a["status"].as_str(), a["status_reason"].as_str()),
+        (Some("expired"), Some("grant_expired")),
+        "{a}"
+    );
+    // Not counted as the account's errors: the reason stays the dead grant.
+    assert_eq!(a["consecutive_error_count"], 0, "{a}");
+    let r = h.chat(chat).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+}
