@@ -23,7 +23,7 @@
 //! | [`Endpoint`] | Request | Checks |
 //! |---|---|---|
 //! | `Session` (session-to-access-token) | `GET …/auth/session` | ST cookie `__Secure-next-auth.session-token`; unknown or expired ST → 200 `{}` |
-//! | `Credits` (credits) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT → 401 |
+//! | `Credits` (credits) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT, or a revoked grant ([`FakeFlow::revoke_grant`]) → 401 |
 //! | `CreateProject` (create-project) | `POST …/trpc/project.createProject` | ST cookie, `toolName` `PINHOLE` |
 //! | `UploadImage` (upload-image) | `POST …/flow/uploadImage` | AT, base64 `imageBytes`, `mimeType`, own project |
 //! | `GenerateImage` (generate-image) | `POST …/projects/{PID}/flowMedia:batchGenerateImages` | AT, own project, captcha token, User-Agent, inputs |
