@@ -317,6 +317,15 @@ class Fake:
     def add_account(self, st: str, email: str, **extra: Any) -> None:
         self._control("POST", "accounts", {"st": st, "email": email, **extra})
 
+    def expire_st(self, st: str) -> None:
+        """Session-to-access-token answers `{}` for `st` from now on (a signed-out session)."""
+        self._control("POST", "expire_st", {"st": st})
+
+    def revoke_grant(self, st: str) -> None:
+        """`st` still yields access tokens, but every one of its account is refused (401):
+        a revoked grant. Adding the account again restores it."""
+        self._control("POST", "revoke_grant", {"st": st})
+
     def fault(self, endpoint: str, **spec: Any) -> None:
         self._control("POST", "faults", {"endpoint": endpoint, **spec})
 

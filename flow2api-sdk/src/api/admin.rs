@@ -331,6 +331,10 @@ impl AppInner {
         if let ["keys", rest @ ..] = segments {
             return self.keys_route(method, rest, req).await;
         }
+        // The extension's push routes take the connection token, not an admin session.
+        if let ["plugin", action @ ("update-token" | "check-tokens")] = segments {
+            return self.plugin_push_route(method, action, req).await;
+        }
         // Unknown admin paths are 404 whoever asks; known ones need a session.
         let known = matches!(
             (method, segments),
@@ -343,7 +347,8 @@ impl AppInner {
                     &Method::GET | &Method::POST | &Method::PUT | &Method::PATCH,
                     ["settings"]
                 )
-                | (&Method::POST, ["tokens", "import"])
+                | (&Method::POST, ["tokens", "import" | "st2at"])
+                | (&Method::GET | &Method::POST, ["plugin", "config"])
                 | (&Method::GET, ["tokens", "import", _])
                 | (&Method::GET, ["tokens", "export"])
                 | (&Method::POST, ["tokens", "refresh-due"])
@@ -375,6 +380,8 @@ impl AppInner {
                 })))
             }
             (_, ["settings"]) => self.change_settings(req).await,
+            (_, ["plugin", "config"]) => self.plugin_config(method, req).await,
+            (&Method::POST, ["tokens", "st2at"]) => self.st_to_at(req).await,
             (&Method::GET, ["tokens"]) => match page_query(req.uri())? {
                 // The original's shape: every account, newest first.
                 None => {

@@ -20,6 +20,7 @@ mod login_throttle;
 mod markup;
 mod mcp;
 mod openai;
+mod plugin;
 mod sse;
 mod videos;
 
@@ -505,9 +506,16 @@ impl AppInner {
 
     /// See [`App::body_limit`].
     pub(crate) fn body_limit(&self, parts: &http::request::Parts) -> usize {
+        // Small bodies only where a caller may not be an admin yet (and where nothing big
+        // is ever sent): the connection token is checked after the body is read.
         let login = matches!(
             parts.uri.path().trim_end_matches('/'),
-            "/api/login" | "/api/admin/login"
+            "/api/login"
+                | "/api/admin/login"
+                | "/api/plugin/update-token"
+                | "/api/plugin/check-tokens"
+                | "/api/plugin/config"
+                | "/api/tokens/st2at"
         );
         if !login && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
             self.config.max_request_bytes

@@ -38,6 +38,13 @@ pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
 const KEY_PREFIX: &str = "account:";
 /// The status reason of an account the admin disabled.
 const DISABLED_BY_ADMIN: &str = "disabled: by the admin";
+/// The status reason of an expired account whose session token no longer yields an access
+/// token (session-to-access-token refused it): a new ST is needed.
+pub const SESSION_EXPIRED: &str = "session_expired";
+/// The status reason of an expired account whose session token still yields access tokens
+/// that Google refuses (credits answers 401): the account's grant is gone, signing in to
+/// Flow again in the browser (and pushing the new ST) brings it back.
+pub const GRANT_EXPIRED: &str = "grant_expired";
 /// The most accounts [`AccountPool::list_page`] returns at once.
 pub const MAX_PAGE: usize = 500;
 /// How often [`AccountPool::modify`] retries when other writers keep changing the record.
@@ -79,7 +86,8 @@ pub struct Account {
     /// Selectable.
     #[serde(default = "yes")]
     pub active: bool,
-    /// Why it is not active: `expired: …` or `disabled: …`.
+    /// Why it is not active: [`SESSION_EXPIRED`], [`GRANT_EXPIRED`] or `disabled: …`
+    /// (records of earlier versions may hold `expired: …`).
     #[serde(default)]
     pub status_reason: Option<String>,
     /// When it stopped being active (Unix ms).
@@ -143,15 +151,20 @@ impl Account {
     pub fn state_label(&self) -> &'static str {
         if self.active {
             "active"
-        } else if self
-            .status_reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("expired"))
-        {
+        } else if self.expired() {
             "expired"
         } else {
             "disabled"
         }
+    }
+
+    /// Whether the account stopped because Google no longer accepts its credentials
+    /// ([`SESSION_EXPIRED`], [`GRANT_EXPIRED`]), not because of the admin or errors.
+    pub fn expired(&self) -> bool {
+        !self.active
+            && self.status_reason.as_deref().is_some_and(|r| {
+                r == SESSION_EXPIRED || r == GRANT_EXPIRED || r.starts_with("expired")
+            })
     }
 
     fn key(&self) -> String {

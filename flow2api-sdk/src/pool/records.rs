@@ -8,7 +8,7 @@ use crate::seams::StorageError;
 use crate::secret::Secret;
 use crate::util;
 
-use super::{Account, AccountPool, PoolError};
+use super::{Account, AccountPool, PoolError, GRANT_EXPIRED};
 use crate::coordination::AccountCommand;
 
 /// Settings given when adding or updating an account (every field optional).
@@ -74,6 +74,24 @@ pub struct ImportItem {
     pub remark: Option<String>,
 }
 
+/// The remark of an account the Token Updater extension added (the original's words).
+pub const PUSHED_REMARK: &str = "Added by Chrome Extension";
+/// The status reason of an expired account whose ST was updated while
+/// `auto_enable_on_update` was off.
+const NOT_AUTO_ENABLED: &str =
+    "disabled: session token updated; enable it (auto_enable_on_update is off)";
+
+/// What [`AccountPool::push_session`] did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// The account as stored afterwards.
+    pub account: Account,
+    /// A new account (`false`: an existing one took the ST).
+    pub added: bool,
+    /// An inactive account was enabled again.
+    pub enabled: bool,
+}
+
 /// What a bulk import did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
@@ -113,7 +131,9 @@ impl AccountPool {
         settings: &AccountSettings,
         active: bool,
     ) -> Result<Account, PoolError> {
-        let credits = self.flow.credits(&session.access_token).await.ok();
+        let credits = self.flow.credits(&session.access_token).await;
+        let grant_expired = matches!(&credits, Err(e) if e.is_auth());
+        let credits = credits.ok();
         let now = self.clock.now_ms();
         let projects = self
             .create_projects(&st, self.settings.project_pool_size, now)
@@ -145,11 +165,17 @@ impl AccountPool {
             account.status_reason = Some(super::DISABLED_BY_ADMIN.to_owned());
             account.status_at_ms = Some(now);
         }
+        if grant_expired {
+            // Kept, so that the next push of a working ST finds it by email.
+            account.active = false;
+            account.status_reason = Some(GRANT_EXPIRED.to_owned());
+            account.status_at_ms = Some(now);
+        }
         // A random id taken already is unlikely; draw again rather than overwrite.
         while !self.insert(&account).await? {
             account.id = util::random_hex(6);
         }
-        if active {
+        if account.active {
             self.seed_token(&account).await;
         }
         Ok(account)
@@ -213,16 +239,19 @@ impl AccountPool {
             return Err(PoolError::Duplicate(holder));
         }
         let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
-        self.update_exchanged(id, st, session, settings).await
+        self.update_exchanged(id, st, session, settings, true).await
     }
 
-    /// [`update`](Self::update) with a new ST once it was exchanged.
+    /// [`update`](Self::update) with a new ST once it was exchanged. With `enable` the
+    /// account is active afterwards (unless credits refuses the new token:
+    /// [`GRANT_EXPIRED`]); without it an inactive account stays inactive.
     async fn update_exchanged(
         &self,
         id: &str,
         st: Secret,
         session: Session,
         settings: &AccountSettings,
+        enable: bool,
     ) -> Result<Account, PoolError> {
         let current = self.get(id).await?;
         let projects = if current.projects.is_empty() {
@@ -231,7 +260,10 @@ impl AccountPool {
         } else {
             Vec::new()
         };
-        let credits = self.flow.credits(&session.access_token).await.ok();
+        let credits = self.flow.credits(&session.access_token).await;
+        let grant_expired = matches!(&credits, Err(e) if e.is_auth());
+        let credits = credits.ok();
+        let now = self.clock.now_ms();
         let account = self
             .modify(id, |a| {
                 settings.apply_to(a);
@@ -248,12 +280,24 @@ impl AccountPool {
                     a.credits = c.credits;
                     a.tier = c.tier;
                 }
-                a.active = true;
-                a.status_reason = None;
-                a.status_at_ms = None;
+                if grant_expired {
+                    a.active = false;
+                    a.status_reason = Some(GRANT_EXPIRED.to_owned());
+                    a.status_at_ms = Some(now);
+                } else if enable {
+                    a.active = true;
+                    a.status_reason = None;
+                    a.status_at_ms = None;
+                } else if a.expired() {
+                    // The new ST mends what expired it, but the account stays off as asked.
+                    a.status_reason = Some(NOT_AUTO_ENABLED.to_owned());
+                    a.status_at_ms = Some(now);
+                }
             })
             .await?;
-        self.seed_token(&account).await;
+        if account.active {
+            self.seed_token(&account).await;
+        }
         Ok(account)
     }
 
@@ -351,7 +395,7 @@ impl AccountPool {
         let result = match (by_email, by_st) {
             (Some(id), Some(holder)) if holder != id => Err(PoolError::Duplicate(holder)),
             (Some(id), _) => self
-                .update_exchanged(&id, st, session, &settings)
+                .update_exchanged(&id, st, session, &settings, true)
                 .await
                 .map(|a| (false, a.id)),
             (None, Some(holder)) => Err(PoolError::Duplicate(holder)),
@@ -371,6 +415,62 @@ impl AccountPool {
             Err(e) => report.errors.push(format!("item {n}: {e}")),
         }
         Ok(())
+    }
+
+    /// Takes a session token pushed by the Token Updater extension: exchanged for its email,
+    /// then the account with that email (or, failing that, the one holding this ST) takes
+    /// it, else a new account is added with [`PUSHED_REMARK`]. With `auto_enable` an inactive
+    /// account is enabled again; without it, it stays off. Either way an ST whose fresh token
+    /// credits refuses leaves the account expired ([`GRANT_EXPIRED`]).
+    ///
+    /// # Errors
+    /// [`PoolError::Invalid`] for an empty ST or a session without an email,
+    /// [`PoolError::Rejected`] when the exchange (or a project creation) failed,
+    /// [`PoolError::Duplicate`] when another account holds the ST, storage failures.
+    pub async fn push_session(&self, st: Secret, auto_enable: bool) -> Result<Pushed, PoolError> {
+        let st = Secret::new(st.expose().trim());
+        if st.is_empty() {
+            return Err(PoolError::Invalid(
+                "`session_token` must not be empty.".into(),
+            ));
+        }
+        let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        let email = session.email.clone().unwrap_or_default();
+        if email.trim().is_empty() {
+            return Err(PoolError::Invalid(
+                "The session token's session has no email; it cannot be matched to an account."
+                    .into(),
+            ));
+        }
+        let by_email = self.holder_of_email(&email).await?;
+        let by_st = self.holder_of(&st).await?;
+        let target = match (by_email, by_st) {
+            (Some(id), Some(holder)) if holder != id => return Err(PoolError::Duplicate(holder)),
+            (Some(id), _) | (None, Some(id)) => Some(id),
+            (None, None) => None,
+        };
+        let Some(id) = target else {
+            let settings = AccountSettings {
+                remark: Some(PUSHED_REMARK.to_owned()),
+                ..AccountSettings::default()
+            };
+            let account = self.add_exchanged(st, session, &settings, true).await?;
+            return Ok(Pushed {
+                account,
+                added: true,
+                enabled: false,
+            });
+        };
+        let was_active = self.get(&id).await?.active;
+        let settings = AccountSettings::default();
+        let account = self
+            .update_exchanged(&id, st, session, &settings, auto_enable)
+            .await?;
+        Ok(Pushed {
+            enabled: !was_active && account.active,
+            account,
+            added: false,
+        })
     }
 
     /// Every account in the import format, for moving accounts between deployments.

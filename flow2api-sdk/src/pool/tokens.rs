@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use crate::flow::{Credits, FlowError};
+use crate::flow::Credits;
 
-use super::{Account, AccountPool, PoolError, REFRESH_MARGIN_MS};
+use super::{Account, AccountPool, PoolError, GRANT_EXPIRED, REFRESH_MARGIN_MS, SESSION_EXPIRED};
 use crate::coordination::{AccountCommand, AccountStatus, TokenState};
 
 /// How long the refresh lock holds if its holder dies mid-refresh.
@@ -115,21 +115,26 @@ impl AccountPool {
     }
 
     /// With the refresh lock held: session-to-access-token, then credits; stores the token, credits
-    /// and tier; releases the lock. An ST that no longer yields a token expires the account.
+    /// and tier; releases the lock. The two dead states expire the account: an ST that no
+    /// longer yields a token ([`SESSION_EXPIRED`]), and an ST whose fresh token credits
+    /// refuses with 401 ([`GRANT_EXPIRED`]). Credits failing otherwise is tolerated.
     async fn refresh_locked(
         &self,
         account: &Account,
     ) -> Result<(TokenState, Option<Credits>), PoolError> {
+        let release = || async {
+            let _ = self
+                .coordinator
+                .apply(&account.id, AccountCommand::FinishRefresh { token: None })
+                .await;
+        };
         let session = match self.flow.session(&account.st).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = self
-                    .coordinator
-                    .apply(&account.id, AccountCommand::FinishRefresh { token: None })
-                    .await;
+                release().await;
                 if e.is_auth() {
                     let _ = self
-                        .deactivate(&account.id, format!("expired: {}", expiry_reason(&e)))
+                        .deactivate(&account.id, SESSION_EXPIRED.to_owned())
                         .await;
                 }
                 return Err(PoolError::Rejected(e));
@@ -139,6 +144,16 @@ impl AccountPool {
             at: session.access_token,
             expires_ms: session.expires_ms,
         };
+        // Asked before the token is handed out: a token Google refuses is no token.
+        let credits = match self.flow.credits(&token.at).await {
+            Ok(c) => Some(c),
+            Err(e) if e.is_auth() => {
+                release().await;
+                let _ = self.deactivate(&account.id, GRANT_EXPIRED.to_owned()).await;
+                return Err(PoolError::Rejected(e));
+            }
+            Err(_) => None,
+        };
         self.coordinator
             .apply(
                 &account.id,
@@ -147,7 +162,6 @@ impl AccountPool {
                 },
             )
             .await?;
-        let credits = self.flow.credits(&token.at).await.ok();
         self.record_refresh(account, &token, credits).await?;
         Ok((token, credits))
     }
@@ -292,12 +306,4 @@ pub(crate) fn current_token(account: &Account, status: &AccountStatus) -> Option
         return None;
     }
     status.token.clone().or_else(|| account.recorded_token())
-}
-
-fn expiry_reason(e: &FlowError) -> String {
-    if e.endpoint() == "session" {
-        "the session token no longer yields an access token; update it".to_owned()
-    } else {
-        e.to_string()
-    }
 }

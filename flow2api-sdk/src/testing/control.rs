@@ -38,6 +38,14 @@ pub(super) fn handle(fake: &FakeFlow, method: &Method, rest: &str, body: &Bytes)
             fake.expire_st(st);
             Ok(ok())
         }),
+        "revoke_grant" if post => parse(body).and_then(|v| {
+            let st = v
+                .get("st")
+                .and_then(Value::as_str)
+                .ok_or("st is required")?;
+            fake.revoke_grant(st);
+            Ok(ok())
+        }),
         "reset" if post => {
             fake.reset();
             Ok(ok())

@@ -23,7 +23,7 @@
 //! | [`Endpoint`] | Request | Checks |
 //! |---|---|---|
 //! | `Session` (session-to-access-token) | `GET …/auth/session` | ST cookie `__Secure-next-auth.session-token`; unknown or expired ST → 200 `{}` |
-//! | `Credits` (credits) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT → 401 |
+//! | `Credits` (credits) | `GET …/credits` | `authorization: Bearer <AT>`; unknown or expired AT, or a revoked grant ([`FakeFlow::revoke_grant`]) → 401 |
 //! | `CreateProject` (create-project) | `POST …/trpc/project.createProject` | ST cookie, `toolName` `PINHOLE` |
 //! | `UploadImage` (upload-image) | `POST …/flow/uploadImage` | AT, base64 `imageBytes`, `mimeType`, own project |
 //! | `GenerateImage` (generate-image) | `POST …/projects/{PID}/flowMedia:batchGenerateImages` | AT, own project, captcha token, User-Agent, inputs |
@@ -79,7 +79,8 @@
 //!   "redirect":"ok"|"empty"|"lost","shape":"operations"|"workflows",
 //!   "fail_next":{"code","message"},"error_status_next":"MEDIA_GENERATION_STATUS_ERROR_…"}`
 //!   (see [`VideoRedirect`], [`VideoShape`]);
-//! - `POST /_fake/expire_st` — `{"st":…}`;
+//! - `POST /_fake/expire_st` — `{"st":…}`: session-to-access-token answers `{}` for it;
+//! - `POST /_fake/revoke_grant` — `{"st":…}`: ATs still issued, all refused (401);
 //! - `GET /_fake/requests` — the recorded requests, oldest first (each with `at_ms`, its
 //!   arrival on the fake's clock);
 //! - `POST /_fake/reset` — clears faults, recordings, rejections and in-flight peaks (keeps
@@ -424,6 +425,13 @@ impl FakeFlow {
     /// stay valid.
     pub fn expire_st(&self, st: &str) {
         self.lock().expire_st(st);
+    }
+
+    /// Revokes the grant of the account with session token `st`: session-to-access-token
+    /// still answers ATs, but every AT of the account (old and new) is refused with 401, by
+    /// credits among others. Adding the account again restores it.
+    pub fn revoke_grant(&self, st: &str) {
+        self.lock().revoke_grant(st);
     }
 
     /// Invalidates every AT issued for the account with session token `st`.

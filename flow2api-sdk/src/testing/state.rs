@@ -22,6 +22,8 @@ pub(super) struct Config {
 pub(super) struct AccountEntry {
     pub(super) account: FakeAccount,
     pub(super) st_expired: bool,
+    /// The session still yields ATs, but Google refuses every one (a revoked grant).
+    pub(super) grant_revoked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -109,12 +111,19 @@ impl State {
         self.accounts.push(AccountEntry {
             account,
             st_expired: false,
+            grant_revoked: false,
         });
     }
 
     pub(super) fn expire_st(&mut self, st: &str) {
         for entry in self.accounts.iter_mut().filter(|a| a.account.st == st) {
             entry.st_expired = true;
+        }
+    }
+
+    pub(super) fn revoke_grant(&mut self, st: &str) {
+        for entry in self.accounts.iter_mut().filter(|a| a.account.st == st) {
+            entry.grant_revoked = true;
         }
     }
 
@@ -144,7 +153,11 @@ impl State {
     /// The email of the account a live AT belongs to.
     pub(super) fn email_for_at(&self, at: Option<&str>, now_ms: u64) -> Option<String> {
         let token = self.access_tokens.get(at?)?;
-        (!token.revoked && now_ms < token.expires_ms).then(|| token.email.clone())
+        let granted = !self
+            .accounts
+            .iter()
+            .any(|a| a.account.email == token.email && a.grant_revoked);
+        (granted && !token.revoked && now_ms < token.expires_ms).then(|| token.email.clone())
     }
 
     /// The account a live AT belongs to.
