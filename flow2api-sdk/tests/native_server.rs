@@ -444,9 +444,25 @@ async fn a_bad_key_is_refused_before_the_body_is_read() {
         .await
         .expect("an answer without the body")
         .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]);
-    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
-    assert!(text.contains("Incorrect API key"), "{text}");
+    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 401"), "{text}");
+    assert!(text.contains("incorrect api key"), "{text}");
+    // The body is left unread, so the connection cannot carry another request: the answer
+    // says so (else a client reuses it and its next request is lost).
+    assert!(text.contains("connection: close"), "{text}");
+
+    // Refused from a head without a body: the connection stays open for the next request.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head =
+        format!("GET /v1/models HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer wrong\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 401"), "{text}");
+    assert!(!text.contains("connection: close"), "{text}");
 
     // The same with the right key but a body over the limit: 413 from the head alone.
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();

@@ -279,6 +279,9 @@ where
     // Refused from the head (bad key, unknown route, declared too large): the body is never
     // read.
     let response = match app.check_head(&mut parts).await {
+        // The unread body would be taken for the next request: the connection ends here, and
+        // says so, so that a client does not send its next request down it.
+        Some(rejected) if carries_body(&parts) => closing(rejected),
         Some(rejected) => rejected,
         None => {
             let limit = app.body_limit(&parts);
@@ -382,6 +385,16 @@ impl Rejection {
         );
         closing(response)
     }
+}
+
+/// Whether a request head announces a body: a non-zero `Content-Length`, or any
+/// `Transfer-Encoding`.
+fn carries_body(parts: &http::request::Parts) -> bool {
+    parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// `response` with `Connection: close`: the rest of the body is not read, so the connection
