@@ -352,7 +352,7 @@ impl AppInner {
                     &Method::POST,
                     ["tokens", _, "enable" | "disable" | "refresh"]
                 )
-        );
+        ) || super::captcha_admin::is_captcha_route(method, segments);
         if !known {
             return Err(ApiError::not_found(format!(
                 "No route for {method} /api/{}",
@@ -362,6 +362,7 @@ impl AppInner {
         let token = self.require_admin(req).await?;
         let pool = &self.pool;
         match (method, segments) {
+            (_, ["captcha", ..]) => self.captcha_route(method, segments, req).await,
             (_, ["logout"] | ["admin", "logout"]) => self.logout(token).await,
             (_, ["admin", "change-password" | "password"]) => self.change_password(req).await,
             (&Method::GET, ["settings"]) => {

@@ -366,6 +366,7 @@ impl AppBuilder {
                 clock,
                 media,
                 captcha: self.captcha,
+                captcha_stats: Arc::default(),
                 spawner: self.spawner,
                 jobs,
                 job_shards: self.job_shards,

@@ -105,6 +105,8 @@ pub struct Generator {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_retries: u32,
     pub(crate) captcha_max_retries: u32,
+    /// Where solves and Google's verdicts on tokens are counted, per account.
+    pub(crate) captcha_stats: Arc<crate::captcha::CaptchaStats>,
     /// `MEDIA_CACHE`: results are copied into `media` and linked from there.
     pub(crate) media_cache: bool,
     /// `MEDIA_TTL` as the settings now say: what every object stored here is kept for
@@ -199,6 +201,7 @@ impl Generator {
             clock,
             max_retries: max_retries.max(1),
             captcha_max_retries: captcha_max_retries.max(1),
+            captcha_stats: Arc::default(),
             media_cache: false,
             media_ttl: None,
         }
@@ -219,6 +222,14 @@ impl Generator {
     #[must_use]
     pub fn with_media_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.media_ttl = Some(ttl);
+        self
+    }
+
+    /// The same generator counting its solves, per account, into `stats` (which outlive
+    /// configuration snapshots).
+    #[must_use]
+    pub fn with_captcha_stats(mut self, stats: Arc<crate::captcha::CaptchaStats>) -> Self {
+        self.captcha_stats = stats;
         self
     }
 
@@ -248,8 +259,11 @@ pub(crate) enum Step<T> {
 }
 
 impl Generator {
+    /// One token for `account`'s call in `project_id`, counted against `account` in the
+    /// captcha stats (never in the pool: a captcha failure is not the account's fault).
     pub(crate) async fn solve(
         &self,
+        account: &str,
         project_id: &str,
         action: CaptchaAction,
     ) -> Result<CaptchaSolution, CaptchaError> {
@@ -257,8 +271,23 @@ impl Generator {
             site_key: RECAPTCHA_SITE_KEY.to_owned(),
             page_url: project_page(project_id),
             action,
+            page_action: None,
         };
-        self.captcha.solve(&request).await
+        let started = self.clock.now_ms();
+        let out = self.captcha.solve(&request).await;
+        let ms = self.clock.now_ms().saturating_sub(started);
+        self.captcha_stats
+            .account_solve(account, out.as_ref().err().map(|e| e.kind), ms);
+        out
+    }
+
+    /// Books Google's refusal of `solution`'s token (`reCAPTCHA evaluation failed`) against
+    /// the method that solved it and `account`.
+    pub(crate) fn note_submit(&self, account: &str, solution: &CaptchaSolution, err: &FlowError) {
+        if err.is_captcha_rejected() {
+            self.captcha_stats
+                .google_rejected(&solution.method, account);
+        }
     }
 
     /// Classifies one failed attempt against the budgets: captcha failures spend the captcha
