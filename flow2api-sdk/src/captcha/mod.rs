@@ -28,6 +28,7 @@ pub fn methods(config: &crate::config::Config) -> Vec<&str> {
 
 /// The chain of solvers `CAPTCHA_METHOD` lists, over `http`, booking into `stats`.
 /// Validation only lets built methods through, so every listed method is a task API.
+#[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
 pub fn from_config(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
