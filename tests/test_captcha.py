@@ -217,3 +217,31 @@ def test_bad_methods_are_refused_and_keys_never_listed(admin: tuple[Gateway, str
     apply(gw, token, {"CAPTCHA_METHOD": " CapSolver , YESCAPTCHA "})
     assert stats(gw, token)["methods"] == ["capsolver", "yescaptcha"]
     assert "-fake-capsolver-" in generate(gw)
+
+
+def test_an_account_may_carry_its_own_method(admin: tuple[Gateway, str]) -> None:
+    gw, token = admin
+    gw.admin_token = token
+    apply(gw, token, solver_settings(gw, "capsolver"))  # the global chain stays yescaptcha
+    ids = [a["id"] for a in gw.accounts()]
+
+    def put(account: str, body: dict):
+        return gw.http.put(f"/api/tokens/{account}", json=body, headers=gw.admin_headers())
+
+    r = put(ids[0], {"captcha_method": "extension"})
+    assert r.status_code == 400 and "captcha_method" in r.text and "not built" in r.text, r.text
+    try:
+        for i in ids:
+            ok_json(put(i, {"captcha_method": " CapSolver , yescaptcha", "extension_route_key": "desk-1"}))
+        row = next(a for a in gw.accounts() if a["id"] == ids[0])
+        assert row["captcha_method"] == "capsolver,yescaptcha", row
+        assert row["extension_route_key"] == "desk-1", row
+        assert "-fake-capsolver-" in generate(gw)
+        # The account's own chain falls through too.
+        assert "-fake-yescaptcha-" in generate(gw, capsolver="zero_balance")
+    finally:
+        for i in ids:
+            ok_json(put(i, {"captcha_method": "", "extension_route_key": ""}))
+    row = next(a for a in gw.accounts() if a["id"] == ids[0])
+    assert row["captcha_method"] is None and row["extension_route_key"] is None, row
+    assert "-fake-yescaptcha-" in generate(gw)

@@ -533,6 +533,8 @@ impl AppInner {
             "video_enabled": a.video_enabled,
             "image_concurrency": a.image_concurrency.map_or(-1, i64::from),
             "video_concurrency": a.video_concurrency.map_or(-1, i64::from),
+            "captcha_method": a.captcha_method,
+            "extension_route_key": a.extension_route_key,
             "in_flight": {
                 "image": status.map_or(0, |s| s.image_in_flight),
                 "video": status.map_or(0, |s| s.video_in_flight),

@@ -426,6 +426,16 @@ impl AppInner {
         .with_captcha_stats(deps.captcha_stats.clone())
         .with_media_cache(config.media_cache)
         .with_media_ttl(config.media_ttl);
+        // Accounts may name their own chain; a host-given solver serves every account.
+        let generator = match deps.captcha {
+            Some(_) => generator,
+            None => generator.with_account_methods(Arc::new(crate::captcha::all_methods(
+                deps.http.clone(),
+                deps.clock.clone(),
+                &config,
+                deps.captcha_stats.clone(),
+            ))),
+        };
         let poll = PollSettings {
             interval: config.poll_interval,
             ..PollSettings::default()

@@ -48,10 +48,31 @@ impl ChainSolver {
         self.methods.iter().map(|(m, _)| m.as_str())
     }
 
+    /// Solves with the methods `order` names (comma-separated, in that order) instead of the
+    /// chain's own order; names it does not hold are skipped.
+    pub async fn solve_in(
+        &self,
+        request: &CaptchaRequest,
+        order: &str,
+    ) -> Result<CaptchaSolution, CaptchaError> {
+        let picked = order
+            .split(',')
+            .filter_map(|m| self.methods.iter().find(|(name, _)| name == m.trim()));
+        self.solve_over(request, picked).await
+    }
+
     async fn solve_inner(&self, request: &CaptchaRequest) -> Result<CaptchaSolution, CaptchaError> {
+        self.solve_over(request, self.methods.iter()).await
+    }
+
+    async fn solve_over<'s>(
+        &'s self,
+        request: &CaptchaRequest,
+        methods: impl Iterator<Item = &'s (String, Arc<dyn CaptchaSolver>)>,
+    ) -> Result<CaptchaSolution, CaptchaError> {
         let mut last: Option<CaptchaError> = None;
         let mut why = Vec::new();
-        for (name, solver) in &self.methods {
+        for (name, solver) in methods {
             let started = self.clock.now_ms();
             match solver.solve(request).await {
                 Ok(mut solution) => {

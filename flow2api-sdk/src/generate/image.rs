@@ -69,7 +69,7 @@ impl Generator {
         let (generated, sid) = loop {
             let sid = session_id(self.clock.now_ms());
             let step = match self
-                .solve(&account.id, &project_id, CaptchaAction::ImageGeneration)
+                .solve(account, &project_id, CaptchaAction::ImageGeneration)
                 .await
             {
                 Err(c) => self.judge(&mut budget, Err(c)),
@@ -175,7 +175,7 @@ impl Generator {
         };
         loop {
             let step = match self
-                .solve(&account.id, project_id, CaptchaAction::ImageGeneration)
+                .solve(account, project_id, CaptchaAction::ImageGeneration)
                 .await
             {
                 Err(c) => self.judge(&mut budget, Err(c)),

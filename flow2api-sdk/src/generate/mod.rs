@@ -105,6 +105,9 @@ pub struct Generator {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_retries: u32,
     pub(crate) captcha_max_retries: u32,
+    /// Every built method, for accounts that name their own chain (`None`: a host-given
+    /// solver serves every account).
+    pub(crate) methods: Option<Arc<crate::captcha::ChainSolver>>,
     /// Where solves and Google's verdicts on tokens are counted, per account.
     pub(crate) captcha_stats: Arc<crate::captcha::CaptchaStats>,
     /// `MEDIA_CACHE`: results are copied into `media` and linked from there.
@@ -202,6 +205,7 @@ impl Generator {
             max_retries: max_retries.max(1),
             captcha_max_retries: captcha_max_retries.max(1),
             captcha_stats: Arc::default(),
+            methods: None,
             media_cache: false,
             media_ttl: None,
         }
@@ -230,6 +234,13 @@ impl Generator {
     #[must_use]
     pub fn with_captcha_stats(mut self, stats: Arc<crate::captcha::CaptchaStats>) -> Self {
         self.captcha_stats = stats;
+        self
+    }
+
+    /// The same generator letting an account's own `captcha_method` pick from `methods`.
+    #[must_use]
+    pub fn with_account_methods(mut self, methods: Arc<crate::captcha::ChainSolver>) -> Self {
+        self.methods = Some(methods);
         self
     }
 
@@ -263,7 +274,7 @@ impl Generator {
     /// captcha stats (never in the pool: a captcha failure is not the account's fault).
     pub(crate) async fn solve(
         &self,
-        account: &str,
+        account: &crate::pool::Account,
         project_id: &str,
         action: CaptchaAction,
     ) -> Result<CaptchaSolution, CaptchaError> {
@@ -274,7 +285,11 @@ impl Generator {
             page_action: None,
         };
         let started = self.clock.now_ms();
-        let out = self.captcha.solve(&request).await;
+        let out = match (&self.methods, account.captcha_method.as_deref()) {
+            (Some(methods), Some(order)) => methods.solve_in(&request, order).await,
+            _ => self.captcha.solve(&request).await,
+        };
+        let account = account.id.as_str();
         let ms = self.clock.now_ms().saturating_sub(started);
         self.captcha_stats
             .account_solve(account, out.as_ref().err().map(|e| e.kind), ms);

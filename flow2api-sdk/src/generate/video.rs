@@ -588,11 +588,7 @@ impl Generator {
         };
         loop {
             let step = match self
-                .solve(
-                    &ctx.account.id,
-                    ctx.project_id,
-                    CaptchaAction::VideoGeneration,
-                )
+                .solve(ctx.account, ctx.project_id, CaptchaAction::VideoGeneration)
                 .await
             {
                 Err(c) => self.judge(&mut budget, Err(c)),

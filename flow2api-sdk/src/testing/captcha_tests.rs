@@ -173,3 +173,28 @@ fn no_slot_is_waited_out_only_by_yescaptcha() {
     assert_eq!(e.kind, CaptchaErrorKind::NoCapacity);
     assert_eq!(fake.requests_to(Endpoint::CreateTask).len(), 1);
 }
+
+#[test]
+fn an_account_chain_picks_its_own_order_from_every_method() {
+    let (fake, clock) = setup();
+    let (c, _) = chain(
+        &fake,
+        clock,
+        &[
+            (Provider::YesCaptcha, Some(DEFAULT_YESCAPTCHA_KEY)),
+            (Provider::CapSolver, Some(&fake_solver_key("capsolver"))),
+        ],
+    );
+    let s = block_on(c.solve_in(&request(), "capsolver,yescaptcha")).unwrap();
+    assert_eq!(s.method, "capsolver");
+    fake.set_solver_fault("capsolver", Some(SolverFault::ZeroBalance));
+    let s = block_on(c.solve_in(&request(), "capsolver,yescaptcha")).unwrap();
+    assert_eq!(s.method, "yescaptcha");
+    assert_eq!(
+        crate::captcha::parse_methods(" CapSolver , yescaptcha").unwrap(),
+        "capsolver,yescaptcha"
+    );
+    assert!(crate::captcha::parse_methods("extension")
+        .unwrap_err()
+        .contains("not built"));
+}
