@@ -116,6 +116,9 @@ pub(crate) mod entry {
         static SETTINGS: OnceCell<std::result::Result<Arc<SettingsCache>, ConfigError>> =
             const { OnceCell::new() };
         static ACCOUNT_CACHE: OnceCell<Arc<StorageCache>> = const { OnceCell::new() };
+        // Captcha counters live as long as the isolate, not the per-request app.
+        static CAPTCHA_STATS: OnceCell<Arc<flow2api_sdk::captcha::CaptchaStats>> =
+            const { OnceCell::new() };
         /// Whether this isolate saw the account records of KV adopted (one read, then never).
         static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
         /// `SUBREQUEST_LOG_THRESHOLD`: invocations with at least this many subrequests are
@@ -248,7 +251,8 @@ pub(crate) mod entry {
             .job_store(Arc::new(jobs))
             .job_record_shards(job_shards)
             .tenant_storage(Arc::new(tenants))
-            .job_runner(Arc::new(runner));
+            .job_runner(Arc::new(runner))
+            .captcha_stats(CAPTCHA_STATS.with(|s| s.get_or_init(Arc::default).clone()));
         if let Some(spawner) = spawner {
             builder = builder.spawner(spawner);
         }

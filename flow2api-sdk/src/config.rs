@@ -18,19 +18,18 @@ pub const DEFAULT_YESCAPTCHA_BASE_URL: &str = "https://api.yescaptcha.com";
 /// Default YesCaptcha task type.
 pub const DEFAULT_YESCAPTCHA_TASK_TYPE: &str = "RecaptchaV3TaskProxylessM1S9";
 
-/// The captcha methods this build implements.
-pub const CAPTCHA_METHODS: &[&str] = &["yescaptcha"];
+/// Default CapMonster base URL.
+pub const DEFAULT_CAPMONSTER_BASE_URL: &str = "https://api.capmonster.cloud";
+/// Default EzCaptcha base URL.
+pub const DEFAULT_EZCAPTCHA_BASE_URL: &str = "https://api.ez-captcha.com";
+/// Default CapSolver base URL.
+pub const DEFAULT_CAPSOLVER_BASE_URL: &str = "https://api.capsolver.com";
+
+/// The captcha methods this build implements; `CAPTCHA_METHOD` lists one or more of them.
+pub const CAPTCHA_METHODS: &[&str] = &["yescaptcha", "capmonster", "ezcaptcha", "capsolver"];
 /// Methods the original Flow2API offers that this build does not implement yet: naming one is
 /// an error, not a silent fallback.
-const UNBUILT_CAPTCHA_METHODS: &[&str] = &[
-    "capmonster",
-    "ezcaptcha",
-    "capsolver",
-    "remote_browser",
-    "extension",
-    "browser",
-    "personal",
-];
+const UNBUILT_CAPTCHA_METHODS: &[&str] = &["remote_browser", "extension", "browser", "personal"];
 
 /// What a setting accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,6 +59,8 @@ pub enum Accepts {
     },
     /// One of these words (case-insensitive).
     OneOf(&'static [&'static str]),
+    /// One or more of these words, comma-separated, each at most once (case-insensitive).
+    ListOf(&'static [&'static str]),
     /// Comma-separated web origins (`scheme://host[:port]`, http or https).
     Origins,
 }
@@ -73,6 +74,11 @@ impl fmt::Display for Accepts {
             Self::Integer { min, max } => write!(f, "a whole number from {min} to {max}"),
             Self::Seconds { min, max } => write!(f, "a number of seconds from {min} to {max}"),
             Self::OneOf(words) => write!(f, "one of: {}", words.join(", ")),
+            Self::ListOf(words) => write!(
+                f,
+                "one or more of (comma-separated, tried in order): {}",
+                words.join(", ")
+            ),
             Self::Origins => f.write_str("comma-separated origins such as https://console.example"),
         }
     }
@@ -130,10 +136,16 @@ const DAY: f64 = 86_400.0;
 pub const SETTINGS: &[Setting] = &[
     setting("FLOW_LABS_BASE_URL", Accepts::Url, Some(DEFAULT_LABS_BASE_URL), "Base URL of the Flow Labs API (session and project calls)."),
     setting("FLOW_API_BASE_URL", Accepts::Url, Some(DEFAULT_API_BASE_URL), "Base URL of the Flow sandbox API (generation, uploads, credits)."),
-    setting("CAPTCHA_METHOD", Accepts::OneOf(CAPTCHA_METHODS), Some("yescaptcha"), "How reCAPTCHA tokens are solved."),
+    setting("CAPTCHA_METHOD", Accepts::ListOf(CAPTCHA_METHODS), Some("yescaptcha"), "How reCAPTCHA tokens are solved: one method, or several comma-separated, tried in order until one gives a token."),
     setting("YESCAPTCHA_BASE_URL", Accepts::Url, Some(DEFAULT_YESCAPTCHA_BASE_URL), "YesCaptcha API base URL."),
     setting("YESCAPTCHA_API_KEY", Accepts::Secret, None, "YesCaptcha client key; unset, generations fail with a captcha error."),
     setting("YESCAPTCHA_TASK_TYPE", Accepts::OneOf(&["RecaptchaV3TaskProxyless", "RecaptchaV3TaskProxylessM1", "RecaptchaV3TaskProxylessM1S7", "RecaptchaV3TaskProxylessM1S9"]), Some(DEFAULT_YESCAPTCHA_TASK_TYPE), "YesCaptcha task type (M1S7/M1S9 ask for a minimum score of 0.7/0.9)."),
+    setting("CAPMONSTER_BASE_URL", Accepts::Url, Some(DEFAULT_CAPMONSTER_BASE_URL), "CapMonster Cloud API base URL."),
+    setting("CAPMONSTER_API_KEY", Accepts::Secret, None, "CapMonster client key; unset, the capmonster method gives no token."),
+    setting("EZCAPTCHA_BASE_URL", Accepts::Url, Some(DEFAULT_EZCAPTCHA_BASE_URL), "EzCaptcha API base URL."),
+    setting("EZCAPTCHA_API_KEY", Accepts::Secret, None, "EzCaptcha client key; unset, the ezcaptcha method gives no token."),
+    setting("CAPSOLVER_BASE_URL", Accepts::Url, Some(DEFAULT_CAPSOLVER_BASE_URL), "CapSolver API base URL."),
+    setting("CAPSOLVER_API_KEY", Accepts::Secret, None, "CapSolver client key; unset, the capsolver method gives no token."),
     setting("CAPTCHA_POLL_INTERVAL", secs(0.0, 60.0), Some("3"), "Seconds between polls of a captcha task."),
     setting("CAPTCHA_MAX_POLLS", int(1, 1000), Some("40"), "Polls of a captcha task before giving up."),
     setting("POLL_INTERVAL", secs(0.0, 600.0), Some("3"), "Seconds between video status polls."),
@@ -350,16 +362,34 @@ fn parse(setting: &Setting, raw: &str) -> Result<Value, String> {
             .map(|s| Value::Secs(Duration::from_secs_f64(s)))
             .ok_or_else(expected),
         Accepts::Origins => parse_origins(raw).map(Value::Text),
+        Accepts::ListOf(words) => {
+            let mut out: Vec<&str> = Vec::new();
+            for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let word = entry.to_ascii_lowercase().replace('-', "_");
+                let Some(w) = words.iter().find(|w| w.eq_ignore_ascii_case(&word)) else {
+                    if setting.name == "CAPTCHA_METHOD"
+                        && UNBUILT_CAPTCHA_METHODS.contains(&word.as_str())
+                    {
+                        return Err(format!(
+                            "{word} is not built into this version; expected {accepts}"
+                        ));
+                    }
+                    return Err(format!("{entry:?} is not known; expected {accepts}"));
+                };
+                if out.contains(w) {
+                    return Err(format!("{w} is listed twice; expected {accepts}"));
+                }
+                out.push(w);
+            }
+            if out.is_empty() {
+                return Err(expected());
+            }
+            Ok(Value::Text(out.join(",")))
+        }
         Accepts::OneOf(words) => {
             let word = raw.to_ascii_lowercase().replace('-', "_");
             if let Some(w) = words.iter().find(|w| w.eq_ignore_ascii_case(&word)) {
                 return Ok(Value::Text((*w).to_owned()));
-            }
-            if setting.name == "CAPTCHA_METHOD" && UNBUILT_CAPTCHA_METHODS.contains(&word.as_str())
-            {
-                return Err(format!(
-                    "{word} is not built into this version; expected {accepts}"
-                ));
             }
             if setting.name == "SELECTION_STRATEGY" {
                 if let Some(s) = Strategy::parse(&word) {
@@ -419,7 +449,8 @@ pub struct Config {
     pub labs_base_url: String,
     /// `FLOW_API_BASE_URL`.
     pub api_base_url: String,
-    /// `CAPTCHA_METHOD` (one of [`CAPTCHA_METHODS`]).
+    /// `CAPTCHA_METHOD`: one or more of [`CAPTCHA_METHODS`], comma-joined, in the order they
+    /// are tried ([`crate::captcha::methods`] splits it).
     pub captcha_method: String,
     /// `YESCAPTCHA_BASE_URL`.
     pub yescaptcha_base_url: String,
@@ -427,6 +458,18 @@ pub struct Config {
     pub yescaptcha_api_key: Option<Secret>,
     /// `YESCAPTCHA_TASK_TYPE`.
     pub yescaptcha_task_type: String,
+    /// `CAPMONSTER_BASE_URL`.
+    pub capmonster_base_url: String,
+    /// `CAPMONSTER_API_KEY`.
+    pub capmonster_api_key: Option<Secret>,
+    /// `EZCAPTCHA_BASE_URL`.
+    pub ezcaptcha_base_url: String,
+    /// `EZCAPTCHA_API_KEY`.
+    pub ezcaptcha_api_key: Option<Secret>,
+    /// `CAPSOLVER_BASE_URL`.
+    pub capsolver_base_url: String,
+    /// `CAPSOLVER_API_KEY`.
+    pub capsolver_api_key: Option<Secret>,
     /// `CAPTCHA_POLL_INTERVAL` (seconds, default 3).
     pub captcha_poll_interval: Duration,
     /// `CAPTCHA_MAX_POLLS` (default 40).
@@ -549,6 +592,12 @@ impl Config {
             yescaptcha_base_url: r.text_or_default("YESCAPTCHA_BASE_URL"),
             yescaptcha_api_key: secret(r.text("YESCAPTCHA_API_KEY")),
             yescaptcha_task_type: r.text_or_default("YESCAPTCHA_TASK_TYPE"),
+            capmonster_base_url: r.text_or_default("CAPMONSTER_BASE_URL"),
+            capmonster_api_key: secret(r.text("CAPMONSTER_API_KEY")),
+            ezcaptcha_base_url: r.text_or_default("EZCAPTCHA_BASE_URL"),
+            ezcaptcha_api_key: secret(r.text("EZCAPTCHA_API_KEY")),
+            capsolver_base_url: r.text_or_default("CAPSOLVER_BASE_URL"),
+            capsolver_api_key: secret(r.text("CAPSOLVER_API_KEY")),
             captcha_poll_interval: r.secs("CAPTCHA_POLL_INTERVAL"),
             captcha_max_polls: r.int("CAPTCHA_MAX_POLLS") as u32,
             poll_interval: r.secs("POLL_INTERVAL"),
@@ -754,8 +803,10 @@ mod tests {
 
     #[test]
     fn an_unbuilt_captcha_method_is_an_error_not_yescaptcha() {
-        let e = with(&[("CAPTCHA_METHOD", "capmonster")]).unwrap_err();
-        assert!(e.to_string().contains("capmonster is not built"), "{e}");
+        let e = with(&[("CAPTCHA_METHOD", "extension")]).unwrap_err();
+        assert!(e.to_string().contains("extension is not built"), "{e}");
+        let e = with(&[("CAPTCHA_METHOD", "capsolver,remote_browser")]).unwrap_err();
+        assert!(e.to_string().contains("remote_browser is not built"), "{e}");
         assert!(with(&[("CAPTCHA_METHOD", "nonsense")]).is_err());
         assert_eq!(
             with(&[("CAPTCHA_METHOD", "YesCaptcha")])
@@ -763,6 +814,18 @@ mod tests {
                 .captcha_method,
             "yescaptcha"
         );
+    }
+
+    #[test]
+    fn captcha_methods_are_a_list_of_built_ones() {
+        let c = with(&[("CAPTCHA_METHOD", " CapMonster , capsolver,")]).unwrap();
+        assert_eq!(c.captcha_method, "capmonster,capsolver");
+        for bad in ["capsolver,capsolver", ",", "yescaptcha,nonsense"] {
+            assert!(with(&[("CAPTCHA_METHOD", bad)]).is_err(), "{bad}");
+        }
+        let c = with(&[("CAPSOLVER_API_KEY", "k")]).unwrap();
+        assert_eq!(c.capsolver_base_url, DEFAULT_CAPSOLVER_BASE_URL);
+        assert!(c.capmonster_api_key.is_none());
     }
 
     #[test]

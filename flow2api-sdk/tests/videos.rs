@@ -48,6 +48,7 @@ fn setup_on(h: Harness) -> Video {
         Arc::new(h.fake.clone()),
         h.clock.clone(),
         YesCaptchaConfig {
+            provider: flow2api_sdk::captcha::Provider::YesCaptcha,
             base_url: h.fake.yescaptcha_base(),
             api_key: Some(flow2api_sdk::Secret::new("fake-yescaptcha-key")),
             task_type: "RecaptchaV3TaskProxylessM1S9".into(),

@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
         Arc::new(http),
         Arc::new(ManualClock::new(NOW_MS)),
         YesCaptchaConfig {
+            provider: flow2api_sdk::captcha::Provider::YesCaptcha,
             base_url: "https://captcha.example".into(),
             api_key: Some(Secret::new("key")),
             task_type: "RecaptchaV3TaskProxyless".into(),
@@ -63,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             CaptchaAction::VideoGeneration
         },
+        page_action: None,
     };
     let solved = solver
         .solve(&request)

@@ -357,7 +357,7 @@ impl AppInner {
                     &Method::POST,
                     ["tokens", _, "enable" | "disable" | "refresh"]
                 )
-        );
+        ) || super::captcha_admin::is_captcha_route(method, segments);
         if !known {
             return Err(ApiError::not_found(format!(
                 "No route for {method} /api/{}",
@@ -367,6 +367,7 @@ impl AppInner {
         let token = self.require_admin(req).await?;
         let pool = &self.pool;
         match (method, segments) {
+            (_, ["captcha", ..]) => self.captcha_route(method, segments, req).await,
             (_, ["logout"] | ["admin", "logout"]) => self.logout(token).await,
             (_, ["admin", "change-password" | "password"]) => self.change_password(req).await,
             (&Method::GET, ["settings"]) => {
@@ -539,6 +540,8 @@ impl AppInner {
             "video_enabled": a.video_enabled,
             "image_concurrency": a.image_concurrency.map_or(-1, i64::from),
             "video_concurrency": a.video_concurrency.map_or(-1, i64::from),
+            "captcha_method": a.captcha_method,
+            "extension_route_key": a.extension_route_key,
             "in_flight": {
                 "image": status.map_or(0, |s| s.image_in_flight),
                 "video": status.map_or(0, |s| s.video_in_flight),

@@ -122,6 +122,7 @@ pub struct AppBuilder {
     coordinator: Option<Arc<dyn Coordinator>>,
     media: Option<Arc<dyn MediaStore>>,
     captcha: Option<Arc<dyn CaptchaSolver>>,
+    captcha_stats: Option<Arc<crate::captcha::CaptchaStats>>,
     spawner: Option<Arc<dyn Spawn>>,
     runner: Option<Arc<dyn JobRunner>>,
     settings: Option<Arc<SettingsCache>>,
@@ -149,6 +150,7 @@ impl AppBuilder {
             coordinator: None,
             media: None,
             captcha: None,
+            captcha_stats: None,
             spawner: None,
             runner: None,
             settings: None,
@@ -232,6 +234,13 @@ impl AppBuilder {
     /// A captcha solver; without one, the one `CAPTCHA_METHOD` names is built over `http`.
     pub fn captcha(mut self, solver: Arc<dyn CaptchaSolver>) -> Self {
         self.captcha = Some(solver);
+        self
+    }
+
+    /// Where captcha solves are counted (`GET /api/captcha/stats`); a host that builds an
+    /// app per request passes one that outlives them. Without one, the app keeps its own.
+    pub fn captcha_stats(mut self, stats: Arc<crate::captcha::CaptchaStats>) -> Self {
+        self.captcha_stats = Some(stats);
         self
     }
 
@@ -366,6 +375,7 @@ impl AppBuilder {
                 clock,
                 media,
                 captcha: self.captcha,
+                captcha_stats: self.captcha_stats.unwrap_or_default(),
                 spawner: self.spawner,
                 jobs,
                 job_shards: self.job_shards,

@@ -7,6 +7,7 @@ mod admin_auth;
 mod body;
 mod builder;
 mod caller;
+mod captcha_admin;
 mod client_addr;
 mod cors;
 mod error;
@@ -30,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::captcha::{YesCaptcha, YesCaptchaConfig};
 use crate::config::Config;
 use crate::flow::FlowClient;
 use crate::generate::video::PollSettings;
@@ -72,6 +72,8 @@ pub(crate) struct Deps {
     pub(crate) media: Arc<dyn MediaStore>,
     /// A captcha solver; `None` builds the one `CAPTCHA_METHOD` names over `http`.
     pub(crate) captcha: Option<Arc<dyn CaptchaSolver>>,
+    /// Captcha accounting, shared by every configuration snapshot (in memory, per process).
+    pub(crate) captcha_stats: Arc<crate::captcha::CaptchaStats>,
     /// Runs clean-up beyond a request; `None` leaves that to the slot's lease.
     pub(crate) spawner: Option<Arc<dyn Spawn>>,
     /// Video job records: strongly consistent (a Durable Object at the edge).
@@ -393,13 +395,20 @@ impl AppInner {
             &config.labs_base_url,
             &config.api_base_url,
         );
-        let captcha = deps.captcha.clone().unwrap_or_else(|| {
-            Arc::new(YesCaptcha::new(
+        let captcha: Arc<dyn CaptchaSolver> = match &deps.captcha {
+            // A solver the host brought is booked under its own name.
+            Some(solver) => Arc::new(crate::captcha::ChainSolver::new(
+                vec![("custom".to_owned(), solver.clone())],
+                deps.captcha_stats.clone(),
+                deps.clock.clone(),
+            )),
+            None => Arc::new(crate::captcha::from_config(
                 deps.http.clone(),
                 deps.clock.clone(),
-                YesCaptchaConfig::from(&*config),
-            ))
-        });
+                &config,
+                deps.captcha_stats.clone(),
+            )),
+        };
         let tenants = Tenants::new(deps.tenants.clone(), deps.clock.clone());
         let pool = AccountPool::new(
             deps.storage.clone(),
@@ -415,8 +424,19 @@ impl AppInner {
             config.max_retries,
             config.captcha_max_retries,
         )
+        .with_captcha_stats(deps.captcha_stats.clone())
         .with_media_cache(config.media_cache)
         .with_media_ttl(config.media_ttl);
+        // Accounts may name their own chain; a host-given solver serves every account.
+        let generator = match deps.captcha {
+            Some(_) => generator,
+            None => generator.with_account_methods(Arc::new(crate::captcha::all_methods(
+                deps.http.clone(),
+                deps.clock.clone(),
+                &config,
+                deps.captcha_stats.clone(),
+            ))),
+        };
         let poll = PollSettings {
             interval: config.poll_interval,
             ..PollSettings::default()

@@ -128,6 +128,7 @@ impl FlowClient {
                 site_key: RECAPTCHA_SITE_KEY.to_owned(),
                 page_url: project_page(&project_id),
                 action: CaptchaAction::ImageGeneration,
+                page_action: None,
             })
             .await?;
         let generation = ImageGeneration {
@@ -181,6 +182,7 @@ mod tests {
                 Ok(CaptchaSolution {
                     token: Secret::new("captcha-token"),
                     user_agent: "solver-agent".to_owned(),
+                    method: "test".to_owned(),
                 })
             })
         }
@@ -286,9 +288,10 @@ mod tests {
                 _: &'a CaptchaRequest,
             ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>> {
                 boxed(async {
-                    Err(CaptchaError {
-                        message: "no slot".to_owned(),
-                    })
+                    Err(CaptchaError::new(
+                        crate::seams::CaptchaErrorKind::NoCapacity,
+                        "no slot",
+                    ))
                 })
             }
         }

@@ -69,7 +69,7 @@ impl Generator {
         let (generated, sid) = loop {
             let sid = session_id(self.clock.now_ms());
             let step = match self
-                .solve(&project_id, CaptchaAction::ImageGeneration)
+                .solve(account, &project_id, CaptchaAction::ImageGeneration)
                 .await
             {
                 Err(c) => self.judge(&mut budget, Err(c)),
@@ -87,7 +87,10 @@ impl Generator {
                     };
                     match self.flow.generate_image(&at, &g).await {
                         Ok(img) => Step::Done(img),
-                        Err(e) => self.judge(&mut budget, Ok(e)),
+                        Err(e) => {
+                            self.note_submit(&account.id, &solution, &e);
+                            self.judge(&mut budget, Ok(e))
+                        }
                     }
                 }
             };
@@ -171,7 +174,10 @@ impl Generator {
             captcha: self.captcha_max_retries,
         };
         loop {
-            let step = match self.solve(project_id, CaptchaAction::ImageGeneration).await {
+            let step = match self
+                .solve(account, project_id, CaptchaAction::ImageGeneration)
+                .await
+            {
                 Err(c) => self.judge(&mut budget, Err(c)),
                 Ok(solution) => {
                     let u = ImageUpsample {
@@ -187,7 +193,10 @@ impl Generator {
                         Ok(bytes) => Step::Done(bytes),
                         // An empty image is final (`docs/upstream.md#image-pipeline`): not retried.
                         Err(e) if e.is_parse() => Step::Fail(GenerateError::Upstream(e)),
-                        Err(e) => self.judge(&mut budget, Ok(e)),
+                        Err(e) => {
+                            self.note_submit(&account.id, &solution, &e);
+                            self.judge(&mut budget, Ok(e))
+                        }
                     }
                 }
             };

@@ -105,6 +105,11 @@ pub struct Generator {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_retries: u32,
     pub(crate) captcha_max_retries: u32,
+    /// Every built method, for accounts that name their own chain (`None`: a host-given
+    /// solver serves every account).
+    pub(crate) methods: Option<Arc<crate::captcha::ChainSolver>>,
+    /// Where solves and Google's verdicts on tokens are counted, per account.
+    pub(crate) captcha_stats: Arc<crate::captcha::CaptchaStats>,
     /// `MEDIA_CACHE`: results are copied into `media` and linked from there.
     pub(crate) media_cache: bool,
     /// `MEDIA_TTL` as the settings now say: what every object stored here is kept for
@@ -199,6 +204,8 @@ impl Generator {
             clock,
             max_retries: max_retries.max(1),
             captcha_max_retries: captcha_max_retries.max(1),
+            captcha_stats: Arc::default(),
+            methods: None,
             media_cache: false,
             media_ttl: None,
         }
@@ -219,6 +226,21 @@ impl Generator {
     #[must_use]
     pub fn with_media_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.media_ttl = Some(ttl);
+        self
+    }
+
+    /// The same generator counting its solves, per account, into `stats` (which outlive
+    /// configuration snapshots).
+    #[must_use]
+    pub fn with_captcha_stats(mut self, stats: Arc<crate::captcha::CaptchaStats>) -> Self {
+        self.captcha_stats = stats;
+        self
+    }
+
+    /// The same generator letting an account's own `captcha_method` pick from `methods`.
+    #[must_use]
+    pub fn with_account_methods(mut self, methods: Arc<crate::captcha::ChainSolver>) -> Self {
+        self.methods = Some(methods);
         self
     }
 
@@ -248,8 +270,11 @@ pub(crate) enum Step<T> {
 }
 
 impl Generator {
+    /// One token for `account`'s call in `project_id`, counted against `account` in the
+    /// captcha stats (never in the pool: a captcha failure is not the account's fault).
     pub(crate) async fn solve(
         &self,
+        account: &crate::pool::Account,
         project_id: &str,
         action: CaptchaAction,
     ) -> Result<CaptchaSolution, CaptchaError> {
@@ -257,8 +282,27 @@ impl Generator {
             site_key: RECAPTCHA_SITE_KEY.to_owned(),
             page_url: project_page(project_id),
             action,
+            page_action: None,
         };
-        self.captcha.solve(&request).await
+        let started = self.clock.now_ms();
+        let out = match (&self.methods, account.captcha_method.as_deref()) {
+            (Some(methods), Some(order)) => methods.solve_in(&request, order).await,
+            _ => self.captcha.solve(&request).await,
+        };
+        let account = account.id.as_str();
+        let ms = self.clock.now_ms().saturating_sub(started);
+        self.captcha_stats
+            .account_solve(account, out.as_ref().err().map(|e| e.kind), ms);
+        out
+    }
+
+    /// Books Google's refusal of `solution`'s token (`reCAPTCHA evaluation failed`) against
+    /// the method that solved it and `account`.
+    pub(crate) fn note_submit(&self, account: &str, solution: &CaptchaSolution, err: &FlowError) {
+        if err.is_captcha_rejected() {
+            self.captcha_stats
+                .google_rejected(&solution.method, account);
+        }
     }
 
     /// Classifies one failed attempt against the budgets: captcha failures spend the captcha

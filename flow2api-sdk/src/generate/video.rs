@@ -588,7 +588,7 @@ impl Generator {
         };
         loop {
             let step = match self
-                .solve(ctx.project_id, CaptchaAction::VideoGeneration)
+                .solve(ctx.account, ctx.project_id, CaptchaAction::VideoGeneration)
                 .await
             {
                 Err(c) => self.judge(&mut budget, Err(c)),
@@ -609,7 +609,10 @@ impl Generator {
                     };
                     match self.flow.submit_video(&ctx.token.at, &submit).await {
                         Ok(ops) => Step::Done(ops),
-                        Err(e) => self.judge(&mut budget, Ok(e)),
+                        Err(e) => {
+                            self.note_submit(&ctx.account.id, &solution, &e);
+                            self.judge(&mut budget, Ok(e))
+                        }
                     }
                 }
             };

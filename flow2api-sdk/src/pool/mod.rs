@@ -108,6 +108,14 @@ pub struct Account {
     /// When it was added (Unix ms).
     #[serde(default)]
     pub created_at_ms: u64,
+    /// Its own captcha method chain (`capsolver,yescaptcha`), in place of `CAPTCHA_METHOD`;
+    /// `None` uses the global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captcha_method: Option<String>,
+    /// The route key of the browser extension that solves for it (stored for the
+    /// `extension` method, not built yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_route_key: Option<String>,
 }
 
 fn yes() -> bool {

@@ -25,6 +25,10 @@ pub struct AccountSettings {
     pub image_concurrency: Option<i64>,
     /// Video concurrency; -1 or null = unlimited.
     pub video_concurrency: Option<i64>,
+    /// Its own captcha method chain (as `CAPTCHA_METHOD`); `""` goes back to the global one.
+    pub captcha_method: Option<String>,
+    /// Its browser extension's route key (stored for the `extension` method); `""` clears it.
+    pub extension_route_key: Option<String>,
 }
 
 fn limit(v: i64) -> Option<u32> {
@@ -32,7 +36,41 @@ fn limit(v: i64) -> Option<u32> {
 }
 
 impl AccountSettings {
+    /// Refuses a `captcha_method` that `CAPTCHA_METHOD` would refuse, or a route key that is
+    /// not short plain text.
+    ///
+    /// # Errors
+    /// [`PoolError::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<(), PoolError> {
+        if let Some(m) = self
+            .captcha_method
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+        {
+            crate::captcha::parse_methods(m)
+                .map_err(|e| PoolError::Invalid(format!("`captcha_method`: {e}")))?;
+        }
+        if let Some(k) = &self.extension_route_key {
+            if k.len() > 128 || k.chars().any(char::is_control) {
+                return Err(PoolError::Invalid(
+                    "`extension_route_key` must be at most 128 printable characters.".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn apply_to(&self, a: &mut Account) {
+        if let Some(m) = &self.captcha_method {
+            // Validated already; empty goes back to the global chain.
+            a.captcha_method = crate::captcha::parse_methods(m)
+                .ok()
+                .filter(|m| !m.is_empty());
+        }
+        if let Some(k) = &self.extension_route_key {
+            let k = k.trim();
+            a.extension_route_key = (!k.is_empty()).then(|| k.to_owned());
+        }
         if let Some(r) = &self.remark {
             a.remark = r.clone();
         }
@@ -114,6 +152,7 @@ impl AccountPool {
         if st.is_empty() {
             return Err(PoolError::Invalid("`st` must not be empty.".into()));
         }
+        settings.validate()?;
         if let Some(existing) = self.holder_of(&st).await? {
             return Err(PoolError::Duplicate(existing));
         }
@@ -158,6 +197,8 @@ impl AccountPool {
             image_concurrency: None,
             video_concurrency: None,
             created_at_ms: now,
+            captcha_method: None,
+            extension_route_key: None,
         };
         settings.apply_to(&mut account);
         if !active {
@@ -230,6 +271,7 @@ impl AccountPool {
         st: Option<Secret>,
         settings: &AccountSettings,
     ) -> Result<Account, PoolError> {
+        settings.validate()?;
         let Some(st) = st.filter(|s| !s.expose().trim().is_empty()) else {
             return self.modify(id, |a| settings.apply_to(a)).await;
         };
@@ -377,6 +419,7 @@ impl AccountPool {
             video_enabled: item.video_enabled,
             image_concurrency: item.image_concurrency,
             video_concurrency: item.video_concurrency,
+            ..AccountSettings::default()
         };
         let session = match self.flow.session(&st).await {
             Ok(s) => s,

@@ -473,6 +473,18 @@ pub struct CaptchaRequest {
     pub page_url: String,
     /// The action.
     pub action: CaptchaAction,
+    /// Another site's own action name in place of `action`'s (the admin score test solves
+    /// for a score-checking site); `None` for Flow.
+    pub page_action: Option<String>,
+}
+
+impl CaptchaRequest {
+    /// The action name to solve for: `page_action`, else `action`'s.
+    pub fn action_name(&self) -> &str {
+        self.page_action
+            .as_deref()
+            .unwrap_or_else(|| self.action.as_str())
+    }
 }
 
 /// A solved token and the browser identity that solved it, which the submit must reuse.
@@ -482,14 +494,56 @@ pub struct CaptchaSolution {
     pub token: crate::secret::Secret,
     /// The User-Agent the solver used; the submit sends the same one.
     pub user_agent: String,
+    /// The method that solved it (`capsolver`…), so that Google's verdict on the token is
+    /// booked against the right solver.
+    pub method: String,
+}
+
+/// Why a solver gave no token. A method chain moves on to its next method on every kind: each
+/// says "this method cannot help now", none says "no method can".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaptchaErrorKind {
+    /// The method lacks what it needs (no API key…); no call was made.
+    NotConfigured,
+    /// The provider has no capacity (no free slot, no balance, no connected browser).
+    NoCapacity,
+    /// The provider refused or failed the task (an `errorId`, an HTTP error).
+    Provider,
+    /// No token within the polling budget.
+    NoToken,
+}
+
+impl CaptchaErrorKind {
+    /// A stable snake_case name, for stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::NoCapacity => "no_capacity",
+            Self::Provider => "provider",
+            Self::NoToken => "no_token",
+        }
+    }
 }
 
 /// A captcha provider failure. Never counted against an account.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("captcha solver: {message}")]
 pub struct CaptchaError {
+    /// Why.
+    pub kind: CaptchaErrorKind,
     /// What happened, free of the solver key.
     pub message: String,
+}
+
+impl CaptchaError {
+    /// A failure of `kind` described by `message` (which must not contain a secret).
+    pub fn new(kind: CaptchaErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 /// Produces reCAPTCHA tokens.

@@ -200,6 +200,22 @@ fn configure(fake: &FakeFlow, v: &Value) -> Result<Value, String> {
     if let Some(key) = v.get("yescaptcha_key") {
         fake.set_yescaptcha_key(key.as_str().ok_or("yescaptcha_key must be a string")?);
     }
+    if let Some(keys) = v.get("solver_keys") {
+        let keys = keys.as_object().ok_or("solver_keys must be an object")?;
+        for (solver, key) in keys {
+            fake.set_solver_key(solver, key.as_str().ok_or("solver keys must be strings")?);
+        }
+    }
+    if let Some(faults) = v.get("solver_faults") {
+        let faults = faults
+            .as_object()
+            .ok_or("solver_faults must be an object")?;
+        for (solver, fault) in faults {
+            let fault: Option<super::SolverFault> = serde_json::from_value(fault.clone())
+                .map_err(|_| "solver faults are zero_balance, no_slot, poll_error or null")?;
+            fake.set_solver_fault(solver, fault);
+        }
+    }
     if let Some(array) = v.get("upload_response_array") {
         fake.set_upload_response_array(
             array

@@ -1,4 +1,5 @@
-//! [`FakeFlow`]: an in-process fake of the Google Flow upstream and of the YesCaptcha task API.
+//! [`FakeFlow`]: an in-process fake of the Google Flow upstream and of the task-API captcha
+//! solvers (YesCaptcha, CapMonster, EzCaptcha, CapSolver).
 //!
 //! `FakeFlow` implements [`HttpClient`], so a test hands it to the SDK in place of the real
 //! network; the `flow2api-fake-upstream` binary in `flow2api-examples` serves the same fake over
@@ -15,6 +16,7 @@
 //! | `FLOW_LABS_BASE_URL` | `<base>/fx/api` | [`FakeFlow::labs_base`] |
 //! | `FLOW_API_BASE_URL` | `<base>/v1` | [`FakeFlow::api_base`] |
 //! | `YESCAPTCHA_BASE_URL` | `<base>/yescaptcha` | [`FakeFlow::yescaptcha_base`] |
+//! | `CAPMONSTER_BASE_URL`, `EZCAPTCHA_BASE_URL`, `CAPSOLVER_BASE_URL` | `<base>/<solver>` | [`FakeFlow::solver_base`] |
 //!
 //! Generated images get `fifeUrl`s `<base>/fife/<mediaId>.png`, which the fake also serves.
 //!
@@ -28,8 +30,9 @@
 //! | `UploadImage` (upload-image) | `POST …/flow/uploadImage` | AT, base64 `imageBytes`, `mimeType`, own project |
 //! | `GenerateImage` (generate-image) | `POST …/projects/{PID}/flowMedia:batchGenerateImages` | AT, own project, captcha token, User-Agent, inputs |
 //! | `UpsampleImage` (upsample-image) | `POST …/flow/upsampleImage` | AT, own project, captcha token, User-Agent, own generated media |
-//! | `CreateTask` | `POST …/createTask` | YesCaptcha `clientKey` |
-//! | `GetTaskResult` | `POST …/getTaskResult` | YesCaptcha `clientKey`, known task |
+//! | `CreateTask` | `POST …/<solver>/createTask` | the solver's `clientKey` ([`fake_solver_key`]), its task type, [`SolverFault`]s |
+//! | `GetTaskResult` | `POST …/<solver>/getTaskResult` | the solver's `clientKey`, known task |
+//! | `ScoreVerify` | `POST …/score/verify` | `{"g-recaptcha-response"}` a token the fake issued → `{"success":true,"score":0.9,"action"}` |
 //! | `Fife` | `GET …/fife/{id}.png` | generated id, else 404 |
 //! | `GenerateVideoText` (video-submit-text) | `POST …/video:batchAsyncGenerateVideoText` | AT, own project, `VIDEO_GENERATION` captcha token, User-Agent, video-submit body |
 //! | `GenerateVideoStartImage` (video-submit-start-image) | `POST …/video:batchAsyncGenerateVideoStartImage` | as video-submit-text, `startImage.mediaId` uploaded by the account |
@@ -53,6 +56,10 @@
 //! queued by [`FakeFlow::fail_next_video`] / [`FakeFlow::error_status_next_video`]. Video
 //! tokens must be solved for `VIDEO_GENERATION`, with the same single-use and User-Agent rules.
 //!
+//! The solver is the path segment before `createTask` (`yescaptcha`, `capmonster`, `ezcaptcha`,
+//! `capsolver`; any other is YesCaptcha); its tokens read `03AFcWeA-fake-<solver>-…`, so a test
+//! can tell which solver's token a generate call carried.
+//!
 //! A captcha token is accepted once, only if this fake's solver issued it for `IMAGE_GENERATION`,
 //! and only with the `User-Agent` the solver returned with it ([`SOLVER_USER_AGENT`], which
 //! differs from the UA the client sends to `createTask`, as Google's real solvers do). Rejections
@@ -74,7 +81,8 @@
 //!   `"percent":p` instead of `times` the fault applies to p % of calls forever;
 //! - `POST /_fake/captcha` — `{"polls_before_ready":n}`;
 //! - `POST /_fake/config` — any of `{"polls_before_ready","at_lifetime_ms","yescaptcha_key",
-//!   "upload_response_array"}`;
+//!   "upload_response_array","solver_keys":{solver:key},"solver_faults":{solver:
+//!   "zero_balance"|"no_slot"|"poll_error"|null}}` (solver faults last until `reset`);
 //! - `POST /_fake/video` — any of `{"pending_polls","active_polls","concat_polls",
 //!   "redirect":"ok"|"empty"|"lost","shape":"operations"|"workflows",
 //!   "fail_next":{"code","message"},"error_status_next":"MEDIA_GENERATION_STATUS_ERROR_…"}`
@@ -88,6 +96,8 @@
 //! - `GET /_fake/stats` — `{"max_in_flight":{email:n},"generated":n,"rejections":[…]}`.
 
 mod assets;
+#[cfg(test)]
+mod captcha_tests;
 /// The seams' conformance suites (also available alone, feature `conformance`).
 pub use crate::conformance;
 mod control;
@@ -120,6 +130,26 @@ pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, Vid
 /// The API key the fake YesCaptcha accepts unless [`FakeFlow::set_yescaptcha_key`] changes it.
 pub const DEFAULT_YESCAPTCHA_KEY: &str = "fake-yescaptcha-key";
 
+/// The solvers the fake serves, each under `<base>/<solver>`.
+pub const FAKE_SOLVERS: &[&str] = &["yescaptcha", "capmonster", "ezcaptcha", "capsolver"];
+
+/// The `clientKey` the fake `solver` accepts by default: `fake-<solver>-key`.
+pub fn fake_solver_key(solver: &str) -> String {
+    format!("fake-{solver}-key")
+}
+
+/// How a fake solver misbehaves (`POST /_fake/config` `solver_faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverFault {
+    /// `createTask` answers `ERROR_ZERO_BALANCE`.
+    ZeroBalance,
+    /// `createTask` answers `ERROR_NO_SLOT_AVAILABLE`.
+    NoSlot,
+    /// `getTaskResult` answers `errorId` 1 `ERROR_CAPTCHA_UNSOLVABLE`.
+    PollError,
+}
+
 /// The User-Agent the fake solver returns with every token; generate-image and upsample-image must
 /// be sent with it.
 pub const SOLVER_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/147.0.0.0 Safari/537.36";
@@ -144,10 +174,12 @@ pub enum Endpoint {
     GenerateImage,
     /// upsample-image `POST …/flow/upsampleImage`.
     UpsampleImage,
-    /// YesCaptcha `POST …/createTask`.
+    /// A solver's `POST …/createTask`.
     CreateTask,
-    /// YesCaptcha `POST …/getTaskResult`.
+    /// A solver's `POST …/getTaskResult`.
     GetTaskResult,
+    /// A reCAPTCHA score checker's `POST …/score/verify` (for the admin score test).
+    ScoreVerify,
     /// `GET …/fife/{id}.png`, the generated image bytes.
     Fife,
     /// video-submit-text `POST …/video:batchAsyncGenerateVideoText`.
@@ -412,6 +444,33 @@ impl FakeFlow {
         format!("{}/yescaptcha", self.public_base)
     }
 
+    /// `<base>/<solver>` (one of [`FAKE_SOLVERS`]), for that solver's `*_BASE_URL`.
+    pub fn solver_base(&self, solver: &str) -> String {
+        format!("{}/{solver}", self.public_base)
+    }
+
+    /// `<base>/score/verify`, a score checker for the admin score test.
+    pub fn score_verify_url(&self) -> String {
+        format!("{}/score/verify", self.public_base)
+    }
+
+    /// Sets the `clientKey` `solver` accepts (default [`fake_solver_key`]).
+    pub fn set_solver_key(&self, solver: &str, key: &str) {
+        self.lock()
+            .config
+            .solver_keys
+            .insert(solver.to_owned(), key.to_owned());
+    }
+
+    /// Makes `solver` misbehave until the next [`reset`](Self::reset) (`None`: behave).
+    pub fn set_solver_fault(&self, solver: &str, fault: Option<SolverFault>) {
+        let mut st = self.lock();
+        match fault {
+            Some(f) => st.config.solver_faults.insert(solver.to_owned(), f),
+            None => st.config.solver_faults.remove(solver),
+        };
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -452,7 +511,7 @@ impl FakeFlow {
 
     /// Sets the YesCaptcha `clientKey` the fake accepts (default [`DEFAULT_YESCAPTCHA_KEY`]).
     pub fn set_yescaptcha_key(&self, key: &str) {
-        self.lock().config.yescaptcha_key = key.to_owned();
+        self.set_solver_key("yescaptcha", key);
     }
 
     /// Makes upload-image answer `{"media":[{"name":…}]}` instead of `{"media":{"name":…}}`.

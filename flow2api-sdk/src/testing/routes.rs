@@ -10,7 +10,8 @@ use super::reply::{self, json as reply_json};
 use super::state::{IssuedToken, State, Task};
 use super::video_routes;
 use super::{
-    bearer, Endpoint, FakeProject, GeneratedMedia, UploadedMedia, SESSION_COOKIE, SOLVER_USER_AGENT,
+    bearer, Endpoint, FakeProject, GeneratedMedia, SolverFault, UploadedMedia, SESSION_COOKIE,
+    SOLVER_USER_AGENT,
 };
 use crate::seams::{Bytes, HttpResponse};
 use crate::util;
@@ -77,6 +78,8 @@ pub(super) fn classify(method: &Method, path: &str) -> Endpoint {
         Endpoint::CreateTask
     } else if post && path.ends_with("/getTaskResult") {
         Endpoint::GetTaskResult
+    } else if post && path.ends_with("/score/verify") {
+        Endpoint::ScoreVerify
     } else if get && fife_id(path).is_some() {
         Endpoint::Fife
     } else if let Some(endpoint) = video_routes::classify(method, path) {
@@ -116,6 +119,7 @@ pub(super) fn handle(
         Endpoint::UpsampleImage => upsample_image(st, ctx, req),
         Endpoint::CreateTask => create_task(st, ctx, req),
         Endpoint::GetTaskResult => get_task_result(st, req),
+        Endpoint::ScoreVerify => score_verify(st, req),
         Endpoint::Fife => fife(st, req),
         Endpoint::Unknown => reply::not_found(),
         video => video_routes::handle(st, ctx, video, req),
@@ -507,11 +511,34 @@ fn fife(st: &mut State, req: &Incoming) -> HttpResponse {
 // YesCaptcha
 // ---------------------------------------------------------------------------------------------
 
-/// Whether `clientKey` is the fake's key; records the rejection otherwise.
-fn client_key_ok(st: &mut State, endpoint: Endpoint, body: &Value) -> bool {
-    let ok = str_at(body, "/clientKey") == Some(st.config.yescaptcha_key.as_str());
+/// The solver a task-API path is for: the segment before `createTask`/`getTaskResult`, when it
+/// names one of [`super::FAKE_SOLVERS`], else YesCaptcha.
+fn solver_of(path: &str) -> &'static str {
+    let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let last = dir.rsplit('/').next().unwrap_or_default();
+    super::FAKE_SOLVERS
+        .iter()
+        .copied()
+        .find(|s| *s == last)
+        .unwrap_or("yescaptcha")
+}
+
+/// The task types each fake solver takes for generation (dossier §10.2).
+fn task_type_ok(solver: &str, kind: &str) -> bool {
+    match solver {
+        "capmonster" => kind == "RecaptchaV3TaskProxyless",
+        "ezcaptcha" => kind == "ReCaptchaV3TaskProxylessS9",
+        "capsolver" => kind == "ReCaptchaV3EnterpriseTaskProxyLess",
+        _ => crate::captcha::YESCAPTCHA_TASK_TYPES.contains(&kind),
+    }
+}
+
+/// Whether `clientKey` is the solver's key; records the rejection otherwise.
+fn client_key_ok(st: &mut State, endpoint: Endpoint, solver: &str, body: &Value) -> bool {
+    let ok = str_at(body, "/clientKey").is_some()
+        && str_at(body, "/clientKey") == st.config.solver_keys.get(solver).map(String::as_str);
     if !ok {
-        st.reject(endpoint, "wrong or missing clientKey");
+        st.reject(endpoint, format!("wrong or missing {solver} clientKey"));
     }
     ok
 }
@@ -528,8 +555,21 @@ fn create_task(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
     let Some(body) = &req.json else {
         return reply::invalid_json();
     };
-    if !client_key_ok(st, Endpoint::CreateTask, body) {
+    let solver = solver_of(&req.path);
+    if !client_key_ok(st, Endpoint::CreateTask, solver, body) {
         return key_does_not_exist();
+    }
+    match st.config.solver_faults.get(solver) {
+        Some(SolverFault::ZeroBalance) => {
+            return reply::captcha_error("ERROR_ZERO_BALANCE", "Account has zero balance");
+        }
+        Some(SolverFault::NoSlot) => {
+            return reply::captcha_error(
+                "ERROR_NO_SLOT_AVAILABLE",
+                "No idle workers are available at the moment, please try again later",
+            );
+        }
+        _ => {}
     }
     let Some(task) = body.get("task").filter(|t| t.is_object()) else {
         return reply::captcha_error("ERROR_TASK_ABSENT", "Task property is empty or not set");
@@ -543,10 +583,22 @@ fn create_task(st: &mut State, ctx: &Ctx<'_>, req: &Incoming) -> HttpResponse {
             );
         }
     }
+    let kind = str_at(task, "/type").unwrap_or_default();
+    if !task_type_ok(solver, kind) {
+        st.reject(
+            Endpoint::CreateTask,
+            format!("{solver} does not take task type {kind}"),
+        );
+        return reply::captcha_error(
+            "ERROR_TASK_NOT_SUPPORTED",
+            &format!("task type {kind} is not supported"),
+        );
+    }
     let task_id = util::uuid_v4();
     st.tasks.insert(
         task_id.clone(),
         Task {
+            solver: solver.to_owned(),
             polls_left: st.config.polls_before_ready,
             unsolvable: ctx.unsolvable_task,
             page_action: str_at(task, "/pageAction").unwrap_or_default().to_owned(),
@@ -561,8 +613,15 @@ fn get_task_result(st: &mut State, req: &Incoming) -> HttpResponse {
     let Some(body) = &req.json else {
         return reply::invalid_json();
     };
-    if !client_key_ok(st, Endpoint::GetTaskResult, body) {
+    let solver = solver_of(&req.path);
+    if !client_key_ok(st, Endpoint::GetTaskResult, solver, body) {
         return key_does_not_exist();
+    }
+    if st.config.solver_faults.get(solver) == Some(&SolverFault::PollError) {
+        return reply::captcha_error(
+            "ERROR_CAPTCHA_UNSOLVABLE",
+            "Captcha could not be solved by workers",
+        );
     }
     let task_id = str_at(body, "/taskId").unwrap_or_default();
     let Some(task) = st.tasks.get_mut(task_id) else {
@@ -581,7 +640,7 @@ fn get_task_result(st: &mut State, req: &Incoming) -> HttpResponse {
     let token = match &task.solution {
         Some(token) => token.clone(),
         None => {
-            let token = format!("03AFcWeA-fake-{}", util::random_hex(32));
+            let token = format!("03AFcWeA-fake-{}-{}", task.solver, util::random_hex(32));
             task.solution = Some(token.clone());
             let page_action = task.page_action.clone();
             st.tokens.insert(
@@ -603,6 +662,26 @@ fn get_task_result(st: &mut State, req: &Incoming) -> HttpResponse {
             "solution": {"gRecaptchaResponse": token, "userAgent": SOLVER_USER_AGENT},
         }),
     )
+}
+
+/// `score/verify`: what a score checker says of a token — `success` and a score for the fake's
+/// own tokens (not burnt: checking is not using), `invalid-input-response` otherwise.
+fn score_verify(st: &mut State, req: &Incoming) -> HttpResponse {
+    let token = req
+        .json
+        .as_ref()
+        .and_then(|b| str_at(b, "/g-recaptcha-response"))
+        .unwrap_or_default();
+    match st.tokens.get(token) {
+        Some(t) => reply_json(
+            200,
+            &json!({"success": true, "score": 0.9, "action": t.page_action}),
+        ),
+        None => reply_json(
+            200,
+            &json!({"success": false, "error-codes": ["invalid-input-response"]}),
+        ),
+    }
 }
 
 #[cfg(test)]

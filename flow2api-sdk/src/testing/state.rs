@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{
-    Endpoint, FakeAccount, FakeProject, Fault, GeneratedMedia, RecordedRequest, UploadedMedia,
-    DEFAULT_YESCAPTCHA_KEY,
+    Endpoint, FakeAccount, FakeProject, Fault, GeneratedMedia, RecordedRequest, SolverFault,
+    UploadedMedia, DEFAULT_YESCAPTCHA_KEY, FAKE_SOLVERS,
 };
 
 /// Settings changed through the setters and `/_fake/config`.
@@ -14,7 +14,11 @@ use super::{
 pub(super) struct Config {
     pub(super) at_lifetime: Duration,
     pub(super) polls_before_ready: u32,
-    pub(super) yescaptcha_key: String,
+    /// Per solver (`yescaptcha`, `capmonster`, `ezcaptcha`, `capsolver`): the `clientKey` it
+    /// accepts.
+    pub(super) solver_keys: HashMap<String, String>,
+    /// Per solver: how it misbehaves until the next reset.
+    pub(super) solver_faults: HashMap<String, SolverFault>,
     pub(super) upload_array: bool,
 }
 
@@ -33,9 +37,11 @@ pub(super) struct AccessToken {
     pub(super) revoked: bool,
 }
 
-/// A YesCaptcha task.
+/// A task of one of the fake solvers.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
+    /// Which solver (`capsolver`…) took it.
+    pub(super) solver: String,
     pub(super) polls_left: u32,
     pub(super) unsolvable: bool,
     pub(super) page_action: String,
@@ -86,7 +92,18 @@ impl State {
             config: Config {
                 at_lifetime: Duration::from_secs(90 * 60),
                 polls_before_ready: 1,
-                yescaptcha_key: DEFAULT_YESCAPTCHA_KEY.to_owned(),
+                solver_keys: FAKE_SOLVERS
+                    .iter()
+                    .map(|s| {
+                        let key = if *s == "yescaptcha" {
+                            DEFAULT_YESCAPTCHA_KEY.to_owned()
+                        } else {
+                            super::fake_solver_key(s)
+                        };
+                        ((*s).to_owned(), key)
+                    })
+                    .collect(),
+                solver_faults: HashMap::new(),
                 upload_array: false,
             },
             accounts: Vec::new(),
@@ -230,6 +247,7 @@ impl State {
 
     pub(super) fn reset(&mut self) {
         self.faults.clear();
+        self.config.solver_faults.clear();
         self.requests.clear();
         self.rejections.clear();
         self.max_in_flight = self

@@ -524,7 +524,7 @@ fn yescaptcha_key_polls_and_faults() {
     assert_eq!(body(&r)["errorCode"], "ERROR_KEY_DOES_NOT_EXIST");
 
     fake.inject(Endpoint::CreateTask, Fault::CaptchaError, 1);
-    let task = json!({"clientKey": DEFAULT_YESCAPTCHA_KEY, "task": {"websiteURL": "u", "websiteKey": "k", "type": "t", "pageAction": "IMAGE_GENERATION"}});
+    let task = json!({"clientKey": DEFAULT_YESCAPTCHA_KEY, "task": {"websiteURL": "u", "websiteKey": "k", "type": "RecaptchaV3TaskProxylessM1S9", "pageAction": "IMAGE_GENERATION"}});
     let r = post_json(&fake, &url, &[], &task);
     assert_eq!(body(&r)["errorCode"], "ERROR_NO_SLOT_AVAILABLE");
 
