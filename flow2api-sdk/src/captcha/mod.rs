@@ -42,39 +42,40 @@ pub fn parse_methods(raw: &str) -> Result<String, String> {
 }
 
 /// Every task-API provider as a solver, keyed by method, for the chains accounts name.
-#[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
 pub fn all_methods(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
 ) -> ChainSolver {
-    let solvers = Provider::ALL
-        .into_iter()
-        .map(|p| {
-            let solver: Arc<dyn CaptchaSolver> = Arc::new(TaskApiSolver::new(
-                http.clone(),
-                clock.clone(),
-                TaskApiConfig::for_provider(p, config),
-            ));
-            (p.method().to_owned(), solver)
-        })
-        .collect();
-    ChainSolver::new(solvers, stats, clock)
+    chain_of(Provider::ALL, http, clock, config, stats)
 }
 
 /// The chain of solvers `CAPTCHA_METHOD` lists, over `http`, booking into `stats`.
 /// Validation only lets built methods through, so every listed method is a task API.
-#[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
 pub fn from_config(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
 ) -> ChainSolver {
-    let solvers = methods(config)
+    let providers = methods(config)
         .into_iter()
-        .filter_map(Provider::from_method)
+        .filter_map(Provider::from_method);
+    chain_of(providers, http, clock, config, stats)
+}
+
+/// A chain of `providers`' solvers, in that order.
+#[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
+fn chain_of(
+    providers: impl IntoIterator<Item = Provider>,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    config: &crate::config::Config,
+    stats: Arc<CaptchaStats>,
+) -> ChainSolver {
+    let solvers = providers
+        .into_iter()
         .map(|p| {
             let solver: Arc<dyn CaptchaSolver> = Arc::new(TaskApiSolver::new(
                 http.clone(),
