@@ -153,6 +153,8 @@ impl AppInner {
             page_url: page_url.clone(),
             action: CaptchaAction::ImageGeneration,
             page_action: Some(action.to_owned()),
+            project_id: String::new(),
+            account_id: None,
         };
         let clock = &self.deps.clock;
         let started = clock.now_ms();

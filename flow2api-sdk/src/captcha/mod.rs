@@ -1,14 +1,20 @@
 //! reCAPTCHA solving (`docs/upstream.md#recaptcha`): the task-API providers
-//! ([`TaskApiSolver`] for YesCaptcha, CapMonster, EzCaptcha and CapSolver), the method chain
-//! `CAPTCHA_METHOD` lists ([`ChainSolver`]) and the accounting of both ([`CaptchaStats`]).
+//! ([`TaskApiSolver`] for YesCaptcha, CapMonster, EzCaptcha and CapSolver), a remote browser
+//! service ([`RemoteBrowser`]), the method chain `CAPTCHA_METHOD` lists ([`ChainSolver`]) and
+//! the accounting of all of them ([`CaptchaStats`]).
 
 mod chain;
+mod remote_browser;
 mod stats;
 mod task_api;
 
 use std::sync::Arc;
 
 pub use chain::ChainSolver;
+pub use remote_browser::{
+    RemoteBrowser, RemoteBrowserConfig, RemoteBrowserHealth, METHOD as REMOTE_BROWSER,
+    PREFILL_EVERY,
+};
 pub use stats::{CaptchaCounters, CaptchaStats, CaptchaStatsView};
 pub use task_api::{
     Provider, TaskApiConfig, TaskApiSolver, YesCaptcha, YesCaptchaConfig, YESCAPTCHA_TASK_TYPES,
@@ -41,48 +47,59 @@ pub fn parse_methods(raw: &str) -> Result<String, String> {
         .join(","))
 }
 
-/// Every task-API provider as a solver, keyed by method, for the chains accounts name.
+/// Every built method as a solver, keyed by method, for the chains accounts name.
 pub fn all_methods(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
 ) -> ChainSolver {
-    chain_of(Provider::ALL, http, clock, config, stats)
+    chain_of(
+        crate::config::CAPTCHA_METHODS.iter().copied(),
+        http,
+        clock,
+        config,
+        stats,
+    )
 }
 
 /// The chain of solvers `CAPTCHA_METHOD` lists, over `http`, booking into `stats`.
-/// Validation only lets built methods through, so every listed method is a task API.
 pub fn from_config(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
 ) -> ChainSolver {
-    let providers = methods(config)
-        .into_iter()
-        .filter_map(Provider::from_method);
-    chain_of(providers, http, clock, config, stats)
+    chain_of(methods(config), http, clock, config, stats)
 }
 
-/// A chain of `providers`' solvers, in that order.
+/// A chain of the `methods`' solvers, in that order. Validation only lets built methods
+/// through; any other word is skipped.
 #[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
-fn chain_of(
-    providers: impl IntoIterator<Item = Provider>,
+fn chain_of<'m>(
+    methods: impl IntoIterator<Item = &'m str>,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
 ) -> ChainSolver {
-    let solvers = providers
+    let solvers = methods
         .into_iter()
-        .map(|p| {
-            let solver: Arc<dyn CaptchaSolver> = Arc::new(TaskApiSolver::new(
-                http.clone(),
-                clock.clone(),
-                TaskApiConfig::for_provider(p, config),
-            ));
-            (p.method().to_owned(), solver)
+        .filter_map(|m| {
+            let solver: Arc<dyn CaptchaSolver> = if m == REMOTE_BROWSER {
+                Arc::new(RemoteBrowser::new(
+                    http.clone(),
+                    clock.clone(),
+                    RemoteBrowserConfig::from(config),
+                ))
+            } else {
+                Arc::new(TaskApiSolver::new(
+                    http.clone(),
+                    clock.clone(),
+                    TaskApiConfig::for_provider(Provider::from_method(m)?, config),
+                ))
+            };
+            Some((m.to_owned(), solver))
         })
         .collect();
     ChainSolver::new(solvers, stats, clock)
