@@ -256,3 +256,35 @@ async fn a_video_submit_follows_the_web_apps_warm_up() {
         session
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_score_test_and_the_probe_ask_the_browser_service() {
+    let h = setup("remote_browser", &[]).await;
+    let r = h
+        .admin_call(
+            "POST",
+            "/api/captcha/score-test",
+            Some(json!({"action": "login"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["method"], "remote_browser");
+    assert_eq!(v["verify_result"]["score"], 0.9);
+    assert!(v.get("token").is_none(), "{v}");
+    let asked = &h.fake.requests_to(Endpoint::RemoteBrowserCustomScore)[0];
+    let asked = asked.json.as_ref().unwrap();
+    assert_eq!(asked["action"], "login");
+    assert_eq!(
+        asked["website_key"],
+        "6LcR_okUAAAAAPYrPe-HK_0RULO1aZM15ENyM-Mf"
+    );
+
+    let stats = h.admin_call("GET", "/api/captcha/stats", None).await.json();
+    assert_eq!(stats["remote_browser"]["up"], true, "{stats}");
+    h.fake
+        .set_solver_fault(FAKE_REMOTE_BROWSER, Some(SolverFault::NoSlot));
+    let stats = h.admin_call("GET", "/api/captcha/stats", None).await.json();
+    assert_eq!(stats["remote_browser"]["up"], false, "{stats}");
+}

@@ -100,13 +100,31 @@ impl AppInner {
                 row
             })
             .collect();
-        Ok(ok(&json!({
+        let methods = crate::captcha::methods(&self.config);
+        let mut out = json!({
             "success": true,
             "scope": "process",
-            "methods": crate::captcha::methods(&self.config),
+            "methods": methods,
             "solvers": view.solvers,
             "accounts": accounts,
-        })))
+        });
+        if methods.contains(&crate::captcha::REMOTE_BROWSER) {
+            let browser = self.remote_browser();
+            out["remote_browser"] = match browser.health().await {
+                Ok(h) => json!({"configured": true, "up": h.up, "latency_ms": h.latency_ms}),
+                Err(_) => json!({"configured": false, "up": false}),
+            };
+        }
+        Ok(ok(&out))
+    }
+
+    /// A client of the configured remote browser service, for its probe and score test.
+    fn remote_browser(&self) -> crate::captcha::RemoteBrowser {
+        crate::captcha::RemoteBrowser::new(
+            self.deps.http.clone(),
+            self.deps.clock.clone(),
+            (&*self.config).into(),
+        )
     }
 
     /// Solves one token with the configured methods for the given site and POSTs
@@ -147,6 +165,39 @@ impl AppInner {
                 ))
                 .param(field));
             }
+        }
+        // A browser service verifies in its own browser, where the score is made (§10.4).
+        if crate::captcha::methods(&self.config).first() == Some(&crate::captcha::REMOTE_BROWSER) {
+            let asked = json!({
+                "website_url": page_url,
+                "website_key": site_key,
+                "verify_url": verify_url,
+                "action": action,
+                "enterprise": body.enterprise.unwrap_or(false),
+            });
+            return Ok(ok(
+                &match self.remote_browser().custom_score(&asked).await {
+                    Ok(mut answer) => {
+                        answer.insert("method".into(), json!(crate::captcha::REMOTE_BROWSER));
+                        let verified = answer
+                            .get("verify_result")
+                            .and_then(|r| r.get("success"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        answer.entry("success").or_insert(json!(verified));
+                        // A token is single-use and this one was spent; it is no one's business.
+                        answer.remove("token");
+                        Value::Object(answer)
+                    }
+                    Err(e) => json!({
+                        "success": false,
+                        "method": crate::captcha::REMOTE_BROWSER,
+                        "message": e.message,
+                        "website_url": page_url,
+                        "action": action,
+                    }),
+                },
+            ));
         }
         let request = CaptchaRequest {
             site_key: site_key.to_owned(),
