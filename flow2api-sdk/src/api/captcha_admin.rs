@@ -78,9 +78,15 @@ impl AppInner {
     }
 
     /// Per method and per account: solves, failures (by kind), latency and Google's
-    /// rejections, since this process started.
+    /// rejections, every process's and isolate's together.
     async fn captcha_stats(&self) -> Result<Response<Body>, ApiError> {
-        let view = self.deps.captcha_stats.snapshot();
+        // This process's latest counts first, then every process's totals.
+        let store = &*self.deps.sessions;
+        let stats = &self.deps.captcha_stats;
+        let _ = stats
+            .flush_if_due(store, self.deps.clock.now_ms(), true)
+            .await;
+        let view = crate::captcha::load_shared(store).await?;
         // Emails make the per-account rows readable; a pool that cannot be listed leaves ids.
         let emails: std::collections::HashMap<String, String> = self
             .pool
@@ -103,7 +109,7 @@ impl AppInner {
         let methods = crate::captcha::methods(&self.config);
         let mut out = json!({
             "success": true,
-            "scope": "process",
+            "scope": "shared",
             "methods": methods,
             "solvers": view.solvers,
             "accounts": accounts,

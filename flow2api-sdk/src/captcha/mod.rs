@@ -15,7 +15,7 @@ pub use remote_browser::{
     RemoteBrowser, RemoteBrowserConfig, RemoteBrowserHealth, METHOD as REMOTE_BROWSER,
     PREFILL_EVERY,
 };
-pub use stats::{CaptchaCounters, CaptchaStats, CaptchaStatsView};
+pub use stats::{load_shared, CaptchaCounters, CaptchaStats, CaptchaStatsView, FLUSH_EVERY};
 pub use task_api::{
     Provider, TaskApiConfig, TaskApiSolver, YesCaptcha, YesCaptchaConfig, YESCAPTCHA_TASK_TYPES,
 };
@@ -87,11 +87,14 @@ fn chain_of<'m>(
         .into_iter()
         .filter_map(|m| {
             let solver: Arc<dyn CaptchaSolver> = if m == REMOTE_BROWSER {
-                Arc::new(RemoteBrowser::new(
-                    http.clone(),
-                    clock.clone(),
-                    RemoteBrowserConfig::from(config),
-                ))
+                Arc::new(
+                    RemoteBrowser::new(
+                        http.clone(),
+                        clock.clone(),
+                        RemoteBrowserConfig::from(config),
+                    )
+                    .with_stats(stats.clone()),
+                )
             } else {
                 Arc::new(TaskApiSolver::new(
                     http.clone(),

@@ -4,8 +4,7 @@
 //! submit ended (`finish`, `error`), is warned of coming solves (`prefill`, at most once per
 //! project, action and account every [`PREFILL_EVERY`]) and answers a `health` probe.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
@@ -31,8 +30,6 @@ const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(5);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// The shortest solve deadline, whatever `REMOTE_BROWSER_TIMEOUT` says.
 const MIN_SOLVE_TIMEOUT: Duration = Duration::from_secs(12);
-/// Prefill stamps kept before old ones are swept.
-const MAX_PREFILL_STAMPS: usize = 4096;
 
 /// The remote browser service's settings (`REMOTE_BROWSER_*`).
 #[derive(Debug, Clone)]
@@ -72,8 +69,9 @@ pub struct RemoteBrowser {
     base_url: String,
     api_key: Option<Secret>,
     timeout: Duration,
-    /// When each (project, action, account) was last prefilled, in clock ms.
-    prefilled: Mutex<HashMap<String, u64>>,
+    /// Holds when each (project, action, account) was last prefilled: it outlives this
+    /// solver, which is rebuilt with every configuration (at the edge, every request).
+    stamps: Arc<super::CaptchaStats>,
 }
 
 impl std::fmt::Debug for RemoteBrowser {
@@ -102,8 +100,15 @@ impl RemoteBrowser {
                 .to_owned(),
             api_key: config.api_key.filter(|k| !k.is_empty()),
             timeout: config.timeout,
-            prefilled: Mutex::default(),
+            stamps: Arc::default(),
         }
+    }
+
+    /// The same solver keeping its prefill stamps in `stats` (which outlive it).
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<super::CaptchaStats>) -> Self {
+        self.stamps = stats;
+        self
     }
 
     /// Whether both the base URL and the key are set.
@@ -254,24 +259,6 @@ impl RemoteBrowser {
         }
     }
 
-    /// Whether a prefill for `key` is due now (and stamps it).
-    fn prefill_due(&self, key: String) -> bool {
-        let now = self.clock.now_ms();
-        let every = PREFILL_EVERY.as_millis() as u64;
-        let mut stamps = self.prefilled.lock().unwrap_or_else(|e| e.into_inner());
-        if stamps
-            .get(&key)
-            .is_some_and(|last| now.saturating_sub(*last) < every)
-        {
-            return false;
-        }
-        if stamps.len() >= MAX_PREFILL_STAMPS {
-            stamps.retain(|_, last| now.saturating_sub(*last) < every);
-        }
-        stamps.insert(key, now);
-        true
-    }
-
     async fn prefill_inner(&self, request: &CaptchaRequest) {
         if !self.is_configured() || request.project_id.is_empty() {
             return;
@@ -282,7 +269,10 @@ impl RemoteBrowser {
             request.project_id,
             request.action_name()
         );
-        if !self.prefill_due(key) {
+        if !self
+            .stamps
+            .prefill_due(&key, self.clock.now_ms(), PREFILL_EVERY)
+        {
             return;
         }
         let body = SolveRequest {

@@ -425,7 +425,6 @@ impl AccountPool {
             video_concurrency: item.video_concurrency,
             captcha_method: item.captcha_method.clone(),
             extension_route_key: item.extension_route_key.clone(),
-            ..AccountSettings::default()
         };
         if let Err(e) = settings.validate() {
             report.errors.push(format!("item {n}: {e}"));
