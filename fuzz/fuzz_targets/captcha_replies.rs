@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
             CaptchaAction::VideoGeneration
         },
         page_action: None,
+        egress: None,
     };
     let solved = solver
         .solve(&request)

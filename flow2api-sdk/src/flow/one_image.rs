@@ -129,6 +129,7 @@ impl FlowClient {
                 page_url: project_page(&project_id),
                 action: CaptchaAction::ImageGeneration,
                 page_action: None,
+                egress: None,
             })
             .await?;
         let generation = ImageGeneration {
@@ -183,6 +184,7 @@ mod tests {
                     token: Secret::new("captcha-token"),
                     user_agent: "solver-agent".to_owned(),
                     method: "test".to_owned(),
+                    proxy_url: None,
                 })
             })
         }

@@ -41,6 +41,19 @@ impl Generator {
         media_base: &str,
         progress: &Progress,
     ) -> Result<Output, GenerateError> {
+        // Every call of this generation leaves the account's way (its proxy or relay).
+        self.for_account(&lease.account)
+            .generate_image_here(lease, request, media_base, progress)
+            .await
+    }
+
+    async fn generate_image_here(
+        &self,
+        lease: &Lease,
+        request: &ImageRequest,
+        media_base: &str,
+        progress: &Progress,
+    ) -> Result<Output, GenerateError> {
         let project_id = lease.project_id.clone();
         if project_id.is_empty() {
             return Err(GenerateError::NoProject);
@@ -85,7 +98,7 @@ impl Generator {
                         session_id: &sid,
                         seed: (util::random_u64() % 999_999) as u32 + 1,
                     };
-                    match self.flow.generate_image(&at, &g).await {
+                    match self.submit_flow(&solution).generate_image(&at, &g).await {
                         Ok(img) => Step::Done(img),
                         Err(e) => {
                             self.note_submit(&account.id, &solution, &e);
@@ -189,7 +202,7 @@ impl Generator {
                         session_id: sid,
                         tier: account.tier,
                     };
-                    match self.flow.upsample_image(at, &u).await {
+                    match self.submit_flow(&solution).upsample_image(at, &u).await {
                         Ok(bytes) => Step::Done(bytes),
                         // An empty image is final (`docs/upstream.md#image-pipeline`): not retried.
                         Err(e) if e.is_parse() => Step::Fail(GenerateError::Upstream(e)),

@@ -29,6 +29,12 @@ pub struct AccountSettings {
     pub captcha_method: Option<String>,
     /// Its browser extension's route key (stored for the `extension` method); `""` clears it.
     pub extension_route_key: Option<String>,
+    /// Its own proxy in any `crate::proxy_url` form; `""` clears it (back to `PROXY_URL`).
+    pub proxy_url: Option<Secret>,
+    /// Its own egress relay's URL; `""` clears it (with the secret).
+    pub egress_relay_url: Option<String>,
+    /// Its relay's secret; `""` clears it.
+    pub egress_relay_secret: Option<Secret>,
 }
 
 fn limit(v: i64) -> Option<u32> {
@@ -50,6 +56,27 @@ impl AccountSettings {
             crate::captcha::parse_methods(m)
                 .map_err(|e| PoolError::Invalid(format!("`captcha_method`: {e}")))?;
         }
+        if let Some(p) = &self.proxy_url {
+            crate::proxy_url::normalize(p.expose())
+                .map_err(|e| PoolError::Invalid(format!("`proxy_url`: {e}")))?;
+        }
+        if let Some(u) = self
+            .egress_relay_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            crate::config::check("EGRESS_RELAY_URL", u)
+                .map_err(|p| PoolError::Invalid(format!("`egress_relay_url`: {}", p.message)))?;
+            if self
+                .egress_relay_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().trim().is_empty())
+            {
+                return Err(PoolError::Invalid(
+                    "`egress_relay_url` needs `egress_relay_secret`.".into(),
+                ));
+            }
+        }
         if let Some(k) = &self.extension_route_key {
             if k.len() > 128 || k.chars().any(char::is_control) {
                 return Err(PoolError::Invalid(
@@ -70,6 +97,24 @@ impl AccountSettings {
         if let Some(k) = &self.extension_route_key {
             let k = k.trim();
             a.extension_route_key = (!k.is_empty()).then(|| k.to_owned());
+        }
+        if let Some(p) = &self.proxy_url {
+            // Validated already; empty goes back to the global proxy.
+            a.proxy_url = crate::proxy_url::normalize(p.expose())
+                .ok()
+                .flatten()
+                .map(Secret::new);
+        }
+        if let Some(u) = &self.egress_relay_url {
+            let u = u.trim().trim_end_matches('/');
+            a.egress_relay_url = (!u.is_empty()).then(|| u.to_owned());
+        }
+        if let Some(s) = &self.egress_relay_secret {
+            let s = s.expose().trim();
+            a.egress_relay_secret = (!s.is_empty()).then(|| Secret::new(s));
+        }
+        if a.egress_relay_url.is_none() {
+            a.egress_relay_secret = None;
         }
         if let Some(r) = &self.remark {
             a.remark = r.clone();
@@ -199,6 +244,9 @@ impl AccountPool {
             created_at_ms: now,
             captcha_method: None,
             extension_route_key: None,
+            proxy_url: None,
+            egress_relay_url: None,
+            egress_relay_secret: None,
         };
         settings.apply_to(&mut account);
         if !active {
