@@ -91,9 +91,15 @@ fn bare(scheme: &str, rest: &str) -> Result<String, ProxyFormatError> {
         return Err(bad("no host:port"));
     }
     if let Some((creds, hostport)) = rest.rsplit_once('@') {
-        let (host, port) = host_port(hostport)?;
-        let (user, pass) = creds.split_once(':').unwrap_or((creds, ""));
-        return build(scheme, host, port, Some((user, pass)));
+        match host_port(hostport) {
+            Ok((host, port)) => {
+                let (user, pass) = creds.split_once(':').unwrap_or((creds, ""));
+                return build(scheme, host, port, Some((user, pass)));
+            }
+            // `host:port:user:pass` whose password holds an `@`.
+            Err(e) if rest.starts_with('[') || rest.split(':').count() < 4 => return Err(e),
+            Err(_) => {}
+        }
     }
     // `[v6]:port` has no credentials form of its own.
     if rest.starts_with('[') {
