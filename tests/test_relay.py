@@ -267,7 +267,7 @@ class LoopProxies:
         finally:
             try:
                 w.close()
-            except OSError:
+            except (OSError, RuntimeError):  # RuntimeError: the loop is gone (interpreter exit)
                 pass
 
     async def _splice(self, kind: str, r, w, ur, uw, first: bytes = b"") -> None:
@@ -349,6 +349,13 @@ class LoopProxies:
             self.counts[k] = 0
 
     def close(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
