@@ -404,6 +404,18 @@ def test_native_generations_through_http_and_socks5_proxies(server: Gateway, pro
         assert proxies.counts["socks_bytes"] > 0 and proxies.counts["http_bytes"] == 0, proxies.counts
         assert proxies.counts["refused"] == 0, proxies.counts
 
+        # MEDIA_PROXY_URL: with MEDIA_CACHE on, the result's download goes through the media
+        # proxy (HTTP), the generation's own calls through the account's (SOCKS5).
+        ok_json(gw.http.patch("/api/settings", json={"values": {"MEDIA_CACHE": "true"}},
+                              headers=gw.admin_headers()))
+        r = set_proxy(gw, {"proxy_enabled": False, "media_proxy_enabled": True,
+                           "media_proxy_url": proxies.http_url()})
+        assert ok_json(r)["success"] is True
+        proxies.reset()
+        body = ok_json(generate(gw))
+        assert "/media/" in body["choices"][0]["message"]["content"], body
+        assert proxies.counts["socks_bytes"] > 0 and proxies.counts["http_bytes"] > 0, proxies.counts
+
         # /api/proxy/test through the HTTP proxy, then a proxy that is not there.
         proxies.reset()
         t = ok_json(gw.http.post("/api/proxy/test", headers=gw.admin_headers(), json={
@@ -416,6 +428,8 @@ def test_native_generations_through_http_and_socks5_proxies(server: Gateway, pro
     finally:
         ok_json(gw.http.put(f"/api/tokens/{aid}", headers=gw.admin_headers(), json={"proxy_url": ""}))
         ok_json(set_proxy(gw, {"proxy_enabled": False, "media_proxy_enabled": False}))
+        ok_json(gw.http.patch("/api/settings", json={"values": {"MEDIA_CACHE": None}},
+                              headers=gw.admin_headers()))
         time.sleep(2.5)
 
 

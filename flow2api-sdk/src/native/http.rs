@@ -81,21 +81,25 @@ impl ReqwestHttp {
         }
     }
 
-    /// The client for `request`'s egress: the shared one, or its proxy's.
-    fn client_for(&self, request: &HttpRequest) -> Result<reqwest::Client, TransportError> {
+    /// The client for `request`'s egress: the shared one (borrowed), or its proxy's.
+    fn client_for(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<std::borrow::Cow<'_, reqwest::Client>, TransportError> {
+        use std::borrow::Cow;
         match request.extensions().get::<Egress>() {
-            None | Some(Egress::Direct) => Ok(self.client.clone()),
+            None | Some(Egress::Direct) => Ok(Cow::Borrowed(&self.client)),
             Some(Egress::Proxy(proxy)) => {
                 let mut cache = match self.proxied.lock() {
                     Ok(c) => c,
                     Err(poisoned) => poisoned.into_inner(),
                 };
                 if let Some(c) = cache.get(proxy) {
-                    return Ok(c.clone());
+                    return Ok(Cow::Owned(c.clone()));
                 }
                 let client = proxied_client(proxy)?;
                 cache.insert(proxy.clone(), client.clone());
-                Ok(client)
+                Ok(Cow::Owned(client))
             }
             Some(_) => Err(TransportError::new(
                 TransportErrorKind::Egress,
