@@ -191,3 +191,32 @@ async fn a_bad_account_proxy_is_refused_clearly() {
     );
     assert!(!r.text().contains("hunter22"));
 }
+
+#[tokio::test]
+async fn adding_an_account_with_its_own_proxy_uses_it_from_the_first_call() {
+    let clock = Arc::new(TokioClock::new());
+    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
+    fake.add_account(FakeAccount::new(ST, "alice@example.com"));
+    let log = Log::default();
+    let b = builder(
+        config(&[("PROXY_URL", "10.0.0.1:3128:g:pw")], &fake),
+        &fake,
+        clock.clone(),
+    )
+    .http(recording(&fake, log.clone()));
+    let h = logged_in(b.build().unwrap(), fake, clock).await;
+    let added = h
+        .admin_call(
+            "POST",
+            "/api/tokens",
+            Some(json!({"st": ST, "proxy_url": "st5 10.0.0.9:1080:u:p"})),
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.text());
+    let log = log.lock().unwrap().clone();
+    // Session, credits and the projects: all through the account's proxy.
+    assert!(log.len() >= 3, "{log:?}");
+    for (path, egress) in &log {
+        assert_eq!(egress.as_deref(), Some(ACCOUNT_PROXY), "{path}");
+    }
+}

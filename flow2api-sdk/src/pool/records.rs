@@ -87,6 +87,22 @@ impl AccountSettings {
         Ok(())
     }
 
+    /// The way the account's calls leave that these settings name (its relay, else its
+    /// proxy), for the calls made while adding it; `None`: the configured default.
+    pub fn egress(&self) -> Option<crate::seams::Egress> {
+        let proxy = self
+            .proxy_url
+            .as_ref()
+            .and_then(|p| crate::proxy_url::normalize(p.expose()).ok().flatten())
+            .map(Secret::new);
+        let relay = self
+            .egress_relay_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        crate::egress::account_egress(relay, self.egress_relay_secret.as_ref(), proxy.as_ref())
+    }
+
     fn apply_to(&self, a: &mut Account) {
         if let Some(m) = &self.captcha_method {
             // Validated already; empty goes back to the global chain.
@@ -201,8 +217,24 @@ impl AccountPool {
         if let Some(existing) = self.holder_of(&st).await? {
             return Err(PoolError::Duplicate(existing));
         }
-        let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        // Its own way out (proxy or relay) from the first call on.
+        let session = self
+            .flow_for(settings)
+            .session(&st)
+            .await
+            .map_err(PoolError::Rejected)?;
         self.add_exchanged(st, session, settings, true).await
+    }
+
+    /// The Flow client for calls made for an account with `settings`.
+    fn flow_for(
+        &self,
+        settings: &AccountSettings,
+    ) -> std::borrow::Cow<'_, crate::flow::FlowClient> {
+        match settings.egress() {
+            Some(egress) => std::borrow::Cow::Owned(self.flow.with_egress(egress)),
+            None => std::borrow::Cow::Borrowed(&self.flow),
+        }
     }
 
     /// [`add`](Self::add) once the ST was exchanged; `active: false` adds it disabled (an
@@ -215,12 +247,13 @@ impl AccountPool {
         settings: &AccountSettings,
         active: bool,
     ) -> Result<Account, PoolError> {
-        let credits = self.flow.credits(&session.access_token).await;
+        let flow = self.flow_for(settings);
+        let credits = flow.credits(&session.access_token).await;
         let grant_expired = matches!(&credits, Err(e) if e.is_auth());
         let credits = credits.ok();
         let now = self.clock.now_ms();
         let projects = self
-            .create_projects(&st, self.settings.project_pool_size, now)
+            .create_projects(&flow, &st, self.settings.project_pool_size, now)
             .await?;
         let email = session.email.clone().unwrap_or_default();
         let mut account = Account {
@@ -273,6 +306,7 @@ impl AccountPool {
     /// Creates `n` Flow projects (`Flow2API <date> P<i>`).
     async fn create_projects(
         &self,
+        flow: &crate::flow::FlowClient,
         st: &Secret,
         n: usize,
         now: u64,
@@ -282,8 +316,7 @@ impl AccountPool {
         for i in 1..=n.max(1) {
             let title = format!("Flow2API {stamp} P{i}");
             projects.push(
-                self.flow
-                    .create_project(st, &title)
+                flow.create_project(st, &title)
                     .await
                     .map_err(PoolError::Rejected)?,
             );
@@ -345,8 +378,13 @@ impl AccountPool {
     ) -> Result<Account, PoolError> {
         let current = self.get(id).await?;
         let projects = if current.projects.is_empty() {
-            self.create_projects(&st, self.settings.project_pool_size, self.clock.now_ms())
-                .await?
+            self.create_projects(
+                &self.flow,
+                &st,
+                self.settings.project_pool_size,
+                self.clock.now_ms(),
+            )
+            .await?
         } else {
             Vec::new()
         };
