@@ -41,9 +41,11 @@ RELAY_SECRET = "relay-secret-" + secrets.token_hex(8)
 # ---------------------------------------------------------------------------------------------
 
 class Relay:
-    def __init__(self, name: str, fake: Fake, port: int | None = None) -> None:
+    def __init__(self, name: str, fake: Fake, port: int | None = None,
+                 extra: dict[str, str] | None = None) -> None:
         self.name = name
         self.fake = fake
+        self.extra = extra or {}
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: Proc | None = None
@@ -58,6 +60,7 @@ class Relay:
             "FLOW_API_BASE_URL": self.fake.api_base,
             "YESCAPTCHA_BASE_URL": self.fake.yescaptcha_base,
             "RELAY_ALLOW_HOSTS": "allowed.invalid",
+            **self.extra,
         }
         self.proc = Proc(self.name, [str(SERVER_BIN), "--relay"], env=env, cwd=_TMP)
 
@@ -458,3 +461,18 @@ def test_the_edge_refuses_a_proxy_rather_than_bypass_it(server: Gateway) -> None
     t = ok_json(gw.http.post("/api/proxy/test", headers=gw.admin_headers(), json={
         "proxy_url": "http://127.0.0.1:9", "test_url": f"{gw.fake.base}/_fake/stats", "timeout_seconds": 5}))
     assert t["success"] is False and "EGRESS_RELAY_URL" in t["message"], t
+
+
+def test_the_relay_leaves_through_its_own_proxy(server: Gateway, proxies: LoopProxies) -> None:
+    """`RELAY_PROXY_URL`: what the relay forwards goes through its own upstream proxy."""
+    if server.kind != "native":
+        pytest.skip("the relay is the native binary either way: once is enough")
+    relay = Relay(f"relay-proxied-{secrets.token_hex(2)}", server.fake, extra={
+        "RELAY_PROXY_URL": f"st5 {proxies.USER}:{proxies.PASSWORD}@127.0.0.1:{proxies.socks_port}"})
+    try:
+        proxies.reset()
+        r = send(relay, "GET", f"{server.fake.base}/_fake/stats")
+        assert r.status_code == 200 and "max_in_flight" in r.json(), r.text
+        assert proxies.counts["socks_bytes"] > 0, proxies.counts
+    finally:
+        relay.stop()
