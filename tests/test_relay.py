@@ -161,6 +161,18 @@ def test_the_relay_checks_signature_nonce_window_and_host(relayed: tuple[Gateway
     r = send(relay, "GET", "http://example.com/")
     assert r.status_code == 403 and r.headers["x-relay-error"] == "forbidden_host", r.text
     assert relay.forwarded() == before
+    # A large body announced with its hash is streamed on, its end held back until the hash
+    # matches: the signed body arrives whole; another body with the signed hash never does.
+    big = secrets.token_bytes(300_000)
+    h = signed_headers("POST", f"{gw.fake.base}/_fake/echo-nowhere", big)
+    h["X-Relay-Body-Sha256"] = hashlib.sha256(big).hexdigest()
+    r = httpx.post(f"{relay.base}/relay", content=big, headers=h, trust_env=False, timeout=10)
+    assert "x-relay-error" not in r.headers, (r.status_code, r.text)
+    other = secrets.token_bytes(300_000)
+    h = signed_headers("POST", f"{gw.fake.base}/_fake/echo-nowhere", big)
+    h["X-Relay-Body-Sha256"] = hashlib.sha256(big).hexdigest()
+    r = httpx.post(f"{relay.base}/relay", content=other, headers=h, trust_env=False, timeout=10)
+    assert r.status_code == 401 and r.headers["x-relay-error"] == "bad_signature", r.text
     # Unsigned: refused as malformed.
     r = httpx.get(f"{relay.base}/relay", headers={"X-Relay-Url": url}, trust_env=False)
     assert r.status_code == 400, r.text

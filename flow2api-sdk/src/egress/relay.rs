@@ -11,6 +11,7 @@
 //! | `X-Relay-Timestamp` | Unix seconds when signed |
 //! | `X-Relay-Nonce` | 16–64 characters `[0-9A-Za-z_-]`, never used twice |
 //! | `X-Relay-Signature` | `v1=` and the lower-case hex HMAC-SHA256, keyed with the secret, of the canonical string |
+//! | `X-Relay-Body-Sha256` | optional: the lower-case hex SHA-256 of the body (what the canonical string holds) |
 //!
 //! The canonical string is five lines joined by `\n`, no trailing newline:
 //! `v1`, the method (upper case), the upstream URL exactly as in `X-Relay-Url`, the timestamp,
@@ -36,6 +37,9 @@ pub const HEADER_TIMESTAMP: &str = "x-relay-timestamp";
 pub const HEADER_NONCE: &str = "x-relay-nonce";
 /// `v1=<hex HMAC-SHA256>`.
 pub const HEADER_SIGNATURE: &str = "x-relay-signature";
+/// The body's SHA-256 (lower-case hex), as signed: lets the relay check the signature before
+/// the body has arrived and stream it on, holding back its last chunk until the hash matches.
+pub const HEADER_BODY_SHA256: &str = "x-relay-body-sha256";
 /// On the relay's own refusals: why (a [`RelayRefusal::code`]).
 pub const HEADER_ERROR: &str = "x-relay-error";
 /// The path requests are sent to on the relay.
@@ -47,8 +51,23 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The string the signature covers (see the module docs).
 pub fn canonical(method: &str, url: &str, timestamp: u64, nonce: &str, body: &[u8]) -> String {
-    let body_hash = crate::util::hex(&Sha256::digest(body));
+    canonical_hashed(method, url, timestamp, nonce, &body_sha256(body))
+}
+
+/// [`canonical`] with the body's hash already computed (lower-case hex SHA-256).
+pub fn canonical_hashed(
+    method: &str,
+    url: &str,
+    timestamp: u64,
+    nonce: &str,
+    body_hash: &str,
+) -> String {
     format!("v1\n{method}\n{url}\n{timestamp}\n{nonce}\n{body_hash}")
+}
+
+/// The lower-case hex SHA-256 of `body`.
+pub fn body_sha256(body: &[u8]) -> String {
+    crate::util::hex(&Sha256::digest(body))
 }
 
 fn mac(secret: &[u8]) -> HmacSha256 {
@@ -83,14 +102,12 @@ pub fn sign(
 ) -> Result<HttpRequest, TransportError> {
     let target = req.uri().to_string();
     let relay = format!("{}{RELAY_PATH}", route.url.trim_end_matches('/'));
-    let sig = signature(
-        route.secret.expose(),
-        req.method().as_str(),
-        &target,
-        now_secs,
-        nonce,
-        req.body(),
+    let body_hash = body_sha256(req.body());
+    let mut m = mac(route.secret.expose().as_bytes());
+    m.update(
+        canonical_hashed(req.method().as_str(), &target, now_secs, nonce, &body_hash).as_bytes(),
     );
+    let sig = format!("v1={}", crate::util::hex(&m.finalize().into_bytes()));
     let bad = |what: &str| {
         TransportError::new(
             TransportErrorKind::Egress,
@@ -112,6 +129,10 @@ pub fn sign(
     h.insert(
         HEADER_SIGNATURE,
         HeaderValue::from_str(&sig).map_err(|_| bad("signature"))?,
+    );
+    h.insert(
+        HEADER_BODY_SHA256,
+        HeaderValue::from_str(&body_hash).map_err(|_| bad("body hash"))?,
     );
     Ok(req)
 }
@@ -231,6 +252,21 @@ pub fn verify(
     body: &[u8],
     now_secs: u64,
 ) -> Result<Signed, RelayRefusal> {
+    verify_hashed(secret, method, headers, &body_sha256(body), now_secs)
+}
+
+/// [`verify`] against a body hash given ahead of the body (`X-Relay-Body-Sha256`); the caller
+/// then checks that the body it forwards has that hash before the body is complete.
+///
+/// # Errors
+/// The [`RelayRefusal`].
+pub fn verify_hashed(
+    secret: &str,
+    method: &str,
+    headers: &HeaderMap,
+    body_hash: &str,
+    now_secs: u64,
+) -> Result<Signed, RelayRefusal> {
     let raw_url = header(headers, HEADER_URL)?;
     let timestamp: u64 = header(headers, HEADER_TIMESTAMP)?
         .parse()
@@ -248,7 +284,7 @@ pub fn verify(
         .ok_or(RelayRefusal::Malformed)?;
     let given = decode_hex(given).ok_or(RelayRefusal::BadSignature)?;
     let mut m = mac(secret.as_bytes());
-    m.update(canonical(method, raw_url, timestamp, nonce, body).as_bytes());
+    m.update(canonical_hashed(method, raw_url, timestamp, nonce, body_hash).as_bytes());
     // Constant-time comparison.
     m.verify_slice(&given)
         .map_err(|_| RelayRefusal::BadSignature)?;
@@ -342,6 +378,7 @@ mod tests {
         assert_eq!(req.uri(), "http://relay.example:9000/relay");
         assert!(req.headers().get("host").is_none());
         assert_eq!(req.headers()["authorization"], "Bearer at");
+        assert_eq!(req.headers()[HEADER_BODY_SHA256], body_sha256(b"{\"a\":1}"));
         let ok = verify("s3cret", "POST", req.headers(), req.body(), 1_030).unwrap();
         assert_eq!(ok.url.as_str(), "https://api.example/v1/x?a=1");
         assert_eq!(ok.nonce, "0123456789abcdef0123");

@@ -252,20 +252,38 @@ impl Relay {
             }
         }
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, MAX_RELAY_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return (refusal(RelayRefusal::TooLarge), None),
-        };
         let now = now_secs();
-        let signed = match relay::verify(
-            self.options.secret.expose(),
-            parts.method.as_str(),
-            &parts.headers,
-            &body,
-            now,
-        ) {
-            Ok(s) => s,
-            Err(r) => return (refusal(r), None),
+        // A large body with its hash announced is checked against the signature first and
+        // streamed on (`Forward::Streamed`); anything else is read whole and hashed here.
+        let (signed, body) = match announced_stream(&parts.headers) {
+            Some((hash, length)) => {
+                match relay::verify_hashed(
+                    self.options.secret.expose(),
+                    parts.method.as_str(),
+                    &parts.headers,
+                    &hash,
+                    now,
+                ) {
+                    Ok(s) => (s, Forward::Streamed(body, hash, length)),
+                    Err(r) => return (refusal(r), None),
+                }
+            }
+            None => {
+                let body = match Limited::new(body, MAX_RELAY_BODY).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => return (refusal(RelayRefusal::TooLarge), None),
+                };
+                match relay::verify(
+                    self.options.secret.expose(),
+                    parts.method.as_str(),
+                    &parts.headers,
+                    &body,
+                    now,
+                ) {
+                    Ok(s) => (s, Forward::Whole(body)),
+                    Err(r) => return (refusal(r), None),
+                }
+            }
         };
         let host = signed
             .url
@@ -289,12 +307,29 @@ impl Relay {
                 headers.append(name.clone(), value.clone());
             }
         }
-        if !body.is_empty() || parts.method != Method::GET {
-            *out.body_mut() = Some(reqwest::Body::from(body));
+        let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        match body {
+            Forward::Whole(body) => {
+                if !body.is_empty() || parts.method != Method::GET {
+                    *out.body_mut() = Some(reqwest::Body::from(body));
+                }
+            }
+            Forward::Streamed(body, hash, length) => {
+                out.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                *out.body_mut() = Some(reqwest::Body::wrap_stream(checked(
+                    body,
+                    hash,
+                    mismatch.clone(),
+                )));
+            }
         }
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         let upstream = match self.client.execute(out).await {
             Ok(r) => r,
+            Err(_) if mismatch.load(Ordering::Relaxed) => {
+                return (refusal(RelayRefusal::BadSignature), Some(host))
+            }
             Err(e) if e.is_timeout() => {
                 return (refusal(RelayRefusal::UpstreamTimeout), Some(host))
             }
@@ -315,6 +350,103 @@ impl Relay {
             .unwrap_or_else(|_| refusal(RelayRefusal::UpstreamUnreachable));
         (resp, Some(host))
     }
+}
+
+/// Bodies at least this large, announced with `Content-Length` and `X-Relay-Body-Sha256`, are
+/// streamed on rather than read whole first.
+const STREAM_FROM: u64 = 64 * 1024;
+
+/// What is forwarded as the body.
+enum Forward {
+    /// Read whole and checked.
+    Whole(Bytes),
+    /// Streamed, checked against the announced hash as it passes (with its length).
+    Streamed(Incoming, String, u64),
+}
+
+/// The announced hash and length of a body to stream: both headers present, the hash
+/// well-formed, the length from [`STREAM_FROM`] to [`MAX_RELAY_BODY`].
+fn announced_stream(headers: &HeaderMap) -> Option<(String, u64)> {
+    let hash = headers
+        .get(relay::HEADER_BODY_SHA256)?
+        .to_str()
+        .ok()?
+        .trim();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let length: u64 = headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (STREAM_FROM..=MAX_RELAY_BODY as u64)
+        .contains(&length)
+        .then(|| (hash.to_ascii_lowercase(), length))
+}
+
+/// `body` passed on chunk by chunk while hashed, its last chunk held back until the hash is
+/// known: a body whose hash is not the signed one ends in an error before the upstream has it
+/// whole (and `mismatch` is set), so nothing unsigned is ever delivered complete.
+fn checked(
+    body: Incoming,
+    expected: String,
+    mismatch: Arc<std::sync::atomic::AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+    use sha2::Digest;
+    struct State {
+        body: Option<Incoming>,
+        hasher: sha2::Sha256,
+        held: Option<Bytes>,
+        expected: String,
+        mismatch: Arc<std::sync::atomic::AtomicBool>,
+    }
+    let state = State {
+        body: Some(body),
+        hasher: sha2::Sha256::new(),
+        held: None,
+        expected,
+        mismatch,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            let Some(body) = st.body.as_mut() else {
+                // The end was checked: release what was held, then stop.
+                return st.held.take().map(|b| (Ok(b), st));
+            };
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    st.hasher.update(&data);
+                    if let Some(prev) = st.held.replace(data) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.body = None;
+                    st.held = None;
+                    return Some((Err(io::Error::other(e)), st));
+                }
+                None => {
+                    st.body = None;
+                    let got = crate::util::hex(&std::mem::take(&mut st.hasher).finalize());
+                    if got != st.expected {
+                        st.mismatch.store(true, Ordering::Relaxed);
+                        st.held = None;
+                        let e = io::Error::other("the body is not the one signed");
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Serves the relay on `listener` until `shutdown` resolves.
