@@ -652,7 +652,10 @@ impl Generator {
                         seed: (util::random_u64() % 99_999) as u32 + 1,
                         tier: ctx.account.tier,
                     };
-                    let out = self.submit_flow(&solution).submit_video(&ctx.token.at, &submit).await;
+                    let out = self
+                        .submit_flow(&solution)
+                        .submit_video(&ctx.token.at, &submit)
+                        .await;
                     self.finish(ctx.account, &solution, &out).await;
                     match out {
                         Ok(ops) => Step::Done(ops),
