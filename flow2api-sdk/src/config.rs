@@ -26,10 +26,16 @@ pub const DEFAULT_EZCAPTCHA_BASE_URL: &str = "https://api.ez-captcha.com";
 pub const DEFAULT_CAPSOLVER_BASE_URL: &str = "https://api.capsolver.com";
 
 /// The captcha methods this build implements; `CAPTCHA_METHOD` lists one or more of them.
-pub const CAPTCHA_METHODS: &[&str] = &["yescaptcha", "capmonster", "ezcaptcha", "capsolver"];
+pub const CAPTCHA_METHODS: &[&str] = &[
+    "yescaptcha",
+    "capmonster",
+    "ezcaptcha",
+    "capsolver",
+    "extension",
+];
 /// Methods the original Flow2API offers that this build does not implement yet: naming one is
 /// an error, not a silent fallback.
-const UNBUILT_CAPTCHA_METHODS: &[&str] = &["remote_browser", "extension", "browser", "personal"];
+const UNBUILT_CAPTCHA_METHODS: &[&str] = &["remote_browser", "browser", "personal"];
 
 /// What a setting accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -803,8 +809,9 @@ mod tests {
 
     #[test]
     fn an_unbuilt_captcha_method_is_an_error_not_yescaptcha() {
-        let e = with(&[("CAPTCHA_METHOD", "extension")]).unwrap_err();
-        assert!(e.to_string().contains("extension is not built"), "{e}");
+        let e = with(&[("CAPTCHA_METHOD", "personal")]).unwrap_err();
+        assert!(e.to_string().contains("personal is not built"), "{e}");
+        assert!(with(&[("CAPTCHA_METHOD", "extension,capsolver")]).is_ok());
         let e = with(&[("CAPTCHA_METHOD", "capsolver,remote_browser")]).unwrap_err();
         assert!(e.to_string().contains("remote_browser is not built"), "{e}");
         assert!(with(&[("CAPTCHA_METHOD", "nonsense")]).is_err());

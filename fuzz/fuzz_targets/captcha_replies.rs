@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
             CaptchaAction::VideoGeneration
         },
         page_action: None,
+        route_key: None,
     };
     let solved = solver
         .solve(&request)

@@ -153,6 +153,7 @@ impl AppInner {
             page_url: page_url.clone(),
             action: CaptchaAction::ImageGeneration,
             page_action: Some(action.to_owned()),
+            route_key: None,
         };
         let clock = &self.deps.clock;
         let started = clock.now_ms();

@@ -129,6 +129,7 @@ impl FlowClient {
                 page_url: project_page(&project_id),
                 action: CaptchaAction::ImageGeneration,
                 page_action: None,
+                route_key: None,
             })
             .await?;
         let generation = ImageGeneration {

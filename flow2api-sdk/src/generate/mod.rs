@@ -283,6 +283,7 @@ impl Generator {
             page_url: project_page(project_id),
             action,
             page_action: None,
+            route_key: account.extension_route_key.clone(),
         };
         let started = self.clock.now_ms();
         let out = match (&self.methods, account.captcha_method.as_deref()) {

@@ -476,6 +476,9 @@ pub struct CaptchaRequest {
     /// Another site's own action name in place of `action`'s (the admin score test solves
     /// for a score-checking site); `None` for Flow.
     pub page_action: Option<String>,
+    /// The account's `extension_route_key`, which picks the browser of the `extension` method
+    /// (§10.5); `None` where no account is involved.
+    pub route_key: Option<String>,
 }
 
 impl CaptchaRequest {

@@ -17,6 +17,7 @@ fn request() -> CaptchaRequest {
         page_url: "https://labs.google/fx/tools/flow/project/p1".into(),
         action: CaptchaAction::ImageGeneration,
         page_action: None,
+        route_key: None,
     }
 }
 
