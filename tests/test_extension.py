@@ -169,6 +169,8 @@ def test_an_image_carries_the_token_the_extension_replied_with(gw: Gateway) -> N
 
 
 def test_only_the_root_key_attaches(gw: Gateway) -> None:
+    # A plain GET is no upgrade.
+    assert gw.http.get("/captcha_ws", params={"key": gw.api_key}).status_code == 400
     assert closed_with(gw, ws_url(gw, key="wrong-key")) == 1008
     assert closed_with(gw, ws_url(gw)) == 1008
     r = gw.http.post("/api/keys", json={"name": unique("tenant")}, headers=gw.admin_headers())

@@ -179,9 +179,23 @@ impl DurableObject for CaptchaHubObject {
     }
 }
 
-/// Answers `GET /captcha_ws`: a key other than the root key gets a socket closed at once with
-/// 1008 (as the original does); the root key's is handed to the hub object.
+/// Answers `GET /captcha_ws`: a request that is no WebSocket upgrade gets 400; a key other
+/// than the root key gets a socket closed at once with 1008 (as the original does); the root
+/// key's is handed to the hub object.
 pub async fn upgrade(env: &Env, req: web_sys::Request, allowed: bool) -> Result<Response> {
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        // Only upgrades reach the hub object, whose other requests are solves.
+        return Response::error(
+            r#"{"detail":"/captcha_ws expects a WebSocket upgrade"}"#,
+            400,
+        );
+    }
     if !allowed {
         let pair = WebSocketPair::new()?;
         pair.server.accept()?;
