@@ -171,9 +171,7 @@ async fn the_accounts_route_key_picks_the_browser() {
 
 #[tokio::test]
 async fn routing_follows_the_keys_exactly() {
-    let clock = Arc::new(TokioClock::new());
-    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
-    let board = Arc::new(Switchboard::new(clock));
+    let (board, fake) = board();
     let e = board.ask(&ask("")).await.unwrap_err();
     assert_eq!(e.kind, CaptchaErrorKind::NoCapacity);
     assert!(
@@ -191,21 +189,40 @@ async fn routing_follows_the_keys_exactly() {
     assert!(board.routes().is_empty());
 }
 
-#[tokio::test]
-async fn a_reply_from_another_connection_is_ignored() {
+/// A board with no browser yet, and the fake whose tokens its browsers hand out.
+fn board() -> (Arc<Switchboard>, FakeFlow) {
     let clock = Arc::new(TokioClock::new());
     let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
-    let board = Arc::new(Switchboard::new(clock));
-    let asked = browser(&board, &fake, "asked", "a", false);
-    let _other = browser(&board, &fake, "other", "b", false);
+    (Arc::new(Switchboard::new(clock)), fake)
+}
+
+/// Starts a solve for `route_key` and returns it once `b` has been asked its `n`th time, with
+/// that ask's `req_id`.
+async fn asked_of(
+    board: &Arc<Switchboard>,
+    b: &Browser,
+    route_key: &str,
+    n: usize,
+) -> (
+    tokio::task::JoinHandle<Result<String, flow2api_sdk::seams::CaptchaError>>,
+    Value,
+) {
     let waiting = {
-        let board = board.clone();
-        tokio::spawn(async move { board.ask(&ask("a")).await })
+        let (board, route_key) = (board.clone(), route_key.to_owned());
+        tokio::spawn(async move { board.ask(&ask(&route_key)).await })
     };
-    while asked.asked().is_empty() {
+    while b.asked().len() < n {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let req_id = asked.asked()[0]["req_id"].clone();
+    (waiting, b.asked()[n - 1]["req_id"].clone())
+}
+
+#[tokio::test]
+async fn a_reply_from_another_connection_is_ignored() {
+    let (board, fake) = board();
+    let asked = browser(&board, &fake, "asked", "a", false);
+    let _other = browser(&board, &fake, "other", "b", false);
+    let (waiting, req_id) = asked_of(&board, &asked, "a", 1).await;
     let forged = json!({"req_id": req_id, "status": "success", "token": "forged"});
     board.on_text("other", &forged.to_string());
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -220,31 +237,16 @@ async fn a_reply_from_another_connection_is_ignored() {
 
 #[tokio::test]
 async fn an_error_reply_and_a_disconnect_end_the_wait_at_once() {
-    let clock = Arc::new(TokioClock::new());
-    let fake = FakeFlow::new("https://fake.flow.test", clock.clone());
-    let board = Arc::new(Switchboard::new(clock));
+    let (board, fake) = board();
     let b = browser(&board, &fake, "b", "", false);
-    let waiting = {
-        let board = board.clone();
-        tokio::spawn(async move { board.ask(&ask("")).await })
-    };
-    while b.asked().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let req_id = b.asked()[0]["req_id"].clone();
+    let (waiting, req_id) = asked_of(&board, &b, "", 1).await;
     let reply = json!({"req_id": req_id, "status": "error", "error": "tab closed"});
     board.on_text("b", &reply.to_string());
     let e = waiting.await.unwrap().unwrap_err();
     assert_eq!(e.kind, CaptchaErrorKind::Provider);
     assert!(e.message.contains("tab closed"), "{e}");
 
-    let waiting = {
-        let board = board.clone();
-        tokio::spawn(async move { board.ask(&ask("")).await })
-    };
-    while b.asked().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (waiting, _) = asked_of(&board, &b, "", 2).await;
     board.detach("b");
     let e = waiting.await.unwrap().unwrap_err();
     assert_eq!(e.kind, CaptchaErrorKind::NoToken);
