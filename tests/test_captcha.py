@@ -196,7 +196,7 @@ def test_score_test_solves_and_reports_the_verdict(admin: tuple[Gateway, str]) -
 def test_bad_methods_are_refused_and_keys_never_listed(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
     for bad, says in [("personal", "personal is not built"),
-                      ("capsolver,remote_browser", "remote_browser is not built"),
+                      ("capsolver,browser", "browser is not built"),
                       ("capsolver,nonsense", "nonsense"),
                       ("capsolver,capsolver", "twice")]:
         r = change(gw, token, {"CAPTCHA_METHOD": bad})

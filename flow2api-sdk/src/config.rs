@@ -31,11 +31,12 @@ pub const CAPTCHA_METHODS: &[&str] = &[
     "capmonster",
     "ezcaptcha",
     "capsolver",
+    "remote_browser",
     "extension",
 ];
 /// Methods the original Flow2API offers that this build does not implement yet: naming one is
 /// an error, not a silent fallback.
-const UNBUILT_CAPTCHA_METHODS: &[&str] = &["remote_browser", "browser", "personal"];
+const UNBUILT_CAPTCHA_METHODS: &[&str] = &["browser", "personal"];
 
 /// What a setting accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -152,6 +153,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("EZCAPTCHA_API_KEY", Accepts::Secret, None, "EzCaptcha client key; unset, the ezcaptcha method gives no token."),
     setting("CAPSOLVER_BASE_URL", Accepts::Url, Some(DEFAULT_CAPSOLVER_BASE_URL), "CapSolver API base URL."),
     setting("CAPSOLVER_API_KEY", Accepts::Secret, None, "CapSolver client key; unset, the capsolver method gives no token."),
+    setting("REMOTE_BROWSER_BASE_URL", Accepts::Url, None, "Base URL of the remote browser service the remote_browser method asks for tokens (its /api/v1/solve…)."),
+    setting("REMOTE_BROWSER_API_KEY", Accepts::Secret, None, "Bearer key of the remote browser service; unset, the remote_browser method gives no token."),
+    setting("REMOTE_BROWSER_TIMEOUT", secs(5.0, 600.0), Some("60"), "Seconds a remote browser solve may take, capped at 35 (image) or 45 (video) and never under 12."),
     setting("CAPTCHA_POLL_INTERVAL", secs(0.0, 60.0), Some("3"), "Seconds between polls of a captcha task."),
     setting("CAPTCHA_MAX_POLLS", int(1, 1000), Some("40"), "Polls of a captcha task before giving up."),
     setting("POLL_INTERVAL", secs(0.0, 600.0), Some("3"), "Seconds between video status polls."),
@@ -476,6 +480,12 @@ pub struct Config {
     pub capsolver_base_url: String,
     /// `CAPSOLVER_API_KEY`.
     pub capsolver_api_key: Option<Secret>,
+    /// `REMOTE_BROWSER_BASE_URL`.
+    pub remote_browser_base_url: Option<String>,
+    /// `REMOTE_BROWSER_API_KEY`.
+    pub remote_browser_api_key: Option<Secret>,
+    /// `REMOTE_BROWSER_TIMEOUT` (seconds, default 60).
+    pub remote_browser_timeout: Duration,
     /// `CAPTCHA_POLL_INTERVAL` (seconds, default 3).
     pub captcha_poll_interval: Duration,
     /// `CAPTCHA_MAX_POLLS` (default 40).
@@ -604,6 +614,9 @@ impl Config {
             ezcaptcha_api_key: secret(r.text("EZCAPTCHA_API_KEY")),
             capsolver_base_url: r.text_or_default("CAPSOLVER_BASE_URL"),
             capsolver_api_key: secret(r.text("CAPSOLVER_API_KEY")),
+            remote_browser_base_url: r.text("REMOTE_BROWSER_BASE_URL"),
+            remote_browser_api_key: secret(r.text("REMOTE_BROWSER_API_KEY")),
+            remote_browser_timeout: r.secs("REMOTE_BROWSER_TIMEOUT"),
             captcha_poll_interval: r.secs("CAPTCHA_POLL_INTERVAL"),
             captcha_max_polls: r.int("CAPTCHA_MAX_POLLS") as u32,
             poll_interval: r.secs("POLL_INTERVAL"),
@@ -812,8 +825,8 @@ mod tests {
         let e = with(&[("CAPTCHA_METHOD", "personal")]).unwrap_err();
         assert!(e.to_string().contains("personal is not built"), "{e}");
         assert!(with(&[("CAPTCHA_METHOD", "extension,capsolver")]).is_ok());
-        let e = with(&[("CAPTCHA_METHOD", "capsolver,remote_browser")]).unwrap_err();
-        assert!(e.to_string().contains("remote_browser is not built"), "{e}");
+        let e = with(&[("CAPTCHA_METHOD", "capsolver,browser")]).unwrap_err();
+        assert!(e.to_string().contains("browser is not built"), "{e}");
         assert!(with(&[("CAPTCHA_METHOD", "nonsense")]).is_err());
         assert_eq!(
             with(&[("CAPTCHA_METHOD", "YesCaptcha")])
@@ -830,6 +843,9 @@ mod tests {
         for bad in ["capsolver,capsolver", ",", "yescaptcha,nonsense"] {
             assert!(with(&[("CAPTCHA_METHOD", bad)]).is_err(), "{bad}");
         }
+        let c = with(&[("CAPTCHA_METHOD", "remote_browser,capsolver")]).unwrap();
+        assert_eq!(c.captcha_method, "remote_browser,capsolver");
+        assert_eq!(c.remote_browser_timeout, Duration::from_secs(60));
         let c = with(&[("CAPSOLVER_API_KEY", "k")]).unwrap();
         assert_eq!(c.capsolver_base_url, DEFAULT_CAPSOLVER_BASE_URL);
         assert!(c.capmonster_api_key.is_none());

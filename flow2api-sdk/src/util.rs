@@ -77,6 +77,19 @@ pub fn random_hex(n: usize) -> String {
     hex(&b)
 }
 
+/// `s` cut to at most `max` bytes (on a character boundary) with `…` appended when cut: keeps
+/// bodies and URIs quoted in messages short.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);

@@ -579,7 +579,8 @@ async fn import_export_update_and_project_round_robin() {
             "POST",
             "/api/tokens/import",
             Some(
-                json!({"tokens": [{"session_token": "st-x-0123456789abcdef", "remark": "again"}]}),
+                json!({"tokens": [{"session_token": "st-x-0123456789abcdef", "remark": "again",
+                    "captcha_method": "CapSolver, yescaptcha", "extension_route_key": "desk"}]}),
             ),
         )
         .await;
@@ -597,6 +598,23 @@ async fn import_export_update_and_project_round_robin() {
     assert_eq!(x["image_concurrency"], 2);
     assert_eq!(x["video_enabled"], false);
     assert_eq!(x["remark"], "again");
+    // The captcha route survives an export and re-import.
+    assert_eq!(x["captcha_method"], "capsolver,yescaptcha");
+    assert_eq!(x["extension_route_key"], "desk");
+    let r = h
+        .admin_call(
+            "POST",
+            "/api/tokens/import",
+            Some(json!({"tokens": [{"session_token": "st-y-0123456789abcdef",
+                "captcha_method": "nonsense"}]})),
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(v["updated"], 0, "{v}");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("captcha_method"),
+        "{v}"
+    );
 
     // Three projects each, used in turn.
     let accounts = h.accounts().await;

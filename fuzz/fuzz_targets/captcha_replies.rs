@@ -65,6 +65,8 @@ fuzz_target!(|data: &[u8]| {
             CaptchaAction::VideoGeneration
         },
         page_action: None,
+        project_id: "p".into(),
+        account_id: None,
         route_key: None,
     };
     let solved = solver

@@ -65,6 +65,7 @@ fn run(call: u8, status: u16, body: &[u8]) {
         ..VideoOperation::default()
     }];
     let input = VideoInput::Text;
+    let identity = flow2api_sdk::seams::BrowserIdentity::default();
     let submit = VideoSubmit {
         project_id: "pid",
         model_key: "veo_3_1_t2v_fast",
@@ -73,6 +74,7 @@ fn run(call: u8, status: u16, body: &[u8]) {
         input: &input,
         captcha_token: &token,
         user_agent: "UA",
+        identity: &identity,
         session_id: ";1",
         batch_id: "b",
         workflow_id: "w",
@@ -88,6 +90,7 @@ fn run(call: u8, status: u16, body: &[u8]) {
         image_inputs: &inputs,
         captcha_token: &token,
         user_agent: "UA",
+        identity: &identity,
         session_id: ";1",
         seed: 1,
     };
@@ -97,6 +100,7 @@ fn run(call: u8, status: u16, body: &[u8]) {
         target: "UPSAMPLE_IMAGE_RESOLUTION_2K",
         captcha_token: &token,
         user_agent: "UA",
+        identity: &identity,
         session_id: ";1",
         tier: Tier::Pro,
     };

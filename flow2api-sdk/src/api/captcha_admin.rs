@@ -78,9 +78,15 @@ impl AppInner {
     }
 
     /// Per method and per account: solves, failures (by kind), latency and Google's
-    /// rejections, since this process started.
+    /// rejections, every process's and isolate's together.
     async fn captcha_stats(&self) -> Result<Response<Body>, ApiError> {
-        let view = self.deps.captcha_stats.snapshot();
+        // This process's latest counts first, then every process's totals.
+        let store = &*self.deps.sessions;
+        let stats = &self.deps.captcha_stats;
+        let _ = stats
+            .flush_if_due(store, self.deps.clock.now_ms(), true)
+            .await;
+        let view = crate::captcha::load_shared(store).await?;
         // Emails make the per-account rows readable; a pool that cannot be listed leaves ids.
         let emails: std::collections::HashMap<String, String> = self
             .pool
@@ -100,13 +106,31 @@ impl AppInner {
                 row
             })
             .collect();
-        Ok(ok(&json!({
+        let methods = crate::captcha::methods(&self.config);
+        let mut out = json!({
             "success": true,
-            "scope": "process",
-            "methods": crate::captcha::methods(&self.config),
+            "scope": "shared",
+            "methods": methods,
             "solvers": view.solvers,
             "accounts": accounts,
-        })))
+        });
+        if methods.contains(&crate::captcha::REMOTE_BROWSER) {
+            let browser = self.remote_browser();
+            out["remote_browser"] = match browser.health().await {
+                Ok(h) => json!({"configured": true, "up": h.up, "latency_ms": h.latency_ms}),
+                Err(_) => json!({"configured": false, "up": false}),
+            };
+        }
+        Ok(ok(&out))
+    }
+
+    /// A client of the configured remote browser service, for its probe and score test.
+    fn remote_browser(&self) -> crate::captcha::RemoteBrowser {
+        crate::captcha::RemoteBrowser::new(
+            self.deps.http.clone(),
+            self.deps.clock.clone(),
+            (&*self.config).into(),
+        )
     }
 
     /// Solves one token with the configured methods for the given site and POSTs
@@ -148,11 +172,46 @@ impl AppInner {
                 .param(field));
             }
         }
+        // A browser service verifies in its own browser, where the score is made (§10.4).
+        if crate::captcha::methods(&self.config).first() == Some(&crate::captcha::REMOTE_BROWSER) {
+            let asked = json!({
+                "website_url": page_url,
+                "website_key": site_key,
+                "verify_url": verify_url,
+                "action": action,
+                "enterprise": body.enterprise.unwrap_or(false),
+            });
+            return Ok(ok(
+                &match self.remote_browser().custom_score(&asked).await {
+                    Ok(mut answer) => {
+                        answer.insert("method".into(), json!(crate::captcha::REMOTE_BROWSER));
+                        let verified = answer
+                            .get("verify_result")
+                            .and_then(|r| r.get("success"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        answer.entry("success").or_insert(json!(verified));
+                        // A token is single-use and this one was spent; it is no one's business.
+                        answer.remove("token");
+                        Value::Object(answer)
+                    }
+                    Err(e) => json!({
+                        "success": false,
+                        "method": crate::captcha::REMOTE_BROWSER,
+                        "message": e.message,
+                        "website_url": page_url,
+                        "action": action,
+                    }),
+                },
+            ));
+        }
         let request = CaptchaRequest {
             site_key: site_key.to_owned(),
             page_url: page_url.clone(),
             action: CaptchaAction::ImageGeneration,
             page_action: Some(action.to_owned()),
+            project_id: String::new(),
+            account_id: None,
             route_key: None,
         };
         let clock = &self.deps.clock;

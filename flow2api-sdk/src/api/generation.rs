@@ -84,9 +84,10 @@ impl ImageRun {
             deadline,
         } = self;
         let clock = inner.deps.clock.clone();
-        let work = run(inner, lease, job, media_base, progress);
+        let work = run(inner.clone(), lease, job, media_base, progress);
         let output = deadline.bound(&*clock, work).await.and_then(|r| r);
         ticket.end(outcome_of(&output)).await;
+        inner.flush_captcha_stats().await;
         output
     }
 }

@@ -203,14 +203,7 @@ pub(super) fn own_media_id<'u>(url: &'u url::Url, public_base: Option<&str>) -> 
 
 /// Keeps URIs in messages short (data URLs can be megabytes).
 fn shorten(s: &str) -> String {
-    if s.len() <= 120 {
-        return s.to_owned();
-    }
-    let mut end = 120;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::util::truncate(s, 120)
 }
 
 #[cfg(test)]

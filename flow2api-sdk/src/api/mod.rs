@@ -209,7 +209,10 @@ impl App {
     /// # Errors
     /// Storage failures; the host retries the step later.
     pub async fn step_job(&self, id: &str) -> Result<StepOutcome, StorageError> {
-        self.inner().await.jobs.step(id).await
+        let inner = self.inner().await;
+        let outcome = inner.jobs.step(id).await;
+        inner.flush_captcha_stats().await;
+        outcome
     }
 
     /// Schedules every unfinished job again (a restarted process calls this once).
@@ -399,6 +402,27 @@ fn dialect_of(path: &str) -> Dialect {
         Dialect::JsonRpc
     } else {
         Dialect::OpenAi
+    }
+}
+
+impl AppInner {
+    /// Adds this process's captcha counts to the shared totals when they are due
+    /// ([`crate::captcha::FLUSH_EVERY`]): in the background where the host can run work beyond
+    /// a request, else now. A failed flush keeps its counts for the next one.
+    pub(crate) async fn flush_captcha_stats(&self) {
+        let stats = self.deps.captcha_stats.clone();
+        let store = self.deps.sessions.clone();
+        let now = self.deps.clock.now_ms();
+        let flush = async move {
+            let _ = stats.flush_if_due(&*store, now, false).await;
+        };
+        match &self.deps.spawner {
+            Some(spawner) if self.deps.captcha_stats.flush_due(now) => {
+                spawner.spawn(crate::seams::boxed(flush));
+            }
+            Some(_) => {}
+            None => flush.await,
+        }
     }
 }
 

@@ -61,6 +61,23 @@ impl ChainSolver {
         self.solve_over(request, picked).await
     }
 
+    /// The solver `name`s, when the chain holds it.
+    pub fn method(&self, name: &str) -> Option<&Arc<dyn CaptchaSolver>> {
+        self.methods
+            .iter()
+            .find(|(m, _)| m == name)
+            .map(|(_, solver)| solver)
+    }
+
+    /// Prefills the methods `order` names (see [`solve_in`](Self::solve_in)).
+    pub async fn prefill_in(&self, request: &CaptchaRequest, order: &str) {
+        for name in order.split(',') {
+            if let Some(solver) = self.method(name.trim()) {
+                solver.prefill(request).await;
+            }
+        }
+    }
+
     async fn solve_inner(&self, request: &CaptchaRequest) -> Result<CaptchaSolution, CaptchaError> {
         self.solve_over(request, self.methods.iter()).await
     }
@@ -109,5 +126,27 @@ impl CaptchaSolver for ChainSolver {
         request: &'a CaptchaRequest,
     ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>> {
         boxed(self.solve_inner(request))
+    }
+
+    /// Passes the outcome to the method that solved `solution`.
+    fn finish<'a>(
+        &'a self,
+        solution: &'a CaptchaSolution,
+        failure: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
+        boxed(async move {
+            if let Some(solver) = self.method(&solution.method) {
+                solver.finish(solution, failure).await;
+            }
+        })
+    }
+
+    /// Prefills every method of the chain (those without a use for it ignore it).
+    fn prefill<'a>(&'a self, request: &'a CaptchaRequest) -> BoxFuture<'a, ()> {
+        boxed(async move {
+            for (_, solver) in &self.methods {
+                solver.prefill(request).await;
+            }
+        })
     }
 }

@@ -510,19 +510,23 @@ impl ExtensionSolver {
         Self { hub }
     }
 
-    /// The ask for `request`: its route key, its action's timeout, and the project its page
-    /// URL names.
+    /// The ask for `request`: its route key, its action's timeout, and its project (the one
+    /// its page URL names when the request carries none).
     pub fn ask_for(request: &CaptchaRequest) -> TokenAsk {
         let timeout = match request.action {
             CaptchaAction::ImageGeneration => IMAGE_TIMEOUT,
             CaptchaAction::VideoGeneration => VIDEO_TIMEOUT,
         };
-        let project_id = request
+        let from_page = request
             .page_url
             .rsplit_once("/project/")
             .map(|(_, id)| id.split(['/', '?', '#']).next().unwrap_or(""))
-            .unwrap_or("")
-            .to_owned();
+            .unwrap_or("");
+        let project_id = if request.project_id.is_empty() {
+            from_page.to_owned()
+        } else {
+            request.project_id.clone()
+        };
         TokenAsk {
             route_key: request.route_key.clone().unwrap_or_default(),
             action: request.action_name().to_owned(),
@@ -537,6 +541,9 @@ impl ExtensionSolver {
             token: Secret::new(token),
             user_agent: FALLBACK_USER_AGENT.to_owned(),
             method: EXTENSION_METHOD.to_owned(),
+            identity: Default::default(),
+            proxy_url: None,
+            session_id: None,
         })
     }
 }
@@ -623,6 +630,8 @@ mod tests {
             page_url: "https://labs.google/fx/tools/flow/project/p1".into(),
             action: CaptchaAction::VideoGeneration,
             page_action: None,
+            project_id: String::new(),
+            account_id: None,
             route_key: Some("a".into()),
         };
         let ask = ExtensionSolver::ask_for(&request);

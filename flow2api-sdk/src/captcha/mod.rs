@@ -1,10 +1,12 @@
 //! reCAPTCHA solving (`docs/upstream.md#recaptcha`): the task-API providers
-//! ([`TaskApiSolver`] for YesCaptcha, CapMonster, EzCaptcha and CapSolver), the method chain
-//! `CAPTCHA_METHOD` lists ([`ChainSolver`]), the accounting of both ([`CaptchaStats`]) and
-//! the `extension` method ([`ExtensionSolver`] over a [`BrowserHub`], §10.5).
+//! ([`TaskApiSolver`] for YesCaptcha, CapMonster, EzCaptcha and CapSolver), a remote browser
+//! service ([`RemoteBrowser`]), the `extension` method ([`ExtensionSolver`] over a
+//! [`BrowserHub`], §10.5), the method chain `CAPTCHA_METHOD` lists ([`ChainSolver`]) and the
+//! accounting of all of them ([`CaptchaStats`]).
 
 mod chain;
 mod extension;
+mod remote_browser;
 mod stats;
 mod task_api;
 
@@ -16,7 +18,11 @@ pub use extension::{
     Registered, Switchboard, ToExtension, TokenAsk, CLOSE_POLICY, EXTENSION_METHOD, IMAGE_TIMEOUT,
     VIDEO_TIMEOUT,
 };
-pub use stats::{CaptchaCounters, CaptchaStats, CaptchaStatsView};
+pub use remote_browser::{
+    RemoteBrowser, RemoteBrowserConfig, RemoteBrowserHealth, METHOD as REMOTE_BROWSER,
+    PREFILL_EVERY,
+};
+pub use stats::{load_shared, CaptchaCounters, CaptchaStats, CaptchaStatsView, FLUSH_EVERY};
 pub use task_api::{
     Provider, TaskApiConfig, TaskApiSolver, YesCaptcha, YesCaptchaConfig, YESCAPTCHA_TASK_TYPES,
 };
@@ -48,8 +54,8 @@ pub fn parse_methods(raw: &str) -> Result<String, String> {
         .join(","))
 }
 
-/// Every method as a solver, keyed by method, for the chains accounts name: the task-API
-/// providers, and `extension` when a [`BrowserHub`] is given.
+/// Every built method as a solver, keyed by method, for the chains accounts name (`extension`
+/// only when a [`BrowserHub`] is given).
 pub fn all_methods(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
@@ -57,15 +63,18 @@ pub fn all_methods(
     stats: Arc<CaptchaStats>,
     hub: Option<Arc<dyn BrowserHub>>,
 ) -> ChainSolver {
-    let names = Provider::ALL
-        .iter()
-        .map(|p| p.method())
-        .chain([EXTENSION_METHOD]);
-    chain_of(names, http, clock, config, stats, hub)
+    chain_of(
+        crate::config::CAPTCHA_METHODS.iter().copied(),
+        http,
+        clock,
+        config,
+        stats,
+        hub,
+    )
 }
 
 /// The chain of solvers `CAPTCHA_METHOD` lists, over `http` (and `hub` for `extension`),
-/// booking into `stats`. Validation only lets built methods through.
+/// booking into `stats`.
 pub fn from_config(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
@@ -76,30 +85,39 @@ pub fn from_config(
     chain_of(methods(config), http, clock, config, stats, hub)
 }
 
-/// A chain of the solvers `names` names, in that order; `extension` without a hub, and
-/// unknown names, are left out.
+/// A chain of the `methods`' solvers, in that order. Validation only lets built methods
+/// through; any other word, and `extension` without a hub, is skipped.
 #[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
-fn chain_of<'n>(
-    names: impl IntoIterator<Item = &'n str>,
+fn chain_of<'m>(
+    methods: impl IntoIterator<Item = &'m str>,
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
     hub: Option<Arc<dyn BrowserHub>>,
 ) -> ChainSolver {
-    let solvers = names
+    let solvers = methods
         .into_iter()
-        .filter_map(|name| {
-            let solver: Arc<dyn CaptchaSolver> = match Provider::from_method(name) {
-                Some(p) => Arc::new(TaskApiSolver::new(
+        .filter_map(|m| {
+            let solver: Arc<dyn CaptchaSolver> = if m == REMOTE_BROWSER {
+                Arc::new(
+                    RemoteBrowser::new(
+                        http.clone(),
+                        clock.clone(),
+                        RemoteBrowserConfig::from(config),
+                    )
+                    .with_stats(stats.clone()),
+                )
+            } else if m == EXTENSION_METHOD {
+                Arc::new(ExtensionSolver::new(hub.clone()?))
+            } else {
+                Arc::new(TaskApiSolver::new(
                     http.clone(),
                     clock.clone(),
-                    TaskApiConfig::for_provider(p, config),
-                )),
-                None if name == EXTENSION_METHOD => Arc::new(ExtensionSolver::new(hub.clone()?)),
-                None => return None,
+                    TaskApiConfig::for_provider(Provider::from_method(m)?, config),
+                ))
             };
-            Some((name.to_owned(), solver))
+            Some((m.to_owned(), solver))
         })
         .collect();
     ChainSolver::new(solvers, stats, clock)

@@ -341,6 +341,9 @@ impl TaskApiSolver {
                                 .filter(|u| !u.is_empty())
                                 .unwrap_or_else(|| FALLBACK_USER_AGENT.to_owned()),
                             method: self.provider.method().to_owned(),
+                            identity: Default::default(),
+                            proxy_url: None,
+                            session_id: None,
                         });
                     }
                 }

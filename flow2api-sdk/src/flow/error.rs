@@ -69,16 +69,7 @@ enum Kind {
     Parse { message: String, body: String },
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+use crate::util::truncate;
 
 impl FlowError {
     /// An error from an HTTP status and body (Google's error format or anything else).

@@ -6,6 +6,7 @@ mod error;
 pub(crate) mod headers;
 mod one_image;
 pub mod video;
+pub mod warm_up;
 pub(crate) mod wire;
 
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use http::Method;
 
 use crate::models::{ImageAspect, Tier};
 use crate::seams::{
-    Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind,
+    BrowserIdentity, Bytes, Clock, HttpClient, HttpRequest, HttpResponse, TransportError,
+    TransportErrorKind,
 };
 use crate::secret::Secret;
 use crate::transport::{json_body, request, send_with_timeout};
@@ -97,6 +99,8 @@ pub struct ImageGeneration<'a> {
     pub captcha_token: &'a Secret,
     /// The solver's User-Agent (the submit must use it).
     pub user_agent: &'a str,
+    /// The rest of the solver's browser identity, sent alike.
+    pub identity: &'a BrowserIdentity,
     /// `;<epoch-ms>` for this attempt.
     pub session_id: &'a str,
     /// Seed 1…999999.
@@ -125,6 +129,8 @@ pub struct ImageUpsample<'a> {
     pub captcha_token: &'a Secret,
     /// The solver's User-Agent.
     pub user_agent: &'a str,
+    /// The rest of the solver's browser identity, sent alike.
+    pub identity: &'a BrowserIdentity,
     /// The generation's session id.
     pub session_id: &'a str,
     /// The account's tier.
@@ -521,7 +527,10 @@ impl FlowClient {
                     .collect(),
             }],
         });
-        let h = with_bearer(headers::profile_m(g.user_agent), at);
+        let h = with_bearer(
+            headers::with_identity(headers::profile_m(g.user_agent), g.identity),
+            at,
+        );
         let url = format!(
             "{}/projects/{}/flowMedia:batchGenerateImages",
             self.api_base, g.project_id
@@ -589,7 +598,13 @@ impl FlowClient {
                 user_paygate_tier: Some(u.tier.as_paygate()),
             },
         });
-        let h = with_bearer(headers::profile_d(u.user_agent, Some(u.project_id)), at);
+        let h = with_bearer(
+            headers::with_identity(
+                headers::profile_d(u.user_agent, Some(u.project_id)),
+                u.identity,
+            ),
+            at,
+        );
         request(
             Method::POST,
             &format!("{}/flow/upsampleImage", self.api_base),
@@ -682,6 +697,7 @@ mod tests {
                     image_inputs: &["m1".to_owned()],
                     captcha_token: &token,
                     user_agent: "UA/1 Chrome/147.0",
+                    identity: &BrowserIdentity::default(),
                     session_id: ";1",
                     seed: 7,
                 },

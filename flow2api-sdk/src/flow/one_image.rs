@@ -129,6 +129,8 @@ impl FlowClient {
                 page_url: project_page(&project_id),
                 action: CaptchaAction::ImageGeneration,
                 page_action: None,
+                project_id: project_id.clone(),
+                account_id: None,
                 route_key: None,
             })
             .await?;
@@ -140,6 +142,7 @@ impl FlowClient {
             image_inputs: &[],
             captcha_token: &solution.token,
             user_agent: &solution.user_agent,
+            identity: &solution.identity,
             session_id: &session_id(self.clock().now_ms()),
             seed: prompt
                 .seed
@@ -184,6 +187,9 @@ mod tests {
                     token: Secret::new("captcha-token"),
                     user_agent: "solver-agent".to_owned(),
                     method: "test".to_owned(),
+                    identity: Default::default(),
+                    proxy_url: None,
+                    session_id: None,
                 })
             })
         }

@@ -86,6 +86,8 @@ pub struct VideoSubmit<'a> {
     pub captcha_token: &'a Secret,
     /// The solver's User-Agent.
     pub user_agent: &'a str,
+    /// The rest of the solver's browser identity, sent alike.
+    pub identity: &'a crate::seams::BrowserIdentity,
     /// `;<epoch-ms>`, one per call.
     pub session_id: &'a str,
     /// UUID v4, one per call.
@@ -371,7 +373,10 @@ impl FlowClient {
             "requests": [req],
             "useV2ModelConfig": true,
         });
-        let h = with_bearer(headers::profile_m(s.user_agent), at);
+        let h = with_bearer(
+            headers::with_identity(headers::profile_m(s.user_agent), s.identity),
+            at,
+        );
         let url = format!("{}/{}", self.api_base, s.input.path());
         request(Method::POST, &url, h, Bytes::from(body.to_string()))
     }
@@ -581,6 +586,14 @@ impl FlowClient {
 mod tests {
     use super::*;
 
+    const IDENTITY: crate::seams::BrowserIdentity = crate::seams::BrowserIdentity {
+        accept_language: None,
+        sec_ch_ua: None,
+        sec_ch_ua_mobile: None,
+        sec_ch_ua_platform: None,
+        cookies: None,
+    };
+
     fn client() -> FlowClient {
         super::super::offline_client()
     }
@@ -593,6 +606,7 @@ mod tests {
             prompt: "a cat",
             input,
             captcha_token: token,
+            identity: &IDENTITY,
             user_agent: "UA Chrome/147.0",
             session_id: ";1",
             batch_id: "b",

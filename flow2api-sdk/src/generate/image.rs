@@ -47,6 +47,8 @@ impl Generator {
         }
         let at = lease.token.at.clone();
         let account = &lease.account;
+        self.prefill(account, &project_id, CaptchaAction::ImageGeneration)
+            .await;
 
         let mut inputs = Vec::with_capacity(request.images.len());
         if !request.images.is_empty() {
@@ -82,10 +84,13 @@ impl Generator {
                         image_inputs: &inputs,
                         captcha_token: &solution.token,
                         user_agent: &solution.user_agent,
+                        identity: &solution.identity,
                         session_id: &sid,
                         seed: (util::random_u64() % 999_999) as u32 + 1,
                     };
-                    match self.flow.generate_image(&at, &g).await {
+                    let out = self.flow.generate_image(&at, &g).await;
+                    self.finish(account, &solution, &out).await;
+                    match out {
                         Ok(img) => Step::Done(img),
                         Err(e) => {
                             self.note_submit(&account.id, &solution, &e);
@@ -186,10 +191,13 @@ impl Generator {
                         target,
                         captcha_token: &solution.token,
                         user_agent: &solution.user_agent,
+                        identity: &solution.identity,
                         session_id: sid,
                         tier: account.tier,
                     };
-                    match self.flow.upsample_image(at, &u).await {
+                    let out = self.flow.upsample_image(at, &u).await;
+                    self.finish(account, &solution, &out).await;
+                    match out {
                         Ok(bytes) => Step::Done(bytes),
                         // An empty image is final (`docs/upstream.md#image-pipeline`): not retried.
                         Err(e) if e.is_parse() => Step::Fail(GenerateError::Upstream(e)),

@@ -283,6 +283,8 @@ impl Generator {
             page_url: project_page(project_id),
             action,
             page_action: None,
+            project_id: project_id.to_owned(),
+            account_id: Some(account.id.clone()),
             route_key: account.extension_route_key.clone(),
         };
         let started = self.clock.now_ms();
@@ -295,6 +297,53 @@ impl Generator {
         self.captcha_stats
             .account_solve(account, out.as_ref().err().map(|e| e.kind), ms);
         out
+    }
+
+    /// The solvers `account`'s solves go through: its own method order when it has one.
+    fn solver_for(&self, account: &crate::pool::Account) -> &dyn crate::seams::CaptchaSolver {
+        match (&self.methods, account.captcha_method.as_deref()) {
+            (Some(methods), Some(_)) => &**methods,
+            _ => &*self.captcha,
+        }
+    }
+
+    /// Warns `account`'s solvers that a generation in `project_id` is starting (a browser
+    /// service opens the page; the others ignore it).
+    pub(crate) async fn prefill(
+        &self,
+        account: &crate::pool::Account,
+        project_id: &str,
+        action: CaptchaAction,
+    ) {
+        let request = CaptchaRequest {
+            site_key: RECAPTCHA_SITE_KEY.to_owned(),
+            page_url: project_page(project_id),
+            action,
+            page_action: None,
+            project_id: project_id.to_owned(),
+            account_id: Some(account.id.clone()),
+            route_key: account.extension_route_key.clone(),
+        };
+        match (&self.methods, account.captcha_method.as_deref()) {
+            (Some(methods), Some(order)) => methods.prefill_in(&request, order).await,
+            _ => self.captcha.prefill(&request).await,
+        }
+    }
+
+    /// Tells the method that solved `solution` how the submit that used it ended.
+    pub(crate) async fn finish<T>(
+        &self,
+        account: &crate::pool::Account,
+        solution: &CaptchaSolution,
+        outcome: &Result<T, FlowError>,
+    ) {
+        let failure = outcome.as_ref().err().map(|e| match e.reason() {
+            Some(reason) => reason.to_owned(),
+            None => crate::util::truncate(e.message(), 300),
+        });
+        self.solver_for(account)
+            .finish(solution, failure.as_deref())
+            .await;
     }
 
     /// Books Google's refusal of `solution`'s token (`reCAPTCHA evaluation failed`) against

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::session_id;
 use crate::flow::video::{VideoInput, VideoOperation, VideoSubmit};
+use crate::flow::warm_up::WarmUp;
 use crate::models::{adjust_key_for_tier, single_image_key, VideoModel, VideoType, VideoUpsample};
 use crate::pool::{Account, Lease, TokenState};
 use crate::seams::{Bytes, CaptchaAction, Media};
@@ -586,6 +587,9 @@ impl Generator {
             upstream: self.max_retries,
             captcha: self.captcha_max_retries,
         };
+        self.prefill(ctx.account, ctx.project_id, CaptchaAction::VideoGeneration)
+            .await;
+        let mut warmed_up = false;
         loop {
             let step = match self
                 .solve(ctx.account, ctx.project_id, CaptchaAction::VideoGeneration)
@@ -593,6 +597,21 @@ impl Generator {
             {
                 Err(c) => self.judge(&mut budget, Err(c)),
                 Ok(solution) => {
+                    // Once per call, after the first token: what the web app sends before a
+                    // submit (five calls at most, inside this step's subrequest budget).
+                    if !std::mem::replace(&mut warmed_up, true) {
+                        let st = &ctx.account.st;
+                        self.flow
+                            .warm_up(&WarmUp {
+                                st: (!st.is_empty()).then_some(st),
+                                project_id: ctx.project_id,
+                                user_agent: &solution.user_agent,
+                                identity: &solution.identity,
+                                session_id: &sid,
+                                now_ms: self.clock.now_ms(),
+                            })
+                            .await;
+                    }
                     let submit = VideoSubmit {
                         project_id: ctx.project_id,
                         model_key: &job.key,
@@ -601,13 +620,16 @@ impl Generator {
                         input: &job.input,
                         captcha_token: &solution.token,
                         user_agent: &solution.user_agent,
+                        identity: &solution.identity,
                         session_id: &sid,
                         batch_id: &batch_id,
                         workflow_id: &workflow_id,
                         seed: (util::random_u64() % 99_999) as u32 + 1,
                         tier: ctx.account.tier,
                     };
-                    match self.flow.submit_video(&ctx.token.at, &submit).await {
+                    let out = self.flow.submit_video(&ctx.token.at, &submit).await;
+                    self.finish(ctx.account, &solution, &out).await;
+                    match out {
                         Ok(ops) => Step::Done(ops),
                         Err(e) => {
                             self.note_submit(&ctx.account.id, &solution, &e);

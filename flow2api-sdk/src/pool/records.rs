@@ -110,6 +110,10 @@ pub struct ImportItem {
     pub video_concurrency: Option<i64>,
     /// Free text.
     pub remark: Option<String>,
+    /// Its own captcha method chain (as `CAPTCHA_METHOD`); absent or `""`: the global one.
+    pub captcha_method: Option<String>,
+    /// Its browser extension's route key.
+    pub extension_route_key: Option<String>,
 }
 
 /// The remark of an account the Token Updater extension added (the original's words).
@@ -419,8 +423,13 @@ impl AccountPool {
             video_enabled: item.video_enabled,
             image_concurrency: item.image_concurrency,
             video_concurrency: item.video_concurrency,
-            ..AccountSettings::default()
+            captcha_method: item.captcha_method.clone(),
+            extension_route_key: item.extension_route_key.clone(),
         };
+        if let Err(e) = settings.validate() {
+            report.errors.push(format!("item {n}: {e}"));
+            return Ok(());
+        }
         let session = match self.flow.session(&st).await {
             Ok(s) => s,
             Err(e) => {
@@ -534,6 +543,8 @@ impl AccountPool {
                 image_concurrency: Some(a.image_concurrency.map_or(-1, i64::from)),
                 video_concurrency: Some(a.video_concurrency.map_or(-1, i64::from)),
                 remark: Some(a.remark),
+                captcha_method: a.captcha_method,
+                extension_route_key: a.extension_route_key,
             })
             .collect())
     }

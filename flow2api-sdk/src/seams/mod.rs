@@ -476,6 +476,12 @@ pub struct CaptchaRequest {
     /// Another site's own action name in place of `action`'s (the admin score test solves
     /// for a score-checking site); `None` for Flow.
     pub page_action: Option<String>,
+    /// The Flow project the token is for (empty for another site); a browser service opens
+    /// its page.
+    pub project_id: String,
+    /// The account the token is for, when there is one (a browser service keeps one profile
+    /// per account).
+    pub account_id: Option<String>,
     /// The account's `extension_route_key`, which picks the browser of the `extension` method
     /// (§10.5); `None` where no account is involved.
     pub route_key: Option<String>,
@@ -500,6 +506,33 @@ pub struct CaptchaSolution {
     /// The method that solved it (`capsolver`…), so that Google's verdict on the token is
     /// booked against the right solver.
     pub method: String,
+    /// The rest of the solving browser's identity (client hints, language, cookies), which
+    /// the submit also sends; empty for solvers that report only a User-Agent.
+    pub identity: BrowserIdentity,
+    /// The egress the submit must use when the solver names one (`Some("")` = direct); `None`
+    /// leaves the choice to the gateway.
+    pub proxy_url: Option<String>,
+    /// The solver's handle on this solve (a browser service's session), for
+    /// [`CaptchaSolver::finish`].
+    pub session_id: Option<String>,
+}
+
+/// What a browser-based solver reports of the browser it solved in, beyond the User-Agent
+/// (`docs/upstream.md#remote-browser`): Google scores the token against the browser, so the
+/// submit presents the same client hints, language and Google cookies.
+#[derive(Debug, Clone, Default)]
+pub struct BrowserIdentity {
+    /// `Accept-Language`.
+    pub accept_language: Option<String>,
+    /// `sec-ch-ua`.
+    pub sec_ch_ua: Option<String>,
+    /// `sec-ch-ua-mobile`.
+    pub sec_ch_ua_mobile: Option<String>,
+    /// `sec-ch-ua-platform`.
+    pub sec_ch_ua_platform: Option<String>,
+    /// The browser's Google session cookies as one `Cookie` header value (`a=1; b=2`), sent
+    /// with the submit. A secret: never logged.
+    pub cookies: Option<crate::secret::Secret>,
 }
 
 /// Why a solver gave no token. A method chain moves on to its next method on every kind: each
@@ -556,6 +589,25 @@ pub trait CaptchaSolver: MaybeSend + MaybeSync {
         &'a self,
         request: &'a CaptchaRequest,
     ) -> BoxFuture<'a, Result<CaptchaSolution, CaptchaError>>;
+
+    /// Tells the solver how the submit that used `solution` ended (`failure`: why it failed,
+    /// `None` on success), so that a browser service can release or recycle its session.
+    /// Best effort: errors are the solver's to swallow. Task APIs take no feedback.
+    fn finish<'a>(
+        &'a self,
+        solution: &'a CaptchaSolution,
+        failure: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
+        let _ = (solution, failure);
+        boxed(async {})
+    }
+
+    /// Warns the solver that a solve for `request` is coming, so a browser service can open
+    /// the page ahead of time. Best effort, and rate-limited by the solver.
+    fn prefill<'a>(&'a self, request: &'a CaptchaRequest) -> BoxFuture<'a, ()> {
+        let _ = request;
+        boxed(async {})
+    }
 }
 
 #[cfg(test)]

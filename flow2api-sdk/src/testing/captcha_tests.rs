@@ -17,6 +17,8 @@ fn request() -> CaptchaRequest {
         page_url: "https://labs.google/fx/tools/flow/project/p1".into(),
         action: CaptchaAction::ImageGeneration,
         page_action: None,
+        project_id: "p1".into(),
+        account_id: None,
         route_key: None,
     }
 }

@@ -47,6 +47,10 @@
 //! | `ConcatenationStatus` (concat-status) | `POST …:runVideoFxCheckConcatenationStatus` | AT, known operation |
 //! | `VideoFile` | `GET …/videos/{id}.mp4` | finished video or concatenation → [`fake_mp4`], else 404 |
 //! | `WarmUp` | the front end's warm-up tRPC GETs, `submitBatchLog`, `:checkAppAvailability` | none; 200 `{}` |
+//! | `RemoteBrowserSolve` | `POST …/api/v1/solve` | `Authorization: Bearer` [`fake_solver_key`]`("remote_browser")`, `project_id`, a generation `action`; answers a token bound to the reported fingerprint ([`REMOTE_BROWSER_USER_AGENT`], [`REMOTE_BROWSER_LANGUAGE`], [`REMOTE_BROWSER_PLATFORM`], an `NID` cookie), or 503 with the `no_slot` solver fault |
+//! | `RemoteBrowserPrefill`, `RemoteBrowserFinish`, `RemoteBrowserError` | `POST …/api/v1/prefill`, `…/sessions/{id}/finish`, `…/sessions/{id}/error` | the key; 200 `{"ok":true}` |
+//! | `RemoteBrowserCustomScore` | `POST …/api/v1/custom-score` | the key; a verdict with score 0.9 |
+//! | `RemoteBrowserHealth` | `GET …/api/v1/health` | the key; `{"ok":false}` with the `no_slot` fault |
 //!
 //! Video submits answer the legacy `{"operations":[{"operation":{"name"},"sceneId","status":
 //! "MEDIA_GENERATION_STATUS_PENDING"}],"remainingCredits"}` (or, with [`VideoShape::Workflows`],
@@ -103,6 +107,7 @@ mod captcha_tests;
 /// The seams' conformance suites (also available alone, feature `conformance`).
 pub use crate::conformance;
 mod control;
+mod remote_browser;
 mod reply;
 mod routes;
 mod state;
@@ -126,6 +131,10 @@ use crate::seams::{boxed, BoxFuture, Bytes, Clock, HttpClient, HttpRequest, Http
 
 pub use crate::probe::ProbeStorage;
 pub use assets::{FIFE_PNG, UPSAMPLE_JPEG};
+pub use remote_browser::{
+    FAKE_REMOTE_BROWSER, REMOTE_BROWSER_LANGUAGE, REMOTE_BROWSER_PLATFORM,
+    REMOTE_BROWSER_USER_AGENT,
+};
 use state::State;
 pub use video::{fake_mp4, FakeVideo, VideoKind, VideoOutcome, VideoRedirect, VideoShape};
 
@@ -208,8 +217,20 @@ pub enum Endpoint {
     ConcatenationStatus,
     /// `GET …/videos/{id}.mp4`, the generated video bytes.
     VideoFile,
-    /// The video front end's warm-up calls (`docs/upstream.md#not-called`), answered 200 `{}`.
+    /// The video front end's warm-up calls (`docs/upstream.md#warm-up`), answered 200 `{}`.
     WarmUp,
+    /// The remote browser service's `POST …/api/v1/solve`.
+    RemoteBrowserSolve,
+    /// Its `POST …/api/v1/prefill`.
+    RemoteBrowserPrefill,
+    /// Its `POST …/api/v1/sessions/{id}/finish`.
+    RemoteBrowserFinish,
+    /// Its `POST …/api/v1/sessions/{id}/error`.
+    RemoteBrowserError,
+    /// Its `POST …/api/v1/custom-score`.
+    RemoteBrowserCustomScore,
+    /// Its `GET …/api/v1/health`.
+    RemoteBrowserHealth,
     /// Anything else (answered 404).
     Unknown,
 }
@@ -516,6 +537,7 @@ impl FakeFlow {
                 user_agent: crate::transport::FALLBACK_USER_AGENT.to_owned(),
                 page_action: action.to_owned(),
                 used: false,
+                headers: Vec::new(),
             },
         );
         token

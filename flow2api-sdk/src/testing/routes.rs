@@ -84,6 +84,8 @@ pub(super) fn classify(method: &Method, path: &str) -> Endpoint {
         Endpoint::Fife
     } else if let Some(endpoint) = video_routes::classify(method, path) {
         endpoint
+    } else if let Some(endpoint) = super::remote_browser::classify(method, path) {
+        endpoint
     } else {
         Endpoint::Unknown
     }
@@ -122,6 +124,12 @@ pub(super) fn handle(
         Endpoint::ScoreVerify => score_verify(st, req),
         Endpoint::Fife => fife(st, req),
         Endpoint::Unknown => reply::not_found(),
+        Endpoint::RemoteBrowserSolve
+        | Endpoint::RemoteBrowserPrefill
+        | Endpoint::RemoteBrowserFinish
+        | Endpoint::RemoteBrowserError
+        | Endpoint::RemoteBrowserCustomScore
+        | Endpoint::RemoteBrowserHealth => super::remote_browser::handle(st, endpoint, req),
         video => video_routes::handle(st, ctx, video, req),
     }
 }
@@ -323,7 +331,15 @@ pub(super) fn captcha_ok_for(
                         issued.user_agent
                     ))
                 } else {
-                    None
+                    issued.headers.iter().find_map(|(name, want)| {
+                        let present = if name == "cookie" {
+                            let (k, v) = want.split_once('=').unwrap_or((want, ""));
+                            req.cookie(k) == Some(v)
+                        } else {
+                            req.header(name) == Some(want.as_str())
+                        };
+                        (!present).then(|| format!("{name} is not the solving browser's {want:?}"))
+                    })
                 }
             }
         },
@@ -649,6 +665,7 @@ fn get_task_result(st: &mut State, req: &Incoming) -> HttpResponse {
                     user_agent: SOLVER_USER_AGENT.to_owned(),
                     page_action,
                     used: false,
+                    headers: Vec::new(),
                 },
             );
             token

@@ -55,6 +55,9 @@ pub(super) struct IssuedToken {
     pub(super) user_agent: String,
     pub(super) page_action: String,
     pub(super) used: bool,
+    /// Headers (name, value) the generate call must also carry: the browser identity a
+    /// browser-based solver reported. A `cookie` must be among the request's cookies.
+    pub(super) headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +105,10 @@ impl State {
                         };
                         ((*s).to_owned(), key)
                     })
+                    .chain([(
+                        super::FAKE_REMOTE_BROWSER.to_owned(),
+                        super::fake_solver_key(super::FAKE_REMOTE_BROWSER),
+                    )])
                     .collect(),
                 solver_faults: HashMap::new(),
                 upload_array: false,
