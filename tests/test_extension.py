@@ -34,9 +34,7 @@ TOUCHED = ["CAPTCHA_METHOD", "CAPSOLVER_API_KEY", "CAPSOLVER_BASE_URL"]
 
 
 def change(gw: Gateway, values: dict) -> None:
-    ok_json(gw.http.patch("/api/settings", json={"values": values}, headers=gw.admin_headers()))
-    # Other isolates read settings at most a second old.
-    time.sleep(1.1 if gw.kind == "worker" else 0)
+    gw.apply_settings(gw.admin_token, values)
 
 
 def set_route(gw: Gateway, route_key: str) -> None:
@@ -54,8 +52,7 @@ def gw(server: Gateway) -> Iterator[Gateway]:
         yield server
     finally:
         set_route(server, "")
-        ok_json(server.http.patch("/api/settings", json={"values": {k: None for k in TOUCHED}},
-                                  headers=server.admin_headers()))
+        ok_json(server.patch_settings(server.admin_token, {k: None for k in TOUCHED}))
 
 
 def unique(prefix: str) -> str:

@@ -1,4 +1,5 @@
-//! Captcha admin routes: `GET /api/captcha/stats` (the accounting of [`CaptchaStats`]) and
+//! Captcha admin routes: `GET`/`POST /api/captcha/config` (the original's captcha settings,
+//! over the settings store), `GET /api/captcha/stats` (the accounting of [`CaptchaStats`]) and
 //! `POST /api/captcha/score-test` (solve one token with the configured methods for a
 //! score-checking site and ask that site for the token's score: the original's intent; its
 //! own helper always answered 500).
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::seams::{Bytes, CaptchaAction, CaptchaRequest};
+use crate::secret::Secret;
 use crate::transport::{send_with_timeout, timeouts};
 
 use super::error::ApiError;
@@ -33,11 +35,64 @@ struct ScoreTestBody {
     enterprise: Option<bool>,
 }
 
+/// The fields of `GET`/`POST /api/captcha/config` (the original's names) and the settings
+/// they are.
+const CONFIG_FIELDS: &[(&str, &str)] = &[
+    ("captcha_method", "CAPTCHA_METHOD"),
+    ("yescaptcha_api_key", "YESCAPTCHA_API_KEY"),
+    ("yescaptcha_base_url", "YESCAPTCHA_BASE_URL"),
+    ("yescaptcha_task_type", "YESCAPTCHA_TASK_TYPE"),
+    ("capmonster_api_key", "CAPMONSTER_API_KEY"),
+    ("capmonster_base_url", "CAPMONSTER_BASE_URL"),
+    ("ezcaptcha_api_key", "EZCAPTCHA_API_KEY"),
+    ("ezcaptcha_base_url", "EZCAPTCHA_BASE_URL"),
+    ("capsolver_api_key", "CAPSOLVER_API_KEY"),
+    ("capsolver_base_url", "CAPSOLVER_BASE_URL"),
+    ("remote_browser_base_url", "REMOTE_BROWSER_BASE_URL"),
+    ("remote_browser_api_key", "REMOTE_BROWSER_API_KEY"),
+    ("remote_browser_timeout", "REMOTE_BROWSER_TIMEOUT"),
+    ("captcha_poll_interval", "CAPTCHA_POLL_INTERVAL"),
+    ("captcha_max_polls", "CAPTCHA_MAX_POLLS"),
+];
+
+/// The original's fields for its in-process browser modes, which this gateway does not have:
+/// accepted and ignored, so that a script that sends the whole form keeps working.
+const BROWSER_MODE_FIELDS: &[&str] = &[
+    "browser_proxy_enabled",
+    "browser_proxy_url",
+    "browser_count",
+    "personal_project_pool_size",
+    "personal_max_resident_tabs",
+    "browser_personal_fresh_restart_every_n_solves",
+    "personal_idle_tab_ttl_seconds",
+];
+
 /// The routes under `/api/captcha/` this module answers (admin session checked by the caller).
 pub(super) fn is_captcha_route(method: &Method, segments: &[&str]) -> bool {
     matches!(
         (method, segments),
-        (&Method::GET, ["captcha", "stats"]) | (&Method::POST, ["captcha", "score-test"])
+        (&Method::GET, ["captcha", "stats"])
+            | (&Method::POST, ["captcha", "score-test"])
+            | (&Method::GET | &Method::POST, ["captcha", "config"])
+    )
+}
+
+/// A refusal in the admin API's `{"success": false, "message"}` shape.
+fn refused(message: impl Into<String>) -> Response<Body> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        Bytes::from(json!({"success": false, "message": message.into()}).to_string()),
+    )
+}
+
+fn is_secret(name: &str) -> bool {
+    name.ends_with("_API_KEY")
+}
+
+fn is_number(name: &str) -> bool {
+    matches!(
+        name,
+        "REMOTE_BROWSER_TIMEOUT" | "CAPTCHA_POLL_INTERVAL" | "CAPTCHA_MAX_POLLS"
     )
 }
 
@@ -73,7 +128,112 @@ impl AppInner {
     ) -> Result<Response<Body>, ApiError> {
         match (method, segments) {
             (&Method::GET, ["captcha", "stats"]) => self.captcha_stats().await,
+            (&Method::GET, ["captcha", "config"]) => self.captcha_config().await,
+            (&Method::POST, ["captcha", "config"]) => self.change_captcha_config(req.body()).await,
             _ => self.score_test(req.body()).await,
+        }
+    }
+
+    /// The captcha settings under the original's field names; secrets masked, numbers as
+    /// numbers.
+    async fn captcha_config(&self) -> Result<Response<Body>, ApiError> {
+        let overrides = crate::settings::load(&*self.deps.sessions)
+            .await
+            .map_err(|_| ApiError::storage_unavailable())?;
+        let views = crate::settings::view(self.settings.base(), &overrides);
+        let mut out = serde_json::Map::new();
+        out.insert("success".into(), json!(true));
+        for (field, name) in CONFIG_FIELDS {
+            let value = views
+                .iter()
+                .find(|v| v.name == *name)
+                .and_then(|v| v.value.clone());
+            let value = match value {
+                Some(v) if is_number(name) => match (v.parse::<i64>(), v.parse::<f64>()) {
+                    (Ok(n), _) => json!(n),
+                    (_, Ok(n)) => json!(n),
+                    _ => json!(v),
+                },
+                Some(v) => json!(v),
+                None if is_secret(name) => json!(""),
+                None => Value::Null,
+            };
+            out.insert((*field).to_owned(), value);
+        }
+        Ok(ok(&Value::Object(out)))
+    }
+
+    /// Changes the captcha settings given (all optional; `null` goes back to the default), as
+    /// one settings update. A secret sent back as it was shown (masked) is left as it is.
+    async fn change_captcha_config(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+            return Ok(refused("The body must be a JSON object."));
+        };
+        let mut changes = std::collections::BTreeMap::new();
+        for (field, value) in &fields {
+            if BROWSER_MODE_FIELDS.contains(&field.as_str()) {
+                continue;
+            }
+            let Some((_, name)) = CONFIG_FIELDS.iter().find(|(f, _)| f == field) else {
+                return Ok(refused(format!("Unknown field `{field}`.")));
+            };
+            let value = match value {
+                Value::Null => None,
+                Value::String(s) if s.trim().is_empty() => None,
+                Value::String(s) => Some(s.trim().to_owned()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => return Ok(refused(format!("`{field}` must be a string or a number."))),
+            };
+            if is_secret(name) {
+                let shown = self.config.raw_value(name).map(|c| Secret::new(c).masked());
+                if value.is_some() && value == shown {
+                    continue;
+                }
+            }
+            changes.insert((*name).to_owned(), value);
+        }
+        // As the original: remote_browser is only chosen together with its service.
+        let method = changes
+            .get("CAPTCHA_METHOD")
+            .cloned()
+            .unwrap_or_else(|| Some(self.config.captcha_method.clone()))
+            .unwrap_or_default();
+        if method
+            .split(',')
+            .any(|m| m.trim() == crate::captcha::REMOTE_BROWSER)
+        {
+            let set = |name: &str, current: bool| match changes.get(name) {
+                Some(v) => v.is_some(),
+                None => current,
+            };
+            let url = set(
+                "REMOTE_BROWSER_BASE_URL",
+                self.config.remote_browser_base_url.is_some(),
+            );
+            let key = set(
+                "REMOTE_BROWSER_API_KEY",
+                self.config.remote_browser_api_key.is_some(),
+            );
+            if !(url && key) {
+                return Ok(refused(
+                    "remote_browser needs remote_browser_base_url and remote_browser_api_key.",
+                ));
+            }
+        }
+        let now = self.deps.clock.now_ms();
+        match self
+            .settings
+            .update(&*self.deps.sessions, &changes, None, now)
+            .await
+        {
+            Ok(o) => Ok(ok(&json!({
+                "success": true,
+                "message": "Captcha settings saved.",
+                "version": o.version,
+            }))),
+            Err(crate::settings::SettingsError::Invalid(e)) => Ok(refused(e.to_string())),
+            Err(_) => Err(ApiError::storage_unavailable()),
         }
     }
 

@@ -269,6 +269,23 @@ pub(crate) enum Step<T> {
     Fail(GenerateError),
 }
 
+/// What a Flow submit in `project_id` for `account` needs solved.
+fn flow_captcha(
+    account: &crate::pool::Account,
+    project_id: &str,
+    action: CaptchaAction,
+) -> CaptchaRequest {
+    CaptchaRequest {
+        site_key: RECAPTCHA_SITE_KEY.to_owned(),
+        page_url: project_page(project_id),
+        action,
+        page_action: None,
+        project_id: project_id.to_owned(),
+        account_id: Some(account.id.clone()),
+        route_key: account.extension_route_key.clone(),
+    }
+}
+
 impl Generator {
     /// One token for `account`'s call in `project_id`, counted against `account` in the
     /// captcha stats (never in the pool: a captcha failure is not the account's fault).
@@ -278,15 +295,7 @@ impl Generator {
         project_id: &str,
         action: CaptchaAction,
     ) -> Result<CaptchaSolution, CaptchaError> {
-        let request = CaptchaRequest {
-            site_key: RECAPTCHA_SITE_KEY.to_owned(),
-            page_url: project_page(project_id),
-            action,
-            page_action: None,
-            project_id: project_id.to_owned(),
-            account_id: Some(account.id.clone()),
-            route_key: account.extension_route_key.clone(),
-        };
+        let request = flow_captcha(account, project_id, action);
         let started = self.clock.now_ms();
         let out = match (&self.methods, account.captcha_method.as_deref()) {
             (Some(methods), Some(order)) => methods.solve_in(&request, order).await,
@@ -315,15 +324,7 @@ impl Generator {
         project_id: &str,
         action: CaptchaAction,
     ) {
-        let request = CaptchaRequest {
-            site_key: RECAPTCHA_SITE_KEY.to_owned(),
-            page_url: project_page(project_id),
-            action,
-            page_action: None,
-            project_id: project_id.to_owned(),
-            account_id: Some(account.id.clone()),
-            route_key: account.extension_route_key.clone(),
-        };
+        let request = flow_captcha(account, project_id, action);
         match (&self.methods, account.captcha_method.as_deref()) {
             (Some(methods), Some(order)) => methods.prefill_in(&request, order).await,
             _ => self.captcha.prefill(&request).await,
