@@ -187,8 +187,8 @@ def test_score_test_solves_and_reports_the_verdict(admin: tuple[Gateway, str]) -
 
 def test_bad_methods_are_refused_and_keys_never_listed(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
-    for bad, says in [("extension", "extension is not built"),
-                      ("capsolver,personal", "personal is not built"),
+    for bad, says in [("personal", "personal is not built"),
+                      ("capsolver,browser", "browser is not built"),
                       ("capsolver,nonsense", "nonsense"),
                       ("capsolver,capsolver", "twice")]:
         r = gw.patch_settings(token, {"CAPTCHA_METHOD": bad})
@@ -220,7 +220,7 @@ def test_an_account_may_carry_its_own_method(admin: tuple[Gateway, str]) -> None
     def put(account: str, body: dict):
         return gw.http.put(f"/api/tokens/{account}", json=body, headers=gw.admin_headers())
 
-    r = put(ids[0], {"captcha_method": "extension"})
+    r = put(ids[0], {"captcha_method": "personal"})
     assert r.status_code == 400 and "captcha_method" in r.text and "not built" in r.text, r.text
     try:
         for i in ids:

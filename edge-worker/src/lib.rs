@@ -12,6 +12,7 @@
 //! | `Storage` (video jobs) | job records spread over 16 `StoreObject`s, `video-jobs-0` … `video-jobs-15`, by a hash of the job id; their listing and `Idempotency-Key` entries in the one named `video-jobs` (`do_storage`) |
 //! | `Storage` (tenant keys) | the `StoreObject` named `api-keys` for the key records, one named `tenant-{id}` per key for its counters and leases (`tenant_storage`) |
 //! | `JobRunner` | one `JobObject` per video job, stepping it from its alarm (`job_runner`, `job_object`) |
+//! | `BrowserHub` (the `extension` captcha method) | the `CaptchaHubObject`: `/captcha_ws` sockets accepted with the WebSocket Hibernation API, each solve a fetch to it (`captcha_hub`) |
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
 //!
@@ -26,6 +27,8 @@ pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
 mod account_object;
+#[cfg(target_arch = "wasm32")]
+mod captcha_hub;
 #[cfg(target_arch = "wasm32")]
 mod clock;
 #[cfg(all(target_arch = "wasm32", feature = "conformance"))]
@@ -57,6 +60,8 @@ mod tenant_storage;
 
 #[cfg(target_arch = "wasm32")]
 pub use account_object::AccountObject;
+#[cfg(target_arch = "wasm32")]
+pub use captcha_hub::CaptchaHubObject;
 #[cfg(target_arch = "wasm32")]
 pub use job_object::JobObject;
 #[cfg(target_arch = "wasm32")]
@@ -159,6 +164,11 @@ pub(crate) mod entry {
             let body = read_body(&req, usize::MAX).await?.unwrap_or_default();
             return crate::conformance::handle(&env, &rest, &String::from_utf8_lossy(&body)).await;
         }
+        // The extension captcha method's WebSocket (§10.5): only the root key attaches.
+        if parts.uri.path() == "/captcha_ws" {
+            let allowed = app.captcha_ws_allowed(&parts.headers, &parts.uri);
+            return crate::captcha_hub::upgrade(&env, req, allowed).await;
+        }
         // Refused from the head (bad key, unknown route, declared too large): the body is
         // never read.
         if let Some(rejected) = app.check_head(&mut parts).await {
@@ -252,6 +262,10 @@ pub(crate) mod entry {
             .job_record_shards(job_shards)
             .tenant_storage(Arc::new(tenants))
             .job_runner(Arc::new(runner))
+            .browser_hub(Arc::new(crate::captcha_hub::DoBrowserHub::new(
+                env.durable_object(crate::captcha_hub::BINDING)?,
+                subrequests.clone(),
+            )))
             .captcha_stats(CAPTCHA_STATS.with(|s| s.get_or_init(Arc::default).clone()));
         if let Some(spawner) = spawner {
             builder = builder.spawner(spawner);

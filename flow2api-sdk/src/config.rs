@@ -32,10 +32,11 @@ pub const CAPTCHA_METHODS: &[&str] = &[
     "ezcaptcha",
     "capsolver",
     "remote_browser",
+    "extension",
 ];
 /// Methods the original Flow2API offers that this build does not implement yet: naming one is
 /// an error, not a silent fallback.
-const UNBUILT_CAPTCHA_METHODS: &[&str] = &["extension", "browser", "personal"];
+const UNBUILT_CAPTCHA_METHODS: &[&str] = &["browser", "personal"];
 
 /// What a setting accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -854,10 +855,11 @@ mod tests {
 
     #[test]
     fn an_unbuilt_captcha_method_is_an_error_not_yescaptcha() {
-        let e = with(&[("CAPTCHA_METHOD", "extension")]).unwrap_err();
-        assert!(e.to_string().contains("extension is not built"), "{e}");
-        let e = with(&[("CAPTCHA_METHOD", "capsolver,personal")]).unwrap_err();
+        let e = with(&[("CAPTCHA_METHOD", "personal")]).unwrap_err();
         assert!(e.to_string().contains("personal is not built"), "{e}");
+        assert!(with(&[("CAPTCHA_METHOD", "extension,capsolver")]).is_ok());
+        let e = with(&[("CAPTCHA_METHOD", "capsolver,browser")]).unwrap_err();
+        assert!(e.to_string().contains("browser is not built"), "{e}");
         assert!(with(&[("CAPTCHA_METHOD", "nonsense")]).is_err());
         assert_eq!(
             with(&[("CAPTCHA_METHOD", "YesCaptcha")])

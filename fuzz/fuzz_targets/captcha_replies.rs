@@ -68,6 +68,7 @@ fuzz_target!(|data: &[u8]| {
         project_id: "p".into(),
         account_id: None,
         egress: None,
+        route_key: None,
     };
     let solved = solver
         .solve(&request)

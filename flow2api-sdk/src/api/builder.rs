@@ -123,6 +123,7 @@ pub struct AppBuilder {
     media: Option<Arc<dyn MediaStore>>,
     captcha: Option<Arc<dyn CaptchaSolver>>,
     captcha_stats: Option<Arc<crate::captcha::CaptchaStats>>,
+    browser_hub: Option<Arc<dyn crate::captcha::BrowserHub>>,
     spawner: Option<Arc<dyn Spawn>>,
     runner: Option<Arc<dyn JobRunner>>,
     settings: Option<Arc<SettingsCache>>,
@@ -151,6 +152,7 @@ impl AppBuilder {
             media: None,
             captcha: None,
             captcha_stats: None,
+            browser_hub: None,
             spawner: None,
             runner: None,
             settings: None,
@@ -241,6 +243,15 @@ impl AppBuilder {
     /// app per request passes one that outlives them. Without one, the app keeps its own.
     pub fn captcha_stats(mut self, stats: Arc<crate::captcha::CaptchaStats>) -> Self {
         self.captcha_stats = Some(stats);
+        self
+    }
+
+    /// Where the `extension` captcha method finds its browsers (§10.5) when they are not
+    /// connected to this process (the edge's Durable Object). Without one, the app keeps a
+    /// [`Switchboard`](crate::captcha::Switchboard) of its own, which the host feeds from its
+    /// `/captcha_ws` sockets ([`App::switchboard`](super::App::switchboard)).
+    pub fn browser_hub(mut self, hub: Arc<dyn crate::captcha::BrowserHub>) -> Self {
+        self.browser_hub = Some(hub);
         self
     }
 
@@ -364,6 +375,16 @@ impl AppBuilder {
         let settings = self
             .settings
             .unwrap_or_else(|| Arc::new(SettingsCache::new(self.config)));
+        let (browser_hub, switchboard) = match self.browser_hub {
+            Some(hub) => (hub, None),
+            None => {
+                let board = Arc::new(crate::captcha::Switchboard::new(clock.clone()));
+                (
+                    board.clone() as Arc<dyn crate::captcha::BrowserHub>,
+                    Some(board),
+                )
+            }
+        };
         Ok(App::assemble(
             Deps {
                 untrusted_http: self.untrusted_http.unwrap_or_else(|| http.clone()),
@@ -376,6 +397,8 @@ impl AppBuilder {
                 media,
                 captcha: self.captcha,
                 captcha_stats: self.captcha_stats.unwrap_or_default(),
+                browser_hub,
+                switchboard,
                 spawner: self.spawner,
                 jobs,
                 job_shards: self.job_shards,

@@ -373,6 +373,7 @@ impl AppInner {
             project_id: String::new(),
             account_id: None,
             egress: None,
+            route_key: None,
         };
         let clock = &self.deps.clock;
         let started = clock.now_ms();

@@ -75,6 +75,10 @@ pub(crate) struct Deps {
     pub(crate) captcha: Option<Arc<dyn CaptchaSolver>>,
     /// Captcha accounting, shared by every configuration snapshot (in memory, per process).
     pub(crate) captcha_stats: Arc<crate::captcha::CaptchaStats>,
+    /// Where the `extension` method asks for tokens.
+    pub(crate) browser_hub: Arc<dyn crate::captcha::BrowserHub>,
+    /// The in-process hub, when the browsers connect to this process.
+    pub(crate) switchboard: Option<Arc<crate::captcha::Switchboard>>,
     /// Runs clean-up beyond a request; `None` leaves that to the slot's lease.
     pub(crate) spawner: Option<Arc<dyn Spawn>>,
     /// Video job records: strongly consistent (a Durable Object at the edge).
@@ -325,6 +329,26 @@ impl App {
         self.current().check_head(parts).await
     }
 
+    /// The in-process hub of the `extension` captcha method, which a host feeds from the
+    /// sockets of `/captcha_ws` (§10.5); `None` when the builder was given another
+    /// [`BrowserHub`](crate::captcha::BrowserHub).
+    pub fn switchboard(&self) -> Option<Arc<crate::captcha::Switchboard>> {
+        self.shared.deps.switchboard.clone()
+    }
+
+    /// Whether a `/captcha_ws` upgrade with this head may attach a solver: only the root key
+    /// (`API_KEY`, in constant time) may, never a tenant's (§10.5: else close 1008).
+    pub fn captcha_ws_allowed(&self, headers: &http::HeaderMap, uri: &http::Uri) -> bool {
+        let config = self.config();
+        match (
+            &config.api_key,
+            crate::captcha::given_key(headers, uri.query()),
+        ) {
+            (Some(expected), Some(given)) => expected.ct_eq(&given),
+            _ => false,
+        }
+    }
+
     /// The largest body a request with this head may carry: `MAX_REQUEST_BYTES` for requests
     /// that send content (`POST`, `PUT`, `PATCH`) except the admin login, 64 KiB for the rest.
     /// A host reads no more than this; a body that runs past it is answered 413.
@@ -441,6 +465,7 @@ impl AppInner {
                 deps.clock.clone(),
                 &config,
                 deps.captcha_stats.clone(),
+                Some(deps.browser_hub.clone()),
             )),
         };
         let tenants = Tenants::new(deps.tenants.clone(), deps.clock.clone());
@@ -470,6 +495,7 @@ impl AppInner {
                 deps.clock.clone(),
                 &config,
                 deps.captcha_stats.clone(),
+                Some(deps.browser_hub.clone()),
             ))),
         };
         let poll = PollSettings {

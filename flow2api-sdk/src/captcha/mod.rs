@@ -1,9 +1,11 @@
 //! reCAPTCHA solving (`docs/upstream.md#recaptcha`): the task-API providers
 //! ([`TaskApiSolver`] for YesCaptcha, CapMonster, EzCaptcha and CapSolver), a remote browser
-//! service ([`RemoteBrowser`]), the method chain `CAPTCHA_METHOD` lists ([`ChainSolver`]) and
-//! the accounting of all of them ([`CaptchaStats`]).
+//! service ([`RemoteBrowser`]), the `extension` method ([`ExtensionSolver`] over a
+//! [`BrowserHub`], §10.5), the method chain `CAPTCHA_METHOD` lists ([`ChainSolver`]) and the
+//! accounting of all of them ([`CaptchaStats`]).
 
 mod chain;
+mod extension;
 mod remote_browser;
 mod stats;
 mod task_api;
@@ -11,6 +13,11 @@ mod task_api;
 use std::sync::Arc;
 
 pub use chain::ChainSolver;
+pub use extension::{
+    given_key, route_of_query, AskReply, BrowserHub, BrowserSocket, ExtensionSolver, FromExtension,
+    Registered, Switchboard, ToExtension, TokenAsk, CLOSE_POLICY, EXTENSION_METHOD, IMAGE_TIMEOUT,
+    VIDEO_TIMEOUT,
+};
 pub use remote_browser::{
     RemoteBrowser, RemoteBrowserConfig, RemoteBrowserHealth, METHOD as REMOTE_BROWSER,
     PREFILL_EVERY,
@@ -47,12 +54,14 @@ pub fn parse_methods(raw: &str) -> Result<String, String> {
         .join(","))
 }
 
-/// Every built method as a solver, keyed by method, for the chains accounts name.
+/// Every built method as a solver, keyed by method, for the chains accounts name (`extension`
+/// only when a [`BrowserHub`] is given).
 pub fn all_methods(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
+    hub: Option<Arc<dyn BrowserHub>>,
 ) -> ChainSolver {
     chain_of(
         crate::config::CAPTCHA_METHODS.iter().copied(),
@@ -60,21 +69,24 @@ pub fn all_methods(
         clock,
         config,
         stats,
+        hub,
     )
 }
 
-/// The chain of solvers `CAPTCHA_METHOD` lists, over `http`, booking into `stats`.
+/// The chain of solvers `CAPTCHA_METHOD` lists, over `http` (and `hub` for `extension`),
+/// booking into `stats`.
 pub fn from_config(
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
+    hub: Option<Arc<dyn BrowserHub>>,
 ) -> ChainSolver {
-    chain_of(methods(config), http, clock, config, stats)
+    chain_of(methods(config), http, clock, config, stats, hub)
 }
 
 /// A chain of the `methods`' solvers, in that order. Validation only lets built methods
-/// through; any other word is skipped.
+/// through; any other word, and `extension` without a hub, is skipped.
 #[allow(clippy::arc_with_non_send_sync)] // one thread on wasm32, where the seams are not Send
 fn chain_of<'m>(
     methods: impl IntoIterator<Item = &'m str>,
@@ -82,6 +94,7 @@ fn chain_of<'m>(
     clock: Arc<dyn Clock>,
     config: &crate::config::Config,
     stats: Arc<CaptchaStats>,
+    hub: Option<Arc<dyn BrowserHub>>,
 ) -> ChainSolver {
     let solvers = methods
         .into_iter()
@@ -95,6 +108,8 @@ fn chain_of<'m>(
                     )
                     .with_stats(stats.clone()),
                 )
+            } else if m == EXTENSION_METHOD {
+                Arc::new(ExtensionSolver::new(hub.clone()?))
             } else {
                 Arc::new(TaskApiSolver::new(
                     http.clone(),

@@ -132,6 +132,7 @@ impl FlowClient {
                 project_id: project_id.clone(),
                 account_id: None,
                 egress: None,
+                route_key: None,
             })
             .await?;
         let generation = ImageGeneration {

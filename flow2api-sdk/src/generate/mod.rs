@@ -327,6 +327,7 @@ fn flow_captcha(
         project_id: project_id.to_owned(),
         account_id: Some(account.id.clone()),
         egress,
+        route_key: account.extension_route_key.clone(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! | `reqwest` | [`ReqwestHttp`]: the [`HttpClient`](crate::HttpClient) over one pooled `reqwest::Client` that never follows redirects; with `tokio`, [`PublicOnlyHttp`] for client-given URLs (public addresses only, names checked by their resolved addresses) |
 //! | `tokio` | [`TokioClock`], [`TokioSpawn`], [`refresh_periodically`], [`DirMediaStore`] (media as files with a TTL) |
 //! | `sqlite` | [`SqliteDb`]: one SQLite file holding [`SqliteStorage`] namespaces and the [`SqliteCoordinator`]'s durable account states (implies `tokio`) |
-//! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades; [`handle`] to mount the gateway in another server |
+//! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades, and `/captcha_ws` for the `extension` captcha method; [`handle`] to mount the gateway in another server |
 //! | `reqwest` + `tokio` | `FlowClient::native` and `YesCaptcha::native`: the typed clients from a [`Config`](crate::Config) |
 //! | `server` + `reqwest` | [`serve_relay`]: the egress relay (`flow2api-server --relay`, `docs/egress.md`) |
 //! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory |
@@ -16,6 +16,8 @@
 
 #[cfg(feature = "tokio")]
 mod background;
+#[cfg(feature = "server")]
+mod captcha_ws;
 #[cfg(all(feature = "reqwest", feature = "tokio"))]
 mod clients;
 #[cfg(feature = "tokio")]

@@ -327,6 +327,16 @@ async fn serve_one(
         uri: req.uri().clone(),
         started: Instant::now(),
     });
+    // The extension captcha method's WebSocket (§10.5), when the browsers connect here.
+    if req.uri().path() == super::captcha_ws::PATH {
+        if let Some(board) = ctx.app.switchboard() {
+            let response = super::captcha_ws::upgrade(&ctx.app, board, req);
+            if let Some(seen) = seen {
+                seen.write(response.status());
+            }
+            return Ok(response.map(|b| ResponseBody(Inner::Full(Full::new(b)))));
+        }
+    }
     Ok(handle_logged(&ctx.app, req, ctx.body_read_timeout, seen).await)
 }
 

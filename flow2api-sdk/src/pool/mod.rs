@@ -112,8 +112,8 @@ pub struct Account {
     /// `None` uses the global one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captcha_method: Option<String>,
-    /// The route key of the browser extension that solves for it (stored for the
-    /// `extension` method, not built yet).
+    /// The route key of the browser extension that solves for it (the `extension` method,
+    /// §10.5: only a connection registered with exactly this key serves it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_route_key: Option<String>,
     /// Its own proxy (normalised, `crate::proxy_url`), in place of `PROXY_URL`, for every

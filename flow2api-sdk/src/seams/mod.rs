@@ -534,6 +534,9 @@ pub struct CaptchaRequest {
     /// How the solver's own calls leave (the attempt's egress, which the submit uses too);
     /// `None`: the client's defaults.
     pub egress: Option<Egress>,
+    /// The account's `extension_route_key`, which picks the browser of the `extension` method
+    /// (§10.5); `None` where no account is involved.
+    pub route_key: Option<String>,
 }
 
 impl CaptchaRequest {

@@ -20,6 +20,7 @@ fn request() -> CaptchaRequest {
         project_id: "p1".into(),
         account_id: None,
         egress: None,
+        route_key: None,
     }
 }
 
@@ -197,7 +198,11 @@ fn an_account_chain_picks_its_own_order_from_every_method() {
         crate::captcha::parse_methods(" CapSolver , yescaptcha").unwrap(),
         "capsolver,yescaptcha"
     );
-    assert!(crate::captcha::parse_methods("extension")
+    assert!(crate::captcha::parse_methods("personal")
         .unwrap_err()
         .contains("not built"));
+    assert_eq!(
+        crate::captcha::parse_methods("Extension, capsolver").unwrap(),
+        "extension,capsolver"
+    );
 }

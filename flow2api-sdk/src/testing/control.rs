@@ -28,6 +28,13 @@ pub(super) fn handle(fake: &FakeFlow, method: &Method, rest: &str, body: &Bytes)
             fake.set_captcha_polls_before_ready(polls);
             Ok(ok())
         }),
+        "browser_token" if post => parse(body).and_then(|v| {
+            let action = v
+                .get("action")
+                .and_then(Value::as_str)
+                .ok_or("action is required")?;
+            Ok(json!({"token": fake.browser_token(action)}))
+        }),
         "config" if post => parse(body).and_then(|v| configure(fake, &v)),
         "video" if post => parse(body).and_then(|v| configure_video(fake, &v)),
         "expire_st" if post => parse(body).and_then(|v| {

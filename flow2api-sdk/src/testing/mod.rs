@@ -84,6 +84,8 @@
 //!   "times":…}` (`times` defaults to 1: the fault answers exactly the next call); with
 //!   `"percent":p` instead of `times` the fault applies to p % of calls forever;
 //! - `POST /_fake/captcha` — `{"polls_before_ready":n}`;
+//! - `POST /_fake/browser_token` — `{"action":"IMAGE_GENERATION"}` → `{"token":…}`: a token as
+//!   the captcha extension's browser solves it ([`FakeFlow::browser_token`]);
 //! - `POST /_fake/config` — any of `{"polls_before_ready","at_lifetime_ms","yescaptcha_key",
 //!   "upload_response_array","solver_keys":{solver:key},"solver_faults":{solver:
 //!   "zero_balance"|"no_slot"|"poll_error"|null}}` (solver faults last until `reset`);
@@ -522,6 +524,23 @@ impl FakeFlow {
     /// Sets how long an AT issued by session-to-access-token lives (default 1 h 30 min).
     pub fn set_at_lifetime(&self, lifetime: Duration) {
         self.lock().config.at_lifetime = lifetime;
+    }
+
+    /// A token as a browser running the captcha extension would solve it for `action`
+    /// (`03AFcWeA-fake-extension-…`): accepted once, with the gateway's fallback User-Agent,
+    /// since the extension reports no fingerprint (§10.5).
+    pub fn browser_token(&self, action: &str) -> String {
+        let token = format!("03AFcWeA-fake-extension-{}", crate::util::random_hex(32));
+        self.lock().tokens.insert(
+            token.clone(),
+            state::IssuedToken {
+                user_agent: crate::transport::FALLBACK_USER_AGENT.to_owned(),
+                page_action: action.to_owned(),
+                used: false,
+                headers: Vec::new(),
+            },
+        );
+        token
     }
 
     /// Sets how many `getTaskResult` polls answer `processing` before `ready` (default 1), for
