@@ -56,17 +56,17 @@ fn refused(message: impl Into<String>) -> Response<Body> {
     )
 }
 
-/// The body's JSON object, or the 400 to answer.
-fn object(body: &[u8]) -> Result<Map<String, Value>, Response<Body>> {
+/// The body's JSON object, or why not (a 400).
+fn object(body: &[u8]) -> Result<Map<String, Value>, String> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(refused("The body must be a JSON object.")),
+        _ => Err("The body must be a JSON object.".to_owned()),
     }
 }
 
 /// A whole number (a JSON integer, an integral float or a numeric string, as the original's
-/// models coerce), or the 400 naming `field`.
-fn whole(field: &str, v: &Value) -> Result<i64, Response<Body>> {
+/// models coerce), or the refusal naming `field`.
+fn whole(field: &str, v: &Value) -> Result<i64, String> {
     let n = match v {
         Value::Number(n) => n
             .as_i64()
@@ -74,24 +74,24 @@ fn whole(field: &str, v: &Value) -> Result<i64, Response<Body>> {
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    n.ok_or_else(|| refused(format!("`{field}` must be a whole number.")))
+    n.ok_or_else(|| format!("`{field}` must be a whole number."))
 }
 
-/// A number of seconds (integer or fraction), or the 400 naming `field`.
-fn seconds(field: &str, v: &Value) -> Result<f64, Response<Body>> {
+/// A positive number of seconds (integer or fraction), or the refusal naming `field`.
+fn seconds(field: &str, v: &Value) -> Result<f64, String> {
     let n = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
     n.filter(|f| f.is_finite() && *f > 0.0)
-        .ok_or_else(|| refused(format!("`{field}` must be a positive number of seconds.")))
+        .ok_or_else(|| format!("`{field}` must be a positive number of seconds."))
 }
 
-/// `true`/`false`, or the 400 naming `field`.
-fn flag(field: &str, v: &Value) -> Result<bool, Response<Body>> {
+/// `true`/`false`, or the refusal naming `field`.
+fn flag(field: &str, v: &Value) -> Result<bool, String> {
     v.as_bool()
-        .ok_or_else(|| refused(format!("`{field}` must be true or false.")))
+        .ok_or_else(|| format!("`{field}` must be true or false."))
 }
 
 /// Seconds as JSON: a whole number when whole.
@@ -119,12 +119,12 @@ fn call_mode(s: Strategy) -> &'static str {
     }
 }
 
-/// Either early answer of a handler: a refusal, or an error.
+/// The value, or the handler answers the refusal (a 400).
 macro_rules! tri {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(resp) => return Ok(resp),
+            Err(message) => return Ok(refused(message)),
         }
     };
 }
