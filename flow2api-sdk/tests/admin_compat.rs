@@ -335,6 +335,16 @@ async fn every_admin_change_is_audited_newest_first_without_values() {
     assert_eq!(entries[5]["account"], id.as_str());
     assert!(entries[0]["at"].as_str().unwrap().ends_with('Z'));
 
+    // Tenant keys too: the route, never the key.
+    let r = h
+        .admin_call("POST", "/api/keys", Some(json!({"name": "audited"})))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let minted = r.json()["key"].as_str().unwrap().to_owned();
+    let r = h.admin_call("GET", "/api/audit?limit=1", None).await;
+    assert_eq!(r.json()["entries"][0]["action"], "POST /api/keys");
+    assert!(!r.text().contains(&minted));
+
     let r = h.admin_call("GET", "/api/audit?limit=2", None).await;
     assert_eq!(r.json()["entries"].as_array().unwrap().len(), 2);
     let r = h.admin_call("GET", "/api/audit?limit=0", None).await;

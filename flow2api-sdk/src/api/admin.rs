@@ -339,7 +339,8 @@ impl AppInner {
         req: &Request<Bytes>,
     ) -> Result<Response<Body>, ApiError> {
         if let ["keys", rest @ ..] = segments {
-            return self.keys_route(method, rest, req).await;
+            let result = self.keys_route(method, rest, req).await;
+            return self.audited(method, segments, result).await;
         }
         // The extension's push routes take the connection token, not an admin session.
         if let ["plugin", action @ ("update-token" | "check-tokens")] = segments {

@@ -175,6 +175,10 @@ impl AppInner {
         changes: BTreeMap<String, Option<String>>,
         done: impl FnOnce(&Config) -> Value,
     ) -> Result<Response<Body>, ApiError> {
+        if changes.is_empty() {
+            // Nothing to store: no new settings version for every process to rebuild on.
+            return Ok(ok(&done(&self.config)));
+        }
         let now = self.deps.clock.now_ms();
         match self
             .settings
