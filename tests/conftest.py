@@ -437,6 +437,16 @@ class Gateway:
     def chat(self, body: Any, key: str | None = None, **kw: Any) -> httpx.Response:
         return self.http.post("/v1/chat/completions", json=body, headers=self.auth(key), **kw)
 
+    def patch_settings(self, token: str, values: dict, **extra: Any) -> httpx.Response:
+        """PATCH /api/settings with `values` (None removes an override) as admin `token`."""
+        return self.http.patch("/api/settings", json={"values": values, **extra},
+                               headers={"Authorization": f"Bearer {token}"})
+
+    def apply_settings(self, token: str, values: dict) -> None:
+        """Changes settings and waits until every isolate reads them (at most a second old)."""
+        ok_json(self.patch_settings(token, values))
+        time.sleep(1.1 if self.kind == "worker" else 0)
+
     def close(self) -> None:
         self.http.close()
 

@@ -15,7 +15,6 @@ extra server is started.
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import pytest
@@ -34,15 +33,8 @@ def key(solver: str) -> str:
     return f"fake-{solver}-key"
 
 
-def change(gw: Gateway, token: str, values: dict):
-    return gw.http.patch("/api/settings", json={"values": values},
-                         headers={"Authorization": f"Bearer {token}"})
 
 
-def apply(gw: Gateway, token: str, values: dict) -> None:
-    ok_json(change(gw, token, values))
-    # Other isolates read settings at most a second old.
-    time.sleep(1.1 if gw.kind == "worker" else 0)
 
 
 def solver_settings(gw: Gateway, *solvers: str) -> dict:
@@ -61,7 +53,7 @@ def admin(server: Gateway) -> Iterator[tuple[Gateway, str]]:
     try:
         yield server, token
     finally:
-        ok_json(change(server, token, {k: None for k in TOUCHED}))
+        ok_json(server.patch_settings(token, {k: None for k in TOUCHED}))
         faults(server, **{s: None for s in SOLVERS})
 
 
@@ -89,9 +81,9 @@ def stats(gw: Gateway, token: str) -> dict:
 
 def test_each_method_generates_with_its_own_token(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
-    apply(gw, token, solver_settings(gw, *SOLVERS))
+    gw.apply_settings(token, solver_settings(gw, *SOLVERS))
     for solver in SOLVERS:
-        apply(gw, token, {"CAPTCHA_METHOD": solver})
+        gw.apply_settings(token, {"CAPTCHA_METHOD": solver})
         carried = generate(gw)
         assert f"-fake-{solver}-" in carried, (solver, carried)
         tasks = gw.fake.requests("create_task")
@@ -109,7 +101,7 @@ def test_the_chain_falls_through_to_the_next_method(admin: tuple[Gateway, str]) 
     # YesCaptcha (last) gives the token.
     values = solver_settings(gw, "ezcaptcha", "capsolver")
     values["CAPTCHA_METHOD"] = "capmonster,ezcaptcha,capsolver,yescaptcha"
-    apply(gw, token, values)
+    gw.apply_settings(token, values)
     carried = generate(gw, ezcaptcha="zero_balance", capsolver="poll_error")
     assert "-fake-yescaptcha-" in carried, carried
     # The poll error ended CapSolver's solve at once (one poll, not the two-minute budget).
@@ -136,7 +128,7 @@ def test_the_chain_falls_through_to_the_next_method(admin: tuple[Gateway, str]) 
 
     # Every method failing: a captcha error naming each reason, no key, and the account is
     # not blamed (it stays usable).
-    apply(gw, token, {"CAPTCHA_METHOD": "capmonster,ezcaptcha"})
+    gw.apply_settings(token, {"CAPTCHA_METHOD": "capmonster,ezcaptcha"})
     faults(gw, ezcaptcha="zero_balance")
     r = gw.chat({"model": MODEL, "messages": [{"role": "user", "content": "a red kite"}]},
                 timeout=120)
@@ -145,14 +137,14 @@ def test_the_chain_falls_through_to_the_next_method(admin: tuple[Gateway, str]) 
     assert "CAPMONSTER_API_KEY is not set" in err["message"], err
     assert "ERROR_ZERO_BALANCE" in err["message"], err
     assert key("ezcaptcha") not in r.text
-    apply(gw, token, {"CAPTCHA_METHOD": None})
+    gw.apply_settings(token, {"CAPTCHA_METHOD": None})
     assert "-fake-yescaptcha-" in generate(gw)
     assert any(a["email"] == gw.email and a["is_active"] for a in gw.accounts())
 
 
 def test_google_rejections_are_counted_per_solver_and_account(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
-    apply(gw, token, {**solver_settings(gw, "capsolver"), "CAPTCHA_METHOD": "capsolver"})
+    gw.apply_settings(token, {**solver_settings(gw, "capsolver"), "CAPTCHA_METHOD": "capsolver"})
     before = stats(gw, token)
     gw.fake.reset()
     gw.fake.fault("generate_image", kind="unusual_activity", times=1)
@@ -169,7 +161,7 @@ def test_google_rejections_are_counted_per_solver_and_account(admin: tuple[Gatew
 
 def test_score_test_solves_and_reports_the_verdict(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
-    apply(gw, token, {**solver_settings(gw, "capsolver"), "CAPTCHA_METHOD": "capsolver"})
+    gw.apply_settings(token, {**solver_settings(gw, "capsolver"), "CAPTCHA_METHOD": "capsolver"})
     h = {"Authorization": f"Bearer {token}"}
     gw.fake.reset()
     r = ok_json(gw.http.post("/api/captcha/score-test", headers=h, json={
@@ -199,12 +191,12 @@ def test_bad_methods_are_refused_and_keys_never_listed(admin: tuple[Gateway, str
                       ("capsolver,personal", "personal is not built"),
                       ("capsolver,nonsense", "nonsense"),
                       ("capsolver,capsolver", "twice")]:
-        r = change(gw, token, {"CAPTCHA_METHOD": bad})
+        r = gw.patch_settings(token, {"CAPTCHA_METHOD": bad})
         assert r.status_code == 400 and says in r.text, (bad, r.text)
         assert "CAPTCHA_METHOD" in r.text
-    r = change(gw, token, {"CAPSOLVER_BASE_URL": "not a url"})
+    r = gw.patch_settings(token, {"CAPSOLVER_BASE_URL": "not a url"})
     assert r.status_code == 400 and "CAPSOLVER_BASE_URL" in r.text, r.text
-    apply(gw, token, solver_settings(gw, "capmonster", "ezcaptcha", "capsolver"))
+    gw.apply_settings(token, solver_settings(gw, "capmonster", "ezcaptcha", "capsolver"))
     listed = ok_json(gw.http.get("/api/settings", headers={"Authorization": f"Bearer {token}"}))
     by_name = {s["name"]: s for s in listed["settings"]}
     for solver in ("capmonster", "ezcaptcha", "capsolver"):
@@ -214,7 +206,7 @@ def test_bad_methods_are_refused_and_keys_never_listed(admin: tuple[Gateway, str
     text = gw.http.get("/api/captcha/stats", headers={"Authorization": f"Bearer {token}"}).text
     assert not any(key(s) in text for s in SOLVERS)
     # The method names are normalised (case, spaces).
-    apply(gw, token, {"CAPTCHA_METHOD": " CapSolver , YESCAPTCHA "})
+    gw.apply_settings(token, {"CAPTCHA_METHOD": " CapSolver , YESCAPTCHA "})
     assert stats(gw, token)["methods"] == ["capsolver", "yescaptcha"]
     assert "-fake-capsolver-" in generate(gw)
 
@@ -222,7 +214,7 @@ def test_bad_methods_are_refused_and_keys_never_listed(admin: tuple[Gateway, str
 def test_an_account_may_carry_its_own_method(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
     gw.admin_token = token
-    apply(gw, token, solver_settings(gw, "capsolver"))  # the global chain stays yescaptcha
+    gw.apply_settings(token, solver_settings(gw, "capsolver"))  # the global chain stays yescaptcha
     ids = [a["id"] for a in gw.accounts()]
 
     def put(account: str, body: dict):

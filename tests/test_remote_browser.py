@@ -32,15 +32,8 @@ SERVICE = ["remote_browser_prefill", "remote_browser_solve", "remote_browser_fin
            "remote_browser_error"]
 
 
-def change(gw: Gateway, token: str, values: dict):
-    return gw.http.patch("/api/settings", json={"values": values},
-                         headers={"Authorization": f"Bearer {token}"})
 
 
-def apply(gw: Gateway, token: str, values: dict) -> None:
-    ok_json(change(gw, token, values))
-    # Other isolates read settings at most a second old.
-    time.sleep(1.1 if gw.kind == "worker" else 0)
 
 
 def faults(gw: Gateway, **by_solver: str | None) -> None:
@@ -50,7 +43,7 @@ def faults(gw: Gateway, **by_solver: str | None) -> None:
 @pytest.fixture
 def admin(server: Gateway) -> Iterator[tuple[Gateway, str]]:
     token = server.login()
-    apply(server, token, {
+    server.apply_settings(token, {
         "CAPTCHA_METHOD": "remote_browser",
         # The service's base URL: the fake routes `/api/v1/…` under any prefix.
         "REMOTE_BROWSER_BASE_URL": f"{server.fake.base}/browser-service",
@@ -59,7 +52,7 @@ def admin(server: Gateway) -> Iterator[tuple[Gateway, str]]:
     try:
         yield server, token
     finally:
-        ok_json(change(server, token, {k: None for k in TOUCHED}))
+        ok_json(server.patch_settings(token, {k: None for k in TOUCHED}))
         faults(server, remote_browser=None)
 
 
@@ -126,7 +119,7 @@ def test_a_refused_token_is_reported_and_solved_again(admin: tuple[Gateway, str]
 
 def test_the_chain_falls_through_when_no_browser_is_free(admin: tuple[Gateway, str]) -> None:
     gw, token = admin
-    apply(gw, token, {
+    gw.apply_settings(token, {
         "CAPTCHA_METHOD": "remote_browser,capsolver",
         "CAPSOLVER_BASE_URL": f"{gw.fake.base}/capsolver",
         "CAPSOLVER_API_KEY": "fake-capsolver-key",

@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use flow2api_sdk::seams::{
-    boxed, boxed_stream, BoxFuture, BoxStream, Bytes, HttpClient, HttpRequest, HttpResponse,
-    HttpStreamResponse, TransportError, TransportErrorKind,
+    boxed, boxed_stream, BoxFuture, BoxStream, Bytes, Egress, HttpClient, HttpRequest,
+    HttpResponse, HttpStreamResponse, TransportError, TransportErrorKind,
 };
 use futures::StreamExt;
 use worker::js_sys::Uint8Array;
@@ -191,8 +191,23 @@ async fn send_streaming(request: HttpRequest) -> Result<HttpStreamResponse, Tran
     Ok(out.map(|()| body))
 }
 
+/// Workers cannot send through a proxy: a request that must (an account's or the global
+/// proxy) fails rather than leave directly. Relayed requests arrive already rewritten.
+fn refuse_proxy(request: &HttpRequest) -> Result<(), TransportError> {
+    match request.extensions().get::<Egress>() {
+        Some(Egress::Proxy(_)) => Err(TransportError::new(
+            TransportErrorKind::Egress,
+            "a proxy cannot be used at the edge; set EGRESS_RELAY_URL to a relay instead",
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl HttpClient for FetchHttp {
     fn call(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        if let Err(e) = refuse_proxy(&request) {
+            return boxed(async move { Err(e) });
+        }
         self.subrequests.add();
         boxed(send(request))
     }
@@ -203,6 +218,9 @@ impl HttpClient for FetchHttp {
         &self,
         request: HttpRequest,
     ) -> BoxFuture<'_, Result<HttpStreamResponse, TransportError>> {
+        if let Err(e) = refuse_proxy(&request) {
+            return boxed(async move { Err(e) });
+        }
         self.subrequests.add();
         boxed(send_streaming(request))
     }

@@ -69,6 +69,9 @@ pub enum Accepts {
     ListOf(&'static [&'static str]),
     /// Comma-separated web origins (`scheme://host[:port]`, http or https).
     Origins,
+    /// A proxy address in one of [`crate::proxy_url`]'s forms, normalised; a secret (it may
+    /// carry credentials): masked in lists, never repeated in errors.
+    Proxy,
 }
 
 impl fmt::Display for Accepts {
@@ -86,6 +89,7 @@ impl fmt::Display for Accepts {
                 words.join(", ")
             ),
             Self::Origins => f.write_str("comma-separated origins such as https://console.example"),
+            Self::Proxy => write!(f, "a proxy address: {}", crate::proxy_url::ACCEPTED_FORMS),
         }
     }
 }
@@ -107,7 +111,7 @@ pub struct Setting {
 impl Setting {
     /// True for settings whose value is a secret.
     pub fn is_secret(&self) -> bool {
-        self.accepts == Accepts::Secret
+        matches!(self.accepts, Accepts::Secret | Accepts::Proxy)
     }
 }
 
@@ -191,6 +195,10 @@ pub const SETTINGS: &[Setting] = &[
     setting("MAX_REQUEST_BYTES", int(1 << 16, 1 << 30), Some("67108864"), "Largest request body in bytes (413 beyond); announced lengths are refused before the body is read."),
     setting("IMAGE_FETCH_TIMEOUT", secs(1.0, 600.0), Some("30"), "Seconds for fetching every image URL of one request, together."),
     setting("IMAGE_TIMEOUT", secs(10.0, 3600.0), Some("300"), "Seconds an image generation request may take in all, from its arrival to its result (504 beyond)."),
+    setting("PROXY_URL", Accepts::Proxy, None, "Proxy for every upstream call (Flow and captcha solvers) of accounts without their own; native hosts only (the edge uses EGRESS_RELAY_URL)."),
+    setting("MEDIA_PROXY_URL", Accepts::Proxy, None, "Proxy for media downloads (results copied into the media cache); unset, they leave like the generation's other calls."),
+    setting("EGRESS_RELAY_URL", Accepts::Url, None, "An egress relay (flow2api-server --relay) every upstream call goes through, for accounts without their own; needs EGRESS_RELAY_SECRET."),
+    setting("EGRESS_RELAY_SECRET", Accepts::Secret, None, "The relay's RELAY_SECRET, which signs each relayed request."),
 ];
 
 /// Looks a setting up by name.
@@ -371,6 +379,11 @@ fn parse(setting: &Setting, raw: &str) -> Result<Value, String> {
             .map(|s| Value::Secs(Duration::from_secs_f64(s)))
             .ok_or_else(expected),
         Accepts::Origins => parse_origins(raw).map(Value::Text),
+        Accepts::Proxy => match crate::proxy_url::normalize(raw) {
+            Ok(Some(url)) => Ok(Value::Text(url)),
+            Ok(None) => Err(expected()),
+            Err(e) => Err(e.to_string()),
+        },
         Accepts::ListOf(words) => {
             let mut out: Vec<&str> = Vec::new();
             for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -567,6 +580,15 @@ pub struct Config {
     /// `IMAGE_TIMEOUT` (seconds, default 300): an image generation request from arrival to
     /// result.
     pub image_timeout: Duration,
+    /// `PROXY_URL`, normalised: the proxy of every upstream call of accounts without their own.
+    pub proxy_url: Option<Secret>,
+    /// `MEDIA_PROXY_URL`, normalised: the proxy of media downloads.
+    pub media_proxy_url: Option<Secret>,
+    /// `EGRESS_RELAY_URL`: the relay every upstream call of accounts without their own goes
+    /// through (with `egress_relay_secret`).
+    pub egress_relay_url: Option<String>,
+    /// `EGRESS_RELAY_SECRET`: signs relayed requests.
+    pub egress_relay_secret: Option<Secret>,
     raw: RawValues,
 }
 
@@ -656,8 +678,19 @@ impl Config {
             max_request_bytes: r.int("MAX_REQUEST_BYTES") as usize,
             image_fetch_timeout: r.secs("IMAGE_FETCH_TIMEOUT"),
             image_timeout: r.secs("IMAGE_TIMEOUT"),
+            proxy_url: secret(r.text("PROXY_URL")),
+            media_proxy_url: secret(r.text("MEDIA_PROXY_URL")),
+            egress_relay_url: r.text("EGRESS_RELAY_URL"),
+            egress_relay_secret: secret(r.text("EGRESS_RELAY_SECRET")),
             raw: RawValues::default(),
         };
+        if config.egress_relay_url.is_some() && config.egress_relay_secret.is_none() {
+            r.problems.push(Problem {
+                name: "EGRESS_RELAY_SECRET",
+                value: None,
+                message: "EGRESS_RELAY_URL is set: the relay's secret is needed too".to_owned(),
+            });
+        }
         if r.problems.is_empty() {
             Ok(Self {
                 raw: RawValues(std::sync::Arc::new(raw)),

@@ -34,6 +34,7 @@ pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod coordination;
+pub mod egress;
 pub mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -47,6 +48,7 @@ pub mod native;
 pub mod pool;
 #[cfg(any(test, feature = "testing"))]
 mod probe;
+pub mod proxy_url;
 pub mod public_ip;
 pub mod seams;
 pub mod secret;

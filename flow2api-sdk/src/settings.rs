@@ -97,7 +97,12 @@ pub fn view(base: &Config, overrides: &Overrides) -> Vec<SettingView> {
                 None => (base.raw_value(s.name).or(s.default), base.source_of(s.name)),
             };
             let value = value.map(|v| {
-                if s.is_secret() {
+                if s.accepts == config::Accepts::Proxy {
+                    crate::proxy_url::normalize(v)
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| "***".to_owned(), |u| crate::proxy_url::mask(&u))
+                } else if s.is_secret() {
                     crate::secret::Secret::new(v).masked()
                 } else {
                     v.to_owned()

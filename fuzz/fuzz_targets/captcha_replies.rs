@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         page_action: None,
         project_id: "p".into(),
         account_id: None,
+        egress: None,
     };
     let solved = solver
         .solve(&request)

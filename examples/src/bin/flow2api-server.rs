@@ -15,11 +15,18 @@
 //! - `REFRESH_INTERVAL`: seconds between background passes that refresh access tokens
 //!   expiring within two hours and the credits of resting accounts (default 600; `0` turns
 //!   them off). Each pass writes one line of counts to stderr.
+//!
+//! With `--relay` it runs the egress relay instead of the gateway (`docs/egress.md`): it
+//! listens on `LISTEN_ADDR` and forwards requests a gateway signed with `RELAY_SECRET` to the
+//! hosts of `FLOW_LABS_BASE_URL`, `FLOW_API_BASE_URL`, the solvers' `*_BASE_URL` and
+//! `RELAY_ALLOW_HOSTS` (comma-separated), through `RELAY_PROXY_URL` when set.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use flow2api_sdk::native::{shutdown_signal, Host, HostOptions, ServeOptions};
+use flow2api_sdk::native::{
+    serve_relay, shutdown_signal, Host, HostOptions, RelayOptions, ServeOptions,
+};
 use flow2api_sdk::Config;
 
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8000";
@@ -47,6 +54,9 @@ fn env(name: &str) -> Option<String> {
 async fn run() -> Result<(), Error> {
     // An invalid setting stops the server here, with every problem named.
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
+    if std::env::args().skip(1).any(|a| a == "--relay") {
+        return relay(&config).await;
+    }
     if config.api_key.is_none() {
         eprintln!("warning: API_KEY is not set; /v1 routes answer 503 until it is");
     }
@@ -63,5 +73,26 @@ async fn run() -> Result<(), Error> {
         out.flush()?;
     }
     host.serve(listener, serve, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `--relay`: the egress relay alone.
+async fn relay(config: &Config) -> Result<(), Error> {
+    let options = RelayOptions::from_lookup(config, |k| std::env::var(k).ok())?;
+    let addr = env("LISTEN_ADDR").unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "relay listening on http://{} for {}",
+            listener.local_addr()?,
+            options.allow_hosts.join(", ")
+        )?;
+        out.flush()?;
+    }
+    serve_relay(listener, options, shutdown_signal()).await?;
     Ok(())
 }

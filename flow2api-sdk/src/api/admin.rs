@@ -369,7 +369,8 @@ impl AppInner {
                     ["tokens", _, "enable" | "disable" | "refresh"]
                 )
         ) || super::captcha_admin::is_captcha_route(method, segments)
-            || super::admin_compat::is_compat_route(method, segments);
+            || super::admin_compat::is_compat_route(method, segments)
+            || super::proxy_admin::is_proxy_route(method, segments);
         if !known {
             return Err(ApiError::not_found(format!(
                 "No route for {method} /api/{}",
@@ -384,6 +385,7 @@ impl AppInner {
                 self.compat_route(method, segs, req).await
             }
             (_, ["captcha", ..]) => self.captcha_route(method, segments, req).await,
+            (_, ["proxy" | "config", _]) => self.proxy_route(method, segments, req).await,
             (_, ["logout"] | ["admin", "logout"]) => self.logout(token).await,
             (_, ["admin", "change-password" | "password"]) => self.change_password(req).await,
             (&Method::GET, ["settings"]) => {
@@ -564,6 +566,9 @@ impl AppInner {
             "video_concurrency": a.video_concurrency.map_or(-1, i64::from),
             "captcha_method": a.captcha_method,
             "extension_route_key": a.extension_route_key,
+            "proxy_url": a.proxy_url.as_ref().map(|p| crate::proxy_url::mask(p.expose())),
+            "egress_relay_url": a.egress_relay_url,
+            "egress_relay_secret": a.egress_relay_secret.as_ref().map(|_| "***"),
             "in_flight": {
                 "image": status.map_or(0, |s| s.image_in_flight),
                 "video": status.map_or(0, |s| s.video_in_flight),

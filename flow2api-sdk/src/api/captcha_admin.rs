@@ -379,6 +379,7 @@ impl AppInner {
             page_action: Some(action.to_owned()),
             project_id: String::new(),
             account_id: None,
+            egress: None,
         };
         let clock = &self.deps.clock;
         let started = clock.now_ms();

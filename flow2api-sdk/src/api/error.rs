@@ -288,6 +288,7 @@ impl From<&JobFailure> for ApiError {
             }
             FailureKind::AccountUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
             FailureKind::StorageUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+            FailureKind::EgressUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Some(30)),
             FailureKind::Other => (StatusCode::INTERNAL_SERVER_ERROR, None),
         };
         let mut e = Self::new(status, f.message.clone()).code(f.code());

@@ -24,6 +24,7 @@ mod markup;
 mod mcp;
 mod openai;
 mod plugin;
+mod proxy_admin;
 mod sse;
 mod videos;
 
@@ -415,6 +416,15 @@ impl AppInner {
         settings: &Arc<SettingsCache>,
         config: Arc<Config>,
     ) -> (Self, Option<LocalRunner>) {
+        // Every upstream call of this snapshot leaves as its settings say (`EGRESS_RELAY_URL`,
+        // `PROXY_URL`) unless its account names its own way.
+        let mut deps = deps.clone();
+        deps.http = Arc::new(crate::egress::EgressHttp::from_config(
+            deps.http.clone(),
+            deps.clock.clone(),
+            &config,
+        ));
+        let deps = &deps;
         let flow = FlowClient::new(
             deps.http.clone(),
             deps.clock.clone(),
@@ -452,7 +462,8 @@ impl AppInner {
         )
         .with_captcha_stats(deps.captcha_stats.clone())
         .with_media_cache(config.media_cache)
-        .with_media_ttl(config.media_ttl);
+        .with_media_ttl(config.media_ttl)
+        .with_media_proxy(config.media_proxy_url.as_ref());
         // Accounts may name their own chain; a host-given solver serves every account.
         let generator = match deps.captcha {
             Some(_) => generator,

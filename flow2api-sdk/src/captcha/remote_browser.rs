@@ -162,6 +162,9 @@ impl RemoteBrowser {
         if let Some(v) = req.headers_mut().get_mut("authorization") {
             v.set_sensitive(true);
         }
+        // The service is the operator's own: reached directly, never through the Flow calls'
+        // proxy or relay (§10.4). The proxy its fingerprint names is for the submit.
+        req.extensions_mut().insert(crate::seams::Egress::Direct);
         let resp = send_with_timeout(&*self.http, &*self.clock, req, timeout)
             .await
             .map_err(|e| Self::fail(CaptchaErrorKind::Provider, format!("{path}: {e}")))?;

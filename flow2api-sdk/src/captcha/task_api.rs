@@ -227,21 +227,33 @@ impl TaskApiSolver {
         CaptchaError::new(kind, format!("{}: {message}", self.provider.method()))
     }
 
+    /// POSTs `body` to `path`, leaving through `egress` (the attempt's, which its submit
+    /// uses too) when given.
     async fn post<T: serde::Serialize>(
         &self,
         path: &str,
         body: &T,
+        egress: Option<&crate::seams::Egress>,
     ) -> Result<TaskResponse, CaptchaError> {
         let provider_error = |m: String| self.fail(CaptchaErrorKind::Provider, m);
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(Method::POST)
             .uri(format!("{}/{path}", self.base_url))
             .header("content-type", "application/json")
             .body(Bytes::from(serde_json::to_vec(body).unwrap_or_default()))
             .map_err(|e| provider_error(format!("invalid captcha URL: {e}")))?;
+        if let Some(egress) = egress {
+            req.extensions_mut().insert(egress.clone());
+        }
         let resp = send_with_timeout(&*self.http, &*self.clock, req, timeouts::CAPTCHA)
             .await
-            .map_err(|e| provider_error(format!("{path}: {e}")))?;
+            .map_err(|e| {
+                let kind = match e.kind {
+                    crate::seams::TransportErrorKind::Egress => CaptchaErrorKind::Egress,
+                    _ => CaptchaErrorKind::Provider,
+                };
+                self.fail(kind, format!("{path}: {e}"))
+            })?;
         if !resp.status().is_success() {
             return Err(provider_error(format!(
                 "{path}: HTTP {}",
@@ -287,7 +299,9 @@ impl TaskApiSolver {
         };
         let mut attempt = 0;
         loop {
-            let r = self.post("createTask", &body).await?;
+            let r = self
+                .post("createTask", &body, request.egress.as_ref())
+                .await?;
             if let Some(id) = r.task_id.as_ref().and_then(task_id_string) {
                 return Ok(id);
             }
@@ -320,7 +334,10 @@ impl TaskApiSolver {
             task_id: &task_id,
         };
         for _ in 0..self.max_polls {
-            match self.post("getTaskResult", &body).await {
+            match self
+                .post("getTaskResult", &body, request.egress.as_ref())
+                .await
+            {
                 // The provider gave up on the task (or refused the key): it will not become
                 // ready, so the solve ends with its code instead of polling for two minutes.
                 Ok(r) if r.error_id.is_some_and(|id| id != 0) => {

@@ -169,6 +169,12 @@ impl FlowError {
         matches!(&self.kind, Kind::Transport(e) if e.kind == TransportErrorKind::Timeout)
     }
 
+    /// The request's egress (relay or proxy) could not be used: no answer from upstream at
+    /// all, and nobody's account at fault.
+    pub fn is_egress(&self) -> bool {
+        matches!(&self.kind, Kind::Transport(e) if e.kind == TransportErrorKind::Egress)
+    }
+
     /// No response at all (connection, DNS, timeout).
     pub fn is_transport(&self) -> bool {
         matches!(self.kind, Kind::Transport(_))

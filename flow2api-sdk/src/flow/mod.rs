@@ -144,6 +144,9 @@ pub struct FlowClient {
     clock: Arc<dyn Clock>,
     labs_base: String,
     api_base: String,
+    /// Set on every request this client sends (an account's own egress); `None`: the HTTP
+    /// client's defaults.
+    egress: Option<crate::seams::Egress>,
 }
 
 impl std::fmt::Debug for FlowClient {
@@ -247,6 +250,17 @@ impl FlowClient {
             clock,
             labs_base: labs_base.trim_end_matches('/').to_owned(),
             api_base: api_base.trim_end_matches('/').to_owned(),
+            egress: None,
+        }
+    }
+
+    /// The same client sending every request through `egress` (an account's proxy or relay,
+    /// or the one a captcha solver named for the submit).
+    #[must_use]
+    pub fn with_egress(&self, egress: crate::seams::Egress) -> Self {
+        Self {
+            egress: Some(egress),
+            ..self.clone()
         }
     }
 
@@ -267,7 +281,10 @@ impl FlowClient {
         req: Result<HttpRequest, TransportError>,
         timeout: Duration,
     ) -> Result<HttpResponse, FlowError> {
-        let req = req.map_err(|e| FlowError::transport(endpoint, e))?;
+        let mut req = req.map_err(|e| FlowError::transport(endpoint, e))?;
+        if let Some(egress) = &self.egress {
+            req.extensions_mut().insert(egress.clone());
+        }
         let resp = send_with_timeout(&*self.http, &*self.clock, req, timeout)
             .await
             .map_err(|e| FlowError::transport(endpoint, e))?;

@@ -131,6 +131,7 @@ impl FlowClient {
                 page_action: None,
                 project_id: project_id.clone(),
                 account_id: None,
+                egress: None,
             })
             .await?;
         let generation = ImageGeneration {

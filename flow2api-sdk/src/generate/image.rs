@@ -41,6 +41,19 @@ impl Generator {
         media_base: &str,
         progress: &Progress,
     ) -> Result<Output, GenerateError> {
+        // Every call of this generation leaves the account's way (its proxy or relay).
+        self.for_account(&lease.account)
+            .generate_image_here(lease, request, media_base, progress)
+            .await
+    }
+
+    async fn generate_image_here(
+        &self,
+        lease: &Lease,
+        request: &ImageRequest,
+        media_base: &str,
+        progress: &Progress,
+    ) -> Result<Output, GenerateError> {
         let project_id = lease.project_id.clone();
         if project_id.is_empty() {
             return Err(GenerateError::NoProject);
@@ -88,7 +101,7 @@ impl Generator {
                         session_id: &sid,
                         seed: (util::random_u64() % 999_999) as u32 + 1,
                     };
-                    let out = self.flow.generate_image(&at, &g).await;
+                    let out = self.submit_flow(&solution).generate_image(&at, &g).await;
                     self.finish(account, &solution, &out).await;
                     match out {
                         Ok(img) => Step::Done(img),
@@ -195,7 +208,7 @@ impl Generator {
                         session_id: sid,
                         tier: account.tier,
                     };
-                    let out = self.flow.upsample_image(at, &u).await;
+                    let out = self.submit_flow(&solution).upsample_image(at, &u).await;
                     self.finish(account, &solution, &out).await;
                     match out {
                         Ok(bytes) => Step::Done(bytes),

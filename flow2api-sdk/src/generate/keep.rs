@@ -68,9 +68,15 @@ impl Generator {
     }
 
     async fn copy(&self, url: &str, fallback_type: &str) -> Result<String, KeepError> {
-        let resp =
-            get_following_redirects(&**self.flow.http(), url, &http::HeaderMap::new(), |_| true)
-                .await?;
+        // `MEDIA_PROXY_URL`, else the generation's own egress, else the defaults.
+        let http = &**self.flow.http();
+        let resp = match self.media_egress.as_ref().or(self.egress.as_ref()) {
+            Some(egress) => {
+                let via = crate::egress::Via::new(http, egress.clone());
+                get_following_redirects(&via, url, &http::HeaderMap::new(), |_| true).await?
+            }
+            None => get_following_redirects(http, url, &http::HeaderMap::new(), |_| true).await?,
+        };
         let (parts, mut body) = resp.into_parts();
         let len = parts
             .headers

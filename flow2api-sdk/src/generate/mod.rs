@@ -6,6 +6,7 @@ mod image;
 mod keep;
 pub mod video;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures::channel::mpsc;
@@ -14,7 +15,8 @@ use crate::flow::{headers::project_page, Blame, FlowClient, FlowError, RECAPTCHA
 use crate::pool::{AccountPool, Lease};
 use crate::seams::SlotKind;
 use crate::seams::{
-    CaptchaAction, CaptchaError, CaptchaRequest, CaptchaSolution, CaptchaSolver, Clock, MediaStore,
+    CaptchaAction, CaptchaError, CaptchaErrorKind, CaptchaRequest, CaptchaSolution, CaptchaSolver,
+    Clock, Egress, MediaStore,
 };
 
 pub use image::ImageRequest;
@@ -115,6 +117,11 @@ pub struct Generator {
     /// `MEDIA_TTL` as the settings now say: what every object stored here is kept for
     /// (`None`: the store's own default).
     pub(crate) media_ttl: Option<std::time::Duration>,
+    /// The egress of this generation's calls (its account's own; [`Generator::for_account`]),
+    /// set on the solver's calls and the submit; `None`: the HTTP client's default.
+    pub(crate) egress: Option<Egress>,
+    /// `MEDIA_PROXY_URL`: the egress of media downloads.
+    pub(crate) media_egress: Option<Egress>,
 }
 
 impl std::fmt::Debug for Generator {
@@ -208,6 +215,42 @@ impl Generator {
             methods: None,
             media_cache: false,
             media_ttl: None,
+            egress: None,
+            media_egress: None,
+        }
+    }
+
+    /// The same generator downloading media through `proxy` (`MEDIA_PROXY_URL`, normalised).
+    #[must_use]
+    pub fn with_media_proxy(mut self, proxy: Option<&crate::secret::Secret>) -> Self {
+        self.media_egress = proxy.map(|p| Egress::Proxy(Arc::from(p.expose())));
+        self
+    }
+
+    /// This generator for one of `account`'s generations: when the account names its own
+    /// egress (proxy or relay), a copy whose Flow calls and solver calls all leave that way;
+    /// else this one, borrowed (nothing is copied on the common path).
+    pub fn for_account(&self, account: &crate::pool::Account) -> Cow<'_, Self> {
+        match account.egress() {
+            None => Cow::Borrowed(self),
+            Some(egress) => Cow::Owned(Self {
+                flow: self.flow.with_egress(egress.clone()),
+                egress: Some(egress),
+                ..self.clone()
+            }),
+        }
+    }
+
+    /// The Flow client for the submit that uses `solution`: through the egress the solver
+    /// named (its `proxy_url`), else this generator's.
+    pub(crate) fn submit_flow(&self, solution: &CaptchaSolution) -> Cow<'_, FlowClient> {
+        match solution
+            .proxy_url
+            .as_deref()
+            .and_then(crate::egress::solver_egress)
+        {
+            Some(egress) => Cow::Owned(self.flow.with_egress(egress)),
+            None => Cow::Borrowed(&self.flow),
         }
     }
 
@@ -269,6 +312,24 @@ pub(crate) enum Step<T> {
     Fail(GenerateError),
 }
 
+/// What a Flow submit in `project_id` for `account` needs solved.
+fn flow_captcha(
+    account: &crate::pool::Account,
+    project_id: &str,
+    action: CaptchaAction,
+    egress: Option<Egress>,
+) -> CaptchaRequest {
+    CaptchaRequest {
+        site_key: RECAPTCHA_SITE_KEY.to_owned(),
+        page_url: project_page(project_id),
+        action,
+        page_action: None,
+        project_id: project_id.to_owned(),
+        account_id: Some(account.id.clone()),
+        egress,
+    }
+}
+
 impl Generator {
     /// One token for `account`'s call in `project_id`, counted against `account` in the
     /// captcha stats (never in the pool: a captcha failure is not the account's fault).
@@ -278,14 +339,7 @@ impl Generator {
         project_id: &str,
         action: CaptchaAction,
     ) -> Result<CaptchaSolution, CaptchaError> {
-        let request = CaptchaRequest {
-            site_key: RECAPTCHA_SITE_KEY.to_owned(),
-            page_url: project_page(project_id),
-            action,
-            page_action: None,
-            project_id: project_id.to_owned(),
-            account_id: Some(account.id.clone()),
-        };
+        let request = flow_captcha(account, project_id, action, self.egress.clone());
         let started = self.clock.now_ms();
         let out = match (&self.methods, account.captcha_method.as_deref()) {
             (Some(methods), Some(order)) => methods.solve_in(&request, order).await,
@@ -314,14 +368,7 @@ impl Generator {
         project_id: &str,
         action: CaptchaAction,
     ) {
-        let request = CaptchaRequest {
-            site_key: RECAPTCHA_SITE_KEY.to_owned(),
-            page_url: project_page(project_id),
-            action,
-            page_action: None,
-            project_id: project_id.to_owned(),
-            account_id: Some(account.id.clone()),
-        };
+        let request = flow_captcha(account, project_id, action, self.egress.clone());
         match (&self.methods, account.captcha_method.as_deref()) {
             (Some(methods), Some(order)) => methods.prefill_in(&request, order).await,
             _ => self.captcha.prefill(&request).await,
@@ -363,6 +410,10 @@ impl Generator {
         err: Result<FlowError, CaptchaError>,
     ) -> Step<T> {
         match err {
+            // The egress (relay or proxy) is down: retrying now only repeats that; the client
+            // is told to come back later and no account is blamed.
+            Err(c) if c.kind == CaptchaErrorKind::Egress => Step::Fail(GenerateError::Captcha(c)),
+            Ok(e) if e.is_egress() => Step::Fail(GenerateError::Upstream(e)),
             Err(c) => {
                 budget.captcha = budget.captcha.saturating_sub(1);
                 if budget.captcha == 0 {

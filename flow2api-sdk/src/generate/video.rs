@@ -197,6 +197,18 @@ impl Generator {
         request: &VideoRequest,
         progress: &Progress,
     ) -> Result<VideoJob, GenerateError> {
+        // Every call of this job leaves the account's way (its proxy or relay).
+        self.for_account(ctx.account)
+            .start_video_job_here(ctx, request, progress)
+            .await
+    }
+
+    async fn start_video_job_here(
+        &self,
+        ctx: JobContext<'_>,
+        request: &VideoRequest,
+        progress: &Progress,
+    ) -> Result<VideoJob, GenerateError> {
         let model = request.model;
         let (mut key, note) = adjust_key_for_tier(model, ctx.account.tier);
         if let Some(note) = note {
@@ -275,6 +287,19 @@ impl Generator {
     /// A failed, stuck or unreachable generation. A failing upsample is not an error: the
     /// job finishes with the original video.
     pub async fn advance_video_job(
+        &self,
+        ctx: JobContext<'_>,
+        job: &mut VideoJob,
+        media_base: &str,
+        poll: PollSettings,
+        progress: &Progress,
+    ) -> Result<Option<Duration>, GenerateError> {
+        self.for_account(ctx.account)
+            .advance_video_job_here(ctx, job, media_base, poll, progress)
+            .await
+    }
+
+    async fn advance_video_job_here(
         &self,
         ctx: JobContext<'_>,
         job: &mut VideoJob,
@@ -627,7 +652,10 @@ impl Generator {
                         seed: (util::random_u64() % 99_999) as u32 + 1,
                         tier: ctx.account.tier,
                     };
-                    let out = self.flow.submit_video(&ctx.token.at, &submit).await;
+                    let out = self
+                        .submit_flow(&solution)
+                        .submit_video(&ctx.token.at, &submit)
+                        .await;
                     self.finish(ctx.account, &solution, &out).await;
                     match out {
                         Ok(ops) => Step::Done(ops),

@@ -36,6 +36,9 @@ pub enum FailureKind {
     AccountUnavailable,
     /// The account store failed while the job stepped.
     StorageUnavailable,
+    /// The egress relay (or proxy) upstream calls must leave through is down or refused
+    /// them: an upstream failure, nobody's account at fault; retried later.
+    EgressUnavailable,
     /// Anything else (and codes this version does not know, in records written by another).
     #[serde(rename = "video_generation_failed", other)]
     Other,
@@ -55,6 +58,7 @@ impl FailureKind {
             Self::VideoTimeout => "video_timeout",
             Self::AccountUnavailable => "account_unavailable",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::EgressUnavailable => "egress_unavailable",
             Self::Other => "video_generation_failed",
         }
     }
@@ -123,6 +127,16 @@ impl From<&GenerateError> for JobFailure {
     /// whether it ended a job or a synchronous request.
     fn from(e: &GenerateError) -> Self {
         match e {
+            GenerateError::Captcha(c) if c.kind == crate::seams::CaptchaErrorKind::Egress => {
+                Self::new(
+                    FailureKind::EgressUnavailable,
+                    format!("The egress relay or proxy is unavailable: {}", c.message),
+                )
+            }
+            GenerateError::Upstream(f) if f.is_egress() => Self::new(
+                FailureKind::EgressUnavailable,
+                format!("The egress relay or proxy is unavailable: {f}"),
+            ),
             GenerateError::Captcha(c) => Self::new(
                 FailureKind::CaptchaFailed,
                 format!("Could not obtain a reCAPTCHA token: {}", c.message),

@@ -1,22 +1,66 @@
 //! [`ReqwestHttp`]: the SDK's [`HttpClient`] over reqwest.
 
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::seams::{
-    boxed, boxed_stream, BoxFuture, HttpRequest, HttpResponse, HttpStreamResponse, TransportError,
-    TransportErrorKind,
+    boxed, boxed_stream, BoxFuture, Egress, HttpRequest, HttpResponse, HttpStreamResponse,
+    TransportError, TransportErrorKind,
 };
 use crate::HttpClient;
+
+/// One `reqwest::Client` per proxy a request named, built on first use and kept.
+type Proxied = Arc<std::sync::Mutex<HashMap<Arc<str>, reqwest::Client>>>;
 
 /// An [`HttpClient`] over one shared `reqwest::Client`: pooled keep-alive connections, rustls,
 /// no redirects (the SDK decides), no overall timeout (the SDK races every call against its
 /// own deadline). Cheap to clone.
-#[derive(Debug, Clone)]
+///
+/// A request carrying [`Egress::Proxy`] goes through that proxy (HTTP, HTTPS, SOCKS5 or
+/// SOCKS5h) on a client of its own, built once per proxy and kept; a request without one
+/// uses the shared client, with no lookup.
+#[derive(Clone)]
 pub struct ReqwestHttp {
     client: reqwest::Client,
+    proxied: Proxied,
+}
+
+impl std::fmt::Debug for ReqwestHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReqwestHttp").finish_non_exhaustive()
+    }
+}
+
+/// The builder of every client: no redirects, pooled connections, a connect deadline.
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(32)
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(15))
+}
+
+/// A client that sends everything through `proxy` (a canonical `crate::proxy_url` URL).
+///
+/// # Errors
+/// [`TransportErrorKind::Egress`] when the proxy URL is unusable; the message never repeats it.
+pub fn proxied_client(proxy: &str) -> Result<reqwest::Client, TransportError> {
+    let unusable = |what: &str| {
+        TransportError::new(
+            TransportErrorKind::Egress,
+            format!("proxy {}: {what}", crate::proxy_url::mask(proxy)),
+        )
+    };
+    let proxy = reqwest::Proxy::all(proxy).map_err(|_| unusable("not a usable proxy URL"))?;
+    builder()
+        .proxy(proxy)
+        .build()
+        .map_err(|_| unusable("the client could not be built"))
 }
 
 impl ReqwestHttp {
@@ -26,27 +70,78 @@ impl ReqwestHttp {
     ///
     /// When the TLS backend cannot be initialised.
     pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(32)
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(15))
-            .build()?;
-        Ok(Self { client })
+        Ok(Self::from_client(builder().build()?))
     }
 
     /// Wraps a client built elsewhere. It must not follow redirects.
     pub fn from_client(client: reqwest::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            proxied: Proxied::default(),
+        }
+    }
+
+    /// The client for `request`'s egress: the shared one (borrowed), or its proxy's.
+    fn client_for(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<std::borrow::Cow<'_, reqwest::Client>, TransportError> {
+        use std::borrow::Cow;
+        match request.extensions().get::<Egress>() {
+            None | Some(Egress::Direct) => Ok(Cow::Borrowed(&self.client)),
+            Some(Egress::Proxy(proxy)) => {
+                let mut cache = match self.proxied.lock() {
+                    Ok(c) => c,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                if let Some(c) = cache.get(proxy) {
+                    return Ok(Cow::Owned(c.clone()));
+                }
+                let client = proxied_client(proxy)?;
+                cache.insert(proxy.clone(), client.clone());
+                Ok(Cow::Owned(client))
+            }
+            Some(_) => Err(TransportError::new(
+                TransportErrorKind::Egress,
+                "a relay egress must be sent through egress::EgressHttp",
+            )),
+        }
     }
 
     /// Sends `request` and returns the response once its head has arrived.
     async fn execute(&self, request: HttpRequest) -> Result<reqwest::Response, TransportError> {
+        let proxy = match request.extensions().get::<Egress>() {
+            Some(Egress::Proxy(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let client = self.client_for(&request)?;
         let request = reqwest::Request::try_from(request).map_err(transport_error)?;
-        self.client.execute(request).await.map_err(transport_error)
+        match proxy {
+            None => client.execute(request).await.map_err(transport_error),
+            Some(proxy) => client.execute(request).await.map_err(|e| {
+                let mut e = transport_error(e);
+                // A proxy that cannot be reached is the egress's failure, not the upstream's.
+                if e.kind == TransportErrorKind::Connect {
+                    e.kind = TransportErrorKind::Egress;
+                }
+                e.message = scrub(&e.message, &proxy);
+                e
+            }),
+        }
     }
+}
+
+/// `message` without `proxy`'s credentials, should the backend have named them.
+fn scrub(message: &str, proxy: &str) -> String {
+    let mut out = message.replace(proxy, &crate::proxy_url::mask(proxy));
+    if let Ok(u) = url::Url::parse(proxy) {
+        for part in [u.username(), u.password().unwrap_or_default()] {
+            if part.len() >= 3 {
+                out = out.replace(part, "***");
+            }
+        }
+    }
+    out
 }
 
 /// Moves the status, headers and version of `response` onto `body`.

@@ -8,6 +8,7 @@
 //! | `sqlite` | [`SqliteDb`]: one SQLite file holding [`SqliteStorage`] namespaces and the [`SqliteCoordinator`]'s durable account states (implies `tokio`) |
 //! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades; [`handle`] to mount the gateway in another server |
 //! | `reqwest` + `tokio` | `FlowClient::native` and `YesCaptcha::native`: the typed clients from a [`Config`](crate::Config) |
+//! | `server` + `reqwest` | [`serve_relay`]: the egress relay (`flow2api-server --relay`, `docs/egress.md`) |
 //! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory |
 //!
 //! An app on tokio embeds the gateway with [`Host::open`] and [`Host::serve`]; see the README's
@@ -25,6 +26,8 @@ mod host;
 mod http;
 #[cfg(feature = "tokio")]
 mod media_dir;
+#[cfg(all(feature = "server", feature = "reqwest"))]
+mod relay;
 #[cfg(feature = "server")]
 mod request_log;
 #[cfg(feature = "server")]
@@ -46,6 +49,8 @@ pub use http::ReqwestHttp;
 pub use http::{Lookup, PublicOnlyHttp};
 #[cfg(feature = "tokio")]
 pub use media_dir::DirMediaStore;
+#[cfg(all(feature = "server", feature = "reqwest"))]
+pub use relay::{serve_relay, RelayConfigError, RelayOptions, MAX_RELAY_BODY};
 #[cfg(feature = "server")]
 pub use serve::{
     handle, serve, serve_with, shutdown_signal, ResponseBody, ServeOptions,

@@ -116,6 +116,17 @@ pub struct Account {
     /// `extension` method, not built yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension_route_key: Option<String>,
+    /// Its own proxy (normalised, `crate::proxy_url`), in place of `PROXY_URL`, for every
+    /// upstream call of its generations; a secret (masked in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<Secret>,
+    /// Its own egress relay, in place of `EGRESS_RELAY_URL` (with `egress_relay_secret`);
+    /// wins over `proxy_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_relay_url: Option<String>,
+    /// The secret of its relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_relay_secret: Option<Secret>,
 }
 
 fn yes() -> bool {
@@ -177,6 +188,16 @@ impl Account {
 
     fn key(&self) -> String {
         record_key(&self.id)
+    }
+
+    /// How its calls leave when it names its own way ([`crate::egress::account_egress`]):
+    /// its relay, else its proxy; `None` uses the configured default.
+    pub fn egress(&self) -> Option<crate::seams::Egress> {
+        crate::egress::account_egress(
+            self.egress_relay_url.as_deref(),
+            self.egress_relay_secret.as_ref(),
+            self.proxy_url.as_ref(),
+        )
     }
 }
 

@@ -29,6 +29,12 @@ pub struct AccountSettings {
     pub captcha_method: Option<String>,
     /// Its browser extension's route key (stored for the `extension` method); `""` clears it.
     pub extension_route_key: Option<String>,
+    /// Its own proxy in any `crate::proxy_url` form; `""` clears it (back to `PROXY_URL`).
+    pub proxy_url: Option<Secret>,
+    /// Its own egress relay's URL; `""` clears it (with the secret).
+    pub egress_relay_url: Option<String>,
+    /// Its relay's secret; `""` clears it.
+    pub egress_relay_secret: Option<Secret>,
 }
 
 fn limit(v: i64) -> Option<u32> {
@@ -50,6 +56,27 @@ impl AccountSettings {
             crate::captcha::parse_methods(m)
                 .map_err(|e| PoolError::Invalid(format!("`captcha_method`: {e}")))?;
         }
+        if let Some(p) = &self.proxy_url {
+            crate::proxy_url::normalize(p.expose())
+                .map_err(|e| PoolError::Invalid(format!("`proxy_url`: {e}")))?;
+        }
+        if let Some(u) = self
+            .egress_relay_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
+            crate::config::check("EGRESS_RELAY_URL", u)
+                .map_err(|p| PoolError::Invalid(format!("`egress_relay_url`: {}", p.message)))?;
+            if self
+                .egress_relay_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().trim().is_empty())
+            {
+                return Err(PoolError::Invalid(
+                    "`egress_relay_url` needs `egress_relay_secret`.".into(),
+                ));
+            }
+        }
         if let Some(k) = &self.extension_route_key {
             if k.len() > 128 || k.chars().any(char::is_control) {
                 return Err(PoolError::Invalid(
@@ -58,6 +85,22 @@ impl AccountSettings {
             }
         }
         Ok(())
+    }
+
+    /// The way the account's calls leave that these settings name (its relay, else its
+    /// proxy), for the calls made while adding it; `None`: the configured default.
+    pub fn egress(&self) -> Option<crate::seams::Egress> {
+        let proxy = self
+            .proxy_url
+            .as_ref()
+            .and_then(|p| crate::proxy_url::normalize(p.expose()).ok().flatten())
+            .map(Secret::new);
+        let relay = self
+            .egress_relay_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty());
+        crate::egress::account_egress(relay, self.egress_relay_secret.as_ref(), proxy.as_ref())
     }
 
     fn apply_to(&self, a: &mut Account) {
@@ -70,6 +113,24 @@ impl AccountSettings {
         if let Some(k) = &self.extension_route_key {
             let k = k.trim();
             a.extension_route_key = (!k.is_empty()).then(|| k.to_owned());
+        }
+        if let Some(p) = &self.proxy_url {
+            // Validated already; empty goes back to the global proxy.
+            a.proxy_url = crate::proxy_url::normalize(p.expose())
+                .ok()
+                .flatten()
+                .map(Secret::new);
+        }
+        if let Some(u) = &self.egress_relay_url {
+            let u = u.trim().trim_end_matches('/');
+            a.egress_relay_url = (!u.is_empty()).then(|| u.to_owned());
+        }
+        if let Some(s) = &self.egress_relay_secret {
+            let s = s.expose().trim();
+            a.egress_relay_secret = (!s.is_empty()).then(|| Secret::new(s));
+        }
+        if a.egress_relay_url.is_none() {
+            a.egress_relay_secret = None;
         }
         if let Some(r) = &self.remark {
             a.remark = r.clone();
@@ -114,6 +175,8 @@ pub struct ImportItem {
     pub captcha_method: Option<String>,
     /// Its browser extension's route key.
     pub extension_route_key: Option<String>,
+    /// Its own proxy (any accepted format; exported canonical).
+    pub proxy_url: Option<Secret>,
 }
 
 /// The remark of an account the Token Updater extension added (the original's words).
@@ -160,8 +223,24 @@ impl AccountPool {
         if let Some(existing) = self.holder_of(&st).await? {
             return Err(PoolError::Duplicate(existing));
         }
-        let session = self.flow.session(&st).await.map_err(PoolError::Rejected)?;
+        // Its own way out (proxy or relay) from the first call on.
+        let session = self
+            .flow_for(settings)
+            .session(&st)
+            .await
+            .map_err(PoolError::Rejected)?;
         self.add_exchanged(st, session, settings, true).await
+    }
+
+    /// The Flow client for calls made for an account with `settings`.
+    fn flow_for(
+        &self,
+        settings: &AccountSettings,
+    ) -> std::borrow::Cow<'_, crate::flow::FlowClient> {
+        match settings.egress() {
+            Some(egress) => std::borrow::Cow::Owned(self.flow.with_egress(egress)),
+            None => std::borrow::Cow::Borrowed(&self.flow),
+        }
     }
 
     /// [`add`](Self::add) once the ST was exchanged; `active: false` adds it disabled (an
@@ -174,12 +253,13 @@ impl AccountPool {
         settings: &AccountSettings,
         active: bool,
     ) -> Result<Account, PoolError> {
-        let credits = self.flow.credits(&session.access_token).await;
+        let flow = self.flow_for(settings);
+        let credits = flow.credits(&session.access_token).await;
         let grant_expired = matches!(&credits, Err(e) if e.is_auth());
         let credits = credits.ok();
         let now = self.clock.now_ms();
         let projects = self
-            .create_projects(&st, self.settings.project_pool_size, now)
+            .create_projects(&flow, &st, self.settings.project_pool_size, now)
             .await?;
         let email = session.email.clone().unwrap_or_default();
         let mut account = Account {
@@ -203,6 +283,9 @@ impl AccountPool {
             created_at_ms: now,
             captcha_method: None,
             extension_route_key: None,
+            proxy_url: None,
+            egress_relay_url: None,
+            egress_relay_secret: None,
         };
         settings.apply_to(&mut account);
         if !active {
@@ -229,6 +312,7 @@ impl AccountPool {
     /// Creates `n` Flow projects (`Flow2API <date> P<i>`).
     async fn create_projects(
         &self,
+        flow: &crate::flow::FlowClient,
         st: &Secret,
         n: usize,
         now: u64,
@@ -238,8 +322,7 @@ impl AccountPool {
         for i in 1..=n.max(1) {
             let title = format!("Flow2API {stamp} P{i}");
             projects.push(
-                self.flow
-                    .create_project(st, &title)
+                flow.create_project(st, &title)
                     .await
                     .map_err(PoolError::Rejected)?,
             );
@@ -301,8 +384,13 @@ impl AccountPool {
     ) -> Result<Account, PoolError> {
         let current = self.get(id).await?;
         let projects = if current.projects.is_empty() {
-            self.create_projects(&st, self.settings.project_pool_size, self.clock.now_ms())
-                .await?
+            self.create_projects(
+                &self.flow,
+                &st,
+                self.settings.project_pool_size,
+                self.clock.now_ms(),
+            )
+            .await?
         } else {
             Vec::new()
         };
@@ -425,6 +513,8 @@ impl AccountPool {
             video_concurrency: item.video_concurrency,
             captcha_method: item.captcha_method.clone(),
             extension_route_key: item.extension_route_key.clone(),
+            proxy_url: item.proxy_url.clone(),
+            ..AccountSettings::default()
         };
         if let Err(e) = settings.validate() {
             report.errors.push(format!("item {n}: {e}"));
@@ -545,6 +635,7 @@ impl AccountPool {
                 remark: Some(a.remark),
                 captcha_method: a.captcha_method,
                 extension_route_key: a.extension_route_key,
+                proxy_url: a.proxy_url,
             })
             .collect())
     }

@@ -128,7 +128,12 @@ impl AccountPool {
                 .apply(&account.id, AccountCommand::FinishRefresh { token: None })
                 .await;
         };
-        let session = match self.flow.session(&account.st).await {
+        // The account's own egress (proxy or relay), as its generations use.
+        let flow = match account.egress() {
+            Some(egress) => std::borrow::Cow::Owned(self.flow.with_egress(egress)),
+            None => std::borrow::Cow::Borrowed(&self.flow),
+        };
+        let session = match flow.session(&account.st).await {
             Ok(s) => s,
             Err(e) => {
                 release().await;
@@ -145,7 +150,7 @@ impl AccountPool {
             expires_ms: session.expires_ms,
         };
         // Asked before the token is handed out: a token Google refuses is no token.
-        let credits = match self.flow.credits(&token.at).await {
+        let credits = match flow.credits(&token.at).await {
             Ok(c) => Some(c),
             Err(e) if e.is_auth() => {
                 release().await;

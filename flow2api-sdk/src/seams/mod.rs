@@ -73,6 +73,50 @@ pub type HttpResponse = http::Response<Bytes>;
 /// it. Dropping the stream abandons the rest of the body.
 pub type HttpStreamResponse = http::Response<BoxStream<'static, Result<Bytes, TransportError>>>;
 
+/// How one request leaves the host, set as an `http` extension on an [`HttpRequest`] by the
+/// code that decides (an account's proxy or relay, the media proxy); a request without one
+/// leaves as its client's defaults say. `egress::EgressHttp` turns [`Egress::Relay`] into a
+/// signed request to the relay; a native client honours [`Egress::Proxy`]; a client that
+/// cannot use a proxy (Workers' `fetch`) must fail the request, never send it directly.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Egress {
+    /// Straight to the destination, whatever the defaults say.
+    Direct,
+    /// Through this proxy (a canonical `crate::proxy_url` URL: http, https, socks5, socks5h).
+    Proxy(std::sync::Arc<str>),
+    /// Through an egress relay (`flow2api-server --relay`).
+    Relay(RelayRoute),
+}
+
+/// Where a relay listens and the secret that signs requests to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RelayRoute {
+    /// The relay's base URL (`http(s)://host:port`).
+    pub url: std::sync::Arc<str>,
+    /// Its `RELAY_SECRET`.
+    pub secret: crate::secret::Secret,
+}
+
+impl fmt::Debug for Egress {
+    /// Never shows a proxy's credentials or the relay's secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Direct => f.write_str("Direct"),
+            Self::Proxy(p) => write!(f, "Proxy({})", crate::proxy_url::mask(p)),
+            Self::Relay(r) => write!(f, "Relay({})", r.url),
+        }
+    }
+}
+
+impl fmt::Debug for RelayRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayRoute")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A failure to complete an HTTP exchange (no response was received).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -93,6 +137,10 @@ pub enum TransportErrorKind {
     Connect,
     /// Anything else (invalid request, body read failure…).
     Other,
+    /// The request's egress (its relay or proxy) could not be used: down, refusing the
+    /// signature, or not possible on this host. An upstream failure that is nobody's account's
+    /// fault, answered 503 with `Retry-After`; never a reason to send the request directly.
+    Egress,
 }
 
 impl fmt::Display for TransportErrorKind {
@@ -101,6 +149,7 @@ impl fmt::Display for TransportErrorKind {
             Self::Timeout => "timeout",
             Self::Connect => "connection failed",
             Self::Other => "transport error",
+            Self::Egress => "egress unavailable",
         })
     }
 }
@@ -482,6 +531,9 @@ pub struct CaptchaRequest {
     /// The account the token is for, when there is one (a browser service keeps one profile
     /// per account).
     pub account_id: Option<String>,
+    /// How the solver's own calls leave (the attempt's egress, which the submit uses too);
+    /// `None`: the client's defaults.
+    pub egress: Option<Egress>,
 }
 
 impl CaptchaRequest {
@@ -545,6 +597,9 @@ pub enum CaptchaErrorKind {
     Provider,
     /// No token within the polling budget.
     NoToken,
+    /// The solver could not be reached through the attempt's egress (its relay or proxy is
+    /// down or refused the request).
+    Egress,
 }
 
 impl CaptchaErrorKind {
@@ -555,6 +610,7 @@ impl CaptchaErrorKind {
             Self::NoCapacity => "no_capacity",
             Self::Provider => "provider",
             Self::NoToken => "no_token",
+            Self::Egress => "egress",
         }
     }
 }

@@ -19,6 +19,7 @@ fn request() -> CaptchaRequest {
         page_action: None,
         project_id: "p1".into(),
         account_id: None,
+        egress: None,
     }
 }
 
