@@ -16,6 +16,7 @@ use crate::settings::SettingsError;
 use crate::util;
 
 use super::admin_auth::{self, Stored, CREDENTIALS_KEY};
+use super::audit::{noted, AuditNote};
 use super::client_addr;
 use super::error::ApiError;
 use super::login_throttle::{Admission, Attempt, LoginThrottle};
@@ -126,7 +127,16 @@ impl AppInner {
             .update(&*self.deps.sessions, &body.values, body.version, now)
             .await
         {
-            Ok(o) => Ok(ok(json!({"success": true, "version": o.version}))),
+            Ok(o) => {
+                let note = AuditNote {
+                    settings: body.values.into_keys().collect(),
+                    account: None,
+                };
+                Ok(noted(
+                    ok(json!({"success": true, "version": o.version})),
+                    note,
+                ))
+            }
             Err(SettingsError::Invalid(e)) => Ok(refused(StatusCode::BAD_REQUEST, e.to_string())),
             Err(e @ SettingsError::Conflict { .. }) => {
                 Ok(refused(StatusCode::CONFLICT, e.to_string()))
@@ -329,7 +339,8 @@ impl AppInner {
         req: &Request<Bytes>,
     ) -> Result<Response<Body>, ApiError> {
         if let ["keys", rest @ ..] = segments {
-            return self.keys_route(method, rest, req).await;
+            let result = self.keys_route(method, rest, req).await;
+            return self.audited(method, segments, result).await;
         }
         // The extension's push routes take the connection token, not an admin session.
         if let ["plugin", action @ ("update-token" | "check-tokens")] = segments {
@@ -358,6 +369,7 @@ impl AppInner {
                     ["tokens", _, "enable" | "disable" | "refresh"]
                 )
         ) || super::captcha_admin::is_captcha_route(method, segments)
+            || super::admin_compat::is_compat_route(method, segments)
             || super::proxy_admin::is_proxy_route(method, segments);
         if !known {
             return Err(ApiError::not_found(format!(
@@ -367,7 +379,11 @@ impl AppInner {
         }
         let token = self.require_admin(req).await?;
         let pool = &self.pool;
-        match (method, segments) {
+        let result = match (method, segments) {
+            // First: other arms match some of these paths by shape.
+            (_, segs) if super::admin_compat::is_compat_route(method, segs) => {
+                self.compat_route(method, segs, req).await
+            }
             (_, ["captcha", ..]) => self.captcha_route(method, segments, req).await,
             (_, ["proxy" | "config", _]) => self.proxy_route(method, segments, req).await,
             (_, ["logout"] | ["admin", "logout"]) => self.logout(token).await,
@@ -407,11 +423,16 @@ impl AppInner {
             (&Method::POST, ["tokens"]) => {
                 let body: AddTokenBody = parse_json(req.body())?;
                 let account = pool.add(Secret::new(body.st), &body.settings).await?;
-                Ok(ok(json!({
+                let note = AuditNote {
+                    settings: Vec::new(),
+                    account: Some(account.id.clone()),
+                };
+                let resp = ok(json!({
                     "success": true,
                     "message": "Account added.",
                     "token": self.account_view(&account, None),
-                })))
+                }));
+                Ok(noted(resp, note))
             }
             (&Method::POST, ["tokens", "import"]) => {
                 let body: ImportBody = parse_json(req.body())?;
@@ -489,7 +510,8 @@ impl AppInner {
                 ))
             }
             _ => Err(ApiError::not_found("No such admin route.")),
-        }
+        };
+        self.audited(method, segments, result).await
     }
 
     /// An account as the admin API shows it: secrets masked, hot state included.

@@ -227,11 +227,18 @@ impl AppInner {
             .update(&*self.deps.sessions, &changes, None, now)
             .await
         {
-            Ok(o) => Ok(ok(&json!({
-                "success": true,
-                "message": "Captcha settings saved.",
-                "version": o.version,
-            }))),
+            Ok(o) => {
+                let note = super::audit::AuditNote {
+                    settings: changes.into_keys().collect(),
+                    account: None,
+                };
+                let resp = ok(&json!({
+                    "success": true,
+                    "message": "Captcha settings saved.",
+                    "version": o.version,
+                }));
+                Ok(super::audit::noted(resp, note))
+            }
             Err(crate::settings::SettingsError::Invalid(e)) => Ok(refused(e.to_string())),
             Err(_) => Err(ApiError::storage_unavailable()),
         }

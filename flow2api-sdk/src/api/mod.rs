@@ -4,6 +4,8 @@
 
 mod admin;
 mod admin_auth;
+mod admin_compat;
+mod audit;
 mod body;
 mod builder;
 mod caller;
