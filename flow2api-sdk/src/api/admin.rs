@@ -116,6 +116,12 @@ fn refused(status: StatusCode, message: String) -> Response<Body> {
     )
 }
 
+/// A 400 in the admin API's `{"success": false, "message"}` shape (the admin routes' answer to
+/// bad input, where the original sometimes said 200).
+pub(super) fn bad_request(message: impl Into<String>) -> Response<Body> {
+    refused(StatusCode::BAD_REQUEST, message.into())
+}
+
 impl AppInner {
     /// Validates and stores runtime settings. A refusal is `{"success": false, "message"}`
     /// (400 invalid, 409 changed meanwhile), the shape the original's admin routes use.

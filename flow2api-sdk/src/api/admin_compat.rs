@@ -48,13 +48,7 @@ fn ok(v: &Value) -> Response<Body> {
     json_response(StatusCode::OK, Bytes::from(v.to_string()))
 }
 
-/// A refusal in the admin API's `{"success": false, "message"}` shape, always 400.
-fn refused(message: impl Into<String>) -> Response<Body> {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        Bytes::from(json!({"success": false, "message": message.into()}).to_string()),
-    )
-}
+use super::admin::bad_request as refused;
 
 /// The body's JSON object, or why not (a 400).
 fn object(body: &[u8]) -> Result<Map<String, Value>, String> {

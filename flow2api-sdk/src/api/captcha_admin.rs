@@ -77,13 +77,7 @@ pub(super) fn is_captcha_route(method: &Method, segments: &[&str]) -> bool {
     )
 }
 
-/// A refusal in the admin API's `{"success": false, "message"}` shape.
-fn refused(message: impl Into<String>) -> Response<Body> {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        Bytes::from(json!({"success": false, "message": message.into()}).to_string()),
-    )
-}
+use super::admin::bad_request as refused;
 
 fn is_secret(name: &str) -> bool {
     name.ends_with("_API_KEY")

@@ -54,12 +54,7 @@ fn answer(status: StatusCode, v: &Value) -> Response<Body> {
     json_response(status, Bytes::from(v.to_string()))
 }
 
-fn refused(message: impl Into<String>) -> Response<Body> {
-    answer(
-        StatusCode::BAD_REQUEST,
-        &json!({"success": false, "message": message.into()}),
-    )
-}
+use super::admin::bad_request as refused;
 
 /// `raw` normalised, or `current` when `raw` is `current`'s masked form (a console posting
 /// back what it was shown); `Ok(None)` clears.
