@@ -96,18 +96,7 @@ pub fn view(base: &Config, overrides: &Overrides) -> Vec<SettingView> {
                 Some(v) => (Some(v.as_str()), "override"),
                 None => (base.raw_value(s.name).or(s.default), base.source_of(s.name)),
             };
-            let value = value.map(|v| {
-                if s.accepts == config::Accepts::Proxy {
-                    crate::proxy_url::normalize(v)
-                        .ok()
-                        .flatten()
-                        .map_or_else(|| "***".to_owned(), |u| crate::proxy_url::mask(&u))
-                } else if s.is_secret() {
-                    crate::secret::Secret::new(v).masked()
-                } else {
-                    v.to_owned()
-                }
-            });
+            let value = value.map(|v| shown(s, v));
             SettingView {
                 name: s.name,
                 value,
@@ -119,6 +108,29 @@ pub fn view(base: &Config, overrides: &Overrides) -> Vec<SettingView> {
             }
         })
         .collect()
+}
+
+/// How `raw`, a value of `setting`, is shown to an operator: secrets masked.
+fn shown(setting: &config::Setting, raw: &str) -> String {
+    if setting.accepts == config::Accepts::Proxy {
+        crate::proxy_url::normalize(raw)
+            .ok()
+            .flatten()
+            .map_or_else(|| "***".to_owned(), |u| crate::proxy_url::mask(&u))
+    } else if setting.is_secret() {
+        crate::secret::Secret::new(raw).masked()
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// True when `posted` is how the secret setting `name`, now `current`, is shown: a console
+/// posting back what it was shown means "unchanged", never "set it to the mask".
+pub(crate) fn is_shown_secret(name: &str, posted: &str, current: Option<&str>) -> bool {
+    match (config::setting_named(name), current) {
+        (Some(s), Some(c)) if s.is_secret() => posted.trim() == shown(s, c),
+        _ => false,
+    }
 }
 
 /// The current configuration of one process or isolate, refreshed from the store.
@@ -231,7 +243,13 @@ impl SettingsCache {
             });
         }
         for (name, value) in changes {
+            let current = overrides
+                .values
+                .get(name)
+                .map(String::as_str)
+                .or_else(|| self.base.raw_value(name));
             match value.as_deref().map(str::trim) {
+                Some(v) if is_shown_secret(name, v, current) => {}
                 Some(v) if !v.is_empty() => {
                     config::check(name, v).map_err(|p| ConfigError { problems: vec![p] })?;
                     overrides.values.insert(name.clone(), v.to_owned());
@@ -357,5 +375,40 @@ mod tests {
             (retries.value.as_deref(), retries.source),
             (Some("3"), "default")
         );
+    }
+
+    #[test]
+    fn a_secret_posted_back_masked_is_left_unchanged() {
+        let store = MemoryStorage::new(Arc::new(Fixed));
+        let cache = SettingsCache::new(Config::default());
+        let set = |pairs: &[(&str, Option<&str>)]| {
+            block_on(cache.update(&store, &changes(pairs), None, 1)).unwrap()
+        };
+        set(&[
+            ("CAPSOLVER_API_KEY", Some("CAP-0123456789abcdef")),
+            ("PROXY_URL", Some("http://user:pw@10.0.0.1:8080")),
+        ]);
+        let shown = |o: &Overrides, name: &str| {
+            view(cache.base(), o)
+                .into_iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.value)
+                .unwrap()
+        };
+        let o = block_on(load(&store)).unwrap();
+        let (key, proxy) = (shown(&o, "CAPSOLVER_API_KEY"), shown(&o, "PROXY_URL"));
+        assert_ne!(key, "CAP-0123456789abcdef");
+        // The console sends every field back as shown, with one real change.
+        let o = set(&[
+            ("CAPSOLVER_API_KEY", Some(&key)),
+            ("PROXY_URL", Some(&proxy)),
+            ("FLOW_MAX_RETRIES", Some("5")),
+        ]);
+        assert_eq!(o.values["CAPSOLVER_API_KEY"], "CAP-0123456789abcdef");
+        assert_eq!(o.values["PROXY_URL"], "http://user:pw@10.0.0.1:8080");
+        assert_eq!(cache.current().max_retries, 5);
+        // A new value still replaces it.
+        let o = set(&[("CAPSOLVER_API_KEY", Some("CAP-new"))]);
+        assert_eq!(o.values["CAPSOLVER_API_KEY"], "CAP-new");
     }
 }

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::seams::{Bytes, CaptchaAction, CaptchaRequest};
-use crate::secret::Secret;
 use crate::transport::{send_with_timeout, timeouts};
 
 use super::error::ApiError;
@@ -158,7 +157,8 @@ impl AppInner {
     }
 
     /// Changes the captcha settings given (all optional; `null` goes back to the default), as
-    /// one settings update. A secret sent back as it was shown (masked) is left as it is.
+    /// one settings update. A secret sent back as it was shown (masked) is left as it is
+    /// ([`crate::settings`] sees to that).
     async fn change_captcha_config(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
             return Ok(refused("The body must be a JSON object."));
@@ -179,12 +179,6 @@ impl AppInner {
                 Value::Bool(b) => Some(b.to_string()),
                 _ => return Ok(refused(format!("`{field}` must be a string or a number."))),
             };
-            if is_secret(name) {
-                let shown = self.config.raw_value(name).map(|c| Secret::new(c).masked());
-                if value.is_some() && value == shown {
-                    continue;
-                }
-            }
             changes.insert((*name).to_owned(), value);
         }
         // As the original: remote_browser is only chosen together with its service.

@@ -58,11 +58,9 @@ use super::admin::bad_request as refused;
 
 /// `raw` normalised, or `current` when `raw` is `current`'s masked form (a console posting
 /// back what it was shown); `Ok(None)` clears.
-fn normalized(raw: &str, current: Option<&str>) -> Result<Option<String>, String> {
-    if let Some(c) = current {
-        if raw.trim() == proxy_url::mask(c) {
-            return Ok(Some(c.to_owned()));
-        }
+fn normalized(name: &str, raw: &str, current: Option<&str>) -> Result<Option<String>, String> {
+    if let Some(c) = current.filter(|c| crate::settings::is_shown_secret(name, raw, Some(c))) {
+        return Ok(Some(c.to_owned()));
     }
     proxy_url::normalize(raw).map_err(|e| e.to_string())
 }
@@ -129,7 +127,7 @@ impl AppInner {
         // The request proxy: on with a URL, else off (the original: an omitted URL clears).
         let proxy = match (body.proxy_enabled, body.proxy_url.as_deref()) {
             (Some(false), _) | (_, None) => None,
-            (_, Some(raw)) => match normalized(raw, current) {
+            (_, Some(raw)) => match normalized("PROXY_URL", raw, current) {
                 Ok(p) => p,
                 Err(e) => return Ok(refused(format!("proxy_url: {e}"))),
             },
@@ -145,7 +143,7 @@ impl AppInner {
             (Some(false), _) => {
                 changes.insert("MEDIA_PROXY_URL".into(), None);
             }
-            (_, Some(raw)) => match normalized(raw, current_media) {
+            (_, Some(raw)) => match normalized("MEDIA_PROXY_URL", raw, current_media) {
                 Ok(p) => {
                     if body.media_proxy_enabled == Some(true) && p.is_none() {
                         return Ok(refused(
