@@ -288,3 +288,41 @@ async fn the_score_test_and_the_probe_ask_the_browser_service() {
     let stats = h.admin_call("GET", "/api/captcha/stats", None).await.json();
     assert_eq!(stats["remote_browser"]["up"], false, "{stats}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn at_start_each_accounts_project_is_prefilled() {
+    let h = setup("capsolver", &[]).await;
+    let accounts = h.accounts().await;
+    let alice = &accounts["alice@example.com"];
+    let id = alice["id"].as_str().unwrap().to_owned();
+    // No account's chain includes the remote browser: nothing to prefill.
+    assert_eq!(h.app.prefill_captcha().await.unwrap(), 0);
+    assert!(service_calls(&h).is_empty());
+
+    // The account's own chain names it: its current project is prefilled for images.
+    let put = h
+        .admin_call(
+            "PUT",
+            &format!("/api/tokens/{id}"),
+            Some(json!({"captcha_method": "remote_browser,capsolver"})),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(h.app.prefill_captcha().await.unwrap(), 1);
+    let calls = service_calls(&h);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0, Endpoint::RemoteBrowserPrefill);
+    let project = h.app.pool().get(&id).await.unwrap().projects[0].clone();
+    assert_eq!(
+        calls[0].2,
+        json!({"project_id": project, "action": "IMAGE_GENERATION", "token_id": id})
+    );
+
+    // A disabled account is left alone.
+    h.admin_call("POST", &format!("/api/tokens/{id}/disable"), None)
+        .await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    h.fake.clear_requests();
+    assert_eq!(h.app.prefill_captcha().await.unwrap(), 0);
+    assert!(service_calls(&h).is_empty());
+}

@@ -227,6 +227,49 @@ impl App {
         inner.jobs.resume(&*inner.runner).await
     }
 
+    /// Warns the remote browser service (`remote_browser`, §10.4 of the protocol dossier) of
+    /// the image generations to come in each active account's current project, so that its
+    /// first solves find the page open; returns how many accounts were prefilled. Does
+    /// nothing when no account's method chain includes `remote_browser`. The native host
+    /// calls it once at start; the service's answers are ignored, and each call is bounded by
+    /// the solver's prefill deadline.
+    ///
+    /// # Errors
+    /// Storage failures listing the accounts.
+    pub async fn prefill_captcha(&self) -> Result<usize, StorageError> {
+        let inner = self.inner().await;
+        let uses = |method: Option<&str>| {
+            method.is_some_and(|m| {
+                m.split(',')
+                    .any(|m| m.trim() == crate::captcha::REMOTE_BROWSER)
+            })
+        };
+        let global = uses(Some(&inner.config.captcha_method));
+        let mut cursor = None;
+        let mut prefilled = 0;
+        loop {
+            let (page, next) = inner.pool.list_page(500, cursor.as_deref()).await?;
+            let due: Vec<_> = page
+                .into_iter()
+                .filter(|a| a.active && a.image_enabled && !a.projects.is_empty())
+                .filter(|a| match a.captcha_method.as_deref() {
+                    Some(own) => uses(Some(own)),
+                    None => global,
+                })
+                .collect();
+            prefilled += due.len();
+            // A few at a time: the service opens a page for each.
+            for batch in due.chunks(8) {
+                let calls = batch.iter().map(|a| inner.prefill_account(a));
+                futures::future::join_all(calls).await;
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(prefilled),
+            }
+        }
+    }
+
     /// Deletes the media whose TTL has passed ([`MediaStore::purge_expired`]) and returns how
     /// many objects went. Hosts call it periodically: the cron at the edge, a background task
     /// natively ([`crate::native`]).
@@ -727,6 +770,18 @@ impl AppInner {
 }
 
 impl AppInner {
+    /// See [`App::prefill_captcha`].
+    async fn prefill_account(&self, account: &crate::pool::Account) {
+        let Some(project) = account.projects.first() else {
+            return;
+        };
+        let action = crate::seams::CaptchaAction::ImageGeneration;
+        self.generator
+            .for_account(account)
+            .prefill(account, project, action)
+            .await;
+    }
+
     /// `/v1/videos…` (OpenAI Videos).
     async fn video_route(
         self: Arc<Self>,

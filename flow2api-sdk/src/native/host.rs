@@ -211,7 +211,14 @@ impl Host {
             Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),
             Err(e) => eprintln!("warning: cannot resume video jobs: {e}"),
         }
+        let prefill = app.clone();
         let tasks = vec![
+            // The remote browser opens each account's project page before the first request.
+            tokio::spawn(async move {
+                if let Err(e) = prefill.prefill_captcha().await {
+                    eprintln!("warning: cannot prefill the remote browser: {e}");
+                }
+            }),
             tokio::spawn(refresh_periodically(app.clone(), options.refresh_interval)),
             tokio::spawn(purge_media_periodically(app.clone())),
         ];
