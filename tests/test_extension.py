@@ -6,7 +6,8 @@ Flow2API's captcha extension on `GET /captcha_ws` (register, ping, get_token rep
 * a bad key, no key and a tenant's key are closed with 1008 (only the root key attaches);
 * replies from another connection than the one asked are ignored;
 * route keys: an account with route key K is served by the connection registered with K, not
-  by the one with the empty key; no match is an error listing the connected routes;
+  by the one with the empty key, whether K was in its URL or only in `register` (at the edge:
+  in another hub object than K's); no match is an error listing every connected route;
 * `extension,capsolver` falls through to CapSolver when no browser serves the route, and when
   the browser does not answer within 25 s.
 
@@ -205,27 +206,41 @@ def test_route_keys_pick_the_browser(gw: Gateway) -> None:
     change(gw, {"CAPTCHA_METHOD": "extension"})
     set_route(gw, route)
     plain = Extension(gw, "", "plain")
-    # Registers under the route key its URL did not name: `register` decides.
+    # Registers under the route key its URL did not name: `register` decides (at the edge the
+    # socket stays in the hub object of its URL's key, and the directory sends solves there).
     keyed = Extension(gw, route, "keyed", url_route="")
+    # One whose URL names its key: at the edge, in a hub object of its own.
+    apart = unique("apart")
+    other = Extension(gw, apart, "apart")
     try:
         assert keyed.ack["route_key"] == route, keyed.ack
         assert generated_token(gw) == keyed.tokens[-1]
         assert len(keyed.asked) == 1 and plain.asked == [], (keyed.asked, plain.asked)
-        # No connection has the account's key: the error lists the connected routes.
+        set_route(gw, apart)
+        assert generated_token(gw) == other.tokens[-1]
+        # No connection has the account's key: the error lists every connected route.
         missing = unique("missing")
         set_route(gw, missing)
         r = generate(gw)
         assert r.status_code >= 500, r.text
         err = openai_error(r, r.status_code)
-        assert "available routes" in err["message"] and f'"{route}"' in err["message"], err
+        assert "available routes" in err["message"], err
+        assert f'"{route}"' in err["message"] and f'"{apart}"' in err["message"], err
         assert missing in err["message"], err
         assert gw.api_key not in r.text
-        assert plain.asked == [], plain.asked
+        assert plain.asked == [] and len(keyed.asked) == 1, (plain.asked, keyed.asked)
         # The account is not blamed for it.
         assert all(a["is_active"] for a in gw.accounts())
+        # A browser that leaves is forgotten: its key is no longer offered.
+        other.close()
+        time.sleep(1)
+        r = generate(gw)
+        err = openai_error(r, r.status_code)
+        assert f'"{apart}"' not in err["message"] and f'"{route}"' in err["message"], err
     finally:
         plain.close()
         keyed.close()
+        other.close()
 
 
 def test_the_chain_falls_through_when_no_browser_serves(gw: Gateway) -> None:

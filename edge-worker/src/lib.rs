@@ -12,7 +12,7 @@
 //! | `Storage` (video jobs) | job records spread over 16 `StoreObject`s, `video-jobs-0` … `video-jobs-15`, by a hash of the job id; their listing and `Idempotency-Key` entries in the one named `video-jobs` (`do_storage`) |
 //! | `Storage` (tenant keys) | the `StoreObject` named `api-keys` for the key records, one named `tenant-{id}` per key for its counters and leases (`tenant_storage`) |
 //! | `JobRunner` | one `JobObject` per video job, stepping it from its alarm (`job_runner`, `job_object`) |
-//! | `BrowserHub` (the `extension` captcha method) | the `CaptchaHubObject`: `/captcha_ws` sockets accepted with the WebSocket Hibernation API, each solve a fetch to it (`captcha_hub`) |
+//! | `BrowserHub` (the `extension` captcha method) | the `CaptchaHubObject`s: `/captcha_ws` sockets accepted with the WebSocket Hibernation API in one object per route key (and a directory of the keys served), each solve a fetch to the account's key's object (`captcha_hub`) |
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
 //!

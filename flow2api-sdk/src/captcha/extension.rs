@@ -246,6 +246,26 @@ impl AskReply {
     }
 }
 
+/// The failure of a solve for `route_key` when no connected browser serves it, naming the
+/// `connected` routes (§10.5); the chain moves on to its next method.
+pub fn no_browser_for<'a>(
+    route_key: &str,
+    connected: impl IntoIterator<Item = &'a str>,
+) -> CaptchaError {
+    let mut routes: Vec<String> = connected.into_iter().map(|r| format!("{r:?}")).collect();
+    routes.sort();
+    routes.dedup();
+    let message = if routes.is_empty() {
+        "no captcha extension is connected".to_owned()
+    } else {
+        format!(
+            "no captcha extension is connected for route key {route_key:?}; available routes: {}",
+            routes.join(", ")
+        )
+    };
+    CaptchaError::new(CaptchaErrorKind::NoCapacity, message)
+}
+
 /// Asks a connected browser for a token.
 pub trait BrowserHub: MaybeSend + MaybeSync {
     /// Sends `ask` to a browser its route key allows and waits for that browser's reply.
@@ -402,12 +422,20 @@ impl Switchboard {
         }
     }
 
+    /// Whether a connected browser serves `route_key` (equal keys only).
+    pub fn serves(&self, route_key: &str) -> bool {
+        self.board()
+            .conns
+            .values()
+            .any(|c| c.route_key == route_key)
+    }
+
     /// Picks the connection for `route_key` (§10.5: equal keys only; the least busy), or why
     /// none serves.
-    fn pick(board: &Board, route_key: &str) -> Result<(String, Arc<dyn BrowserSocket>), String> {
-        if board.conns.is_empty() {
-            return Err("no captcha extension is connected".to_owned());
-        }
+    fn pick(
+        board: &Board,
+        route_key: &str,
+    ) -> Result<(String, Arc<dyn BrowserSocket>), CaptchaError> {
         let busy = |id: &str| board.pending.values().filter(|p| p.conn == id).count();
         board
             .conns
@@ -416,17 +444,8 @@ impl Switchboard {
             .min_by_key(|(id, _)| busy(id))
             .map(|(id, c)| (id.clone(), c.socket.clone()))
             .ok_or_else(|| {
-                let mut routes: Vec<String> = board
-                    .conns
-                    .values()
-                    .map(|c| format!("{:?}", c.route_key))
-                    .collect();
-                routes.sort();
-                routes.dedup();
-                format!(
-                    "no captcha extension is connected for route key {route_key:?}; available routes: {}",
-                    routes.join(", ")
-                )
+                let routes: Vec<&str> = board.conns.values().map(|c| &*c.route_key).collect();
+                no_browser_for(route_key, routes)
             })
     }
 
@@ -435,8 +454,7 @@ impl Switchboard {
         let (tx, rx) = oneshot::channel();
         let socket = {
             let mut board = self.board();
-            let (conn, socket) = Self::pick(&board, &ask.route_key)
-                .map_err(|m| CaptchaError::new(CaptchaErrorKind::NoCapacity, m))?;
+            let (conn, socket) = Self::pick(&board, &ask.route_key)?;
             board
                 .pending
                 .insert(req_id.clone(), Pending { conn, reply: tx });

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 pub use chain::ChainSolver;
 pub use extension::{
-    given_key, route_of_query, AskReply, BrowserHub, BrowserSocket, ExtensionSolver, FromExtension,
-    Registered, Switchboard, ToExtension, TokenAsk, CLOSE_POLICY, EXTENSION_METHOD, IMAGE_TIMEOUT,
-    VIDEO_TIMEOUT,
+    given_key, no_browser_for, route_of_query, AskReply, BrowserHub, BrowserSocket,
+    ExtensionSolver, FromExtension, Registered, Switchboard, ToExtension, TokenAsk, CLOSE_POLICY,
+    EXTENSION_METHOD, IMAGE_TIMEOUT, VIDEO_TIMEOUT,
 };
 pub use remote_browser::{
     RemoteBrowser, RemoteBrowserConfig, RemoteBrowserHealth, METHOD as REMOTE_BROWSER,
