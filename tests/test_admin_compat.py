@@ -106,12 +106,12 @@ def test_a_script_for_the_original_runs_unchanged(server: Gateway) -> None:
             "POST /api/config/generation",
         ], actions
         gen_entry = audit["entries"][4]
-        assert gen_entry["settings"] == ["FLOW_MAX_RETRIES", "IMAGE_TIMEOUT"], gen_entry
+        assert gen_entry["settings"] == ["FLOW_MAX_RETRIES", "IMAGE_TIMEOUT", "VIDEO_TIMEOUT"], gen_entry
         assert "POST /api/tokens" in actions, actions
         assert st not in str(audit)
     finally:
         ok_json(server.http.delete(f"/api/tokens/{out['token_id']}", headers=admin(server, token)))
-        restore(server, token, ["IMAGE_TIMEOUT", "FLOW_MAX_RETRIES"])
+        restore(server, token, ["IMAGE_TIMEOUT", "VIDEO_TIMEOUT", "FLOW_MAX_RETRIES"])
 
 
 def test_the_api_key_rotates_and_secrets_stay_masked(server: Gateway) -> None:

@@ -196,6 +196,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("MAX_REQUEST_BYTES", int(1 << 16, 1 << 30), Some("67108864"), "Largest request body in bytes (413 beyond); announced lengths are refused before the body is read."),
     setting("IMAGE_FETCH_TIMEOUT", secs(1.0, 600.0), Some("30"), "Seconds for fetching every image URL of one request, together."),
     setting("IMAGE_TIMEOUT", secs(10.0, 3600.0), Some("300"), "Seconds an image generation request may take in all, from its arrival to its result (504 beyond)."),
+    setting("VIDEO_TIMEOUT", secs(30.0, 7200.0), Some("600"), "Seconds a video job polls for its result before failing with video_timeout (three times that for models with an upscale step)."),
     setting("PROXY_URL", Accepts::Proxy, None, "Proxy for every upstream call (Flow and captcha solvers) of accounts without their own; native hosts only (the edge uses EGRESS_RELAY_URL)."),
     setting("MEDIA_PROXY_URL", Accepts::Proxy, None, "Proxy for media downloads (results copied into the media cache); unset, they leave like the generation's other calls."),
     setting("EGRESS_RELAY_URL", Accepts::Url, None, "An egress relay (flow2api-server --relay) every upstream call goes through, for accounts without their own; needs EGRESS_RELAY_SECRET."),
@@ -581,6 +582,9 @@ pub struct Config {
     /// `IMAGE_TIMEOUT` (seconds, default 300): an image generation request from arrival to
     /// result.
     pub image_timeout: Duration,
+    /// `VIDEO_TIMEOUT` (seconds, default 600): how long a video job polls for its result
+    /// (three times that for models with an upscale step).
+    pub video_timeout: Duration,
     /// `PROXY_URL`, normalised: the proxy of every upstream call of accounts without their own.
     pub proxy_url: Option<Secret>,
     /// `MEDIA_PROXY_URL`, normalised: the proxy of media downloads.
@@ -679,6 +683,7 @@ impl Config {
             max_request_bytes: r.int("MAX_REQUEST_BYTES") as usize,
             image_fetch_timeout: r.secs("IMAGE_FETCH_TIMEOUT"),
             image_timeout: r.secs("IMAGE_TIMEOUT"),
+            video_timeout: r.secs("VIDEO_TIMEOUT"),
             proxy_url: secret(r.text("PROXY_URL")),
             media_proxy_url: secret(r.text("MEDIA_PROXY_URL")),
             egress_relay_url: r.text("EGRESS_RELAY_URL"),

@@ -1466,3 +1466,19 @@ async fn vertex_express_mode_predict_and_fetch_operation() {
     .await;
     gemini_error(&unknown, 404, "NOT_FOUND");
 }
+
+#[tokio::test(start_paused = true)]
+async fn video_timeout_bounds_the_polling() {
+    // 30 s at one poll a second: the job gives up after 30 status calls.
+    let h = setup_with(&[("POLL_INTERVAL", "1"), ("VIDEO_TIMEOUT", "30")]).await;
+    h.fake.set_video_polls(1000, 0);
+    let id = create_ok(&h, json!({"model": T2V, "prompt": "never ends"})).await;
+    let v = poll_until_done(&h, &id).await.pop().unwrap();
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["error"]["code"], "video_timeout", "{v}");
+    let polls = h.fake.requests_to(Endpoint::CheckVideoStatus).len();
+    assert_eq!(polls, 30, "{v}");
+    // Not the account's fault.
+    let a = account(&h).await;
+    assert_eq!(a["is_active"], true, "{a}");
+}

@@ -13,7 +13,6 @@ use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
 use crate::config::{Config, Strategy};
-use crate::generate::video::PollSettings;
 use crate::pool::PoolError;
 use crate::seams::Bytes;
 use crate::settings::SettingsError;
@@ -96,13 +95,6 @@ fn secs_value(d: std::time::Duration) -> Value {
     } else {
         json!(s)
     }
-}
-
-/// What bounds a video job's polling: `POLL_INTERVAL` × the poll limit (there is no video
-/// timeout setting; the original only stored and displayed its own).
-fn video_timeout_secs(config: &Config) -> Value {
-    let polls = PollSettings::default().max_attempts;
-    secs_value(config.poll_interval * polls)
 }
 
 fn call_mode(s: Strategy) -> &'static str {
@@ -247,12 +239,11 @@ impl AppInner {
     }
 
     /// `POST /api/config/generation` (alias `/api/generation/timeout`): `image_timeout` is
-    /// `IMAGE_TIMEOUT`, `max_retries` is `FLOW_MAX_RETRIES`; `video_timeout` is checked and
-    /// reported as ignored (video jobs are bounded by their poll limit, see the GET).
+    /// `IMAGE_TIMEOUT`, `video_timeout` is `VIDEO_TIMEOUT` (the original only stored it; here
+    /// it bounds a video job's polling), `max_retries` is `FLOW_MAX_RETRIES`.
     async fn change_generation(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let fields = tri!(object(body));
         let mut changes = BTreeMap::new();
-        let mut ignored = Vec::new();
         if let Some(v) = fields.get("image_timeout").filter(|v| !v.is_null()) {
             let s = tri!(seconds("image_timeout", v));
             changes.insert("IMAGE_TIMEOUT".to_owned(), Some(s.to_string()));
@@ -265,15 +256,14 @@ impl AppInner {
             changes.insert("FLOW_MAX_RETRIES".to_owned(), Some(n.to_string()));
         }
         if let Some(v) = fields.get("video_timeout").filter(|v| !v.is_null()) {
-            tri!(seconds("video_timeout", v));
-            ignored.push("video_timeout");
+            let s = tri!(seconds("video_timeout", v));
+            changes.insert("VIDEO_TIMEOUT".to_owned(), Some(s.to_string()));
         }
         self.save(changes, |c| {
             json!({
                 "success": true,
                 "message": "Generation settings saved.",
                 "config": generation_view(c),
-                "ignored": ignored,
             })
         })
         .await
@@ -480,7 +470,7 @@ impl AppInner {
 fn generation_view(c: &Config) -> Value {
     json!({
         "image_timeout": secs_value(c.image_timeout),
-        "video_timeout": video_timeout_secs(c),
+        "video_timeout": secs_value(c.video_timeout),
         "max_retries": c.max_retries,
     })
 }

@@ -543,10 +543,7 @@ impl AppInner {
                 Some(deps.browser_hub.clone()),
             ))),
         };
-        let poll = PollSettings {
-            interval: config.poll_interval,
-            ..PollSettings::default()
-        };
+        let poll = PollSettings::within(config.poll_interval, config.video_timeout);
         let jobs = Jobs::new(
             deps.jobs.clone(),
             pool.clone(),

@@ -43,6 +43,25 @@ pub struct PollSettings {
     pub max_poll_errors: u32,
 }
 
+impl PollSettings {
+    /// Polls every `interval` for at most `timeout` (`POLL_INTERVAL`, `VIDEO_TIMEOUT`); a
+    /// zero interval keeps the default count of polls.
+    pub fn within(interval: Duration, timeout: Duration) -> Self {
+        let default = Self::default();
+        let max_attempts = if interval.is_zero() {
+            default.max_attempts
+        } else {
+            let n = timeout.as_secs_f64() / interval.as_secs_f64();
+            n.ceil().clamp(1.0, 1_000_000.0) as u32
+        };
+        Self {
+            interval,
+            max_attempts,
+            ..default
+        }
+    }
+}
+
 impl Default for PollSettings {
     fn default() -> Self {
         Self {
