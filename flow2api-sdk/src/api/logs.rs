@@ -71,7 +71,9 @@ fn counts_view(prefix: &str, c: &Counts, out: &mut serde_json::Map<String, Value
 fn parse_time(v: &str) -> Option<u64> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0 && secs < 1e13).then(|| (secs * 1000.0) as u64);
+        return (0.0..1e13)
+            .contains(&secs)
+            .then_some((secs * 1000.0) as u64);
     }
     parse_rfc3339_ms(v)
 }

@@ -503,8 +503,9 @@ pub trait LogCommands: MaybeSend + MaybeSync {
 #[derive(Debug, Clone)]
 pub struct CommandLogStore<C>(pub C);
 
-fn unexpected(reply: &LogReply) -> StorageError {
-    StorageError(format!("unexpected log store reply: {reply:?}"))
+fn unexpected(_: &LogReply) -> StorageError {
+    // Not the reply itself: it may carry prompts.
+    StorageError("log store: unexpected reply".into())
 }
 
 impl<C: LogCommands> LogStore for CommandLogStore<C> {
