@@ -160,6 +160,10 @@ fn generation_route(method: &Method, segments: &[&str]) -> Option<(Option<LogKin
 /// Opens the draft of a generation request and gives it to the request's caller; `None`
 /// for every other request.
 pub(crate) fn begin(inner: &AppInner, req: &mut Request<Bytes>) -> Option<LogDraft> {
+    // Every generation is a POST: the rest (model lists, media, admin reads) costs nothing.
+    if req.method() != Method::POST {
+        return None;
+    }
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
     let (kind, wanted) = generation_route(req.method(), &segments)?;
     let mut draft = Draft {
