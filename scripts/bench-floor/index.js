@@ -58,6 +58,7 @@ const LOG_SCHEMA = [
     images INTEGER NOT NULL, errors INTEGER NOT NULL, PRIMARY KEY (day, account_id))`,
   "CREATE TABLE IF NOT EXISTS log_hourly (hour_ms INTEGER PRIMARY KEY, images INTEGER NOT NULL, errors INTEGER NOT NULL)",
   "CREATE TABLE IF NOT EXISTS log_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+  "INSERT OR IGNORE INTO log_meta (name, value) VALUES ('last_id', 0)",
 ];
 
 /** The request log: one row and its counters per request, as the gateway's LogObject. */
@@ -69,9 +70,7 @@ export class Logs extends DurableObject {
       for (const s of LOG_SCHEMA) sql.exec(s);
       this.ready = true;
     }
-    const last = sql.exec("SELECT value FROM log_meta WHERE name = 'last_id'").toArray()[0];
-    const id = (last ? last.value : 0) + 1;
-    sql.exec("INSERT INTO log_meta (name, value) VALUES ('last_id', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", id);
+    const id = sql.exec("UPDATE log_meta SET value = value + 1 WHERE name = 'last_id' RETURNING value").one().value;
     sql.exec(
       "INSERT INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       id, r.created_at_ms, r.updated_at_ms, r.operation, r.model, r.account_id, r.account_email, r.key,
@@ -81,11 +80,16 @@ export class Logs extends DurableObject {
     const hour = r.updated_at_ms - (r.updated_at_ms % 3600000);
     sql.exec("INSERT INTO log_totals VALUES (?, ?, 1, 0) ON CONFLICT (account_id) DO UPDATE SET email = excluded.email, images = images + 1", r.account_id, r.account_email);
     sql.exec("INSERT INTO log_daily VALUES (?, ?, 1, 0) ON CONFLICT (day, account_id) DO UPDATE SET images = images + 1", day, r.account_id);
-    sql.exec("INSERT INTO log_hourly VALUES (?, 1, 0) ON CONFLICT (hour_ms) DO UPDATE SET images = images + 1", hour);
+    const inHour = sql.exec(
+      "INSERT INTO log_hourly VALUES (?, 1, 0) ON CONFLICT (hour_ms) DO UPDATE SET images = images + 1 RETURNING images + errors",
+      hour,
+    ).one();
     sql.exec("DELETE FROM request_logs WHERE id < ?", id - 10000 + 1);
-    sql.exec("DELETE FROM request_logs WHERE created_at_ms < ?", r.created_at_ms - 30 * 86400000);
-    sql.exec("DELETE FROM log_hourly WHERE hour_ms < ?", hour - 8 * 86400000);
-    sql.exec("DELETE FROM log_daily WHERE day < ?", day - 8);
+    if (Object.values(inHour)[0] <= 1) {
+      sql.exec("DELETE FROM request_logs WHERE created_at_ms < ?", r.created_at_ms - 30 * 86400000);
+      sql.exec("DELETE FROM log_hourly WHERE hour_ms < ?", hour - 8 * 86400000);
+      sql.exec("DELETE FROM log_daily WHERE day < ?", day - 8);
+    }
     return Response.json({ reply: "id", id });
   }
 }

@@ -47,7 +47,7 @@ pub trait SqlExec {
     fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StorageError>;
 }
 
-/// The tables and indexes, one statement each; idempotent.
+/// The tables and indexes (and the id counter's row), one statement each; idempotent.
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS request_logs (
         id INTEGER PRIMARY KEY,
@@ -87,6 +87,7 @@ pub const SCHEMA: &[&str] = &[
         image_errors INTEGER NOT NULL, video_errors INTEGER NOT NULL
     )",
     "CREATE TABLE IF NOT EXISTS log_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO log_meta (name, value) VALUES ('last_id', 0)",
 ];
 
 /// Creates the tables and indexes that are missing.
@@ -363,13 +364,15 @@ pub fn run(db: &dyn SqlExec, command: LogCommand) -> Result<LogReply, StorageErr
 }
 
 fn append(db: &dyn SqlExec, record: LogRecord, retention: Retention) -> Result<u64, StorageError> {
-    let last = db.exec("SELECT value FROM log_meta WHERE name = 'last_id'", &[])?;
-    let id = as_u64(last.first().and_then(|r| r.first())) + 1;
-    db.exec(
-        "INSERT INTO log_meta (name, value) VALUES ('last_id', ?) \
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        &[int(id)],
+    // One statement gives the next id (the row exists from the schema on).
+    let next = db.exec(
+        "UPDATE log_meta SET value = value + 1 WHERE name = 'last_id' RETURNING value",
+        &[],
     )?;
+    let id = as_u64(next.first().and_then(|r| r.first()));
+    if id == 0 {
+        return Err(StorageError("log store: no id counter".into()));
+    }
     db.exec(
         "INSERT INTO request_logs (id, created_at_ms, updated_at_ms, operation, model, \
          account_id, account_email, key_name, status_code, duration_ms, status_text, progress, \
@@ -418,30 +421,35 @@ fn append(db: &dyn SqlExec, record: LogRecord, retention: Retention) -> Result<u
         ),
         &with(vec![int(day_of(at)), text(account)]),
     )?;
-    db.exec(
+    // The hour's first request (its counts total one) also prunes what aged out: rows past
+    // the age, counters past their days. Once an hour is enough, and most appends skip it.
+    let hour = db.exec(
         &format!(
             "INSERT INTO log_hourly (hour_ms, images, videos, errors, image_errors, \
              video_errors) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hour_ms) DO UPDATE \
-             SET {ADD_COUNTS}"
+             SET {ADD_COUNTS} RETURNING images + videos + errors"
         ),
         &with(vec![int(hour_of(at))]),
     )?;
-    // Retention: the newest `max_entries` ids (ids are dense), nothing older than the age.
+    // Retention by count on every append (ids are dense: the newest `max_entries` stay).
     let keep_from = id.saturating_sub(retention.max_entries.max(1)) + 1;
     db.exec("DELETE FROM request_logs WHERE id < ?", &[int(keep_from)])?;
-    let oldest = record.created_at_ms.saturating_sub(retention.max_age_ms);
-    db.exec(
-        "DELETE FROM request_logs WHERE created_at_ms < ?",
-        &[int(oldest)],
-    )?;
-    db.exec(
-        "DELETE FROM log_hourly WHERE hour_ms < ?",
-        &[int(hour_of(at.saturating_sub(HOURLY_KEEP_MS)))],
-    )?;
-    db.exec(
-        "DELETE FROM log_daily WHERE day < ?",
-        &[int(day_of(at).saturating_sub(DAILY_KEEP_DAYS))],
-    )?;
+    let first_of_hour = as_u64(hour.first().and_then(|r| r.first())) <= 1;
+    if first_of_hour {
+        let oldest = record.created_at_ms.saturating_sub(retention.max_age_ms);
+        db.exec(
+            "DELETE FROM request_logs WHERE created_at_ms < ?",
+            &[int(oldest)],
+        )?;
+        db.exec(
+            "DELETE FROM log_hourly WHERE hour_ms < ?",
+            &[int(hour_of(at.saturating_sub(HOURLY_KEEP_MS)))],
+        )?;
+        db.exec(
+            "DELETE FROM log_daily WHERE day < ?",
+            &[int(day_of(at).saturating_sub(DAILY_KEEP_DAYS))],
+        )?;
+    }
     Ok(id)
 }
 

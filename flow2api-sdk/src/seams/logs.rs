@@ -240,7 +240,8 @@ pub struct AccountCounts {
 /// memory in tests. The conformance suite (`conformance::logs`) pins the contract.
 pub trait LogStore: MaybeSend + MaybeSync {
     /// Stores one finished request and books it in the counters (its UTC day under its
-    /// account, its hour), atomically, then drops rows past `retention`. Returns its id.
+    /// account, its hour), atomically, then drops rows past `retention`: past the count at
+    /// once, past the age at least at the first append of each hour. Returns its id.
     fn append(
         &self,
         record: LogRecord,
