@@ -42,6 +42,7 @@ pub mod fuzzing;
 pub mod generate;
 pub mod jobs;
 pub mod memory;
+pub mod metrics;
 pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]
 pub mod native;

@@ -311,6 +311,20 @@ async fn add_to_record<T: Counts>(
     )))
 }
 
+/// The shared per-solver totals in `store` (one read; the per-account ones are not read).
+///
+/// # Errors
+/// The store's failure.
+pub async fn load_shared_solvers(
+    store: &dyn Storage,
+) -> Result<BTreeMap<String, CaptchaCounters>, StorageError> {
+    Ok(store
+        .get(SOLVERS_KEY)
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default())
+}
+
 /// The shared totals in `store`: every process's flushed counts.
 ///
 /// # Errors

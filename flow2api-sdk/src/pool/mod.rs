@@ -14,6 +14,7 @@ pub mod index;
 pub mod loads;
 pub mod records;
 pub mod select;
+pub mod summary;
 pub mod tokens;
 
 use std::sync::atomic::AtomicBool;
@@ -32,6 +33,7 @@ use crate::secret::Secret;
 pub use crate::coordination as state;
 pub use select::{Lease, SlotGuard};
 pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, TokenState};
+pub use summary::PoolSummary;
 
 /// Refresh the AT when less than this remains (`docs/upstream.md#accounts`).
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
