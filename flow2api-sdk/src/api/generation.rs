@@ -25,6 +25,7 @@ pub(crate) struct ImageRun {
     ticket: TenantTicket,
     lease: Lease,
     deadline: Deadline,
+    started_ms: u64,
 }
 
 impl ImageRun {
@@ -44,7 +45,17 @@ impl ImageRun {
             at_ms: started_ms + inner.config.image_timeout.as_millis() as u64,
             secs: inner.config.image_timeout.as_secs(),
         };
-        let ticket = admit_image(inner, caller, model.id).await?;
+        let count = |result: &str| {
+            let ms = inner.deps.clock.now_ms().saturating_sub(started_ms);
+            inner.deps.metrics.generation("image", result, ms);
+        };
+        let ticket = match admit_image(inner, caller, model.id).await {
+            Ok(t) => t,
+            Err(e) => {
+                count("invalid");
+                return Err(e);
+            }
+        };
         let acquire = inner
             .pool
             .acquire(SlotKind::Image, model.min_tier(), model.id, &[]);
@@ -54,12 +65,15 @@ impl ImageRun {
                 ticket,
                 lease,
                 deadline,
+                started_ms,
             }),
             Ok(Err(e)) => {
+                count("no_token");
                 ticket.end(Outcome::Released).await;
                 Err(e.into())
             }
             Err(e) => {
+                count("failed");
                 ticket.end(Outcome::Released).await;
                 Err(e)
             }
@@ -82,10 +96,14 @@ impl ImageRun {
             ticket,
             lease,
             deadline,
+            started_ms,
         } = self;
         let clock = inner.deps.clock.clone();
         let work = run(inner.clone(), lease, job, media_base, progress);
         let output = deadline.bound(&*clock, work).await.and_then(|r| r);
+        let result = if output.is_ok() { "success" } else { "failed" };
+        let ms = clock.now_ms().saturating_sub(started_ms);
+        inner.deps.metrics.generation("image", result, ms);
         ticket.end(outcome_of(&output)).await;
         inner.flush_captcha_stats().await;
         output

@@ -533,7 +533,8 @@ impl AppInner {
             deps.spawner.clone(),
             flow.clone(),
             PoolSettings::from(&*config),
-        );
+        )
+        .with_metrics(deps.metrics.clone());
         let generator = Generator::new(
             flow,
             captcha,
