@@ -18,6 +18,8 @@
 //! - [`generate`]: the generation pipeline, emitting progress events.
 //! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
 //! - [`memory`]: in-memory reference implementations of the seams.
+//! - [`metrics`]: request, generation and error counters and the Prometheus text format of
+//!   `GET /metrics`.
 //! - [`public_ip`]: which addresses client-given URLs may reach (server-side request forgery).
 //! - [`tenants`]: API keys the admin hands out, with quotas, model patterns and their own jobs.
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
