@@ -117,7 +117,7 @@ def scrape(gw: Gateway) -> str:
 def test_metrics_token_is_checked(metered: Gateway):
     token = metered.extra["METRICS_TOKEN"]
     assert metered.http.get("/metrics").status_code == 401
-    for wrong in (token[:-1] + ("0" if token[-1] != "0" else "1"), metered.api_key, ""):
+    for wrong in (token[:-1] + ("0" if token[-1] != "0" else "1"), metered.api_key, token + "x"):
         r = metered.http.get("/metrics", headers={"Authorization": f"Bearer {wrong}"})
         assert r.status_code == 401, (wrong, r.status_code)
     assert metered.http.get("/metrics", headers={"Authorization": token}).status_code == 401
@@ -152,8 +152,10 @@ def test_generation_moves_the_counters_and_passes_promtool(metered: Gateway):
                    metered.extra["METRICS_TOKEN"]):
         assert secret not in text, "a secret in /metrics"
     # The original's gauges named like counters are renamed.
-    for old in ("flow2api_tokens_total ", "flow2api_image_inflight_total", "flow2api_token_credits_total"):
-        assert old not in text
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    for old in ("flow2api_tokens_total", "flow2api_image_inflight_total", "flow2api_token_credits_total"):
+        assert old not in names
+    assert {"flow2api_tokens", "flow2api_image_inflight", "flow2api_tokens_credits"} <= names
 
 
 def test_health_counts_follow_the_accounts(metered: Gateway):

@@ -468,15 +468,20 @@ impl AppInner {
     /// Adds this process's captcha counts to the shared totals when they are due
     /// ([`crate::captcha::FLUSH_EVERY`]): in the background where the host can run work beyond
     /// a request, else now. A failed flush keeps its counts for the next one.
+    /// The metrics go with them ([`crate::metrics::FLUSH_EVERY`]), so that counts taken where
+    /// no request ends (a job's step in its Durable Object) reach the totals too.
     pub(crate) async fn flush_captcha_stats(&self) {
         let stats = self.deps.captcha_stats.clone();
+        let metrics = self.deps.metrics.clone();
         let store = self.deps.sessions.clone();
         let now = self.deps.clock.now_ms();
+        let due = stats.flush_due(now) || metrics.flush_due(now);
         let flush = async move {
             let _ = stats.flush_if_due(&*store, now, false).await;
+            let _ = metrics.flush_if_due(&*store, now, false).await;
         };
         match &self.deps.spawner {
-            Some(spawner) if self.deps.captcha_stats.flush_due(now) => {
+            Some(spawner) if due => {
                 spawner.spawn(crate::seams::boxed(flush));
             }
             Some(_) => {}
