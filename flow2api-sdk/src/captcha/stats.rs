@@ -205,10 +205,17 @@ impl CaptchaStats {
         true
     }
 
-    /// Whether [`flush_if_due`](Self::flush_if_due) would flush at `now_ms`.
+    /// Whether [`flush_if_due`](Self::flush_if_due) would flush at `now_ms`: something was
+    /// counted since the last flush, and that was [`FLUSH_EVERY`] ago (so a process's first
+    /// count is flushed at once, whatever ran before it).
     pub fn flush_due(&self, now_ms: u64) -> bool {
         now_ms.saturating_sub(self.flushed_ms.load(Ordering::Relaxed))
             >= FLUSH_EVERY.as_millis() as u64
+            && !self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .is_empty()
     }
 
     /// Adds what this process counted since its last flush to the shared totals in `store`
