@@ -16,6 +16,12 @@
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
 //!
+//! Each request is logged as one JSON line (`request_id`, `method`, `path`, `status`,
+//! `duration_ms`, `subrequests`; `REQUEST_LOG=off` drops them). The SDK's metrics and captcha
+//! counts live per isolate and reach the shared totals in the `admin-sessions` `StoreObject`
+//! through `waitUntil` at most every 10 s, so `GET /metrics` sees every isolate's counts with no
+//! storage call per request.
+//!
 //! The `Config` is read from the environment once per isolate; runtime settings (overrides in
 //! the `StoreObject` named `admin-sessions`) are re-read at most once a second.
 //!
