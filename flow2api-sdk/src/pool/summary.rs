@@ -1,5 +1,5 @@
 //! Counts over the whole pool (`GET /health`, the token gauges of `GET /metrics`), kept in one
-//! record beside the index and updated by every record write ([`AccountPool::reindex`]), so
+//! record beside the index and updated by every record write (the index update), so
 //! that reading them costs one storage read with 10 accounts or with 10,000.
 //!
 //! The record (`index:v1:summary`) holds plain counts and, for the counts that change with
