@@ -17,6 +17,7 @@ use crate::util;
 
 use super::caller::Caller;
 use super::error::ApiError;
+use super::recording::LogDraft;
 use super::AppInner;
 
 /// An image generation admitted and holding an account's slot: [`ImageRun::finish`] runs it.
@@ -26,6 +27,7 @@ pub(crate) struct ImageRun {
     lease: Lease,
     deadline: Deadline,
     started_ms: u64,
+    log: Option<LogDraft>,
 }
 
 impl ImageRun {
@@ -49,6 +51,10 @@ impl ImageRun {
             let ms = inner.deps.clock.now_ms().saturating_sub(started_ms);
             inner.deps.metrics.generation("image", result, ms);
         };
+        let log = caller.log().cloned();
+        if let Some(d) = &log {
+            d.operation(crate::logs::LogKind::Image);
+        }
         let ticket = match admit_image(inner, caller, model.id).await {
             Ok(t) => t,
             Err(e) => {
@@ -60,13 +66,19 @@ impl ImageRun {
             .pool
             .acquire(SlotKind::Image, model.min_tier(), model.id, &[]);
         match deadline.bound(&*inner.deps.clock, acquire).await {
-            Ok(Ok(lease)) => Ok(Self {
-                inner: inner.clone(),
-                ticket,
-                lease,
-                deadline,
-                started_ms,
-            }),
+            Ok(Ok(lease)) => {
+                if let Some(d) = &log {
+                    d.account(&lease.account.id, &lease.account.email);
+                }
+                Ok(Self {
+                    inner: inner.clone(),
+                    ticket,
+                    lease,
+                    deadline,
+                    started_ms,
+                    log,
+                })
+            }
             Ok(Err(e)) => {
                 count("no_token");
                 ticket.end(Outcome::Released).await;
@@ -97,13 +109,23 @@ impl ImageRun {
             lease,
             deadline,
             started_ms,
+            log,
         } = self;
+        if let Some(d) = &log {
+            d.request(&job.prompt, !job.images.is_empty());
+        }
         let clock = inner.deps.clock.clone();
         let work = run(inner.clone(), lease, job, media_base, progress);
         let output = deadline.bound(&*clock, work).await.and_then(|r| r);
         let result = if output.is_ok() { "success" } else { "failed" };
         let ms = clock.now_ms().saturating_sub(started_ms);
         inner.deps.metrics.generation("image", result, ms);
+        if let Some(d) = &log {
+            match &output {
+                Ok(o) => d.succeeded(&o.url),
+                Err(e) => d.failed(e),
+            }
+        }
         ticket.end(outcome_of(&output)).await;
         inner.flush_captcha_stats().await;
         output
