@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and running the worker needs: the wasm32 target, worker-build and
 # wasm-bindgen-cli (compiled into ~/.cargo/bin once; a version check skips them afterwards),
-# and the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json.
+# and the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json; and, for the
+# tests (tests/test_metrics.py), promtool from Debian's `prometheus` package when it is missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS_ROOT="${TOOLS_ROOT:-$HOME/.cargo}"
@@ -19,6 +20,18 @@ fi
 if ! have wasm-bindgen "$BINDGEN_VERSION"; then
   # No --locked: its lockfile pins a webpki-roots the registry index here lacks.
   cargo install --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$BINDGEN_VERSION"
+fi
+
+# promtool checks the /metrics exposition (format and lint) in the tests.
+if ! command -v promtool >/dev/null 2>&1 && [ "${SKIP_APT:-}" != 1 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus
+  else
+    echo "promtool is missing: install Prometheus (its promtool) for tests/test_metrics.py" >&2
+  fi
 fi
 
 if [ "${SKIP_NPM:-}" != 1 ]; then

@@ -17,6 +17,12 @@
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
 //! | `Clock` | `Date.now()` and `setTimeout` (`clock`) |
 //!
+//! Each request is logged as one JSON line (`request_id`, `method`, `path`, `status`,
+//! `duration_ms`, `subrequests`; `REQUEST_LOG=off` drops them). The SDK's metrics and captcha
+//! counts live per isolate and reach the shared totals in the `admin-sessions` `StoreObject`
+//! through `waitUntil` at most every 10 s, so `GET /metrics` sees every isolate's counts with no
+//! storage call per request.
+//!
 //! The `Config` is read from the environment once per isolate; runtime settings (overrides in
 //! the `StoreObject` named `admin-sessions`) are re-read at most once a second.
 //!
@@ -129,28 +135,40 @@ pub(crate) mod entry {
         // Captcha counters live as long as the isolate, not the per-request app.
         static CAPTCHA_STATS: OnceCell<Arc<flow2api_sdk::captcha::CaptchaStats>> =
             const { OnceCell::new() };
+        // So do the metrics: added to the shared totals every 10 s through `waitUntil`.
+        static METRICS: OnceCell<Arc<flow2api_sdk::metrics::Metrics>> =
+            const { OnceCell::new() };
         /// Whether this isolate saw the account records of KV adopted (one read, then never).
         static ADOPTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-        /// `SUBREQUEST_LOG_THRESHOLD`: invocations with at least this many subrequests are
-        /// logged (default 25, half the free plan's 50; 0 logs every invocation). A log line
-        /// costs about as much CPU as a whole small request under `wrangler dev`.
-        static LOG_THRESHOLD: OnceCell<u32> = const { OnceCell::new() };
+        /// `REQUEST_LOG`: whether each request is logged as one JSON line (default on; `off`
+        /// drops the lines: under `wrangler dev` a log line costs about as much CPU as a whole
+        /// small request).
+        static REQUEST_LOG: OnceCell<bool> = const { OnceCell::new() };
     }
 
     #[event(fetch)]
     async fn fetch(req: web_sys::Request, env: Env, ctx: worker::Context) -> Result<Response> {
         let mut parts = request_head(&req)?;
-        // For the subrequest log line: method and path only (a query may carry `key=`).
-        let route = format!("{} {}", parts.method, parts.uri.path());
-        LOG_THRESHOLD.with(|t| {
-            t.get_or_init(|| {
-                env.var("SUBREQUEST_LOG_THRESHOLD")
-                    .ok()
-                    .and_then(|v| v.to_string().trim().parse().ok())
-                    .unwrap_or(25)
+        REQUEST_LOG.with(|on| {
+            on.get_or_init(|| {
+                env.var("REQUEST_LOG").map_or(true, |v| {
+                    !matches!(
+                        v.to_string().trim().to_ascii_lowercase().as_str(),
+                        "0" | "false" | "no" | "off"
+                    )
+                })
             });
         });
         let subrequests = Subrequests::default();
+        // For the request's log line: method and path only (a query may carry `key=`).
+        let route = Seen {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            started_ms: worker::Date::now().as_millis(),
+            subrequests: subrequests.clone(),
+            status: 0,
+            request_id: None,
+        };
         let wait_until = Arc::new(WaitUntil::new(ctx));
         if let Err(e) = settings(&env) {
             // Every request says why, in the client's error shape, until the deployment is fixed.
@@ -158,7 +176,7 @@ pub(crate) mod entry {
             let response = ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
                 .code("invalid_configuration")
                 .into_response(Dialect::OpenAi);
-            return to_worker_response(response, (route, subrequests), &*wait_until);
+            return to_worker_response(response, route, &*wait_until);
         }
         let app = app(&env, &subrequests, Some(wait_until.clone()))?;
         adopt_kv_accounts(&app, &env).await;
@@ -177,16 +195,16 @@ pub(crate) mod entry {
         // Refused from the head (bad key, unknown route, declared too large): the body is
         // never read.
         if let Some(rejected) = app.check_head(&mut parts).await {
-            return to_worker_response(rejected, (route, subrequests), &*wait_until);
+            return to_worker_response(rejected, route, &*wait_until);
         }
         let limit = app.body_limit(&parts);
         let Some(body) = read_body(&req, limit).await? else {
             let response = app.body_too_large(&parts);
-            return to_worker_response(response, (route, subrequests), &*wait_until);
+            return to_worker_response(response, route, &*wait_until);
         };
         let request = http::Request::from_parts(parts, body);
         let response = app.handle(request).await;
-        to_worker_response(response, (route, subrequests), &*wait_until)
+        to_worker_response(response, route, &*wait_until)
     }
 
     /// The cron trigger (`[triggers]` in wrangler.toml): refreshes tokens before they expire
@@ -276,7 +294,8 @@ pub(crate) mod entry {
                 env.durable_object(crate::captcha_hub::BINDING)?,
                 subrequests.clone(),
             )))
-            .captcha_stats(CAPTCHA_STATS.with(|s| s.get_or_init(Arc::default).clone()));
+            .captcha_stats(CAPTCHA_STATS.with(|s| s.get_or_init(Arc::default).clone()))
+            .metrics(METRICS.with(|m| m.get_or_init(Arc::default).clone()));
         if let Some(spawner) = spawner {
             builder = builder.spawner(spawner);
         }
@@ -398,10 +417,16 @@ pub(crate) mod entry {
     /// the read, the runtime cancels the stream, and dropping it releases the slot.
     fn to_worker_response(
         response: http::Response<Body>,
-        subrequests: (String, Subrequests),
+        mut seen: Seen,
         spawner: &dyn Spawn,
     ) -> Result<Response> {
         let (parts, body) = response.into_parts();
+        seen.status = parts.status.as_u16();
+        seen.request_id = parts
+            .headers
+            .get(flow2api_sdk::api::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let headers = Headers::new();
         for (name, value) in &parts.headers {
             // The SDK only writes ASCII header values.
@@ -414,7 +439,7 @@ pub(crate) mod entry {
             .with_headers(headers);
         match body {
             Body::Full(bytes) => {
-                log_subrequests(&subrequests);
+                seen.log();
                 // A 204 may not have a body at all, not even an empty one.
                 Ok(if bytes.is_empty() {
                     builder.empty()
@@ -431,7 +456,7 @@ pub(crate) mod entry {
                 builder.from_stream(
                     LogWhenDone {
                         inner: stream.fuse(),
-                        subrequests: Some(subrequests),
+                        seen: Some(seen),
                         _open: open,
                     }
                     .map(Ok::<Bytes, worker::Error>),
@@ -440,11 +465,32 @@ pub(crate) mod entry {
         }
     }
 
-    fn log_subrequests((route, subrequests): &(String, Subrequests)) {
-        let n = subrequests.get();
-        let threshold = LOG_THRESHOLD.with(|t| t.get().copied().unwrap_or(25));
-        if n >= threshold {
-            console_log!("{route} subrequests={n}");
+    /// What a request's log line says: one JSON object (`request_id`, `method`, `path`,
+    /// `status`, `duration_ms`, `subrequests`), written when the response ends. The time is
+    /// wall time: inside a Worker `Date.now()` advances only across I/O.
+    struct Seen {
+        method: String,
+        path: String,
+        started_ms: u64,
+        subrequests: Subrequests,
+        status: u16,
+        request_id: Option<String>,
+    }
+
+    impl Seen {
+        fn log(&self) {
+            if !REQUEST_LOG.with(|on| on.get().copied().unwrap_or(true)) {
+                return;
+            }
+            let line = serde_json::json!({
+                "request_id": self.request_id.as_deref().unwrap_or("-"),
+                "method": self.method,
+                "path": self.path,
+                "status": self.status,
+                "duration_ms": worker::Date::now().as_millis().saturating_sub(self.started_ms),
+                "subrequests": self.subrequests.get(),
+            });
+            console_log!("{line}");
         }
     }
 
@@ -453,16 +499,16 @@ pub(crate) mod entry {
     struct LogWhenDone {
         /// Fused: a batch may see its end before the runtime asks for the next chunk.
         inner: Fuse<BoxStream<'static, Bytes>>,
-        /// The route and its counter, until logged.
-        subrequests: Option<(String, Subrequests)>,
+        /// The request's log line, until logged.
+        seen: Option<Seen>,
         /// Keeps the invocation open while the stream lives (see [`to_worker_response`]).
         _open: oneshot::Sender<()>,
     }
 
     impl LogWhenDone {
         fn log_once(&mut self) {
-            if let Some(s) = self.subrequests.take() {
-                log_subrequests(&s);
+            if let Some(seen) = self.seen.take() {
+                seen.log();
             }
         }
     }

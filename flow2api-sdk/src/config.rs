@@ -164,6 +164,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("CAPTCHA_MAX_POLLS", int(1, 1000), Some("40"), "Polls of a captcha task before giving up."),
     setting("POLL_INTERVAL", secs(0.0, 600.0), Some("3"), "Seconds between video status polls."),
     setting("API_KEY", Accepts::Secret, None, "The client API key; unset, every API route answers 503."),
+    setting("METRICS_TOKEN", Accepts::Secret, None, "Bearer token GET /metrics asks for; unset, /metrics answers 404."),
     setting("ADMIN_USERNAME", Accepts::Text, Some("admin"), "Admin login name."),
     setting("ADMIN_PASSWORD", Accepts::Secret, None, "Admin password, plain or a bcrypt hash ($2b$…); unset disables admin login."),
     setting("ADMIN_PASSWORD_COST", int(4, 16), Some("10"), "bcrypt cost of a password changed through the admin API; each step doubles the CPU of a login."),
@@ -510,6 +511,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// `API_KEY`; unset means every API route answers 503.
     pub api_key: Option<Secret>,
+    /// `METRICS_TOKEN`: the bearer token of `GET /metrics`; unset, that route answers 404.
+    pub metrics_token: Option<Secret>,
     /// `ADMIN_USERNAME` (default `admin`).
     pub admin_username: String,
     /// `ADMIN_PASSWORD`: plain text or a bcrypt hash (`$2b$…`); unset disables admin login.
@@ -653,6 +656,7 @@ impl Config {
             captcha_max_polls: r.int("CAPTCHA_MAX_POLLS") as u32,
             poll_interval: r.secs("POLL_INTERVAL"),
             api_key: secret(r.text("API_KEY")),
+            metrics_token: secret(r.text("METRICS_TOKEN")),
             admin_username: r.text_or_default("ADMIN_USERNAME"),
             admin_password: secret(r.text("ADMIN_PASSWORD")),
             admin_password_cost: r.int("ADMIN_PASSWORD_COST") as u32,

@@ -20,6 +20,8 @@
 //! - [`memory`]: in-memory reference implementations of the seams.
 //! - [`logs`]: request logs and generation counters (what a row holds, the SQL of the SQLite
 //!   stores, an in-memory store).
+//! - [`metrics`]: request, generation and error counters and the Prometheus text format of
+//!   `GET /metrics`.
 //! - [`public_ip`]: which addresses client-given URLs may reach (server-side request forgery).
 //! - [`tenants`]: API keys the admin hands out, with quotas, model patterns and their own jobs.
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
@@ -45,6 +47,7 @@ pub mod generate;
 pub mod jobs;
 pub mod logs;
 pub mod memory;
+pub mod metrics;
 pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]
 pub mod native;

@@ -10,6 +10,9 @@
 //!   cooldowns and error counts, admin sessions, video jobs) and of generated media (default
 //!   `./data`); an old `store.json` found there is imported once;
 //! - `LOG_REQUESTS`: `0`/`false`/`off` turns the per-request line on stderr off;
+//! - `LOG_FORMAT`: `text` (default) or `json` (one JSON object per line), for the request
+//!   lines and every other log event; `RUST_LOG`: which events (default `info`;
+//!   `flow2api::request=off` drops the request lines alone);
 //! - `BODY_READ_TIMEOUT`: seconds a client may take to send a request body (default 60; 408
 //!   beyond); `MAX_CONNECTIONS`: connections served at once (default 1024);
 //! - `REFRESH_INTERVAL`: seconds between background passes that refresh access tokens
@@ -25,7 +28,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use flow2api_sdk::native::{
-    serve_relay, shutdown_signal, Host, HostOptions, RelayOptions, ServeOptions,
+    init_logging, serve_relay, shutdown_signal, Host, HostOptions, LogFormat, RelayOptions,
+    ServeOptions,
 };
 use flow2api_sdk::Config;
 
@@ -52,13 +56,14 @@ fn env(name: &str) -> Option<String> {
 }
 
 async fn run() -> Result<(), Error> {
+    init_logging(LogFormat::from_env()?)?;
     // An invalid setting stops the server here, with every problem named.
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     if std::env::args().skip(1).any(|a| a == "--relay") {
         return relay(&config).await;
     }
     if config.api_key.is_none() {
-        eprintln!("warning: API_KEY is not set; /v1 routes answer 503 until it is");
+        flow2api_sdk::native::log_warning("API_KEY is not set; /v1 routes answer 503 until it is");
     }
     let options = HostOptions::from_env()?;
     let addr = env("LISTEN_ADDR").unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());

@@ -124,6 +124,7 @@ pub struct AppBuilder {
     media: Option<Arc<dyn MediaStore>>,
     captcha: Option<Arc<dyn CaptchaSolver>>,
     captcha_stats: Option<Arc<crate::captcha::CaptchaStats>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     browser_hub: Option<Arc<dyn crate::captcha::BrowserHub>>,
     spawner: Option<Arc<dyn Spawn>>,
     runner: Option<Arc<dyn JobRunner>>,
@@ -154,6 +155,7 @@ impl AppBuilder {
             media: None,
             captcha: None,
             captcha_stats: None,
+            metrics: None,
             browser_hub: None,
             spawner: None,
             runner: None,
@@ -245,6 +247,14 @@ impl AppBuilder {
     /// app per request passes one that outlives them. Without one, the app keeps its own.
     pub fn captcha_stats(mut self, stats: Arc<crate::captcha::CaptchaStats>) -> Self {
         self.captcha_stats = Some(stats);
+        self
+    }
+
+    /// Where requests, generations and upstream errors are counted (`GET /metrics`); a host
+    /// that builds an app per request passes one that outlives them. Without one, the app
+    /// keeps its own.
+    pub fn metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -410,6 +420,7 @@ impl AppBuilder {
                 media,
                 captcha: self.captcha,
                 captcha_stats: self.captcha_stats.unwrap_or_default(),
+                metrics: self.metrics.unwrap_or_default(),
                 browser_hub,
                 switchboard,
                 spawner: self.spawner,

@@ -26,6 +26,7 @@ pub(crate) struct ImageRun {
     ticket: TenantTicket,
     lease: Lease,
     deadline: Deadline,
+    started_ms: u64,
     log: Option<LogDraft>,
 }
 
@@ -46,11 +47,21 @@ impl ImageRun {
             at_ms: started_ms + inner.config.image_timeout.as_millis() as u64,
             secs: inner.config.image_timeout.as_secs(),
         };
+        let count = |result: &str| {
+            let ms = inner.deps.clock.now_ms().saturating_sub(started_ms);
+            inner.deps.metrics.generation("image", result, ms);
+        };
         let log = caller.log().cloned();
         if let Some(d) = &log {
             d.operation(crate::logs::LogKind::Image);
         }
-        let ticket = admit_image(inner, caller, model.id).await?;
+        let ticket = match admit_image(inner, caller, model.id).await {
+            Ok(t) => t,
+            Err(e) => {
+                count("invalid");
+                return Err(e);
+            }
+        };
         let acquire = inner
             .pool
             .acquire(SlotKind::Image, model.min_tier(), model.id, &[]);
@@ -64,14 +75,17 @@ impl ImageRun {
                     ticket,
                     lease,
                     deadline,
+                    started_ms,
                     log,
                 })
             }
             Ok(Err(e)) => {
+                count("no_token");
                 ticket.end(Outcome::Released).await;
                 Err(e.into())
             }
             Err(e) => {
+                count("failed");
                 ticket.end(Outcome::Released).await;
                 Err(e)
             }
@@ -94,6 +108,7 @@ impl ImageRun {
             ticket,
             lease,
             deadline,
+            started_ms,
             log,
         } = self;
         if let Some(d) = &log {
@@ -102,6 +117,9 @@ impl ImageRun {
         let clock = inner.deps.clock.clone();
         let work = run(inner.clone(), lease, job, media_base, progress);
         let output = deadline.bound(&*clock, work).await.and_then(|r| r);
+        let result = if output.is_ok() { "success" } else { "failed" };
+        let ms = clock.now_ms().saturating_sub(started_ms);
+        inner.deps.metrics.generation("image", result, ms);
         if let Some(d) = &log {
             match &output {
                 Ok(o) => d.succeeded(&o.url),

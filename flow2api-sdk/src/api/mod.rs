@@ -23,6 +23,7 @@ mod login_throttle;
 mod logs;
 mod markup;
 mod mcp;
+mod observe;
 mod openai;
 mod plugin;
 mod proxy_admin;
@@ -54,6 +55,7 @@ pub use builder::{AppBuilder, BuildError, Seam};
 pub use caller::Caller;
 pub use client_addr::ClientAddr;
 pub use error::{ApiError, Dialect};
+pub use observe::{RequestId, REQUEST_ID_HEADER};
 // For the fuzz targets' wrappers (`crate::fuzzing`), without making `inputs` public.
 #[cfg(feature = "fuzzing")]
 pub(crate) use inputs::decode_data_url;
@@ -79,6 +81,8 @@ pub(crate) struct Deps {
     pub(crate) captcha: Option<Arc<dyn CaptchaSolver>>,
     /// Captcha accounting, shared by every configuration snapshot (in memory, per process).
     pub(crate) captcha_stats: Arc<crate::captcha::CaptchaStats>,
+    /// Request, generation and error counters, shared by every configuration snapshot.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Where the `extension` method asks for tokens.
     pub(crate) browser_hub: Arc<dyn crate::captcha::BrowserHub>,
     /// The in-process hub, when the browsers connect to this process.
@@ -154,6 +158,7 @@ impl App {
     #[allow(clippy::arc_with_non_send_sync)]
     fn assemble(deps: Deps, driver: JobDriver, settings: Arc<SettingsCache>) -> Self {
         let config = settings.current();
+        deps.metrics.mark_started(deps.clock.now_ms());
         let (inner, local) = AppInner::build(&deps, &driver, None, &settings, config);
         Self {
             shared: Arc::new(Shared {
@@ -342,14 +347,19 @@ impl App {
                 return rejected;
             }
         }
+        inner.begin(&mut parts);
+        let mut observed = inner.observed(&parts);
         // A host that read more than the limit (or announced nothing) gets the same answer.
         if body.len() > inner.body_limit(&parts) {
-            return inner.rejected(
+            let mut resp = inner.rejected(
                 &parts,
                 too_large(inner.body_limit(&parts)),
                 dialect_of(parts.uri.path()),
             );
+            inner.end(&observed, &mut resp);
+            return resp;
         }
+        observed.model = observe::model_label(&parts.method, parts.uri.path(), &body);
         let path = parts.uri.path().to_owned();
         let origin = parts.headers.get(header::ORIGIN).cloned();
         let mut resp = inner.clone().route(Request::from_parts(parts, body)).await;
@@ -359,6 +369,7 @@ impl App {
             origin.as_ref(),
             &inner.config.admin_cors_origins,
         );
+        inner.end(&observed, &mut resp);
         resp
     }
 
@@ -411,7 +422,9 @@ impl App {
     pub fn body_too_large(&self, parts: &http::request::Parts) -> Response<Body> {
         let inner = self.current();
         let limit = inner.body_limit(parts);
-        inner.rejected(parts, too_large(limit), dialect_of(parts.uri.path()))
+        let mut resp = inner.rejected(parts, too_large(limit), dialect_of(parts.uri.path()));
+        inner.end(&inner.observed(parts), &mut resp);
+        resp
     }
 }
 
@@ -459,15 +472,20 @@ impl AppInner {
     /// Adds this process's captcha counts to the shared totals when they are due
     /// ([`crate::captcha::FLUSH_EVERY`]): in the background where the host can run work beyond
     /// a request, else now. A failed flush keeps its counts for the next one.
+    /// The metrics go with them ([`crate::metrics::FLUSH_EVERY`]), so that counts taken where
+    /// no request ends (a job's step in its Durable Object) reach the totals too.
     pub(crate) async fn flush_captcha_stats(&self) {
         let stats = self.deps.captcha_stats.clone();
+        let metrics = self.deps.metrics.clone();
         let store = self.deps.sessions.clone();
         let now = self.deps.clock.now_ms();
+        let due = stats.flush_due(now) || metrics.flush_due(now);
         let flush = async move {
             let _ = stats.flush_if_due(&*store, now, false).await;
+            let _ = metrics.flush_if_due(&*store, now, false).await;
         };
         match &self.deps.spawner {
-            Some(spawner) if self.deps.captcha_stats.flush_due(now) => {
+            Some(spawner) if due => {
                 spawner.spawn(crate::seams::boxed(flush));
             }
             Some(_) => {}
@@ -524,7 +542,8 @@ impl AppInner {
             deps.spawner.clone(),
             flow.clone(),
             PoolSettings::from(&*config),
-        );
+        )
+        .with_metrics(deps.metrics.clone());
         let generator = Generator::new(
             flow,
             captcha,
@@ -600,13 +619,24 @@ impl AppInner {
         &self,
         parts: &mut http::request::Parts,
     ) -> Option<Response<Body>> {
+        self.begin(parts);
+        let mut rejected = self.check_head_unobserved(parts).await?;
+        self.end(&self.observed(parts), &mut rejected);
+        Some(rejected)
+    }
+
+    /// [`check_head`](Self::check_head) without the request's bookkeeping.
+    async fn check_head_unobserved(
+        &self,
+        parts: &mut http::request::Parts,
+    ) -> Option<Response<Body>> {
         if parts.method == Method::OPTIONS {
             return None;
         }
         let path = parts.uri.path();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (needs_key, dialect) = match segments.as_slice() {
-            ["health"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
+            ["health"] | ["metrics"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
             ["mcp"] => (true, Dialect::JsonRpc),
             segs if is_gemini_path(segs) => (true, Dialect::Gemini),
             ["v1", "models", ..] if is_gemini_client(&parts.headers) => (true, Dialect::Gemini),
@@ -694,9 +724,8 @@ impl AppInner {
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match (&method, segments.as_slice()) {
-            (&Method::GET, ["health"]) => {
-                Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
-            }
+            (&Method::GET, ["health"]) => Ok(inner.health().await),
+            (&Method::GET, ["metrics"]) => inner.metrics(req.headers()).await,
             (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
             // What a player asks before it seeks: the same head, no body.
             (&Method::HEAD, ["media", id]) => {

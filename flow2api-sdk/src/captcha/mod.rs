@@ -22,7 +22,9 @@ pub use remote_browser::{
     RemoteBrowser, RemoteBrowserConfig, RemoteBrowserHealth, METHOD as REMOTE_BROWSER,
     PREFILL_EVERY,
 };
-pub use stats::{load_shared, CaptchaCounters, CaptchaStats, CaptchaStatsView, FLUSH_EVERY};
+pub use stats::{
+    load_shared, load_shared_solvers, CaptchaCounters, CaptchaStats, CaptchaStatsView, FLUSH_EVERY,
+};
 pub use task_api::{
     Provider, TaskApiConfig, TaskApiSolver, YesCaptcha, YesCaptchaConfig, YESCAPTCHA_TASK_TYPES,
 };

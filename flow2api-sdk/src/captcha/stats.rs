@@ -205,10 +205,17 @@ impl CaptchaStats {
         true
     }
 
-    /// Whether [`flush_if_due`](Self::flush_if_due) would flush at `now_ms`.
+    /// Whether [`flush_if_due`](Self::flush_if_due) would flush at `now_ms`: something was
+    /// counted since the last flush, and that was [`FLUSH_EVERY`] ago (so a process's first
+    /// count is flushed at once, whatever ran before it).
     pub fn flush_due(&self, now_ms: u64) -> bool {
         now_ms.saturating_sub(self.flushed_ms.load(Ordering::Relaxed))
             >= FLUSH_EVERY.as_millis() as u64
+            && !self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .is_empty()
     }
 
     /// Adds what this process counted since its last flush to the shared totals in `store`
@@ -309,6 +316,20 @@ async fn add_to_record<T: Counts>(
     Err(StorageError(format!(
         "captcha stats: {key} kept changing under {WRITE_ATTEMPTS} attempts"
     )))
+}
+
+/// The shared per-solver totals in `store` (one read; the per-account ones are not read).
+///
+/// # Errors
+/// The store's failure.
+pub async fn load_shared_solvers(
+    store: &dyn Storage,
+) -> Result<BTreeMap<String, CaptchaCounters>, StorageError> {
+    Ok(store
+        .get(SOLVERS_KEY)
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default())
 }
 
 /// The shared totals in `store`: every process's flushed counts.

@@ -40,6 +40,20 @@ pub enum Blame {
 }
 
 impl Blame {
+    /// Its name in metrics labels: `client`, `captcha`, `quota`, `rate_limited`,
+    /// `upstream`, `auth`, `account`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Captcha => "captcha",
+            Self::Quota => "quota",
+            Self::RateLimited => "rate_limited",
+            Self::Upstream => "upstream",
+            Self::Auth => "auth",
+            Self::Account => "account",
+        }
+    }
+
     /// Whether trying another account may help.
     pub fn try_another_account(self) -> bool {
         !matches!(self, Self::Client | Self::Captcha)

@@ -521,6 +521,7 @@ impl Jobs {
                 };
             }
         }
+        self.count_state(&record, now);
         Ok((record, true))
     }
 
@@ -615,6 +616,9 @@ impl Jobs {
                 None
             }
         };
+        if record.status != before.1 {
+            self.count_state(&record, now);
+        }
         if record.status == JobStatus::Completed {
             self.finish_slot(&record, None).await;
             self.end_tenant(record.tenant_lease.as_ref(), Outcome::Succeeded)
@@ -731,8 +735,24 @@ impl Jobs {
         }
     }
 
+    /// Counts the state a job reached (`GET /metrics`), and a finished one's outcome as a
+    /// video generation with its time from creation.
+    fn count_state(&self, record: &JobRecord, now: u64) {
+        let Some(m) = &self.pool.metrics else { return };
+        m.video_job(record.status.as_str());
+        let result = match record.status {
+            JobStatus::Completed => "success",
+            JobStatus::Failed => "failed",
+            _ => return,
+        };
+        m.generation("video", result, now.saturating_sub(record.created_at_ms));
+    }
+
     /// Reports a finished job to its account and frees its slot.
     async fn finish_slot(&self, record: &JobRecord, failure: Option<(Blame, String)>) {
+        if record.lease.lease_id.is_some() {
+            self.pool.slot_released(crate::seams::SlotKind::Video);
+        }
         self.pool
             .finish_held(
                 &record.lease.account_id,

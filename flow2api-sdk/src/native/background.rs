@@ -34,7 +34,9 @@ pub async fn refresh_periodically(app: App, every: Duration) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        eprintln!("{}", report_line(&app.pool().refresh_due().await));
+        // Run outside the macro: a disabled event does not evaluate its arguments.
+        let report = app.pool().refresh_due().await;
+        tracing::info!("{}", report_line(&report));
     }
 }
 
@@ -58,8 +60,8 @@ pub async fn purge_media_periodically(app: App) {
         last = tokio::time::Instant::now();
         match app.purge_media().await {
             Ok(0) => {}
-            Ok(n) => eprintln!("media: purged {n} expired object(s)"),
-            Err(e) => eprintln!("media: purge failed: {e}"),
+            Ok(n) => tracing::info!("media: purged {n} expired object(s)"),
+            Err(e) => tracing::warn!("media: purge failed: {e}"),
         }
     }
 }

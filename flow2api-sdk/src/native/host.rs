@@ -103,6 +103,12 @@ impl ServeOptions {
                 }
             };
         }
+        if let Some(v) = env("LOG_FORMAT") {
+            options.log_format = super::LogFormat::parse(&v).ok_or_else(|| HostError::Setting {
+                name: "LOG_FORMAT",
+                problem: format!("{v:?} is neither text nor json"),
+            })?;
+        }
         if let Some(v) = env("BODY_READ_TIMEOUT") {
             options.body_read_timeout = v
                 .parse::<f64>()
@@ -209,15 +215,15 @@ impl Host {
             .build()?;
         match app.resume_jobs().await {
             Ok(0) => {}
-            Ok(n) => eprintln!("resumed {n} unfinished video job(s)"),
-            Err(e) => eprintln!("warning: cannot resume video jobs: {e}"),
+            Ok(n) => tracing::info!("resumed {n} unfinished video job(s)"),
+            Err(e) => tracing::warn!("cannot resume video jobs: {e}"),
         }
         let prefill = app.clone();
         let tasks = vec![
             // The remote browser opens each account's project page before the first request.
             tokio::spawn(async move {
                 if let Err(e) = prefill.prefill_captcha().await {
-                    eprintln!("warning: cannot prefill the remote browser: {e}");
+                    tracing::warn!("cannot prefill the remote browser: {e}");
                 }
             }),
             tokio::spawn(refresh_periodically(app.clone(), options.refresh_interval)),
@@ -266,7 +272,7 @@ impl Host {
         }
         if let Some(db) = self.db {
             if let Err(e) = db.checkpoint().await {
-                eprintln!("warning: checkpoint of {}: {e}", db.path().display());
+                tracing::warn!("checkpoint of {}: {e}", db.path().display());
             }
         }
         Ok(())
@@ -322,7 +328,7 @@ impl Stores {
         };
         let db = SqliteDb::open_async(dir.join(DB_FILE), clock.clone()).await?;
         if let Some(report) = db.import_snapshot(dir, snapshot_namespace).await? {
-            eprintln!(
+            tracing::info!(
                 "imported the old state file: {} entries ({} already in the database, {} \
                  expired); it is now {}",
                 report.imported,

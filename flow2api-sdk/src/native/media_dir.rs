@@ -175,7 +175,7 @@ impl Inner {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = this.sweep() {
-                eprintln!("media: sweep of {} failed: {e}", this.dir.display());
+                tracing::warn!("media: sweep of {} failed: {e}", this.dir.display());
             }
         });
     }

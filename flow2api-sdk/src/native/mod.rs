@@ -9,7 +9,7 @@
 //! | `server` | [`serve`] / [`serve_with`]: a hyper HTTP/1.1 server with graceful shutdown and upgrades, and `/captcha_ws` for the `extension` captcha method; [`handle`] to mount the gateway in another server |
 //! | `reqwest` + `tokio` | `FlowClient::native` and `YesCaptcha::native`: the typed clients from a [`Config`](crate::Config) |
 //! | `server` + `reqwest` | [`serve_relay`]: the egress relay (`flow2api-server --relay`, `docs/egress.md`) |
-//! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory |
+//! | `native` | all of the above and [`Host`]: the whole gateway from a [`Config`](crate::Config) and a data directory; [`init_logging`]: `tracing` events on stderr as text or JSON (`LOG_FORMAT`, `RUST_LOG`) |
 //!
 //! An app on tokio embeds the gateway with [`Host::open`] and [`Host::serve`]; see the README's
 //! "Use it as a library".
@@ -26,6 +26,8 @@ mod clock;
 mod host;
 #[cfg(feature = "reqwest")]
 mod http;
+#[cfg(feature = "server")]
+mod logging;
 #[cfg(feature = "tokio")]
 mod media_dir;
 #[cfg(all(feature = "server", feature = "reqwest"))]
@@ -49,6 +51,10 @@ pub use host::{Host, HostError, HostOptions, DEFAULT_DATA_DIR};
 pub use http::ReqwestHttp;
 #[cfg(all(feature = "reqwest", feature = "tokio"))]
 pub use http::{Lookup, PublicOnlyHttp};
+#[cfg(feature = "native")]
+pub use logging::init_logging;
+#[cfg(feature = "server")]
+pub use logging::{log_warning, LogFormat};
 #[cfg(feature = "tokio")]
 pub use media_dir::DirMediaStore;
 #[cfg(all(feature = "server", feature = "reqwest"))]

@@ -225,7 +225,7 @@ impl Relay {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
         if self.options.log_requests {
-            eprintln!(
+            tracing::info!(
                 "relay {method} {} {} {} ms",
                 host.as_deref().unwrap_or("-"),
                 resp.status().as_u16(),

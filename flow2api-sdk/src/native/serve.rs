@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use super::request_log::RequestLog;
+use super::request_log::{LogFormat, RequestLog};
 
 /// Default of [`ServeOptions::body_read_timeout`].
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,9 +31,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// How [`serve_with`] runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// One line per request on stderr (`METHOD /path STATUS 1.23ms`; never queries, headers or
-    /// bodies). Default on.
+    /// One line per request on stderr (request id, method, path, status, duration; never
+    /// queries, headers or bodies). Default on.
     pub log_requests: bool,
+    /// The shape of the request lines (`LOG_FORMAT`); default text.
+    pub log_format: LogFormat,
     /// How long a client may take to send a request head; default 30 s.
     pub header_read_timeout: Duration,
     /// How long a client may take to send a request body, from the end of its head; default
@@ -51,6 +53,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             log_requests: true,
+            log_format: LogFormat::Text,
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -113,7 +116,7 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let log = if options.log_requests {
-        Some(RequestLog::start()?)
+        Some(RequestLog::start(options.log_format)?)
     } else {
         None
     };
@@ -149,7 +152,7 @@ pub async fn serve_with(
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 if !is_connection_error(&e) {
-                    eprintln!("accept failed: {e}");
+                    tracing::error!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 continue;
@@ -295,10 +298,11 @@ where
         }
     };
     let (parts, body) = response.into_parts();
+    let request_id = parts.headers.get(crate::api::REQUEST_ID_HEADER);
     let body = match body {
         Body::Full(bytes) => {
             if let Some(seen) = seen {
-                seen.write(parts.status);
+                seen.write(parts.status, request_id);
             }
             Inner::Full(Full::new(bytes))
         }
@@ -307,6 +311,7 @@ where
             done: seen.map(|seen| Done {
                 seen: Some(seen),
                 status: parts.status,
+                request_id: request_id.cloned(),
             }),
         })),
     };
@@ -332,7 +337,7 @@ async fn serve_one(
         if let Some(board) = ctx.app.switchboard() {
             let response = super::captcha_ws::upgrade(&ctx.app, board, req);
             if let Some(seen) = seen {
-                seen.write(response.status());
+                seen.write(response.status(), None);
             }
             return Ok(response.map(|b| ResponseBody(Inner::Full(Full::new(b)))));
         }
@@ -425,8 +430,9 @@ struct Seen {
 }
 
 impl Seen {
-    fn write(self, status: StatusCode) {
-        self.log.line(&self.method, &self.uri, status, self.started);
+    fn write(self, status: StatusCode, request_id: Option<&HeaderValue>) {
+        self.log
+            .line(&self.method, &self.uri, status, self.started, request_id);
     }
 }
 
@@ -435,12 +441,13 @@ impl Seen {
 struct Done {
     seen: Option<Seen>,
     status: StatusCode,
+    request_id: Option<HeaderValue>,
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
         if let Some(seen) = self.seen.take() {
-            seen.write(self.status);
+            seen.write(self.status, self.request_id.as_ref());
         }
     }
 }

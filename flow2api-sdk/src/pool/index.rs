@@ -132,7 +132,7 @@ impl AccountPool {
             }
             self.storage.delete(key).await?;
         }
-        Ok(())
+        self.resummarise(old, new).await
     }
 
     /// Builds the index from the records if it was never built (a pool from before the index,
@@ -199,7 +199,7 @@ impl AccountPool {
         let have: BTreeSet<String> = list_all(&*self.storage, PREFIX)
             .await?
             .into_iter()
-            .filter(|k| k != BUILT && k != CHECKED)
+            .filter(|k| k != BUILT && k != CHECKED && k != super::summary::SUMMARY)
             .collect();
         let mut repairs = 0;
         for key in have.iter().filter(|k| !want.contains_key(*k)) {
@@ -220,6 +220,7 @@ impl AccountPool {
                 repairs += 1;
             }
         }
+        self.rebuild_summary(records).await?;
         Ok(repairs)
     }
 

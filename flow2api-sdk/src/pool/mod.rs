@@ -14,6 +14,7 @@ pub mod index;
 pub mod loads;
 pub mod records;
 pub mod select;
+pub mod summary;
 pub mod tokens;
 
 use std::sync::atomic::AtomicBool;
@@ -32,6 +33,7 @@ use crate::secret::Secret;
 pub use crate::coordination as state;
 pub use select::{Lease, SlotGuard};
 pub use state::{AccountCommand, AccountReply, AccountState, AccountStatus, TokenState};
+pub use summary::PoolSummary;
 
 /// Refresh the AT when less than this remains (`docs/upstream.md#accounts`).
 pub const REFRESH_MARGIN_MS: u64 = 3_600_000;
@@ -377,6 +379,8 @@ pub struct AccountPool {
     pub(crate) loads: &'static loads::LoadCache,
     /// The index was seen built ([`index`]): shared by clones, so asked once per process.
     pub(crate) index_built: Arc<AtomicBool>,
+    /// Where slots, upstream errors and token refreshes are counted (`GET /metrics`).
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for AccountPool {
@@ -406,6 +410,20 @@ impl AccountPool {
             settings,
             loads: loads::LoadCache::shared(),
             index_built: Arc::new(AtomicBool::new(false)),
+            metrics: None,
+        }
+    }
+
+    /// Counts slots held, upstream errors by class and token refreshes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Notes that a slot of `kind` was given back (a disarmed one, released by command).
+    pub(crate) fn slot_released(&self, kind: SlotKind) {
+        if let Some(m) = &self.metrics {
+            m.slot(select::kind_label(kind), -1);
         }
     }
 
@@ -559,7 +577,11 @@ impl AccountPool {
     /// account, refused credentials invalidate the token, account failures count and disable
     /// the account at the threshold.
     pub async fn finish(&self, mut lease: Lease, failure: Option<(Blame, String)>) {
+        let kind = lease.slot.kind();
         let release = lease.slot.disarm().map(|l| l.lease_id);
+        if release.is_some() {
+            self.slot_released(kind);
+        }
         self.finish_held(&lease.account.id, release, failure).await;
     }
 
@@ -571,6 +593,9 @@ impl AccountPool {
         release: Option<String>,
         failure: Option<(Blame, String)>,
     ) {
+        if let (Some(m), Some((blame, _))) = (&self.metrics, &failure) {
+            m.upstream_error(blame.as_str());
+        }
         let command = match &failure {
             None => AccountCommand::Success { release },
             Some((blame, reason)) => {

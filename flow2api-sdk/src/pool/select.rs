@@ -19,8 +19,19 @@ const SAMPLE: usize = 4;
 /// client went away), it is released in the background, and in any case its lease lapses.
 pub struct SlotGuard {
     lease: Option<SlotLease>,
+    kind: SlotKind,
     coordinator: Arc<dyn Coordinator>,
     spawner: Option<Arc<dyn Spawn>>,
+    /// Counts the slot held while the guard holds it.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// A slot kind as a metrics label.
+pub(crate) fn kind_label(kind: SlotKind) -> &'static str {
+    match kind {
+        SlotKind::Image => "image",
+        SlotKind::Video => "video",
+    }
 }
 
 impl std::fmt::Debug for SlotGuard {
@@ -32,6 +43,18 @@ impl std::fmt::Debug for SlotGuard {
 }
 
 impl SlotGuard {
+    /// What the slot is for.
+    pub fn kind(&self) -> SlotKind {
+        self.kind
+    }
+
+    /// Counts the slot as given back.
+    fn count_release(&self) {
+        if let Some(m) = &self.metrics {
+            m.slot(kind_label(self.kind), -1);
+        }
+    }
+
     /// The lease, while held.
     pub fn lease(&self) -> Option<&SlotLease> {
         self.lease.as_ref()
@@ -61,6 +84,7 @@ impl SlotGuard {
     /// Gives the slot back.
     pub async fn release(mut self) {
         if let Some(l) = self.lease.take() {
+            self.count_release();
             // A failed release only delays the slot until its lease lapses.
             let _ = self
                 .coordinator
@@ -77,7 +101,11 @@ impl SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let (Some(l), Some(spawner)) = (self.lease.take(), self.spawner.as_ref()) else {
+        let Some(l) = self.lease.take() else {
+            return;
+        };
+        self.count_release();
+        let Some(spawner) = self.spawner.as_ref() else {
             return;
         };
         let coordinator = self.coordinator.clone();
@@ -281,13 +309,18 @@ impl AccountPool {
                 continue;
             }
 
+            if let Some(m) = &self.metrics {
+                m.slot(kind_label(kind), 1);
+            }
             let slot = SlotGuard {
                 lease: Some(SlotLease {
                     account_id: account.id.clone(),
                     lease_id,
                 }),
+                kind,
                 coordinator: self.coordinator.clone(),
                 spawner: self.spawner.clone(),
+                metrics: self.metrics.clone(),
             };
             match self.ensure_token(&account, &reply.status).await {
                 Ok(token) => {

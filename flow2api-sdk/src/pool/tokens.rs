@@ -122,6 +122,17 @@ impl AccountPool {
         &self,
         account: &Account,
     ) -> Result<(TokenState, Option<Credits>), PoolError> {
+        let result = self.refresh_locked_uncounted(account).await;
+        if let Some(m) = &self.metrics {
+            m.token_refresh("at", if result.is_ok() { "success" } else { "failure" });
+        }
+        result
+    }
+
+    async fn refresh_locked_uncounted(
+        &self,
+        account: &Account,
+    ) -> Result<(TokenState, Option<Credits>), PoolError> {
         let release = || async {
             let _ = self
                 .coordinator

@@ -109,7 +109,7 @@ impl SqliteCoordinator {
                         },
                     );
                 }
-                Err(e) => eprintln!("warning: account state of {id} is unreadable ({e}); reset"),
+                Err(e) => tracing::warn!("account state of {id} is unreadable ({e}); reset"),
             }
         }
         Ok(Self {

@@ -169,10 +169,7 @@ impl SqliteDb {
         // fraction of FULL's cost (one fsync per commit).
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            eprintln!(
-                "warning: {} is in journal mode {mode}, not WAL",
-                path.display()
-            );
+            tracing::warn!("{} is in journal mode {mode}, not WAL", path.display());
         }
         writer.execute_batch("PRAGMA synchronous = NORMAL")?;
         let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
