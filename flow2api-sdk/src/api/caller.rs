@@ -14,7 +14,7 @@ use crate::tenants::Tenant;
 /// makes one (a host cannot forge a caller by inserting its own).
 ///
 /// A generation request's caller also carries the request's log draft
-/// ([`super::recording`]), so that the handlers, which all receive the caller, can note what
+/// (the `recording` module), so that the handlers, which all receive the caller, can note what
 /// the log row should say.
 #[derive(Debug, Clone)]
 pub struct Caller(Kind, Option<super::recording::LogDraft>);
