@@ -544,6 +544,7 @@ async fn host_imports_the_state_file_and_keeps_accounts_across_restarts() {
 #[cfg(feature = "testing")]
 mod conformance {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use flow2api_sdk::memory::ManualClock;
     use flow2api_sdk::native::{SqliteCoordinator, SqliteDb};
@@ -593,7 +594,8 @@ mod conformance {
         use flow2api_sdk::testing::conformance::logs;
         let report = logs::suite(|| async {
             let clock = Arc::new(ManualClock::new(1_000_000));
-            logs::Subject::new(Arc::new(db(clock).logs()))
+            // Rows appended one after another: no gathering (it is for concurrent appends).
+            logs::Subject::new(Arc::new(db(clock).logs_gathering(Duration::ZERO)))
         })
         .await;
         report.assert_passed();
@@ -601,6 +603,46 @@ mod conformance {
             report.cases.iter().all(|(_, o)| *o == Outcome::Passed),
             "{report}"
         );
+    }
+
+    /// Appends from many tasks at once (committed in groups) each get their own id and row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_log_appends_lose_nothing() {
+        use flow2api_sdk::logs::{LogFilter, LogRecord, LogStore, Retention};
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let logs = Arc::new(db(clock).logs());
+        let tasks: Vec<_> = (0..200u64)
+            .map(|i| {
+                let logs = logs.clone();
+                tokio::spawn(async move {
+                    let row = LogRecord {
+                        created_at_ms: 1_000_000 + i,
+                        updated_at_ms: 1_000_000 + i,
+                        operation: "generate_image".into(),
+                        model: format!("m{i}"),
+                        status_code: 200,
+                        ..LogRecord::default()
+                    };
+                    logs.append(row, Retention::default()).await.unwrap()
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=200).collect::<Vec<u64>>());
+        let mut seen = 0;
+        let mut before = None;
+        loop {
+            let page = logs.list(&LogFilter::default(), before, 100).await.unwrap();
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            seen += page.len();
+        }
+        assert_eq!(seen, 200);
+        assert_eq!(logs.stats(0).await.unwrap().total.images, 200);
     }
 
     /// The log survives a reopen: rows, counters and the next id.

@@ -214,9 +214,16 @@ impl SqliteDb {
         SqliteStorage::new(self.clone(), namespace)
     }
 
-    /// The request log in this database (its tables: `crate::logs::sql`).
+    /// The request log in this database (its tables: `crate::logs::sql`), its appends
+    /// committed in groups gathered for a quarter of a second.
     pub fn logs(&self) -> SqliteLogStore {
-        crate::logs::sql::CommandLogStore(SqliteLogs::new(self.clone()))
+        self.logs_gathering(logs::GATHER)
+    }
+
+    /// The same with appends gathered for `gather` (zero: each committed as soon as the
+    /// writer is free), for tests that append one row after another.
+    pub fn logs_gathering(&self, gather: Duration) -> SqliteLogStore {
+        crate::logs::sql::CommandLogStore(SqliteLogs::new(self.clone(), gather))
     }
 
     /// Deletes every expired row now; returns how many. (Writes also do this, at most once a
