@@ -11,6 +11,7 @@ mod builder;
 mod caller;
 mod captcha_admin;
 mod client_addr;
+mod console;
 mod cors;
 mod error;
 mod gemini_image;
@@ -598,6 +599,7 @@ impl AppInner {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (needs_key, dialect) = match segments.as_slice() {
             ["health"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
+            segs if console::is_console_path(segs) => (false, Dialect::OpenAi),
             ["mcp"] => (true, Dialect::JsonRpc),
             segs if is_gemini_path(segs) => (true, Dialect::Gemini),
             ["v1", "models", ..] if is_gemini_client(&parts.headers) => (true, Dialect::Gemini),
@@ -677,6 +679,9 @@ impl AppInner {
         let result = match (&method, segments.as_slice()) {
             (&Method::GET, ["health"]) => {
                 Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into()))
+            }
+            (_, segs) if console::is_console_path(segs) => {
+                console::serve(&method, &path, segs, req.headers())
             }
             (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
             // What a player asks before it seeks: the same head, no body.
@@ -860,7 +865,9 @@ impl AppInner {
     }
 
     /// Who the key of a request's head belongs to: the root key (`API_KEY`, compared first, in
-    /// constant time, with no storage call) or a tenant ([`Tenants::authenticate`]).
+    /// constant time, with no storage call), a live admin session sent as
+    /// `Authorization: Bearer` (the console's playground; the root caller), or a tenant
+    /// ([`Tenants::authenticate`]).
     async fn resolve_caller(
         &self,
         h: &http::HeaderMap,
@@ -880,6 +887,17 @@ impl AppInner {
         };
         if expected.ct_eq(&given) {
             return Ok(Caller::root());
+        }
+        // The console's admin session, sent as a bearer: the root caller while it lives. Only
+        // a session-shaped bearer is looked up, so ordinary keys cost no extra read.
+        if admin_auth::is_session_shaped(&given) && h.contains_key(header::AUTHORIZATION) {
+            return if self.admin_session_live(&given).await? {
+                Ok(Caller::root())
+            } else {
+                Err(ApiError::unauthorized(
+                    "Invalid or expired admin session; log in again.",
+                ))
+            };
         }
         match self.tenants.authenticate(&given).await {
             Ok(Some(tenant)) => Ok(Caller::tenant_of(tenant)),
