@@ -79,6 +79,8 @@
     return wrap;
   }
 
+  function withClass(el, cls) { el.classList.add(cls); return el; }
+
   function checkbox(label, checked, name) {
     var id = nextId('c');
     var box = h('input', { type: 'checkbox', id: id, name: name, checked: checked });
@@ -139,7 +141,8 @@
       var tr = h('tr', { class: opts.onRow ? 'clickable' : null });
       columns.forEach(function (c) {
         var v = c.cell(row);
-        tr.append(h('td', { 'data-label': c.label, class: c.num ? 'num' : null }, v));
+        // One child per cell, so that a stacked card's label and value stay side by side.
+        tr.append(h('td', { 'data-label': c.label, class: c.num ? 'num' : null }, h('div', null, v)));
       });
       if (opts.onRow) {
         tr.addEventListener('click', function (e) {
@@ -234,7 +237,7 @@
     top.hidden = true;
     document.title = 'Log in · flow2api console';
     main.replaceChildren();
-    var user = h('input', { type: 'text', name: 'username', autocomplete: 'username', required: true, value: 'admin' });
+    var user = h('input', { type: 'text', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none', spellcheck: 'false' });
     var pass = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true });
     var err = h('p', { class: 'error', role: 'alert' }, loginNotice);
     loginNotice = '';
@@ -258,7 +261,7 @@
       }
     });
     main.append(form);
-    (user.value ? pass : user).focus();
+    user.focus();
   }
 
   async function logout() {
@@ -274,7 +277,9 @@
     var fNew = field('New password', newP, 'At least 8 characters, at most 72 bytes. Every session ends when it changes.');
     var fAgain = field('New password again', again);
     var err = h('p', { class: 'error', role: 'alert' });
-    var form = h('form', { class: 'panel' }, field('Current password', oldP), fNew, fAgain, err,
+    var form = h('form', { class: 'panel' },
+      h('input', { type: 'text', autocomplete: 'username', class: 'sr-only', 'aria-hidden': 'true', tabindex: '-1', value: 'admin' }),
+      field('Current password', oldP), fNew, fAgain, err,
       h('button', { type: 'submit', class: 'primary', text: 'Change password' }));
     form.addEventListener('submit', async function (e) {
       e.preventDefault();
@@ -318,6 +323,16 @@
     page('Accounts');
     var listPanel = h('section', { 'aria-label': 'Account list' });
     var addPanel = addAccountForm(function () { accountsState.cursors = ['']; accountsState.page = 0; loadAccounts(listPanel); });
+    addPanel.id = 'add-account';
+    addPanel.hidden = true;
+    var addToggle = h('button', { type: 'button', class: 'primary', text: 'New account', 'aria-expanded': 'false', 'aria-controls': 'add-account' });
+    var showAdd = function (show) {
+      addPanel.hidden = !show;
+      addToggle.setAttribute('aria-expanded', show ? 'true' : 'false');
+      if (show) addPanel.querySelector('textarea').focus();
+    };
+    addToggle.addEventListener('click', function () { showAdd(addPanel.hidden); });
+    listPanel.showAdd = showAdd;
     var fileInput = h('input', { type: 'file', accept: '.json,application/json', class: 'sr-only', id: 'import-file' });
     fileInput.addEventListener('change', function () { importFile(fileInput, listPanel); });
     var pageSize = h('select', { id: 'page-size', 'aria-label': 'Accounts per page' },
@@ -327,14 +342,14 @@
       accountsState.limit = Number(pageSize.value); accountsState.cursors = ['']; accountsState.page = 0;
       loadAccounts(listPanel);
     });
-    var toolbar = h('div', { class: 'toolbar' },
+    var toolbar = h('div', { class: 'toolbar' }, addToggle,
       h('label', { class: 'button', for: 'import-file', tabindex: '0', role: 'button', id: 'import-label',
         onkeydown: function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); fileInput.click(); } } }, 'Import from file…'),
       fileInput,
       h('button', { type: 'button', text: 'Export to file', onclick: exportAccounts }),
       h('button', { type: 'button', text: 'Reload', onclick: function () { loadAccounts(listPanel); } }),
       h('span', { class: 'spacer' }), pageSize);
-    main.append(addPanel, toolbar, listPanel);
+    main.append(toolbar, addPanel, listPanel);
     await loadAccounts(listPanel);
   }
 
@@ -391,6 +406,8 @@
     }
     var rows = data.tokens || [];
     var reload = function () { loadAccounts(panel); };
+    // An empty pool: the form to fill it, at once.
+    if (!rows.length && st.page === 0 && panel.showAdd) panel.showAdd(true);
     var columns = [
       { label: 'Account', cell: function (a) {
         return [h('strong', { text: a.email || a.id }), a.name ? h('span', { class: 'sub', text: a.name }) : null,
@@ -594,7 +611,8 @@
 
   async function settingsPage() {
     page('Settings');
-    var body = h('div', { class: 'panel settings' }, h('p', { class: 'hint', text: 'Loading…' }));
+    var body = h('form', { class: 'panel settings', 'aria-label': 'Runtime settings', onsubmit: function (e) { e.preventDefault(); } },
+      h('p', { class: 'hint', text: 'Loading…' }));
     var filter = h('input', { type: 'search', id: 'settings-filter', placeholder: 'name or words' });
     main.append(h('p', { class: 'hint', text: 'Runtime settings: a change reaches every process and isolate within a second, no restart. Values set here override the environment; reset goes back to it.' }),
       h('div', { class: 'toolbar' }, field('Filter settings', filter)), body);
@@ -777,23 +795,28 @@
   var SERIES = ['images', 'videos', 'errors'];
 
   // Grouped bars, one group per bucket; drawn as SVG (no chart library).
-  function barChart(buckets, label, title) {
-    var W = 720, H = 220, left = 36, bottom = 26, topPad = 10;
+  // Drawn at the width it is shown at, so its text keeps its size.
+  function barChart(buckets, label, title, width) {
+    var W = Math.max(300, Math.round(width || 720)), H = 220, left = 36, bottom = 26, topPad = 10;
     var max = 1;
     buckets.forEach(function (b) { SERIES.forEach(function (k) { max = Math.max(max, b[k] || 0); }); });
-    var step = Math.pow(10, Math.floor(Math.log10(max)));
-    var nice = Math.ceil(max / step) * step;
+    // Whole-number ticks, about four of them: 1, 2, 3 or 5 times a power of ten apart.
+    var mag = Math.pow(10, Math.floor(Math.log10(max / 4 || 1)));
+    var step = [1, 2, 3, 5, 10].map(function (m) { return m * mag; }).filter(function (v) { return v >= max / 4; })[0];
+    step = Math.max(1, Math.ceil(step));
+    var ticks = Math.max(1, Math.ceil(max / step));
+    var nice = ticks * step;
     var plotW = W - left - 8, plotH = H - bottom - topPad;
     var groupW = plotW / Math.max(1, buckets.length);
     var barW = Math.max(1, (groupW - 4) / SERIES.length);
     var total = { images: 0, videos: 0, errors: 0 };
-    var svg = s('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H, role: 'img' });
-    for (var i = 0; i <= 4; i += 1) {
-      var y = topPad + plotH - plotH * i / 4;
+    var svg = s('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img' });
+    for (var i = 0; i <= ticks; i += 1) {
+      var y = topPad + plotH - plotH * i / ticks;
       svg.append(s('line', { class: 'grid', x1: left, x2: W - 8, y1: y, y2: y }),
-        s('text', { x: left - 4, y: y + 4, 'text-anchor': 'end' }, String(Math.round(nice * i / 4))));
+        s('text', { x: left - 4, y: y + 4, 'text-anchor': 'end' }, String(step * i)));
     }
-    var every = Math.ceil(buckets.length / 12);
+    var every = Math.ceil(buckets.length / Math.max(2, Math.floor(plotW / 56)));
     buckets.forEach(function (b, gi) {
       var x0 = left + gi * groupW + 2;
       SERIES.forEach(function (k, si) {
@@ -838,7 +861,7 @@
       charts.append(panel);
       try {
         var series = await api('GET', 'api/stats/series?range=' + r[0]);
-        panel.append(legend(), barChart(series.buckets || [], r[2], r[1]));
+        panel.append(legend(), barChart(series.buckets || [], r[2], r[1], panel.clientWidth - 36));
       } catch (ex) {
         panel.append(h('p', { class: 'hint', text: ex.status === 404 ? 'Not available on this gateway.' : failText(ex) }));
       }
@@ -906,7 +929,7 @@
     var log = h('pre', { class: 'progress-log', id: 'play-progress', 'aria-label': 'Progress messages' });
     var result = h('div', { class: 'result', id: 'play-result' });
     var form = h('form', { class: 'panel' },
-      h('div', { class: 'row' }, field('Kind', kind), field('Model', model)),
+      h('div', { class: 'row' }, withClass(field('Kind', kind), 'narrow'), withClass(field('Model', model), 'wide')),
       promptField, field('Reference images (optional)', files), thumbs,
       h('div', { class: 'actions' }, go));
     form.addEventListener('submit', async function (e) {
