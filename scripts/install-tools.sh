@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and running the worker needs: the wasm32 target, worker-build and
 # wasm-bindgen-cli (compiled into ~/.cargo/bin once; a version check skips them afterwards),
-# and the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json.
+# the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json, and Debian's chromium
+# for the console's browser tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS_ROOT="${TOOLS_ROOT:-$HOME/.cargo}"
@@ -19,6 +20,15 @@ fi
 if ! have wasm-bindgen "$BINDGEN_VERSION"; then
   # No --locked: its lockfile pins a webpki-roots the registry index here lacks.
   cargo install --root "$TOOLS_ROOT" wasm-bindgen-cli --version "$BINDGEN_VERSION"
+fi
+
+# The console's browser tests (tests/test_console.py) drive Debian's Chromium through
+# Playwright, which cannot download a browser of its own here.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
 fi
 
 if [ "${SKIP_NPM:-}" != 1 ]; then

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import ROOT, Gateway, ok_json, openai_error, stack
+from conftest import ROOT, Gateway, make_png, ok_json, openai_error, stack
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
@@ -37,6 +37,7 @@ SHOTS = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "console-s
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 IMAGE_MODEL = "gemini-3.1-flash-image-landscape"
+VIDEO_MODEL = "veo_3_1_t2v_fast_landscape"
 # Generous: the worker under wrangler dev on a busy 2-core machine.
 expect.set_options(timeout=30_000)
 
@@ -124,14 +125,27 @@ class Visit:
         self.context.close()
 
 
-def generate_in_playground(v: Visit, prompt: str) -> None:
+def ensure_account(gw: Gateway) -> None:
+    """The fake's account in the gateway (the walkthrough adds it through the page; a test run
+    alone adds it here)."""
+    gw.admin_token = gw.login()
+    if not any(a.get("email") == gw.email for a in gw.accounts()):
+        ok_json(gw.add_token(gw.st))
+
+
+def generate_in_playground(v: Visit, prompt: str, *, kind: str = "image", model: str = IMAGE_MODEL,
+                           reference: bytes | None = None) -> None:
     page = v.page
     v.open("Playground", "Playground")
-    page.get_by_label("Kind").select_option("image")
-    page.get_by_label("Model").select_option(IMAGE_MODEL)
+    page.get_by_label("Kind").select_option(kind)
+    page.get_by_label("Model").select_option(model)
     page.get_by_label("Prompt").fill(prompt)
+    if reference is not None:
+        page.get_by_label("Reference images (optional)").set_input_files(
+            files=[{"name": "reference.png", "mimeType": "image/png", "buffer": reference}])
+        expect(page.get_by_role("img", name="attached image 1")).to_be_visible()
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#play-status")).to_have_text("Done.", timeout=90_000)
+    expect(page.locator("#play-status")).to_have_text("Done.", timeout=120_000)
 
 
 def test_console_walkthrough(browser: Browser, console_gw: Gateway) -> None:
@@ -182,7 +196,8 @@ def test_console_walkthrough(browser: Browser, console_gw: Gateway) -> None:
 
         # Before MEDIA_CACHE: the result is the fake's URL, another origin, which the page
         # shows as a link and does not load.
-        generate_in_playground(v, "a lighthouse before the cache")
+        generate_in_playground(v, "a lighthouse before the cache", reference=make_png(16, 9, (200, 40, 40)))
+        expect(page.locator("#play-progress")).not_to_be_empty()
         result = page.locator("#play-result")
         expect(result).to_contain_text("another origin")
         assert page.locator("#play-image").count() == 0
@@ -238,6 +253,16 @@ def test_console_walkthrough(browser: Browser, console_gw: Gateway) -> None:
         v.shot("stats")
         v.open("Password", "Change password")
         v.shot("password")
+        # The server's refusal shows on the page (a wrong current password changes nothing).
+        page.get_by_label("Current password").fill("certainly-not-it")
+        page.get_by_label("New password", exact=True).fill("a new password 1")
+        page.get_by_label("New password again").fill("a new password 2")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.locator("#" + page.get_by_label("New password again").get_attribute("id") + "-err")).to_have_text(
+            "The two new passwords differ.")
+        page.get_by_label("New password again").fill("a new password 1")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.get_by_role("alert")).to_have_text("The old password is wrong.")
 
         # Log out: back to the login form, the token gone and refused by the gateway.
         token = v.token()
@@ -247,6 +272,35 @@ def test_console_walkthrough(browser: Browser, console_gw: Gateway) -> None:
         r = gw.http.get("/api/tokens", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, r.text
 
+        assert not v.foreign_requests(), v.foreign_requests()
+        assert not v.errors, v.errors
+    finally:
+        v.close()
+
+
+def test_playground_video(browser: Browser, console_gw: Gateway) -> None:
+    """A video from the playground: the job is polled, then its MP4 (fetched with the session,
+    from this gateway) plays in a <video> from a blob: URL."""
+    gw = console_gw
+    ensure_account(gw)
+    v = Visit(browser, gw, DESKTOP, "video")
+    page = v.page
+    try:
+        v.login()
+        with page.expect_response(lambda r: r.url.endswith("/content"), timeout=120_000) as content:
+            generate_in_playground(v, "waves on a beach", kind="video", model=VIDEO_MODEL)
+        resp = content.value
+        assert resp.status == 200 and resp.url.startswith(gw.base + "/v1/videos/"), resp.url
+        size = int(resp.headers["content-length"])
+        assert size > 1000, resp.headers
+        expect(page.locator("#play-progress")).to_contain_text("completed 100%")
+        video = page.locator("#play-video")
+        expect(video).to_be_visible()
+        assert (video.get_attribute("src") or "").startswith("blob:")
+        # The whole file reached the page.
+        expect(page.get_by_role("link", name=re.compile("^Download the video"))).to_have_text(
+            f"Download the video ({size / 1024:.1f} KiB)")
+        v.shot("playground-video")
         assert not v.foreign_requests(), v.foreign_requests()
         assert not v.errors, v.errors
     finally:

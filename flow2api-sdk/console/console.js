@@ -1039,9 +1039,11 @@
     }
     var resp = await send('GET', 'v1/videos/' + encodeURIComponent(job.id) + '/content');
     if (!resp.ok) throw new ApiFail(resp.status, 'The video could not be fetched (HTTP ' + resp.status + ').');
-    var url = URL.createObjectURL(await resp.blob());
+    var blob = await resp.blob();
+    var url = URL.createObjectURL(blob);
     status.textContent = 'Done.';
-    result.append(h('video', { src: url, controls: true, id: 'play-video', 'aria-label': 'Generated video' }));
+    result.append(h('video', { src: url, controls: true, id: 'play-video', 'aria-label': 'Generated video' }),
+      h('p', null, h('a', { href: url, download: job.id + '.mp4', text: 'Download the video (' + (blob.size / 1024).toFixed(1) + ' KiB)' })));
   }
 
   // ---------------------------------------------------------------------------------------
