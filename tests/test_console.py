@@ -15,6 +15,7 @@ Plus plain-HTTP checks of the console's routes and of the admin session on the A
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -193,6 +194,17 @@ def test_console_walkthrough(browser: Browser, console_gw: Gateway) -> None:
         expect(dialog).to_be_hidden()
         expect(row).to_contain_text("edited in the browser")
         expect(row).to_contain_text("image 0/3")
+
+        # Export to a file, and import it back: the account is updated, not added twice.
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="Export to file").click()
+        exported = json.loads(Path(dl.value.path()).read_text())
+        assert [a["email"] for a in exported] == [gw.email], exported
+        page.locator("#import-file").set_input_files(
+            files=[{"name": "accounts.json", "mimeType": "application/json",
+                    "buffer": json.dumps(exported).encode()}])
+        expect(page.get_by_role("status")).to_contain_text("Import finished: 0 added, 1 updated, 0 failed.")
+        expect(page.get_by_role("row").filter(has_text=gw.email)).to_have_count(1)
 
         # Before MEDIA_CACHE: the result is the fake's URL, another origin, which the page
         # shows as a link and does not load.

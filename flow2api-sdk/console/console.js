@@ -963,7 +963,13 @@
     });
   }
 
+  // Only web addresses become links or images (never a javascript: or data: one from an answer).
+  function webUrl(url) {
+    try { return /^https?:$/.test(new URL(url, location.href).protocol); } catch (e) { return false; }
+  }
+
   function showImage(url, result) {
+    if (!webUrl(url)) throw new ApiFail(0, 'The answer holds no usable image address.');
     if (sameOrigin(url)) {
       result.append(h('img', { src: url, alt: 'Generated image', id: 'play-image' }),
         h('p', null, h('a', { href: url, target: '_blank', rel: 'noopener', text: 'Open the image' })));
