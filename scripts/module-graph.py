@@ -12,7 +12,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "flow2api-
 
 # Lowest first: a module may import only modules before it.
 LAYERS = [
-    "util", "public_ip", "secret", "proxy_url", "models", "config", "coordination", "seams", "memory", "probe", "cache", "settings", "tenants",
+    "util", "public_ip", "secret", "proxy_url", "models", "config", "coordination", "seams", "memory", "logs", "probe", "cache", "settings", "tenants",
     "transport", "egress", "flow", "captcha", "pool", "generate", "jobs", "api", "conformance", "testing",
     "native",
     # The fuzz targets' entry points (feature `fuzzing`): nothing imports them.

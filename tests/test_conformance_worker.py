@@ -1,7 +1,8 @@
 """The seams' conformance suites (flow2api_sdk::conformance) inside workerd, against the
 worker's own implementations: KV and Durable Object storage, the per-account Durable Object
 coordinator, the media store over R2 (what the worker uses) and over KV (its fallback without
-the MEDIA binding), and the Durable Object job runner (a JobObject per job, stepping from its alarm).
+the MEDIA binding), the Durable Object job runner (a JobObject per job, stepping from its alarm),
+and the request log (a LogObject and its SQLite storage).
 
 The suites run through a test-only route, `POST /__conformance/{seam}/{backend}/{case}`
 (edge-worker/src/conformance.rs), one case per request. The route exists only in the worker's
@@ -34,6 +35,8 @@ JOB_CASES = ["steps_until_finished", "first_step_after_its_delay", "waits_betwee
              "scheduling_again_never_overlaps", "deleted_job_stops", "watch_follows_to_the_end",
              "watch_ends_when_not_running"]
 MEDIA_CASES = ["round_trip", "streaming", "ranges", "ttl", "purge"]
+LOG_CASES = ["append_get_and_list", "paging_and_filters", "retention_by_count",
+             "retention_by_age", "clear_keeps_counters_and_ids", "counters"]
 MANY_KEYS = 1001
 SEED_CHUNK = 40  # writes per invocation: well under the free plan's 50 subrequests
 
@@ -155,10 +158,19 @@ def test_job_runner_case(conformance_worker: Gateway, case: str) -> None:
         expect_pass(answer, path)
 
 
+@pytest.mark.parametrize("case", LOG_CASES)
+def test_log_store_case(conformance_worker: Gateway, case: str) -> None:
+    """The request log: a fresh LogObject per case, its SQLite storage running the SDK's SQL."""
+    path = f"logs/do/{case}"
+    expect_pass(run_case(conformance_worker, path), path)
+
+
 def test_unknown_cases_fail(conformance_worker: Gateway) -> None:
     answer = run_case(conformance_worker, "storage/do/no_such_case")
     assert answer["outcome"] == "failed", answer
     answer = run_case(conformance_worker, "jobs/do/no_such_case")
+    assert answer["outcome"] == "failed", answer
+    answer = run_case(conformance_worker, "logs/do/no_such_case")
     assert answer["outcome"] == "failed", answer
 
 

@@ -1,6 +1,6 @@
 //! The seams' conformance suites (`flow2api_sdk::conformance`) run inside workerd
 //! against this worker's own implementations: `POST /__conformance/{seam}/{backend}/{case}`
-//! (media: `kv` and `r2`).
+//! (media: `kv` and `r2`; logs: `do`, a fresh `LogObject` per case).
 //!
 //! Test-only: compiled into the `conformance` build alone (cargo feature `conformance`,
 //! `bash scripts/build.sh --conformance`, into `build-conformance/`), which
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flow2api_sdk::conformance::jobs::ScriptedJobs;
-use flow2api_sdk::conformance::{coordinator, jobs, media, storage, Outcome, Time};
+use flow2api_sdk::conformance::{coordinator, jobs, logs, media, storage, Outcome, Time};
 use flow2api_sdk::memory::StorageMediaStore;
 use flow2api_sdk::seams::Storage as _;
 use serde::{Deserialize, Serialize};
@@ -123,6 +123,19 @@ pub async fn handle(env: &Env, rest: &str, body: &str) -> Result<Response> {
         "media" if *backend == "r2" => {
             let store = R2MediaStore::new(env.bucket("MEDIA")?, Duration::from_secs(3600));
             media::case(case, &media::Subject::new(Arc::new(store), time)).await
+        }
+        // A fresh `LogObject` per case: the suite's cases expect an empty log.
+        "logs" if *backend == "do" => {
+            let name = format!(
+                "conformance-logs-{case}-{}",
+                worker::Date::now().as_millis()
+            );
+            let store = crate::log_object::store(
+                env.durable_object(crate::log_object::BINDING)?,
+                name,
+                subrequests.clone(),
+            );
+            logs::case(case, &logs::Subject::new(Arc::new(store))).await
         }
         "coordinator" if *backend == "do" => {
             let c = DoCoordinator::new(env.durable_object("ACCOUNTS")?, subrequests.clone());

@@ -11,6 +11,7 @@
 //! | `Coordinator` | one `AccountObject` per account (`coordinator`, `account_object`) |
 //! | `Storage` (video jobs) | job records spread over 16 `StoreObject`s, `video-jobs-0` … `video-jobs-15`, by a hash of the job id; their listing and `Idempotency-Key` entries in the one named `video-jobs` (`do_storage`) |
 //! | `Storage` (tenant keys) | the `StoreObject` named `api-keys` for the key records, one named `tenant-{id}` per key for its counters and leases (`tenant_storage`) |
+//! | `LogStore` (request logs and counters) | the `LogObject` named `logs` and its SQLite storage, running the SDK's log SQL; one call per generation request, written through `waitUntil` (`log_object`) |
 //! | `JobRunner` | one `JobObject` per video job, stepping it from its alarm (`job_runner`, `job_object`) |
 //! | `BrowserHub` (the `extension` captcha method) | the `CaptchaHubObject`s: `/captcha_ws` sockets accepted with the WebSocket Hibernation API in one object per route key (and a directory of the keys served), each solve a fetch to the account's key's object (`captcha_hub`) |
 //! | `Spawn` | the fetch event's `waitUntil` (`spawn`); a streamed response also holds the invocation open with it until the stream ends or is dropped |
@@ -50,6 +51,8 @@ mod js;
 #[cfg(target_arch = "wasm32")]
 mod kv_storage;
 #[cfg(target_arch = "wasm32")]
+mod log_object;
+#[cfg(target_arch = "wasm32")]
 mod r2_media;
 #[cfg(target_arch = "wasm32")]
 mod spawn;
@@ -64,6 +67,8 @@ pub use account_object::AccountObject;
 pub use captcha_hub::CaptchaHubObject;
 #[cfg(target_arch = "wasm32")]
 pub use job_object::JobObject;
+#[cfg(target_arch = "wasm32")]
+pub use log_object::LogObject;
 #[cfg(target_arch = "wasm32")]
 pub use store_object::StoreObject;
 
@@ -261,6 +266,11 @@ pub(crate) mod entry {
             .job_store(Arc::new(jobs))
             .job_record_shards(job_shards)
             .tenant_storage(Arc::new(tenants))
+            .logs(Arc::new(crate::log_object::store(
+                env.durable_object(crate::log_object::BINDING)?,
+                crate::log_object::INSTANCE,
+                subrequests.clone(),
+            )))
             .job_runner(Arc::new(runner))
             .browser_hub(Arc::new(crate::captcha_hub::DoBrowserHub::new(
                 env.durable_object(crate::captcha_hub::BINDING)?,

@@ -197,6 +197,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("IMAGE_FETCH_TIMEOUT", secs(1.0, 600.0), Some("30"), "Seconds for fetching every image URL of one request, together."),
     setting("IMAGE_TIMEOUT", secs(10.0, 3600.0), Some("300"), "Seconds an image generation request may take in all, from its arrival to its result (504 beyond)."),
     setting("VIDEO_TIMEOUT", secs(30.0, 7200.0), Some("600"), "Seconds a video job polls for its result before failing with video_timeout (three times that for models with an upscale step)."),
+    setting("LOG_MAX_ENTRIES", int(1, 10_000_000), Some("10000"), "Request log rows kept (the newest); older ones are deleted as new ones come. The counters behind /api/stats are kept regardless."),
+    setting("LOG_MAX_AGE_DAYS", int(1, 3650), Some("30"), "Days a request log row is kept."),
     setting("PROXY_URL", Accepts::Proxy, None, "Proxy for every upstream call (Flow and captcha solvers) of accounts without their own; native hosts only (the edge uses EGRESS_RELAY_URL)."),
     setting("MEDIA_PROXY_URL", Accepts::Proxy, None, "Proxy for media downloads (results copied into the media cache); unset, they leave like the generation's other calls."),
     setting("EGRESS_RELAY_URL", Accepts::Url, None, "An egress relay (flow2api-server --relay) every upstream call goes through, for accounts without their own; needs EGRESS_RELAY_SECRET."),
@@ -557,6 +559,10 @@ pub struct Config {
     /// `ERROR_BAN_THRESHOLD` (default 3): consecutive counted errors that disable an account;
     /// 0 never disables.
     pub error_ban_threshold: u32,
+    /// `LOG_MAX_ENTRIES` (default 10000): request log rows kept, the newest.
+    pub log_max_entries: u64,
+    /// `LOG_MAX_AGE_DAYS` (default 30): days a request log row is kept.
+    pub log_max_age_days: u64,
     /// `SLOT_WAIT_TIMEOUT` (seconds, default 60): how long a request waits for a free slot.
     pub slot_wait_timeout: Duration,
     /// `IMAGE_SLOT_LEASE` (seconds, default 600): lease of an image slot.
@@ -671,6 +677,8 @@ impl Config {
             quota_cooldown: r.secs("QUOTA_COOLDOWN"),
             rate_limit_cooldown: r.secs("RATE_LIMIT_COOLDOWN"),
             error_ban_threshold: r.int("ERROR_BAN_THRESHOLD") as u32,
+            log_max_entries: r.int("LOG_MAX_ENTRIES") as u64,
+            log_max_age_days: r.int("LOG_MAX_AGE_DAYS") as u64,
             slot_wait_timeout: r.secs("SLOT_WAIT_TIMEOUT"),
             image_slot_lease: r.secs("IMAGE_SLOT_LEASE"),
             video_slot_lease: r.secs("VIDEO_SLOT_LEASE"),

@@ -18,6 +18,8 @@
 //! - [`generate`]: the generation pipeline, emitting progress events.
 //! - [`jobs`]: durable video jobs, stepped by a host's driver and read by clients.
 //! - [`memory`]: in-memory reference implementations of the seams.
+//! - [`logs`]: request logs and generation counters (what a row holds, the SQL of the SQLite
+//!   stores, an in-memory store).
 //! - [`public_ip`]: which addresses client-given URLs may reach (server-side request forgery).
 //! - [`tenants`]: API keys the admin hands out, with quotas, model patterns and their own jobs.
 //! - [`cache`]: a caching decorator for [`Storage`] (hosts whose reads are costly).
@@ -41,6 +43,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod generate;
 pub mod jobs;
+pub mod logs;
 pub mod memory;
 pub mod models;
 #[cfg(any(feature = "reqwest", feature = "tokio"))]

@@ -74,6 +74,74 @@ async fn memory_coordinator_passes_the_coordinator_suite() {
     );
 }
 
+#[tokio::test]
+async fn memory_logs_pass_the_log_store_suite() {
+    use flow2api_sdk::logs::MemoryLogStore;
+    use flow2api_sdk::testing::conformance::logs;
+    let report =
+        logs::suite(|| async { logs::Subject::new(Arc::new(MemoryLogStore::new())) }).await;
+    report.assert_passed();
+    assert!(
+        report.cases.iter().all(|(_, o)| *o == Outcome::Passed),
+        "{report}"
+    );
+}
+
+/// A log store that drops every third row: the suite must notice.
+#[tokio::test]
+async fn the_log_store_suite_catches_a_lossy_store() {
+    use flow2api_sdk::logs::{
+        AccountCounts, HourCounts, LogFilter, LogRecord, LogStore, MemoryLogStore, Retention,
+        Totals,
+    };
+    use flow2api_sdk::testing::conformance::logs;
+    struct Dropping {
+        inner: MemoryLogStore,
+        n: std::sync::atomic::AtomicU64,
+    }
+    impl LogStore for Dropping {
+        fn append(&self, r: LogRecord, k: Retention) -> BoxFuture<'_, Result<u64, StorageError>> {
+            let n = self.n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n % 3 == 2 {
+                return Box::pin(async move { Ok(1_000_000 + n) });
+            }
+            self.inner.append(r, k)
+        }
+        fn list<'a>(
+            &'a self,
+            f: &'a LogFilter,
+            b: Option<u64>,
+            l: usize,
+        ) -> BoxFuture<'a, Result<Vec<LogRecord>, StorageError>> {
+            self.inner.list(f, b, l)
+        }
+        fn get(&self, id: u64) -> BoxFuture<'_, Result<Option<LogRecord>, StorageError>> {
+            self.inner.get(id)
+        }
+        fn clear(&self) -> BoxFuture<'_, Result<u64, StorageError>> {
+            self.inner.clear()
+        }
+        fn stats(&self, d: u64) -> BoxFuture<'_, Result<Totals, StorageError>> {
+            self.inner.stats(d)
+        }
+        fn series(&self, s: u64) -> BoxFuture<'_, Result<Vec<HourCounts>, StorageError>> {
+            self.inner.series(s)
+        }
+        fn per_account(&self, d: u64) -> BoxFuture<'_, Result<Vec<AccountCounts>, StorageError>> {
+            self.inner.per_account(d)
+        }
+    }
+    let report = logs::suite(|| async {
+        logs::Subject::new(Arc::new(Dropping {
+            inner: MemoryLogStore::new(),
+            n: std::sync::atomic::AtomicU64::new(0),
+        }))
+    })
+    .await;
+    assert!(!report.passed(), "{report}");
+    assert!(report.failures().len() >= 4, "{report}");
+}
+
 /// A backend that forgets every other write: the suite must notice.
 struct Lossy {
     inner: MemoryStorage,

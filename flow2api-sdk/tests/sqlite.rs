@@ -587,4 +587,50 @@ mod conformance {
         .await;
         report.assert_passed();
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_logs_pass_the_log_store_suite() {
+        use flow2api_sdk::testing::conformance::logs;
+        let report = logs::suite(|| async {
+            let clock = Arc::new(ManualClock::new(1_000_000));
+            logs::Subject::new(Arc::new(db(clock).logs()))
+        })
+        .await;
+        report.assert_passed();
+        assert!(
+            report.cases.iter().all(|(_, o)| *o == Outcome::Passed),
+            "{report}"
+        );
+    }
+
+    /// The log survives a reopen: rows, counters and the next id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_logs_survive_a_reopen() {
+        use flow2api_sdk::logs::{LogFilter, LogRecord, LogStore, Retention};
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("flow2api.db");
+        let row = LogRecord {
+            created_at_ms: 1_000_000,
+            updated_at_ms: 1_001_000,
+            operation: "generate_image".into(),
+            status_code: 200,
+            ..LogRecord::default()
+        };
+        let first = {
+            let db = SqliteDb::open(&path, clock.clone()).unwrap();
+            db.logs()
+                .append(row.clone(), Retention::default())
+                .await
+                .unwrap()
+        };
+        let db = SqliteDb::open(&path, clock).unwrap();
+        let logs = db.logs();
+        let listed = logs.list(&LogFilter::default(), None, 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, first);
+        assert_eq!(logs.stats(0).await.unwrap().total.images, 1);
+        let second = logs.append(row, Retention::default()).await.unwrap();
+        assert!(second > first);
+    }
 }

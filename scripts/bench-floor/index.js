@@ -11,7 +11,10 @@
 //      CAPTCHA_POLL_INTERVAL between polls),
 //   5. sends the image generate call with the upstream's headers and body, parses its JSON,
 //   6. releases the slot (the same object, another storage write),
-//   7. ends with the image markdown, `finish_reason: "stop"` and `data: [DONE]`.
+//   7. ends with the image markdown, `finish_reason: "stop"` and `data: [DONE]`,
+//   8. and logs the request: one call to the log's Durable Object, which inserts a row of the
+//      gateway's size in its SQLite storage and bumps the same counters (account × day,
+//      account, hour) and applies retention, as the gateway's LogObject does.
 //
 // Accounts (access token, project) come from FLOOR_ACCOUNTS, set up by bench.py on the fake.
 import { DurableObject } from "cloudflare:workers";
@@ -38,6 +41,52 @@ export class Floor extends DurableObject {
     }
     await this.ctx.storage.put("state", JSON.stringify(s));
     return Response.json({ ok, in_flight: s.leases.length });
+  }
+}
+
+const LOG_SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS request_logs (id INTEGER PRIMARY KEY, created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL, operation TEXT NOT NULL, model TEXT NOT NULL, account_id TEXT,
+    account_email TEXT, key_name TEXT NOT NULL, status_code INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+    status_text TEXT NOT NULL, progress INTEGER NOT NULL, error_summary TEXT, request_body TEXT NOT NULL,
+    response_body TEXT NOT NULL)`,
+  "CREATE INDEX IF NOT EXISTS request_logs_created ON request_logs (created_at_ms)",
+  "CREATE INDEX IF NOT EXISTS request_logs_account ON request_logs (account_id, created_at_ms)",
+  `CREATE TABLE IF NOT EXISTS log_totals (account_id TEXT PRIMARY KEY, email TEXT NOT NULL,
+    images INTEGER NOT NULL, errors INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS log_daily (day INTEGER NOT NULL, account_id TEXT NOT NULL,
+    images INTEGER NOT NULL, errors INTEGER NOT NULL, PRIMARY KEY (day, account_id))`,
+  "CREATE TABLE IF NOT EXISTS log_hourly (hour_ms INTEGER PRIMARY KEY, images INTEGER NOT NULL, errors INTEGER NOT NULL)",
+  "CREATE TABLE IF NOT EXISTS log_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+];
+
+/** The request log: one row and its counters per request, as the gateway's LogObject. */
+export class Logs extends DurableObject {
+  async fetch(req) {
+    const { record: r } = await req.json();
+    const sql = this.ctx.storage.sql;
+    if (!this.ready) {
+      for (const s of LOG_SCHEMA) sql.exec(s);
+      this.ready = true;
+    }
+    const last = sql.exec("SELECT value FROM log_meta WHERE name = 'last_id'").toArray()[0];
+    const id = (last ? last.value : 0) + 1;
+    sql.exec("INSERT INTO log_meta (name, value) VALUES ('last_id', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", id);
+    sql.exec(
+      "INSERT INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      id, r.created_at_ms, r.updated_at_ms, r.operation, r.model, r.account_id, r.account_email, r.key,
+      r.status_code, r.duration_ms, r.status_text, r.progress, null, r.request_body, r.response_body,
+    );
+    const day = Math.floor(r.updated_at_ms / 86400000);
+    const hour = r.updated_at_ms - (r.updated_at_ms % 3600000);
+    sql.exec("INSERT INTO log_totals VALUES (?, ?, 1, 0) ON CONFLICT (account_id) DO UPDATE SET email = excluded.email, images = images + 1", r.account_id, r.account_email);
+    sql.exec("INSERT INTO log_daily VALUES (?, ?, 1, 0) ON CONFLICT (day, account_id) DO UPDATE SET images = images + 1", day, r.account_id);
+    sql.exec("INSERT INTO log_hourly VALUES (?, 1, 0) ON CONFLICT (hour_ms) DO UPDATE SET images = images + 1", hour);
+    sql.exec("DELETE FROM request_logs WHERE id < ?", id - 10000 + 1);
+    sql.exec("DELETE FROM request_logs WHERE created_at_ms < ?", r.created_at_ms - 30 * 86400000);
+    sql.exec("DELETE FROM log_hourly WHERE hour_ms < ?", hour - 8 * 86400000);
+    sql.exec("DELETE FROM log_daily WHERE day < ?", day - 8);
+    return Response.json({ reply: "id", id });
   }
 }
 
@@ -184,6 +233,20 @@ export default {
         send({ content: `![Generated Image](${image})` }, "stop");
         writer.write(encoder.encode("data: [DONE]\n\n"));
         await writer.close();
+        const now = Date.now();
+        const record = {
+          id: 0, created_at_ms: created * 1000, updated_at_ms: now, operation: "generate_image",
+          model: chat.model, account_id: account.id, account_email: account.masked, key: "root",
+          status_code: 200, duration_ms: now - created * 1000, status_text: "completed", progress: 100,
+          error_summary: null,
+          request_body: JSON.stringify({ model: chat.model, prompt: prompt.slice(0, 2000), has_images: false }),
+          response_body: JSON.stringify({ success: true, urls: [image] }),
+        };
+        const logs = env.LOGS.get(env.LOGS.idFromName("logs"));
+        await (await logs.fetch("https://logs/cmd", {
+          method: "POST",
+          body: JSON.stringify({ op: "append", record, retention: { max_entries: 10000, max_age_ms: 2592000000 } }),
+        })).text();
       })(),
     );
     return new Response(readable, {

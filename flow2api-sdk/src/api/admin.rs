@@ -389,7 +389,8 @@ impl AppInner {
                 )
         ) || super::captcha_admin::is_captcha_route(method, segments)
             || super::admin_compat::is_compat_route(method, segments)
-            || super::proxy_admin::is_proxy_route(method, segments);
+            || super::proxy_admin::is_proxy_route(method, segments)
+            || super::logs::is_logs_route(method, segments);
         if !known {
             return Err(ApiError::not_found(format!(
                 "No route for {method} /api/{}",
@@ -400,6 +401,9 @@ impl AppInner {
         let pool = &self.pool;
         let result = match (method, segments) {
             // First: other arms match some of these paths by shape.
+            (_, segs) if super::logs::is_logs_route(method, segs) => {
+                self.logs_route(method, segs, req).await
+            }
             (_, segs) if super::admin_compat::is_compat_route(method, segs) => {
                 self.compat_route(method, segs, req).await
             }

@@ -410,28 +410,26 @@ impl AppInner {
         })))
     }
 
-    /// `GET /api/stats`: the original's fields where this build counts them. Generations and
-    /// errors are counted per account, not per kind nor per day: `total_generations` and
-    /// `total_errors` are those sums, and the per-kind and per-day fields are `null`.
+    /// `GET /api/stats`: the original's fields. `total_generations` is the accounts' use
+    /// counts; the per-kind, error and today (UTC) fields come from the request log's
+    /// counters ([`crate::logs`]), which clearing the log keeps.
     async fn stats(&self) -> Result<Response<Body>, ApiError> {
+        let counted = self.log_totals().await?;
         let accounts = self.pool.list().await.map_err(PoolError::from)?;
         let statuses =
             futures::future::join_all(accounts.iter().map(|a| self.pool.status(&a.id))).await;
-        let (mut uses, mut errors) = (0u64, 0u64);
-        for s in statuses.into_iter().flatten() {
-            uses += s.use_count;
-            errors += s.error_count;
-        }
+        let uses: u64 = statuses.into_iter().flatten().map(|s| s.use_count).sum();
+        let (total, today) = (counted.total, counted.today);
         Ok(ok(&json!({
             "total_tokens": accounts.len(),
             "active_tokens": accounts.iter().filter(|a| a.active).count(),
             "total_generations": uses,
-            "total_images": Value::Null,
-            "total_videos": Value::Null,
-            "total_errors": errors,
-            "today_images": Value::Null,
-            "today_videos": Value::Null,
-            "today_errors": Value::Null,
+            "total_images": total.images,
+            "total_videos": total.videos,
+            "total_errors": total.errors,
+            "today_images": today.images,
+            "today_videos": today.videos,
+            "today_errors": today.errors,
         })))
     }
 

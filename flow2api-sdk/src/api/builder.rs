@@ -119,6 +119,7 @@ pub struct AppBuilder {
     job_store: Option<Arc<dyn Storage>>,
     job_shards: Vec<Arc<dyn Storage>>,
     tenant_storage: Option<Arc<dyn Storage>>,
+    logs: Option<Arc<dyn crate::seams::LogStore>>,
     coordinator: Option<Arc<dyn Coordinator>>,
     media: Option<Arc<dyn MediaStore>>,
     captcha: Option<Arc<dyn CaptchaSolver>>,
@@ -148,6 +149,7 @@ impl AppBuilder {
             job_store: None,
             job_shards: Vec::new(),
             tenant_storage: None,
+            logs: None,
             coordinator: None,
             media: None,
             captcha: None,
@@ -277,6 +279,14 @@ impl AppBuilder {
         self
     }
 
+    /// Where request logs and their counters go (`GET /api/logs`, `/api/stats`): SQLite
+    /// natively, a Durable Object at the edge. Not given, they are kept in memory
+    /// ([`crate::logs::MemoryLogStore`]) and lost with the process.
+    pub fn logs(mut self, store: Arc<dyn crate::seams::LogStore>) -> Self {
+        self.logs = Some(store);
+        self
+    }
+
     /// Keeps every store not given in memory (records, sessions, jobs, slots, media), lost
     /// with the process: for tests and embedders that persist nothing. `http`, `clock` and
     /// something to run jobs are still required.
@@ -391,6 +401,9 @@ impl AppBuilder {
                 http,
                 storage,
                 tenants: self.tenant_storage.unwrap_or_else(|| sessions.clone()),
+                logs: self
+                    .logs
+                    .unwrap_or_else(|| Arc::new(crate::logs::MemoryLogStore::new())),
                 sessions,
                 coordinator,
                 clock,

@@ -12,8 +12,12 @@ use crate::tenants::Tenant;
 
 /// The API key a request was let in with. Only [`App::check_head`](super::App::check_head)
 /// makes one (a host cannot forge a caller by inserting its own).
+///
+/// A generation request's caller also carries the request's log draft
+/// ([`super::recording`]), so that the handlers, which all receive the caller, can note what
+/// the log row should say.
 #[derive(Debug, Clone)]
-pub struct Caller(Kind);
+pub struct Caller(Kind, Option<super::recording::LogDraft>);
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -23,11 +27,28 @@ enum Kind {
 
 impl Caller {
     pub(crate) fn root() -> Self {
-        Self(Kind::Root)
+        Self(Kind::Root, None)
     }
 
     pub(crate) fn tenant_of(t: Tenant) -> Self {
-        Self(Kind::Tenant(Arc::new(t)))
+        Self(Kind::Tenant(Arc::new(t)), None)
+    }
+
+    /// The name logs give the key: the tenant key's id, `root` for the root key. Never the
+    /// key itself.
+    pub(crate) fn log_key(&self) -> String {
+        self.tenant()
+            .map_or_else(|| "root".to_owned(), |t| t.id.clone())
+    }
+
+    /// Gives the caller its request's log draft.
+    pub(crate) fn attach_log(&mut self, draft: super::recording::LogDraft) {
+        self.1 = Some(draft);
+    }
+
+    /// The request's log draft, for a generation request.
+    pub(crate) fn log(&self) -> Option<&super::recording::LogDraft> {
+        self.1.as_ref()
     }
 
     /// The root key (`API_KEY`): no quotas, every model, every job.

@@ -17,6 +17,7 @@ use crate::util;
 
 use super::caller::Caller;
 use super::error::ApiError;
+use super::recording::LogDraft;
 use super::AppInner;
 
 /// An image generation admitted and holding an account's slot: [`ImageRun::finish`] runs it.
@@ -25,6 +26,7 @@ pub(crate) struct ImageRun {
     ticket: TenantTicket,
     lease: Lease,
     deadline: Deadline,
+    log: Option<LogDraft>,
 }
 
 impl ImageRun {
@@ -44,17 +46,27 @@ impl ImageRun {
             at_ms: started_ms + inner.config.image_timeout.as_millis() as u64,
             secs: inner.config.image_timeout.as_secs(),
         };
+        let log = caller.log().cloned();
+        if let Some(d) = &log {
+            d.operation(crate::logs::LogKind::Image);
+        }
         let ticket = admit_image(inner, caller, model.id).await?;
         let acquire = inner
             .pool
             .acquire(SlotKind::Image, model.min_tier(), model.id, &[]);
         match deadline.bound(&*inner.deps.clock, acquire).await {
-            Ok(Ok(lease)) => Ok(Self {
-                inner: inner.clone(),
-                ticket,
-                lease,
-                deadline,
-            }),
+            Ok(Ok(lease)) => {
+                if let Some(d) = &log {
+                    d.account(&lease.account.id, &lease.account.email);
+                }
+                Ok(Self {
+                    inner: inner.clone(),
+                    ticket,
+                    lease,
+                    deadline,
+                    log,
+                })
+            }
             Ok(Err(e)) => {
                 ticket.end(Outcome::Released).await;
                 Err(e.into())
@@ -82,10 +94,20 @@ impl ImageRun {
             ticket,
             lease,
             deadline,
+            log,
         } = self;
+        if let Some(d) = &log {
+            d.request(&job.prompt, !job.images.is_empty());
+        }
         let clock = inner.deps.clock.clone();
         let work = run(inner.clone(), lease, job, media_base, progress);
         let output = deadline.bound(&*clock, work).await.and_then(|r| r);
+        if let Some(d) = &log {
+            match &output {
+                Ok(o) => d.succeeded(&o.url),
+                Err(e) => d.failed(e),
+            }
+        }
         ticket.end(outcome_of(&output)).await;
         inner.flush_captcha_stats().await;
         output

@@ -21,11 +21,13 @@ mod images;
 mod inputs;
 mod keys;
 mod login_throttle;
+mod logs;
 mod markup;
 mod mcp;
 mod openai;
 mod plugin;
 mod proxy_admin;
+mod recording;
 mod sse;
 mod videos;
 
@@ -90,6 +92,8 @@ pub(crate) struct Deps {
     pub(crate) job_shards: Vec<Arc<dyn Storage>>,
     /// Tenant keys and their counters: strongly consistent.
     pub(crate) tenants: Arc<dyn Storage>,
+    /// Request logs and generation counters.
+    pub(crate) logs: Arc<dyn crate::seams::LogStore>,
 }
 
 /// What runs video jobs.
@@ -554,7 +558,12 @@ impl AppInner {
             JOB_TTL,
         )
         .with_record_shards(deps.job_shards.clone())
-        .with_tenants(tenants.clone());
+        .with_tenants(tenants.clone())
+        .with_end_hook(Arc::new(recording::JobLog {
+            logs: deps.logs.clone(),
+            retention: crate::logs::retention(&config),
+            pool: pool.clone(),
+        }));
         let (runner, local): (Arc<dyn JobRunner>, Option<LocalRunner>) = match (driver, local) {
             (JobDriver::Runner(r), _) => (r.clone(), None),
             (JobDriver::Local(_), Some(l)) => {
@@ -665,7 +674,17 @@ impl AppInner {
         resp
     }
 
-    async fn route(self: Arc<Self>, req: Request<Bytes>) -> Response<Body> {
+    /// Routes one request; a generation request's log row is written when it ends.
+    async fn route(self: Arc<Self>, mut req: Request<Bytes>) -> Response<Body> {
+        let draft = recording::begin(&self, &mut req);
+        let resp = self.clone().dispatch(req).await;
+        match draft {
+            Some(d) => recording::finish(&self, d, resp).await,
+            None => resp,
+        }
+    }
+
+    async fn dispatch(self: Arc<Self>, req: Request<Bytes>) -> Response<Body> {
         let inner = &self;
         let method = req.method().clone();
         let path = req.uri().path().to_owned();

@@ -67,6 +67,11 @@ impl AppInner {
         idempotency: Option<(String, String)>,
         caller: &Caller,
     ) -> Result<JobRecord, ApiError> {
+        let log = caller.log();
+        if let Some(d) = log {
+            d.video(ask.model.video_type == models::VideoType::Extend);
+            d.request(&ask.prompt, !ask.images.is_empty());
+        }
         check_image_count(ask.model, ask.images.len())
             .map_err(|m| ApiError::bad_request(m).param(ask.images_param))?;
         if ask.model.video_type == models::VideoType::Extend && ask.extend_source.is_none() {
@@ -100,7 +105,12 @@ impl AppInner {
             idempotency,
             tenant,
         };
-        Ok(self.jobs.start(&*self.runner, new).await?)
+        let record = self.jobs.start(&*self.runner, new).await?;
+        // The job writes the request's log row at its end.
+        if let Some(d) = log {
+            d.defer();
+        }
+        Ok(record)
     }
 
     /// Reads a job the caller may see (scheduling it again if its driver seems to have

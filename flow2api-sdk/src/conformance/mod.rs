@@ -1,6 +1,6 @@
 //! Conformance suites for the seams: what every implementation of [`Storage`](crate::Storage),
-//! [`MediaStore`](crate::MediaStore), [`Coordinator`](crate::Coordinator) and
-//! [`JobRunner`](crate::jobs::JobRunner) must do, written once and run against each of them —
+//! [`MediaStore`](crate::MediaStore), [`Coordinator`](crate::Coordinator),
+//! [`LogStore`](crate::seams::LogStore) and [`JobRunner`](crate::jobs::JobRunner) must do, written once and run against each of them —
 //! the in-process ones in `cargo test`, the worker's inside workerd (a test-only build of the
 //! worker, driven by `tests/test_conformance_worker.py`).
 //!
@@ -32,6 +32,7 @@
 
 pub mod coordinator;
 pub mod jobs;
+pub mod logs;
 pub mod media;
 pub mod storage;
 

@@ -28,6 +28,13 @@ use crate::tenants::{Admitted, Outcome, Tenants};
 use crate::util;
 
 pub use failure::{FailureKind, JobError, JobFailure};
+
+/// Told when a job ends (the API layer writes its request log row). Best effort: it
+/// swallows its own failures.
+pub trait JobEnd: crate::seams::MaybeSend + crate::seams::MaybeSync {
+    /// `job` has just completed or failed.
+    fn ended<'a>(&'a self, job: &'a JobRecord) -> crate::seams::BoxFuture<'a, ()>;
+}
 pub use listing::{JobPage, Order};
 pub use local::LocalRunner;
 pub use record::{JobLease, JobRecord, JobStatus};
@@ -159,6 +166,8 @@ pub struct Jobs {
     lease: Duration,
     ttl: Duration,
     tenants: Option<Tenants>,
+    /// Told of every job's end (the request log).
+    on_end: Option<Arc<dyn JobEnd>>,
     /// Where the records are ([`shards`]).
     records: shards::RecordStores,
     /// The listing index was seen built ([`listing`]).
@@ -253,6 +262,7 @@ impl Jobs {
             lease,
             ttl,
             tenants: None,
+            on_end: None,
             listing_built: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -276,6 +286,14 @@ impl Jobs {
     #[must_use]
     pub fn with_tenants(mut self, tenants: Tenants) -> Self {
         self.tenants = Some(tenants);
+        self
+    }
+
+    /// The same jobs, telling `hook` of each job's end (completed or failed), once, from the
+    /// step that ends it.
+    #[must_use]
+    pub fn with_end_hook(mut self, hook: Arc<dyn JobEnd>) -> Self {
+        self.on_end = Some(hook);
         self
     }
 
@@ -603,6 +621,11 @@ impl Jobs {
                 .await;
         } else if !record.status.is_terminal() {
             self.renew_tenant(&mut record, now).await;
+        }
+        if record.status.is_terminal() {
+            if let Some(hook) = &self.on_end {
+                hook.ended(&record).await;
+            }
         }
         if record.is_deleted() && record.status.is_terminal() {
             // The upstream generation of a deleted job is over: its slot is back (above),

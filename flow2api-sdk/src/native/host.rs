@@ -202,6 +202,7 @@ impl Host {
             .consistent(stores.sessions)
             .job_store(stores.jobs)
             .tenant_storage(stores.tenants)
+            .logs(stores.logs)
             .coordinator(stores.coordinator)
             .media(stores.media)
             .spawner(Arc::new(TokioSpawn))
@@ -294,6 +295,7 @@ struct Stores {
     sessions: Arc<dyn Storage>,
     jobs: Arc<dyn Storage>,
     tenants: Arc<dyn Storage>,
+    logs: Arc<dyn crate::seams::LogStore>,
     coordinator: Arc<dyn Coordinator>,
     media: Arc<dyn MediaStore>,
     db: Option<SqliteDb>,
@@ -310,6 +312,7 @@ impl Stores {
             return Ok(Self {
                 jobs: memory(),
                 tenants: memory(),
+                logs: Arc::new(crate::logs::MemoryLogStore::new()),
                 storage: memory(),
                 sessions: memory(),
                 coordinator: Arc::new(MemoryCoordinator::new(clock.clone())),
@@ -343,6 +346,7 @@ impl Stores {
             sessions: Arc::new(db.storage(SESSIONS)),
             jobs: Arc::new(db.storage(JOBS)),
             tenants: Arc::new(db.storage(TENANTS)),
+            logs: Arc::new(db.logs()),
             coordinator: Arc::new(SqliteCoordinator::open(&db).await?),
             media: Arc::new(media),
             db: Some(db),

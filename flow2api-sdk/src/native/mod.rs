@@ -60,5 +60,6 @@ pub use serve::{
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
-    ImportReport, SqliteCoordinator, SqliteDb, SqliteError, SqliteStorage, DB_FILE, SNAPSHOT_FILE,
+    ImportReport, SqliteCoordinator, SqliteDb, SqliteError, SqliteLogStore, SqliteLogs,
+    SqliteStorage, DB_FILE, SNAPSHOT_FILE,
 };

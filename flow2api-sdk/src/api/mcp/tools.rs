@@ -247,6 +247,22 @@ pub(super) async fn call(call: Call, params: Value) -> Result<Answer, RpcError> 
         .meta
         .and_then(|m| m.progress_token)
         .filter(|t| t.is_string() || t.is_i64() || t.is_u64());
+    // A generation tool's call is a generation request: it gets a log row.
+    let log = call.caller.log().cloned();
+    if let Some(d) = &log {
+        let model = args.get("model").and_then(Value::as_str);
+        match p.name.as_str() {
+            "generate_image" => {
+                d.operation(crate::logs::LogKind::Image);
+                d.model(model.unwrap_or(images::DEFAULT_MODEL));
+            }
+            "generate_video" => {
+                d.video(false);
+                d.model(model.unwrap_or(DEFAULT_VIDEO_MODEL));
+            }
+            _ => {}
+        }
+    }
     let outcome = match p.name.as_str() {
         "generate_image" => generate_image(&call, arguments(&p.name, args)?)
             .await
@@ -263,6 +279,9 @@ pub(super) async fn call(call: Call, params: Value) -> Result<Answer, RpcError> 
             ))
         }
     };
+    if let (Some(d), Err(Refusal::Invalid(e) | Refusal::Failed(e))) = (&log, &outcome) {
+        d.failed(e);
+    }
     match outcome {
         Ok(answer) => Ok(answer),
         Err(Refusal::Invalid(e)) => Err(e.jsonrpc_error()),

@@ -1,7 +1,8 @@
 //! [`SqliteDb`]: the native host's state in one SQLite database file, and the seams over it:
 //! [`SqliteStorage`] (one handle per namespace) and [`SqliteCoordinator`].
 //!
-//! One file holds two tables:
+//! One file holds the request log's tables (`crate::logs::sql`, through [`SqliteDb::logs`])
+//! and two more:
 //!
 //! - `kv (ns, key, value, expires_ms)`: every [`Storage`](crate::Storage) namespace (account
 //!   records, admin sessions, video jobs…), so namespaces never collide;
@@ -14,6 +15,7 @@
 
 mod coordinator;
 mod import;
+mod logs;
 mod storage;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use crate::seams::{Clock, StorageError};
 
 pub use coordinator::SqliteCoordinator;
 pub use import::{ImportReport, SNAPSHOT_FILE};
+pub use logs::{SqliteLogStore, SqliteLogs};
 pub use storage::SqliteStorage;
 
 /// The database's file name under the data directory.
@@ -180,6 +183,7 @@ impl SqliteDb {
             });
         }
         writer.execute_batch(SCHEMA)?;
+        logs::create_schema(&writer)?;
         writer.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         let now = clock.now_ms();
         sweep(&writer, now)?;
@@ -211,6 +215,11 @@ impl SqliteDb {
     /// meet those of another.
     pub fn storage(&self, namespace: &str) -> SqliteStorage {
         SqliteStorage::new(self.clone(), namespace)
+    }
+
+    /// The request log in this database (its tables: `crate::logs::sql`).
+    pub fn logs(&self) -> SqliteLogStore {
+        crate::logs::sql::CommandLogStore(SqliteLogs::new(self.clone()))
     }
 
     /// Deletes every expired row now; returns how many. (Writes also do this, at most once a
