@@ -255,13 +255,28 @@ def test_console_walkthrough(browser: Browser, console_gw: Gateway) -> None:
             first.get_by_role("link").click()
             expect(page.get_by_role("heading", name=re.compile(r"^Request "))).to_be_visible()
             expect(page.locator("#log-request")).to_contain_text("lighthouse in fog")
+            expect(page.locator("#log-request")).not_to_contain_text("data:image")  # no image bytes
             v.shot("log-entry")
+            # Filters: both generations succeeded, so 2xx lists them and 4xx nothing.
+            page.get_by_role("link", name="← Back to the log").click()
+            page.get_by_label("Status").select_option("4xx")
+            page.get_by_role("button", name="Apply filters").click()
+            expect(page.get_by_text("No requests match.")).to_be_visible()
+            page.get_by_label("Status").select_option("2xx")
+            page.get_by_label("Model").fill(IMAGE_MODEL)
+            page.get_by_role("button", name="Apply filters").click()
+            expect(page.get_by_role("row").filter(has_text=IMAGE_MODEL)).to_have_count(2)
         else:
             expect(page.get_by_text("This gateway keeps no request log.")).to_be_visible()
             v.shot("logs")
 
         v.open("Stats", "Stats")
         expect(page.locator(".card").first).to_be_visible()
+        if has_log:
+            # Today's two images, in the cards, the charts and the account's row.
+            expect(page.locator(".card").filter(has_text="Images today")).to_contain_text("2")
+            expect(page.locator("svg.chart")).to_have_count(2)
+            expect(page.get_by_role("row").filter(has_text=gw.email)).to_be_visible()
         v.shot("stats")
         v.open("Password", "Change password")
         v.shot("password")
