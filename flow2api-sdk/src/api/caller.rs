@@ -13,9 +13,9 @@ use crate::tenants::Tenant;
 /// The API key a request was let in with. Only [`App::check_head`](super::App::check_head)
 /// makes one (a host cannot forge a caller by inserting its own).
 ///
-/// A generation request's caller also carries the request's log draft
-/// ([`super::recording`]), so that the handlers, which all receive the caller, can note what
-/// the log row should say.
+/// A generation request's caller also carries the request's log draft (the private
+/// `recording` module), so that the handlers, which all receive the caller, can note what the
+/// log row should say.
 #[derive(Debug, Clone)]
 pub struct Caller(Kind, Option<super::recording::LogDraft>);
 
