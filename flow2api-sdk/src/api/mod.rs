@@ -913,8 +913,9 @@ impl AppInner {
             return if self.admin_session_live(&given).await? {
                 Ok(Caller::root())
             } else {
+                // A 64-hex API key that is wrong lands here too: the message covers both.
                 Err(ApiError::unauthorized(
-                    "Invalid or expired admin session; log in again.",
+                    "Incorrect API key provided, or an admin session that has ended (log in again).",
                 ))
             };
         }
