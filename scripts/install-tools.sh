@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and running the worker needs: the wasm32 target, worker-build and
 # wasm-bindgen-cli (compiled into ~/.cargo/bin once; a version check skips them afterwards),
-# and the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json; and, for the
-# tests (tests/test_metrics.py), promtool from Debian's `prometheus` package when it is missing.
+# the npm packages (wrangler, binaryen's wasm-opt) from package-lock.json; and, for the tests,
+# promtool from Debian's `prometheus` (tests/test_metrics.py) and Debian's chromium
+# (tests/test_console.py) when they are missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS_ROOT="${TOOLS_ROOT:-$HOME/.cargo}"
@@ -32,6 +33,15 @@ if ! command -v promtool >/dev/null 2>&1 && [ "${SKIP_APT:-}" != 1 ]; then
   else
     echo "promtool is missing: install Prometheus (its promtool) for tests/test_metrics.py" >&2
   fi
+fi
+
+# The console's browser tests (tests/test_console.py) drive Debian's Chromium through
+# Playwright, which cannot download a browser of its own here.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
 fi
 
 if [ "${SKIP_NPM:-}" != 1 ]; then

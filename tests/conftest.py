@@ -535,7 +535,7 @@ def _nobuild_config(main: Path | None = None) -> Path:
     return path
 
 
-_WORKER_SOURCES = ("edge-worker/src", "edge-worker/Cargo.toml", "flow2api-sdk/src",
+_WORKER_SOURCES = ("edge-worker/src", "edge-worker/Cargo.toml", "flow2api-sdk/src", "flow2api-sdk/console",
                    "flow2api-sdk/Cargo.toml", "Cargo.lock")
 
 

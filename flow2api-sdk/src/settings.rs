@@ -81,10 +81,69 @@ pub struct SettingView {
     pub default: Option<&'static str>,
     /// What the setting accepts, in words.
     pub accepts: String,
+    /// What it accepts, for a form: the kind of input and its bounds or choices.
+    pub input: SettingInput,
     /// True for secrets (shown masked, never in clear).
     pub secret: bool,
     /// What it does.
     pub about: &'static str,
+}
+
+/// What a setting accepts, shaped for a form (the operator's console renders one input per
+/// setting from it and checks values before sending them; the server checks again).
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingInput {
+    /// `url`, `text`, `secret`, `flag`, `integer`, `seconds`, `one_of`, `list_of`,
+    /// `origins` or `proxy`.
+    pub kind: &'static str,
+    /// The smallest value (`integer`, `seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The largest value (`integer`, `seconds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The words accepted (`one_of`, `list_of`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choices: Option<&'static [&'static str]>,
+}
+
+impl From<config::Accepts> for SettingInput {
+    fn from(a: config::Accepts) -> Self {
+        use config::Accepts as A;
+        let plain = |kind| Self {
+            kind,
+            min: None,
+            max: None,
+            choices: None,
+        };
+        match a {
+            A::Url => plain("url"),
+            A::Text => plain("text"),
+            A::Secret => plain("secret"),
+            A::Flag => plain("flag"),
+            A::Origins => plain("origins"),
+            A::Proxy => plain("proxy"),
+            // Bounds are far inside f64's exact integers.
+            A::Integer { min, max } => Self {
+                min: Some(min as f64),
+                max: Some(max as f64),
+                ..plain("integer")
+            },
+            A::Seconds { min, max } => Self {
+                min: Some(min),
+                max: Some(max),
+                ..plain("seconds")
+            },
+            A::OneOf(words) => Self {
+                choices: Some(words),
+                ..plain("one_of")
+            },
+            A::ListOf(words) => Self {
+                choices: Some(words),
+                ..plain("list_of")
+            },
+        }
+    }
 }
 
 /// Every setting with its current value and where it comes from.
@@ -103,6 +162,7 @@ pub fn view(base: &Config, overrides: &Overrides) -> Vec<SettingView> {
                 source,
                 default: s.default,
                 accepts: s.accepts.to_string(),
+                input: s.accepts.into(),
                 secret: s.is_secret(),
                 about: s.about,
             }

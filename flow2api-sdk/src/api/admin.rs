@@ -315,6 +315,22 @@ impl AppInner {
                     "Missing admin token (POST /api/login).",
                 )
             })?;
+        if self.admin_session_live(token).await? {
+            Ok(token)
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Invalid or expired admin token.",
+            ))
+        }
+    }
+
+    /// Whether `token` is a live admin session: its record exists and was opened in the
+    /// current epoch (a password change ends every earlier one).
+    ///
+    /// # Errors
+    /// 503 when the session store cannot be read.
+    pub(super) async fn admin_session_live(&self, token: &str) -> Result<bool, ApiError> {
         // One round trip for both records (one Durable Object call at the edge).
         let keys = [admin_auth::session_key(token), CREDENTIALS_KEY.to_owned()];
         let mut records = self
@@ -329,13 +345,10 @@ impl AppInner {
             .map_err(|_| session_storage_unavailable())?
             .credentials
             .epoch;
-        match session.as_deref().and_then(admin_auth::session_epoch) {
-            Some(e) if e == epoch => Ok(token),
-            _ => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "Invalid or expired admin token.",
-            )),
-        }
+        Ok(session
+            .as_deref()
+            .and_then(admin_auth::session_epoch)
+            .is_some_and(|e| e == epoch))
     }
 
     pub(crate) async fn admin_route(

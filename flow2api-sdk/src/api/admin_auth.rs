@@ -145,6 +145,18 @@ pub(crate) fn session_key(token: &str) -> String {
     )
 }
 
+/// How many hex digits a session token has (`POST /api/login` draws 32 random bytes).
+pub(crate) const SESSION_TOKEN_HEX: usize = 64;
+
+/// Whether `token` could be a session token (64 lowercase hex digits): only such a bearer on
+/// an API route is looked up as an admin session, so an ordinary API key costs no extra read.
+pub(crate) fn is_session_shaped(token: &str) -> bool {
+    token.len() == SESSION_TOKEN_HEX
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A session record opened in `epoch`.
 pub(crate) fn session_record(epoch: u64) -> Bytes {
     Bytes::from(serde_json::json!({ "epoch": epoch }).to_string())
@@ -207,5 +219,9 @@ mod tests {
         assert_eq!(session_epoch(b"garbage"), None);
         assert_ne!(session_key("a"), session_key("b"));
         assert!(!session_key("token").contains("token"));
+        assert!(is_session_shaped(&"0a".repeat(32)));
+        assert!(!is_session_shaped(&"0A".repeat(32)));
+        assert!(!is_session_shaped(&"0a".repeat(31)));
+        assert!(!is_session_shaped("sk-f2a-0123"));
     }
 }

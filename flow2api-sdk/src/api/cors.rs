@@ -16,6 +16,10 @@ pub(crate) fn apply(
     admin_origins: &[String],
 ) {
     let h = resp.headers_mut();
+    if super::console::is_console_url(path) {
+        // The console's own files: same-origin only, nothing for other sites to read.
+        return;
+    }
     if path == "/api" || path.starts_with("/api/") {
         admin(h, origin, admin_origins);
     } else {

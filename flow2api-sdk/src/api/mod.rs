@@ -11,6 +11,7 @@ mod builder;
 mod caller;
 mod captcha_admin;
 mod client_addr;
+mod console;
 mod cors;
 mod error;
 mod gemini_image;
@@ -637,6 +638,7 @@ impl AppInner {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let (needs_key, dialect) = match segments.as_slice() {
             ["health"] | ["metrics"] | ["media", _] | ["api", ..] => (false, Dialect::OpenAi),
+            segs if console::is_console_path(segs) => (false, Dialect::OpenAi),
             ["mcp"] => (true, Dialect::JsonRpc),
             segs if is_gemini_path(segs) => (true, Dialect::Gemini),
             ["v1", "models", ..] if is_gemini_client(&parts.headers) => (true, Dialect::Gemini),
@@ -726,6 +728,9 @@ impl AppInner {
         let result = match (&method, segments.as_slice()) {
             (&Method::GET, ["health"]) => Ok(inner.health().await),
             (&Method::GET, ["metrics"]) => inner.metrics(req.headers()).await,
+            (_, segs) if console::is_console_path(segs) => {
+                console::serve(&method, &path, segs, req.headers())
+            }
             (&Method::GET, ["media", id]) => inner.serve_media(id, req.headers()).await,
             // What a player asks before it seeks: the same head, no body.
             (&Method::HEAD, ["media", id]) => {
@@ -908,7 +913,9 @@ impl AppInner {
     }
 
     /// Who the key of a request's head belongs to: the root key (`API_KEY`, compared first, in
-    /// constant time, with no storage call) or a tenant ([`Tenants::authenticate`]).
+    /// constant time, with no storage call), a live admin session sent as
+    /// `Authorization: Bearer` (the console's playground; the root caller), or a tenant
+    /// ([`Tenants::authenticate`]).
     async fn resolve_caller(
         &self,
         h: &http::HeaderMap,
@@ -928,6 +935,18 @@ impl AppInner {
         };
         if expected.ct_eq(&given) {
             return Ok(Caller::root());
+        }
+        // The console's admin session, sent as a bearer: the root caller while it lives. Only
+        // a session-shaped bearer is looked up, so ordinary keys cost no extra read.
+        if admin_auth::is_session_shaped(&given) && h.contains_key(header::AUTHORIZATION) {
+            return if self.admin_session_live(&given).await? {
+                Ok(Caller::root())
+            } else {
+                // A 64-hex API key that is wrong lands here too: the message covers both.
+                Err(ApiError::unauthorized(
+                    "Incorrect API key provided, or an admin session that has ended (log in again).",
+                ))
+            };
         }
         match self.tenants.authenticate(&given).await {
             Ok(Some(tenant)) => Ok(Caller::tenant_of(tenant)),
