@@ -17,14 +17,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::seams::{Expect, Storage, StorageError};
+use crate::seams::{update_json, Storage, StorageError};
 
 /// How often a process adds what it counted to the shared totals (at most).
 pub const FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// The shared totals' key in the consistent store.
 const TOTALS_KEY: &str = "metrics/totals";
-/// Conditional-write attempts before a delta waits for the next flush.
-const WRITE_ATTEMPTS: usize = 8;
 
 /// Upper bounds (seconds) of the request latency buckets.
 pub const REQUEST_BUCKETS: &[f64] = &[
@@ -263,7 +261,11 @@ impl Metrics {
         if delta.is_empty() {
             return Ok(());
         }
-        match add_to_totals(store, &delta).await {
+        match update_json(store, TOTALS_KEY, "metrics", |t: &mut MetricsView| {
+            t.add(&delta)
+        })
+        .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.with(|v| v.add(&delta));
@@ -302,33 +304,6 @@ async fn load_totals(store: &dyn Storage) -> Result<MetricsView, StorageError> {
         .await?
         .and_then(|raw| serde_json::from_slice(&raw).ok())
         .unwrap_or_default())
-}
-
-/// Adds `delta` to the shared totals, by conditional write where the store has them (the last
-/// writer wins elsewhere).
-async fn add_to_totals(store: &dyn Storage, delta: &MetricsView) -> Result<(), StorageError> {
-    let conditional = store.capabilities().conditional_writes;
-    for _ in 0..WRITE_ATTEMPTS {
-        let raw = store.get(TOTALS_KEY).await?;
-        let mut total: MetricsView = raw
-            .as_deref()
-            .and_then(|r| serde_json::from_slice(r).ok())
-            .unwrap_or_default();
-        total.add(delta);
-        let value = serde_json::to_vec(&total)
-            .map_err(|e| StorageError(format!("metrics: {e}")))?
-            .into();
-        if !conditional {
-            return store.put(TOTALS_KEY, value, None).await;
-        }
-        let expect = raw.map_or(Expect::Absent, Expect::Value);
-        if store.put_if(TOTALS_KEY, value, None, expect).await? {
-            return Ok(());
-        }
-    }
-    Err(StorageError(format!(
-        "metrics: {TOTALS_KEY} kept changing under {WRITE_ATTEMPTS} attempts"
-    )))
 }
 
 /// A metric family's type.

@@ -251,6 +251,11 @@ export default {
           method: "POST",
           body: JSON.stringify({ op: "append", record, retention: { max_entries: 10000, max_age_ms: 2592000000 } }),
         })).text();
+        // The request's JSON log line, as the gateway writes one per request.
+        console.log(JSON.stringify({
+          request_id: id, method: req.method, path: new URL(req.url).pathname, status: 200,
+          duration_ms: Date.now() - created * 1000, subrequests: 6,
+        }));
       })(),
     );
     return new Response(readable, {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::seams::{CaptchaErrorKind, Expect, Storage, StorageError};
+use crate::seams::{update_json, CaptchaErrorKind, Storage, StorageError};
 
 /// How often a process adds what it counted to the shared totals (at most).
 pub const FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -23,8 +23,6 @@ const SOLVERS_KEY: &str = "captcha-stats/solvers";
 /// The prefix of the shared per-account totals (one record per account, so that a large pool
 /// never makes one record too large for a Durable Object value).
 const ACCOUNT_PREFIX: &str = "captcha-stats/account/";
-/// Conditional-write attempts of one shared record before its delta waits for the next flush.
-const WRITE_ATTEMPTS: usize = 8;
 
 /// One solver's or account's counters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -246,14 +244,25 @@ impl CaptchaStats {
         let mut unwritten = CaptchaStatsView::default();
         let mut failure = None;
         if !delta.solvers.is_empty() {
-            if let Err(e) = add_to_record(store, SOLVERS_KEY, &delta.solvers).await {
+            if let Err(e) = update_json(
+                store,
+                SOLVERS_KEY,
+                "captcha stats",
+                |t: &mut BTreeMap<String, CaptchaCounters>| t.absorb(&delta.solvers),
+            )
+            .await
+            {
                 unwritten.solvers = delta.solvers.clone();
                 failure = Some(e);
             }
         }
         for (account, counters) in &delta.accounts {
             let key = format!("{ACCOUNT_PREFIX}{account}");
-            if let Err(e) = add_to_record(store, &key, counters).await {
+            if let Err(e) = update_json(store, &key, "captcha stats", |t: &mut CaptchaCounters| {
+                t.absorb(counters)
+            })
+            .await
+            {
                 unwritten.accounts.insert(account.clone(), counters.clone());
                 failure = Some(e);
             }
@@ -285,37 +294,6 @@ impl Counts for BTreeMap<String, CaptchaCounters> {
             self.entry(k.clone()).or_default().add(c);
         }
     }
-}
-
-/// Adds `delta` to the record at `key`, by conditional write where the store has them (the
-/// last writer wins elsewhere).
-async fn add_to_record<T: Counts>(
-    store: &dyn Storage,
-    key: &str,
-    delta: &T,
-) -> Result<(), StorageError> {
-    let conditional = store.capabilities().conditional_writes;
-    for _ in 0..WRITE_ATTEMPTS {
-        let raw = store.get(key).await?;
-        let mut total: T = raw
-            .as_deref()
-            .and_then(|r| serde_json::from_slice(r).ok())
-            .unwrap_or_default();
-        total.absorb(delta);
-        let value = serde_json::to_vec(&total)
-            .map_err(|e| StorageError(format!("captcha stats: {e}")))?
-            .into();
-        if !conditional {
-            return store.put(key, value, None).await;
-        }
-        let expect = raw.map_or(Expect::Absent, Expect::Value);
-        if store.put_if(key, value, None, expect).await? {
-            return Ok(());
-        }
-    }
-    Err(StorageError(format!(
-        "captcha stats: {key} kept changing under {WRITE_ATTEMPTS} attempts"
-    )))
 }
 
 /// The shared per-solver totals in `store` (one read; the per-account ones are not read).

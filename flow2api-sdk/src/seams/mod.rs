@@ -448,6 +448,10 @@ pub mod logs;
 
 pub use logs::{LogFilter, LogRecord, LogStore, Retention};
 
+mod update;
+
+pub(crate) use update::update_json;
+
 // ---------------------------------------------------------------------------------------------
 // Coordination
 // ---------------------------------------------------------------------------------------------
