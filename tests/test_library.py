@@ -146,7 +146,8 @@ def test_axum_mount_example_serves_the_gateway_under_a_prefix(examples: Path) ->
                      admin_password=admin_password)
         register_account(gw)  # admin login and POST /api/tokens, through the prefix
 
-        assert ok_json(gw.http.get("/health")) == {"status": "ok"}
+        health = ok_json(gw.http.get("/health"))
+        assert health["status"] == "ok" and health["backend_running"] is True, health
         models = ok_json(gw.http.get("/v1/models", headers=gw.auth()))
         assert "gemini-3.1-flash-image-landscape" in [m["id"] for m in models["data"]]
         openai_error(gw.http.get("/v1/models"), 401)
